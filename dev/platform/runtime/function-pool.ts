@@ -1,0 +1,111 @@
+// One Deno process per Edge Function, started on first request, restarted after a crash or a
+// code change. A crash or a boot error in one function never touches the others.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import type { Logger } from "../../stack/log.ts";
+
+export class FunctionBootError extends Error {}
+
+interface Instance {
+  proc: ChildProcess;
+  ready: Promise<number>;
+  stderrTail: string[];
+}
+
+export interface PoolOptions {
+  root: string;
+  functionsDir: string;
+  env: () => Record<string, string>;
+  logsDir: string;
+  log: Logger;
+  bootTimeoutMs?: number;
+}
+
+export const FUNCTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
+
+export class FunctionPool {
+  private instances = new Map<string, Instance>();
+  private readonly opts: PoolOptions;
+  constructor(opts: PoolOptions) {
+    this.opts = opts;
+    fs.mkdirSync(opts.logsDir, { recursive: true });
+  }
+
+  exists(name: string) {
+    return FUNCTION_NAME.test(name) && !name.startsWith("_") && fs.existsSync(this.entry(name));
+  }
+
+  private entry(name: string) {
+    return path.join(this.opts.functionsDir, name, "index.ts");
+  }
+
+  /** Returns the loopback port of a running instance, starting one if needed. */
+  async port(name: string): Promise<number> {
+    let inst = this.instances.get(name);
+    if (!inst) {
+      inst = this.start(name);
+      this.instances.set(name, inst);
+    }
+    return inst.ready;
+  }
+
+  private start(name: string): Instance {
+    const { root, env, log, logsDir } = this.opts;
+    const host = path.join(root, "dev", "platform", "runtime", "function-host.ts");
+    const proc = spawn("deno", [
+      "run", "--no-prompt", `--config=${path.join(root, "deno.json")}`,
+      "--allow-net", "--allow-env", "--allow-read", "--allow-sys", `--allow-write=${process.env.TMPDIR ?? "/tmp"}`,
+      host, this.entry(name),
+    ], { cwd: root, env: env(), stdio: ["ignore", "pipe", "pipe"] });
+    const out = fs.createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
+    const stderrTail: string[] = [];
+    const ready = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new FunctionBootError(`function ${name} did not start within ${this.opts.bootTimeoutMs ?? 30000} ms`));
+        proc.kill("SIGKILL");
+      }, this.opts.bootTimeoutMs ?? 30_000);
+      readline.createInterface({ input: proc.stdout! }).on("line", (line) => {
+        if (line.startsWith('{"__function_host_ready":')) {
+          clearTimeout(timer);
+          resolve(JSON.parse(line).__function_host_ready);
+        } else out.write(line + "\n");
+      });
+      readline.createInterface({ input: proc.stderr! }).on("line", (line) => {
+        out.write(line + "\n");
+        stderrTail.push(line);
+        if (stderrTail.length > 20) stderrTail.shift();
+      });
+      proc.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        if (this.instances.get(name)?.proc === proc) this.instances.delete(name);
+        log.warn("function process exited", { function: name, code, signal });
+        // Strip ANSI colour codes so the boot error reads cleanly in the JSON envelope.
+        reject(new FunctionBootError(stderrTail.join("\n").replace(/\x1b\[[0-9;]*m/g, "").slice(-2000) || `exited with code ${code}`));
+      });
+    });
+    ready.then((port) => log.info("function started", { function: name, port, pid: proc.pid }), () => {});
+    return { proc, ready, stderrTail };
+  }
+
+  /** Stops every instance; the next request starts a fresh one (used on code changes). */
+  restartAll(reason: string) {
+    for (const [name, inst] of this.instances) {
+      this.opts.log.info("restarting function", { function: name, reason });
+      inst.proc.kill("SIGTERM");
+    }
+    this.instances.clear();
+  }
+
+  async stop() {
+    const procs = [...this.instances.values()].map((i) => i.proc);
+    this.instances.clear();
+    await Promise.all(procs.map((p) => new Promise<void>((r) => {
+      if (p.exitCode !== null || p.signalCode !== null) return r();
+      p.once("exit", () => r());
+      p.kill("SIGTERM");
+      setTimeout(() => p.kill("SIGKILL"), 3000).unref();
+    })));
+  }
+}

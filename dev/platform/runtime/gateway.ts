@@ -1,0 +1,146 @@
+// The local API gateway on :54321. Serves every folder of supabase/functions under
+// /functions/v1/<name> the way the hosted gateway does: CORS preflight, JWT verification unless
+// config.toml sets verify_jwt = false, a request id on every answer, hosted env names injected.
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import crypto from "node:crypto";
+import { corsHeaders } from "../../../supabase/functions/_shared/cors.ts";
+import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
+import { logger } from "../../stack/log.ts";
+import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
+import { FunctionBootError, FunctionPool } from "./function-pool.ts";
+import { verifyBearer } from "./jwt.ts";
+
+const log = logger("gateway");
+const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../../..");
+const SUPABASE_DIR = path.join(ROOT, "supabase");
+const FUNCTIONS_DIR = path.join(SUPABASE_DIR, "functions");
+const PORT = Number(process.env.GATEWAY_PORT ?? 54321);
+const JWT_SECRET = process.env.JWT_SECRET;
+if (!JWT_SECRET) throw new Error("JWT_SECRET is required");
+const secret = new TextEncoder().encode(JWT_SECRET);
+
+/** The env a function sees: hosted names, the stack's service settings, and supabase/functions/.env. */
+function functionEnv(): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    DENO_DIR: process.env.DENO_DIR ?? "",
+    DENO_NO_UPDATE_CHECK: "1",
+    SB_REGION: "local",
+  };
+  for (const k of ["SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL"]) {
+    env[k] = process.env[k] ?? "";
+  }
+  for (const file of [process.env.FUNCTIONS_ENV_FILE, path.join(FUNCTIONS_DIR, ".env")]) {
+    if (file && fs.existsSync(file)) Object.assign(env, parseEnvFile(fs.readFileSync(file, "utf8")));
+  }
+  return env;
+}
+
+function parseEnvFile(text: string) {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line);
+    if (m) out[m[1]] = m[2].replace(/^(['"])(.*)\1$/, "$2");
+  }
+  return out;
+}
+
+let config: ProjectConfig = loadProjectConfig(SUPABASE_DIR);
+let configMtime = 0;
+function projectConfig() {
+  const mtime = fs.statSync(path.join(SUPABASE_DIR, "config.toml")).mtimeMs;
+  if (mtime !== configMtime) {
+    config = loadProjectConfig(SUPABASE_DIR);
+    configMtime = mtime;
+  }
+  return config;
+}
+
+const pool = new FunctionPool({
+  root: ROOT,
+  functionsDir: FUNCTIONS_DIR,
+  env: functionEnv,
+  logsDir: path.join(process.env.STACK_LOGS_DIR ?? path.join(ROOT, ".stack", "logs"), "functions"),
+  log,
+});
+
+// Code changes restart the functions (hot reload); debounced because editors write in bursts.
+let reloadTimer: NodeJS.Timeout | undefined;
+fs.watch(FUNCTIONS_DIR, { recursive: true }, (_e, file) => {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => pool.restartAll(`changed ${file}`), 200);
+});
+
+function sendError(res: http.ServerResponse, status: number, code: string, message: string, requestId: string) {
+  res.writeHead(status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+  res.end(JSON.stringify(errorBody(code, message, requestId)));
+}
+
+const server = http.createServer(async (req, res) => {
+  const started = performance.now();
+  const given = req.headers["x-request-id"];
+  const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+  const url = new URL(req.url ?? "/", "http://localhost");
+  res.on("finish", () => {
+    log.info("request", { request_id: requestId, method: req.method, path: url.pathname, status: res.statusCode, ms: +(performance.now() - started).toFixed(2) });
+  });
+
+  if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+  const m = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
+  if (!m) return sendError(res, 404, "not_found", `No route for ${url.pathname}.`, requestId);
+  const name = decodeURIComponent(m[1]);
+  if (!pool.exists(name)) return sendError(res, 404, "function_not_found", `Function ${name} does not exist.`, requestId);
+  if (req.method === "OPTIONS") {
+    res.writeHead(204, { ...corsHeaders, "x-request-id": requestId });
+    return void res.end();
+  }
+
+  if (projectConfig().verifyJwt(name)) {
+    const check = await verifyBearer(req.headers.authorization, secret);
+    if (!check.ok) return sendError(res, 401, check.code, check.message, requestId);
+  }
+
+  let port: number;
+  try {
+    port = await pool.port(name);
+  } catch (e) {
+    const message = e instanceof FunctionBootError ? `Function ${name} failed to start: ${e.message}` : String(e);
+    log.error("function boot failed", { request_id: requestId, function: name, error: message });
+    return sendError(res, 503, "function_boot_error", message, requestId);
+  }
+
+  const upstream = http.request({
+    host: "127.0.0.1", port, method: req.method, path: url.pathname + url.search,
+    headers: { ...req.headers, "x-request-id": requestId, "x-forwarded-for": req.socket.remoteAddress ?? "" },
+  }, (up) => {
+    const headers = { ...up.headers };
+    for (const [k, v] of Object.entries(corsHeaders)) if (!(k.toLowerCase() in headers)) headers[k.toLowerCase()] = v;
+    headers["x-request-id"] = requestId;
+    res.writeHead(up.statusCode ?? 502, headers);
+    up.pipe(res);
+  });
+  upstream.on("error", (e) => {
+    log.error("function crashed during request", { request_id: requestId, function: name, error: String(e) });
+    if (!res.headersSent) sendError(res, 502, "function_crashed", `Function ${name} stopped while handling the request.`, requestId);
+    else res.destroy();
+  });
+  req.pipe(upstream);
+});
+server.keepAliveTimeout = 65_000;
+
+server.on("error", (e) => {
+  log.error("gateway failed", { error: String(e) });
+  process.exit(1);
+});
+server.listen(PORT, "127.0.0.1", () => log.info("listening", { port: PORT, functions: FUNCTIONS_DIR }));
+
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, async () => {
+    server.close();
+    await pool.stop();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,213 @@
+// The Docker-less local stack: `start` (idempotent), `stop`, `status`, `token`, `pgtap`, `gen-types`.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { DB_URL, HOST, PORTS, ROOT, STATE, paths } from "./config.ts";
+import { logger } from "./log.ts";
+import * as pg from "./postgres.ts";
+import { canConnect, portOwner, readPid, spawnDetached, stopProcess, waitFor } from "./processes.ts";
+import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
+import { services, writeFunctionsEnv, type Service } from "./services.ts";
+import { loadProjectConfig } from "../platform/project-config.ts";
+import { mintAccessToken, TokenError } from "../platform/auth/tokens.ts";
+
+const log = logger("stack");
+
+class StartError extends Error {}
+
+function tail(file: string, lines = 15) {
+  try {
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
+  const taken: string[] = [];
+  const ports = [...todo.flatMap((s) => s.ports.map((p) => [s.name, p] as const)), ...(pgNeeded ? [["postgres", PORTS.postgres] as const] : [])];
+  for (const [name, port] of ports) {
+    if (await canConnect(port)) taken.push(`port ${port} (for ${name}) is already taken by ${portOwner(port)}`);
+  }
+  if (taken.length) throw new StartError(`cannot start: ${taken.join("; ")}. Stop that process or free the port; nothing was started.`);
+}
+
+async function start() {
+  fs.mkdirSync(STATE, { recursive: true });
+  const secrets = await ensureSecrets();
+  const all = services(secrets);
+  const todo = all.filter((s) => !readPid(s.name));
+  const pgRunning = pg.clusterExists() && pg.pgIsRunning();
+  await checkPortsFree(todo, !pgRunning);
+
+  const startedHere: string[] = [];
+  try {
+    let fresh = false;
+    if (!pg.clusterExists()) {
+      log.info("creating postgres cluster", { data: pg.clusterExists() });
+      pg.initCluster();
+      fresh = true;
+    }
+    if (!pgRunning) {
+      pg.startPostgres();
+      startedHere.push("postgres");
+      log.info("postgres started", { port: PORTS.postgres });
+    }
+    const n = pg.applyBaseline();
+    log.info("platform baseline applied", { files: n });
+    try {
+      const out = pg.applyMigrations().output;
+      log.info("migrations applied", { output: out.trim().split("\n")[0] });
+    } catch (e) {
+      if (e instanceof pg.MigrationError) throw new StartError(`a migration failed, the stack will not start:\n${e.message}`);
+      throw e;
+    }
+    if (fresh) {
+      pg.loadSeed();
+      log.info("seed loaded");
+    }
+    writeFunctionsEnv(secrets);
+    for (const s of todo) {
+      s.prepare?.();
+      spawnDetached(s);
+      startedHere.push(s.name);
+      try {
+        await waitFor(s.name, s.healthy, 30_000);
+      } catch {
+        throw new StartError(`${s.name} did not become healthy. Its log (${path.join(paths.logs, s.name + ".log")}) ends:\n${tail(path.join(paths.logs, s.name + ".log"))}`);
+      }
+      log.info("service up", { service: s.name });
+    }
+    await waitFor("health function", async () => {
+      try {
+        return (await fetch(`http://${HOST}:${PORTS.gateway}/functions/v1/health`)).status === 200;
+      } catch {
+        return false;
+      }
+    }, 60_000, path.join(paths.logs, "functions", "health.log"));
+  } catch (e) {
+    // Nothing half-started: undo what this run started.
+    for (const name of startedHere.reverse()) {
+      if (name === "postgres") pg.stopPostgres();
+      else await stopProcess(name);
+    }
+    throw e;
+  }
+  printStatus(secrets, await statusRows(secrets));
+}
+
+async function stop() {
+  const secrets = readSecrets();
+  const names = secrets ? services(secrets).map((s) => s.name).reverse() : [];
+  for (const name of names) if (await stopProcess(name)) log.info("stopped", { service: name });
+  if (pg.stopPostgres()) log.info("stopped", { service: "postgres" });
+}
+
+interface Row {
+  name: string;
+  pid: number | null;
+  healthy: boolean;
+  url: string;
+}
+
+async function statusRows(secrets: StackSecrets): Promise<Row[]> {
+  const rows: Row[] = [{
+    name: "postgres", pid: pg.pgIsRunning() ? pg.pgPid() : null, healthy: await canConnect(PORTS.postgres), url: DB_URL,
+  }];
+  for (const s of services(secrets)) {
+    const pid = readPid(s.name);
+    rows.push({ name: s.name, pid, healthy: pid !== null && (await s.healthy()), url: s.url });
+  }
+  return rows;
+}
+
+function printStatus(secrets: StackSecrets, rows: Row[]) {
+  const w = Math.max(...rows.map((r) => r.name.length));
+  console.log("\nLocal stack (saas-backend)\n");
+  for (const r of rows) {
+    const state = r.pid === null ? "stopped" : r.healthy ? "running" : "unhealthy";
+    console.log(`  ${r.name.padEnd(w)}  ${state.padEnd(9)}  ${r.pid ?? "-"}\t${r.url}`);
+  }
+  console.log(`
+         API URL: http://${HOST}:${PORTS.gateway}
+   Functions URL: http://${HOST}:${PORTS.gateway}/functions/v1
+          DB URL: ${DB_URL}
+      JWT secret: ${secrets.jwtSecret}
+        anon key: ${secrets.anonKey}
+service_role key: ${secrets.serviceRoleKey}
+  Upstash (REST): http://${HOST}:${PORTS.upstash}  token ${secrets.upstashToken}
+  MQTT (service): user service  password ${secrets.mqttServicePassword}
+            Logs: ${paths.logs}
+`);
+}
+
+async function status() {
+  const secrets = readSecrets();
+  if (!secrets) {
+    console.log("The stack has never been started here. Run: npm start");
+    return 1;
+  }
+  const rows = await statusRows(secrets);
+  printStatus(secrets, rows);
+  return rows.every((r) => r.pid !== null && r.healthy) ? 0 : 1;
+}
+
+async function token(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: { user: { type: "string" }, email: { type: "string" }, "expires-in": { type: "string" }, claims: { type: "boolean" } },
+  });
+  const secrets = readSecrets();
+  if (!secrets) throw new StartError("the stack has no secrets yet: run npm start first");
+  const sql = postgres(DB_URL, { max: 1, onnotice: () => {} });
+  try {
+    const { token: t, claims } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), {
+      userId: values.user, email: values.email, expiresIn: values["expires-in"] ? Number(values["expires-in"]) : undefined,
+      supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
+    });
+    console.log(values.claims ? JSON.stringify(claims, null, 2) : t);
+  } finally {
+    await sql.end();
+  }
+}
+
+function pgtap(argv: string[]) {
+  const dir = path.join(ROOT, "supabase", "tests", "database");
+  const files = argv.length ? argv : fs.readdirSync(dir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(dir, f));
+  const r = spawnSync("pg_prove", ["--ext", ".sql", "-h", HOST, "-p", String(PORTS.postgres), "-U", "postgres", "-d", "postgres", ...files], {
+    stdio: "inherit", env: { ...process.env, PGPASSWORD: "postgres" },
+  });
+  return r.status ?? 1;
+}
+
+function genTypes() {
+  const out = path.join(ROOT, "supabase", "functions", "_shared", "database.types.ts");
+  const r = spawnSync("supabase", ["gen", "types", "typescript", `--remote=${DB_URL}`, "--schema", "public", "--workdir", ROOT], {
+    encoding: "utf8", cwd: ROOT, maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.status !== 0) throw new StartError(`supabase gen types failed:\n${r.stderr}`);
+  fs.writeFileSync(out, r.stdout);
+  console.log(`wrote ${path.relative(ROOT, out)}`);
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+try {
+  switch (cmd) {
+    case "start": await start(); break;
+    case "stop": await stop(); break;
+    case "status": process.exitCode = await status(); break;
+    case "token": await token(rest); break;
+    case "pgtap": process.exitCode = pgtap(rest); break;
+    case "gen-types": genTypes(); break;
+    default:
+      console.error("usage: stack start|stop|status|token [--email E | --user ID] [--claims]|pgtap [files]|gen-types");
+      process.exitCode = 2;
+  }
+} catch (e) {
+  if (e instanceof StartError || e instanceof TokenError) {
+    console.error(`\n${e.message}\n`);
+    process.exitCode = 1;
+  } else throw e;
+}

@@ -1,0 +1,50 @@
+// The stack's secrets, made once on first start and kept in .stack/secrets.json (git-ignored):
+// the JWT secret, the anon and service_role keys signed with it, and service credentials.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { SignJWT } from "jose";
+import { paths } from "./config.ts";
+
+export interface StackSecrets {
+  jwtSecret: string;
+  anonKey: string;
+  serviceRoleKey: string;
+  upstashToken: string;
+  mqttServicePassword: string;
+}
+
+const TEN_YEARS = 10 * 365 * 24 * 3600;
+
+async function apiKey(role: "anon" | "service_role", secret: string) {
+  const now = Math.floor(Date.now() / 1000);
+  return await new SignJWT({ iss: "supabase-demo", role })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt(now)
+    .setExpirationTime(now + TEN_YEARS)
+    .sign(new TextEncoder().encode(secret));
+}
+
+export async function ensureSecrets(): Promise<StackSecrets> {
+  const existing = readSecrets();
+  if (existing) return existing;
+  const jwtSecret = crypto.randomBytes(32).toString("hex");
+  const secrets: StackSecrets = {
+    jwtSecret,
+    anonKey: await apiKey("anon", jwtSecret),
+    serviceRoleKey: await apiKey("service_role", jwtSecret),
+    upstashToken: crypto.randomBytes(24).toString("base64url"),
+    mqttServicePassword: crypto.randomBytes(24).toString("base64url"),
+  };
+  fs.mkdirSync(path.dirname(paths.secrets), { recursive: true });
+  fs.writeFileSync(paths.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+export function readSecrets(): StackSecrets | null {
+  try {
+    return JSON.parse(fs.readFileSync(paths.secrets, "utf8")) as StackSecrets;
+  } catch {
+    return null;
+  }
+}

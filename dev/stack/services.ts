@@ -1,0 +1,158 @@
+// The stack's long-running services other than Postgres: what to run, how to tell it is healthy.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { DB_URL, HOST, PORTS, ROOT, STATE, paths } from "./config.ts";
+import { canConnect, type Spawnable } from "./processes.ts";
+import type { StackSecrets } from "./secrets.ts";
+
+export interface Service extends Spawnable {
+  ports: number[];
+  prepare?: () => void;
+  healthy: () => Promise<boolean>;
+  url: string;
+}
+
+const isRoot = process.getuid?.() === 0;
+const nodeBin = path.join(ROOT, "node_modules", ".bin", "node");
+const FRESHCLAM_DB = "/var/lib/clamav";
+
+function hasFreshclamDb() {
+  try {
+    return fs.readdirSync(FRESHCLAM_DB).some((f) => /^(main|daily)\.(cvd|cld)$/.test(f));
+  } catch {
+    return false;
+  }
+}
+
+function prepareClamd() {
+  const dir = paths.clamav;
+  const db = path.join(dir, "db");
+  fs.mkdirSync(db, { recursive: true });
+  // Always include the project's test signatures; use freshclam's database too when present.
+  fs.copyFileSync(path.join(ROOT, "dev", "platform", "clamav", "test-signatures.ndb"), path.join(db, "test-signatures.ndb"));
+  if (hasFreshclamDb()) {
+    for (const f of fs.readdirSync(FRESHCLAM_DB)) {
+      if (/\.(cvd|cld)$/.test(f) && !fs.existsSync(path.join(db, f))) fs.symlinkSync(path.join(FRESHCLAM_DB, f), path.join(db, f));
+    }
+  }
+  fs.writeFileSync(path.join(dir, "clamd.conf"), [
+    "Foreground yes",
+    `TCPSocket ${PORTS.clamd}`,
+    `TCPAddr ${HOST}`,
+    `DatabaseDirectory ${db}`,
+    "LogTime yes",
+    "LogVerbose no",
+    // Room for the 50 MB files the file-processing benchmark scans.
+    "StreamMaxLength 100M",
+    "MaxFileSize 100M",
+    "MaxScanSize 200M",
+    "MaxThreads 4",
+    "ReadTimeout 30",
+    "",
+  ].join("\n"));
+}
+
+function prepareMosquitto(secrets: StackSecrets) {
+  const dir = paths.mosquitto;
+  fs.mkdirSync(dir, { recursive: true });
+  const passwordFile = path.join(dir, "passwords");
+  fs.rmSync(passwordFile, { force: true });
+  execFileSync("mosquitto_passwd", ["-b", "-c", passwordFile, "service", secrets.mqttServicePassword], { stdio: "ignore" });
+  const conf = fs.readFileSync(path.join(ROOT, "broker", "mosquitto.conf"), "utf8")
+    .replaceAll("@PASSWORD_FILE@", passwordFile)
+    .replaceAll("@MQTT_PORT@", String(PORTS.mqtt))
+    .replaceAll("@WS_PORT@", String(PORTS.mqttWs))
+    .replaceAll("@BIND_ADDRESS@", HOST)
+    .replaceAll("@STATE_DIR@", dir);
+  // As root, mosquitto drops to the mosquitto user: it must own what it reads and writes.
+  fs.writeFileSync(path.join(dir, "mosquitto.conf"), (isRoot ? "user mosquitto\n" : "") + conf);
+  fs.chmodSync(passwordFile, 0o600);
+  if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", dir]);
+}
+
+export function services(secrets: StackSecrets): Service[] {
+  const platformEnv = {
+    SUPABASE_URL: `http://${HOST}:${PORTS.gateway}`,
+    SUPABASE_ANON_KEY: secrets.anonKey,
+    SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+    SUPABASE_DB_URL: DB_URL,
+    JWT_SECRET: secrets.jwtSecret,
+    PROJECT_ROOT: ROOT,
+    STACK_LOGS_DIR: paths.logs,
+    FUNCTIONS_ENV_FILE: paths.functionsEnv,
+  };
+  const runtime = (file: string) => path.join(ROOT, "dev", "platform", "runtime", file);
+  return [
+    {
+      name: "redis",
+      command: "redis-server",
+      args: ["--port", String(PORTS.redis), "--bind", HOST, "--dir", paths.redis, "--save", "", "--appendonly", "no",
+        "--protected-mode", "yes", "--daemonize", "no"],
+      ports: [PORTS.redis],
+      prepare: () => fs.mkdirSync(paths.redis, { recursive: true }),
+      healthy: () => canConnect(PORTS.redis),
+      url: `redis://${HOST}:${PORTS.redis}`,
+    },
+    {
+      name: "upstash-bridge",
+      command: nodeBin,
+      args: [runtime("upstash-bridge.ts")],
+      env: { UPSTASH_BRIDGE_PORT: String(PORTS.upstash), UPSTASH_REDIS_REST_TOKEN: secrets.upstashToken, REDIS_URL: `redis://${HOST}:${PORTS.redis}` },
+      ports: [PORTS.upstash],
+      healthy: () => canConnect(PORTS.upstash),
+      url: `http://${HOST}:${PORTS.upstash}`,
+    },
+    {
+      name: "clamd",
+      command: "clamd",
+      args: ["--foreground", `--config-file=${path.join(paths.clamav, "clamd.conf")}`],
+      ports: [PORTS.clamd],
+      prepare: prepareClamd,
+      healthy: () => canConnect(PORTS.clamd),
+      url: `tcp://${HOST}:${PORTS.clamd}`,
+    },
+    {
+      name: "mosquitto",
+      command: "mosquitto",
+      args: ["-c", path.join(paths.mosquitto, "mosquitto.conf")],
+      ports: [PORTS.mqtt, PORTS.mqttWs],
+      prepare: () => prepareMosquitto(secrets),
+      healthy: async () => (await canConnect(PORTS.mqtt)) && (await canConnect(PORTS.mqttWs)),
+      url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
+    },
+    {
+      name: "net-worker",
+      command: nodeBin,
+      args: [runtime("net-worker.ts")],
+      env: platformEnv,
+      ports: [],
+      healthy: async () => true,
+      url: "(delivers net.http_* and database webhooks)",
+    },
+    {
+      name: "gateway",
+      command: nodeBin,
+      args: [runtime("gateway.ts")],
+      env: { ...platformEnv, GATEWAY_PORT: String(PORTS.gateway) },
+      ports: [PORTS.gateway],
+      healthy: () => canConnect(PORTS.gateway),
+      url: `http://${HOST}:${PORTS.gateway}/functions/v1/<name>`,
+    },
+  ];
+}
+
+/** The env file functions read for the stack's services (hosted: set with `supabase secrets set`). */
+export function writeFunctionsEnv(secrets: StackSecrets) {
+  fs.mkdirSync(STATE, { recursive: true });
+  fs.writeFileSync(paths.functionsEnv, [
+    `UPSTASH_REDIS_REST_URL=http://${HOST}:${PORTS.upstash}`,
+    `UPSTASH_REDIS_REST_TOKEN=${secrets.upstashToken}`,
+    `CLAMD_HOST=${HOST}`,
+    `CLAMD_PORT=${PORTS.clamd}`,
+    `MQTT_URL=mqtt://${HOST}:${PORTS.mqtt}`,
+    `MQTT_USERNAME=service`,
+    `MQTT_PASSWORD=${secrets.mqttServicePassword}`,
+    "",
+  ].join("\n"), { mode: 0o600 });
+}

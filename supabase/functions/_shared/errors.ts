@@ -1,0 +1,35 @@
+// The error envelope every function and the gateway answer with:
+// { "error": { "code", "message", "details"? }, "request_id" }. Codes are stable: docs/errors.md.
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details?: unknown;
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+  request_id: string;
+}
+
+export function errorBody(code: string, message: string, requestId: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details }, request_id: requestId };
+}
+
+export function errorResponse(
+  status: number,
+  code: string,
+  message: string,
+  requestId: string,
+  init: { details?: unknown; headers?: HeadersInit } = {},
+): Response {
+  const headers = new Headers(init.headers);
+  headers.set("x-request-id", requestId);
+  return Response.json(errorBody(code, message, requestId, init.details), { status, headers });
+}
