@@ -14,7 +14,8 @@ import { verifyBearer } from "./jwt.ts";
 
 const log = logger("gateway");
 const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../../..");
-const SUPABASE_DIR = path.join(ROOT, "supabase");
+// SUPABASE_DIR lets tests serve a fixture project (its own config.toml and functions).
+const SUPABASE_DIR = process.env.SUPABASE_DIR ?? path.join(ROOT, "supabase");
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, "functions");
 const PORT = Number(process.env.GATEWAY_PORT ?? 54321);
 const JWT_SECRET = process.env.JWT_SECRET;

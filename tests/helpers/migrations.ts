@@ -1,0 +1,24 @@
+// Applies fixture migrations with the supabase CLI exactly as `db push`/`migration up` would:
+// a scratch project folder holding the project's own migrations plus the fixtures.
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { DB_URL, ROOT } from "../../dev/stack/config.ts";
+
+export function migrationUpWith(fixtures: string[]): { status: number; output: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "migrations-"));
+  const migrations = path.join(dir, "supabase", "migrations");
+  fs.mkdirSync(migrations, { recursive: true });
+  fs.copyFileSync(path.join(ROOT, "supabase", "config.toml"), path.join(dir, "supabase", "config.toml"));
+  for (const f of fs.readdirSync(path.join(ROOT, "supabase", "migrations"))) {
+    fs.copyFileSync(path.join(ROOT, "supabase", "migrations", f), path.join(migrations, f));
+  }
+  for (const f of fixtures) fs.copyFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), path.join(migrations, f));
+  const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "supabase"), ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", dir], {
+    encoding: "utf8",
+    env: { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
+  });
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { status: r.status ?? 1, output: `${r.stdout}${r.stderr}` };
+}

@@ -1,0 +1,42 @@
+// What integration tests need from the running local stack: its URLs and keys, a superuser
+// connection for setup and catalog checks only, users, and access tokens made like GoTrue's.
+import fs from "node:fs";
+import crypto from "node:crypto";
+import postgres from "postgres";
+import { DB_URL, HOST, PORTS, paths } from "../../dev/stack/config.ts";
+import type { StackSecrets } from "../../dev/stack/secrets.ts";
+import { loadProjectConfig } from "../../dev/platform/project-config.ts";
+import { mintAccessToken } from "../../dev/platform/auth/tokens.ts";
+
+export { DB_URL, HOST, PORTS };
+export const API_URL = `http://${HOST}:${PORTS.gateway}`;
+
+export function secrets(): StackSecrets {
+  return JSON.parse(fs.readFileSync(paths.secrets, "utf8"));
+}
+
+/** Superuser connection: for test setup and catalog checks, never to test what a user may see. */
+export function adminSql(max = 2) {
+  return postgres(DB_URL, { max, onnotice: () => {} });
+}
+
+export async function createUser(sql: postgres.Sql, email = `user-${crypto.randomUUID().slice(0, 8)}@test.local`) {
+  const id = crypto.randomUUID();
+  await sql`insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
+            values (${id}, 'authenticated', 'authenticated', ${email}, now(), '{"provider":"email"}', '{}')`;
+  return { id, email };
+}
+
+export async function tokenFor(sql: postgres.Sql, userId: string, expiresIn?: number) {
+  return mintAccessToken(sql, secrets().jwtSecret, loadProjectConfig(paths.supabase), { userId, expiresIn, supabaseUrl: API_URL });
+}
+
+export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,130 @@
+// The functions gateway, through real HTTP and real Deno processes: JWT checks, CORS, request
+// ids, env injection, and isolation of throwing, crashing and broken functions.
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFixtureGateway } from "../helpers/fixture-gateway.ts";
+import { adminSql, API_URL, createUser, secrets, tokenFor } from "../helpers/stack.ts";
+
+const sql = adminSql();
+let gateway: Awaited<ReturnType<typeof startFixtureGateway>>;
+
+async function sign(claims: Record<string, unknown>, secret = secrets().jwtSecret) {
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
+}
+const now = () => Math.floor(Date.now() / 1000);
+const call = (name: string, init: RequestInit = {}) => fetch(`${gateway.url}/functions/v1/${name}`, init);
+const bearer = (t: string) => ({ headers: { Authorization: `Bearer ${t}` } });
+
+beforeAll(async () => {
+  gateway = await startFixtureGateway(54397);
+});
+afterAll(async () => {
+  await gateway?.stop();
+  await sql.end();
+});
+
+describe("JWT verification", () => {
+  it.each([
+    ["no authorization header", {}, "missing_authorization"],
+    ["a token signed with another secret", "wrong-secret", "invalid_jwt"],
+    ["an expired token", "expired", "jwt_expired"],
+    ["a token whose role is not a Supabase role", "bad-role", "invalid_jwt"],
+    ["a malformed token", "garbage", "invalid_jwt"],
+  ])("answers 401 with the error envelope for %s", async (_label, kind, code) => {
+    let init: RequestInit = {};
+    if (kind === "wrong-secret") init = bearer(await sign({ role: "anon", exp: now() + 60 }, "not-the-project-secret"));
+    if (kind === "expired") init = bearer(await sign({ role: "authenticated", sub: crypto.randomUUID(), exp: now() - 5 }));
+    if (kind === "bad-role") init = bearer(await sign({ role: "postgres", exp: now() + 60 }));
+    if (kind === "garbage") init = bearer("not.a.jwt");
+    const res = await call("echo", init);
+    expect(res.status).toBe(401);
+    const body = await res.json();
+    expect(body.error.code).toBe(code);
+    expect(body.request_id).toBe(res.headers.get("x-request-id"));
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+  });
+
+  it("passes the anon key, the service_role key and a user's token through to the function", async () => {
+    const user = await createUser(sql);
+    const { token } = await tokenFor(sql, user.id);
+    for (const t of [secrets().anonKey, secrets().serviceRoleKey, token]) {
+      const res = await call("echo", { method: "POST", body: "hi", ...bearer(t) });
+      expect(res.status).toBe(200);
+      const body = await res.json();
+      expect(body.authorization).toBe(`Bearer ${t}`);
+      expect(body.body).toBe("hi");
+    }
+  });
+
+  it("serves verify_jwt = false functions without a token", async () => {
+    const res = await call("public-echo");
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("requests", () => {
+  it("answers CORS preflight without a token", async () => {
+    const res = await call("echo", { method: "OPTIONS", headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST" } });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-headers")).toContain("authorization");
+  });
+
+  it("keeps a caller's x-request-id and injects the hosted env names", async () => {
+    const res = await call("echo", { headers: { Authorization: `Bearer ${secrets().anonKey}`, "x-request-id": "req-abc-123" } });
+    const body = await res.json();
+    expect(res.headers.get("x-request-id")).toBe("req-abc-123");
+    expect(body.request_id).toBe("req-abc-123");
+    expect(body.env).toEqual({ SUPABASE_URL: true, SUPABASE_ANON_KEY: true, SUPABASE_SERVICE_ROLE_KEY: true, SUPABASE_DB_URL: true });
+  });
+
+  it("answers 404 function_not_found for unknown and private (_shared) names", async () => {
+    for (const name of ["nope", "_shared", "..%2Fsecrets"]) {
+      const res = await call(name, bearer(secrets().anonKey));
+      expect(res.status).toBe(404);
+      expect((await res.json()).error.code).toBe("function_not_found");
+    }
+  });
+});
+
+describe("fault isolation", () => {
+  it("turns a throw into a 500 envelope with the request id", async () => {
+    const res = await call("throws", { headers: { Authorization: `Bearer ${secrets().anonKey}`, "x-request-id": "req-throw-1" } });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({
+      error: { code: "internal_error", message: expect.any(String) },
+      request_id: "req-throw-1",
+    });
+  });
+
+  it("isolates a function that kills its process and starts it again on the next request", async () => {
+    const auth = bearer(secrets().anonKey);
+    const before = await (await call("crash", auth)).json();
+    const echoBefore = await (await call("echo", auth)).json();
+    const crashed = await call("crash?die=1", auth);
+    expect(crashed.status).toBe(502);
+    expect((await crashed.json()).error.code).toBe("function_crashed");
+    const echoAfter = await (await call("echo", auth)).json();
+    expect(echoAfter.pid).toBe(echoBefore.pid); // the other function never noticed
+    const after = await call("crash", auth);
+    expect(after.status).toBe(200);
+    expect((await after.json()).pid).not.toBe(before.pid);
+  });
+
+  it("answers 503 function_boot_error, naming the cause, for a function that cannot load", async () => {
+    const res = await call("broken", bearer(secrets().anonKey));
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body.error.code).toBe("function_boot_error");
+    expect(body.error.message).toContain("does-not-exist.ts");
+  });
+});
+
+describe("the stack's own gateway", () => {
+  it("serves the public health function reporting every service reachable", async () => {
+    const res = await fetch(`${API_URL}/functions/v1/health`);
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.status).toBe("ok");
+    for (const k of ["postgres", "redis", "clamd", "mosquitto"]) expect(body.checks[k].ok).toBe(true);
+  });
+});
