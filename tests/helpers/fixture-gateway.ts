@@ -6,14 +6,17 @@ import { DB_URL, ROOT } from "../../dev/stack/config.ts";
 import { secrets, waitUntil } from "./stack.ts";
 
 /** Each test file that needs one picks its own port, so files can run in parallel. */
-export async function startFixtureGateway(port: number): Promise<{ url: string; stop: () => Promise<void>; proc: ChildProcess }> {
+export async function startFixtureGateway(
+  port: number,
+  supabaseDir = path.join(ROOT, "tests", "fixtures", "supabase"),
+): Promise<{ url: string; stop: () => Promise<void>; proc: ChildProcess }> {
   const FIXTURE_URL = `http://127.0.0.1:${port}`;
   const s = secrets();
   const proc = spawn(path.join(ROOT, "node_modules", ".bin", "node"), [path.join(ROOT, "dev", "platform", "runtime", "gateway.ts")], {
     env: {
       ...process.env,
       GATEWAY_PORT: String(port),
-      SUPABASE_DIR: path.join(ROOT, "tests", "fixtures", "supabase"),
+      SUPABASE_DIR: supabaseDir,
       STACK_LOGS_DIR: path.join(ROOT, ".stack", "logs", `fixture-gateway-${port}`),
       JWT_SECRET: s.jwtSecret,
       SUPABASE_URL: FIXTURE_URL,
