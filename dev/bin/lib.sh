@@ -18,8 +18,11 @@ ensure_npm_packages() {
   # dependencies is picked up without a manual step.
   local stamp="$ROOT/node_modules/.package-lock.json"
   if [ ! -x "$ROOT/node_modules/.bin/node" ] || [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
-    log "installing npm packages (npm ci)"
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed" >&2; exit 1; }
+    # `npm install`, not `npm ci`: npm 11 leaves other platforms' optional binaries (deno, supabase
+    # CLI) out of the lock and `npm ci` then rejects its own lock. With a lock present, install
+    # installs exactly what the lock says.
+    log "installing npm packages"
+    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error) || { echo "npm install failed" >&2; exit 1; }
   fi
 }
 
