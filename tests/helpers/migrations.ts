@@ -11,7 +11,8 @@ export function migrationUpWith(fixtures: string[]): { status: number; output: s
   const migrations = path.join(dir, "supabase", "migrations");
   fs.mkdirSync(migrations, { recursive: true });
   fs.copyFileSync(path.join(ROOT, "supabase", "config.toml"), path.join(dir, "supabase", "config.toml"));
-  for (const f of fs.readdirSync(path.join(ROOT, "supabase", "migrations"))) {
+  const own = path.join(ROOT, "supabase", "migrations");
+  for (const f of fs.existsSync(own) ? fs.readdirSync(own).filter((f) => f.endsWith(".sql")) : []) {
     fs.copyFileSync(path.join(ROOT, "supabase", "migrations", f), path.join(migrations, f));
   }
   for (const f of fixtures) fs.copyFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), path.join(migrations, f));

@@ -17,7 +17,8 @@ export function secrets(): StackSecrets {
 
 /** Superuser connection: for test setup and catalog checks, never to test what a user may see. */
 export function adminSql(max = 2) {
-  return postgres(DB_URL, { max, onnotice: () => {} });
+  // Bounded statements: setup that waits on a lock fails the test instead of hanging the run.
+  return postgres(DB_URL, { max, onnotice: () => {}, connection: { statement_timeout: 30_000 } });
 }
 
 export async function createUser(sql: postgres.Sql, email = `user-${crypto.randomUUID().slice(0, 8)}@test.local`) {

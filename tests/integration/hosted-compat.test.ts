@@ -113,6 +113,7 @@ describe("a hosted-style migration", () => {
       });
       expect(resp).toEqual({ status_code: 200, timed_out: false });
     } finally {
+      await tx`rollback`.catch(() => {}); // no-op after commit; ends an aborted one on failure
       tx.release();
     }
   });
