@@ -58,7 +58,9 @@ export async function mintAccessToken(
     const event = { user_id: user.id, claims: standard, authentication_method: method };
     const [row] = await tx.unsafe(
       `select ${quoteIdent(config.accessTokenHook.schema)}.${quoteIdent(config.accessTokenHook.name)}($1::jsonb) as result`,
-      [JSON.stringify(event)],
+      // The object itself: postgres.js encodes parameters by the server's type, so a string
+      // here would arrive as a jsonb string, not the event.
+      [tx.json(event as postgres.JSONValue)] as never,
     );
     const result = row.result as { claims?: Record<string, unknown>; error?: { message?: string; http_code?: number } };
     if (result?.error) throw new TokenError("hook_error", result.error.message ?? "access token hook returned an error");

@@ -1,0 +1,112 @@
+-- Tenancy core: subscription tiers, organizations, memberships with one role each, a permission
+-- catalog with role defaults and per-member grants/revokes, and the helpers policies use.
+-- Errors raised here use stable SQLSTATEs documented in docs/errors.md (class TN).
+
+create schema if not exists app;
+comment on schema app is 'Helpers for policies and RPCs; not exposed through the API.';
+grant usage on schema app to anon, authenticated, service_role, supabase_auth_admin;
+
+create type public.org_role as enum ('owner', 'admin', 'teacher', 'student');
+create type public.subscription_tier as enum ('free', 'basic', 'professional', 'enterprise', 'education');
+
+-- ---------------------------------------------------------------------------------------------
+-- Tiers and their limits (read by everyone signed in; changed by migrations only).
+create table public.subscription_tiers (
+  tier public.subscription_tier primary key,
+  max_members integer not null check (max_members > 0),
+  storage_bytes bigint not null check (storage_bytes >= 0),
+  max_file_size_bytes bigint not null check (max_file_size_bytes > 0),
+  api_requests_per_minute integer not null check (api_requests_per_minute > 0),
+  retention_days integer not null check (retention_days > 0)
+);
+insert into public.subscription_tiers values
+  ('free',          5,        1073741824,   10485760,    60,   30),
+  ('basic',         25,       10737418240,  52428800,    300,  90),
+  ('professional',  100,      107374182400, 104857600,   1200, 365),
+  ('enterprise',    10000,    1099511627776, 524288000,  6000, 730),
+  ('education',     2000,     214748364800, 104857600,   3000, 365);
+alter table public.subscription_tiers enable row level security;
+create policy "signed-in users read the tier catalog" on public.subscription_tiers
+  for select to authenticated using (true);
+
+-- ---------------------------------------------------------------------------------------------
+create table public.organizations (
+  id uuid primary key default gen_random_uuid(),
+  name text not null check (length(btrim(name)) between 1 and 200),
+  slug text not null unique check (slug ~ '^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$'),
+  tier public.subscription_tier not null default 'free' references public.subscription_tiers (tier),
+  coppa boolean not null default false,
+  ferpa boolean not null default false,
+  data_region text not null default 'eu' check (data_region in ('eu', 'us', 'uk', 'ca', 'au')),
+  settings jsonb not null default '{}'::jsonb check (jsonb_typeof(settings) = 'object' and pg_column_size(settings) <= 65536),
+  deleted_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid references auth.users (id) on delete set null,
+  updated_by uuid references auth.users (id) on delete set null
+);
+create index organizations_live_idx on public.organizations (id) where deleted_at is null;
+
+create table public.organization_members (
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  role public.org_role not null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid references auth.users (id) on delete set null,
+  updated_by uuid references auth.users (id) on delete set null,
+  primary key (org_id, user_id)
+);
+create index organization_members_user_idx on public.organization_members (user_id);
+
+create table public.permissions (
+  key text primary key check (key ~ '^[a-z_]+\.[a-z_]+$'),
+  description text not null
+);
+insert into public.permissions (key, description) values
+  ('org.read',         'See the organization and its members'),
+  ('settings.manage',  'Change the organization''s name, settings and compliance flags'),
+  ('members.invite',   'Invite people to the organization'),
+  ('members.manage',   'Change members'' roles and permissions, remove members'),
+  ('files.read',       'Read the organization''s files'),
+  ('files.write',      'Upload and change files'),
+  ('analytics.read',   'See the organization''s analytics'),
+  ('audit.read',       'Read the organization''s audit log'),
+  ('api_keys.manage',  'Create and revoke API keys'),
+  ('notifications.send', 'Send notifications to members'),
+  ('exercises.control', 'Run exercises (control topics)');
+
+create table public.role_permissions (
+  role public.org_role not null,
+  permission text not null references public.permissions (key) on delete cascade,
+  primary key (role, permission)
+);
+insert into public.role_permissions (role, permission)
+select 'owner'::public.org_role, key from public.permissions
+union all
+select 'admin'::public.org_role, key from public.permissions
+union all
+select 'teacher'::public.org_role, p from unnest(array['org.read', 'files.read', 'files.write', 'analytics.read', 'notifications.send',
+                                      'exercises.control', 'members.invite']) p
+union all
+select 'student'::public.org_role, p from unnest(array['org.read', 'files.read']) p;
+
+-- Per-member exceptions to the role's defaults: granted = true adds, false takes away.
+create table public.member_permissions (
+  org_id uuid not null,
+  user_id uuid not null,
+  permission text not null references public.permissions (key) on delete cascade,
+  granted boolean not null,
+  created_at timestamptz not null default now(),
+  created_by uuid references auth.users (id) on delete set null,
+  primary key (org_id, user_id, permission),
+  foreign key (org_id, user_id) references public.organization_members (org_id, user_id) on delete cascade
+);
+
+-- The user's chosen organization, read by the access token hook.
+create table public.user_active_org (
+  user_id uuid primary key references auth.users (id) on delete cascade,
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  updated_at timestamptz not null default now()
+);
+create index user_active_org_org_idx on public.user_active_org (org_id);
