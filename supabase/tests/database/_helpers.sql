@@ -13,27 +13,23 @@ $$;
 create or replace function tests.user_id(email text) returns uuid
 language sql stable security definer set search_path = '' as $$ select id from auth.users where auth.users.email = user_id.email $$;
 
--- Acts as the user for the rest of the transaction, the way PostgREST does for a request.
-create or replace function tests.authenticate_as(email text) returns void
+-- Acts as a role with the given claims for the rest of the transaction, as PostgREST does per request.
+create or replace function tests.act_as(role text, claims jsonb) returns void
 language plpgsql as $$
 begin
-  perform set_config('request.jwt.claims', json_build_object('sub', tests.user_id(email), 'role', 'authenticated', 'email', email)::text, true);
-  execute 'set local role authenticated';
+  if role not in ('anon', 'authenticated', 'service_role') then raise exception 'unknown role %', role; end if;
+  perform set_config('request.jwt.claims', (claims || jsonb_build_object('role', role))::text, true);
+  execute format('set local role %I', role);
 end $$;
+
+create or replace function tests.authenticate_as(email text) returns void
+language sql as $$ select tests.act_as('authenticated', jsonb_build_object('sub', tests.user_id(email), 'email', email)) $$;
 
 create or replace function tests.as_anon() returns void
-language plpgsql as $$
-begin
-  perform set_config('request.jwt.claims', '{"role":"anon"}', true);
-  execute 'set local role anon';
-end $$;
+language sql as $$ select tests.act_as('anon', '{}') $$;
 
 create or replace function tests.as_service() returns void
-language plpgsql as $$
-begin
-  perform set_config('request.jwt.claims', '{"role":"service_role"}', true);
-  execute 'set local role service_role';
-end $$;
+language sql as $$ select tests.act_as('service_role', '{}') $$;
 
 grant usage on schema tests to anon, authenticated, service_role, supabase_auth_admin;
 grant execute on all functions in schema tests to anon, authenticated, service_role, supabase_auth_admin;
