@@ -15,6 +15,7 @@ let gateway: Awaited<ReturnType<typeof startFixtureGateway>>;
 
 async function cleanup() {
   await sql`select cron.unschedule(jobid) from cron.job where jobname = 'compat-fixture-tick'`;
+  await sql`delete from supabase_functions.hooks where hook_name = 'orders-webhook'`;
   await sql`drop schema if exists compat_fixture cascade`;
   await sql`drop table if exists public.compat_broken_marker`;
   await sql`drop policy if exists "compat: users read their own folder" on storage.objects`;
@@ -90,7 +91,8 @@ describe("a hosted-style migration", () => {
     });
     expect(rows[0].auth_header).toBe("Bearer compat-placeholder");
     const hooks = await sql`select h.request_id, r.status_code from supabase_functions.hooks h
-                            join net._http_response r on r.id = h.request_id where h.hook_name = 'orders-webhook'`;
+                            join net._http_response r on r.id = h.request_id
+                            where h.hook_table_id = 'compat_fixture.orders'::regclass::oid and h.hook_name = 'orders-webhook'`;
     expect(hooks.map((h) => h.status_code)).toEqual([200, 200]);
   });
 
