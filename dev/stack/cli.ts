@@ -182,9 +182,10 @@ function pgtap(argv: string[]) {
   return r.status ?? 1;
 }
 
+// The schemas supabase-js callers reach: those config.toml exposes, minus graphql_public.
 function genTypes() {
   const out = path.join(ROOT, "supabase", "functions", "_shared", "database.types.ts");
-  const r = spawnSync("supabase", ["gen", "types", "typescript", `--remote=${DB_URL}`, "--schema", "public", "--workdir", ROOT], {
+  const r = spawnSync("supabase", ["gen", "types", "typescript", `--remote=${DB_URL}`, "--schema", "public,audit", "--workdir", ROOT], {
     encoding: "utf8", cwd: ROOT, maxBuffer: 64 * 1024 * 1024,
   });
   if (r.status !== 0) throw new StartError(`supabase gen types failed:\n${r.stderr}`);

@@ -1,28 +1,62 @@
--- Catalog rules: RLS and policies on every table in an exposed schema; a fixed search_path on
--- every SECURITY DEFINER function the project owns.
+-- Catalog rules: RLS and policies on every table in an exposed schema (and in app, which holds
+-- the auth server's tables); a fixed search_path on every SECURITY DEFINER function the project
+-- owns; an index led by every org_id column; the audit trigger on every tenant table; auth hooks
+-- callable by the auth server only.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(3);
+select plan(8);
 
 select is_empty($$
   select format('%I.%I', n.nspname, c.relname)
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p') and n.nspname in ('public', 'graphql_public') and not c.relrowsecurity
+  where c.relkind in ('r', 'p') and n.nspname in ('public', 'graphql_public', 'audit', 'app') and not c.relrowsecurity
 $$, 'every table in an exposed schema has row-level security on');
 
 select is_empty($$
   select format('%I.%I', n.nspname, c.relname)
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  where c.relkind in ('r', 'p') and n.nspname in ('public', 'graphql_public')
+  where c.relkind in ('r', 'p') and n.nspname in ('public', 'graphql_public', 'audit', 'app')
     and not exists (select 1 from pg_policy p where p.polrelid = c.oid)
 $$, 'every table in an exposed schema has at least one policy');
 
 select is_empty($$
   select p.oid::regprocedure::text
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-  where p.prosecdef and n.nspname in ('public', 'app')
+  where p.prosecdef and n.nspname in ('public', 'app', 'audit')
     and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c where c like 'search_path=%')
 $$, 'every SECURITY DEFINER function has a fixed search_path');
+
+select is_empty($$
+  select format('%I.%I.%I', n.nspname, c.relname, a.attname)
+  from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit', 'app') and a.attname = 'org_id' and not a.attisdropped
+    and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indkey[0] = a.attnum)
+$$, 'every org_id column leads an index');
+
+select is_empty($$
+  select format('%I.%I', n.nspname, c.relname)
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'p') and n.nspname = 'public'
+    and (c.relname = 'organizations' or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
+    and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgfoid = 'app.audit_record_change'::regproc)
+$$, 'every tenant table is audited');
+
+select is_empty($$
+  select p.oid::regprocedure::text || ' executable by ' || r.rolname
+  from pg_proc p cross join pg_roles r
+  where p.oid in ('public.custom_access_token_hook(jsonb)'::regprocedure, 'public.hook_password_verification_attempt(jsonb)'::regprocedure)
+    and r.rolname in ('anon', 'authenticated', 'service_role') and has_function_privilege(r.oid, p.oid, 'execute')
+$$, 'auth hooks cannot be called by API roles');
+
+select ok(has_function_privilege('supabase_auth_admin', 'public.custom_access_token_hook(jsonb)', 'execute')
+          and has_function_privilege('supabase_auth_admin', 'public.hook_password_verification_attempt(jsonb)', 'execute'),
+  'the auth server can call both hooks');
+
+select is_empty($$
+  select r.rolname || ' may ' || priv
+  from pg_roles r cross join unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) priv
+  where r.rolname in ('anon', 'authenticated', 'service_role') and has_table_privilege(r.oid, 'audit.log', priv)
+$$, 'no API role may write the audit log');
 
 select * from finish();
 rollback;

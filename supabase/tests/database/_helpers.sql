@@ -31,5 +31,28 @@ language sql as $$ select tests.act_as('anon', '{}') $$;
 create or replace function tests.as_service() returns void
 language sql as $$ select tests.act_as('service_role', '{}') $$;
 
+-- A machine client: a request made with an API key carries its id and no user.
+create or replace function tests.authenticate_with_key(api_key_id uuid) returns void
+language sql as $$ select tests.act_as('authenticated', jsonb_build_object('api_key_id', api_key_id)) $$;
+
+-- The request headers PostgREST passes on (the audit log reads them).
+create or replace function tests.set_headers(ip text, user_agent text, request_id text) returns void
+language sql as $$
+  select set_config('request.headers', jsonb_build_object('x-forwarded-for', ip, 'user-agent', user_agent, 'x-request-id', request_id)::text, true)
+$$;
+
+-- An organization owned by the given user, created the way a user does it.
+create or replace function tests.create_org(owner_email text, slug text, tier public.subscription_tier default 'free') returns uuid
+language plpgsql as $$
+declare
+  org uuid;
+begin
+  perform tests.authenticate_as(owner_email);
+  org := (public.create_organization(initcap(replace(slug, '-', ' ')), slug)).id;
+  reset role;
+  update public.organizations o set tier = create_org.tier where o.id = org and o.tier <> create_org.tier;
+  return org;
+end $$;
+
 grant usage on schema tests to anon, authenticated, service_role, supabase_auth_admin;
 grant execute on all functions in schema tests to anon, authenticated, service_role, supabase_auth_admin;

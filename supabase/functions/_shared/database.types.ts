@@ -1,0 +1,436 @@
+
+export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[]
+
+export type Database = {
+  
+  "audit": {
+          Tables: {
+            "log": {
+                  Row: {
+                    "action": string,"actor_api_key_id": string | null,"actor_user_id": string | null,"changed_columns": (string)[],"db_role": string,"id": number,"ip": unknown,"new_values": Json | null,"occurred_at": string,"old_values": Json | null,"org_id": string | null,"request_id": string | null,"row_id": string,"table_name": string,"transaction_id": number,"user_agent": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "action": string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns": (string)[],"db_role": string,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id": string,"table_name": string,"transaction_id"?: number,"user_agent"?: string | null
+                  }
+                  Update: {
+                    "action"?: string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns"?: (string)[],"db_role"?: string,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id"?: string,"table_name"?: string,"transaction_id"?: number,"user_agent"?: string | null
+                  }
+                  Relationships: [
+                    
+                  ]
+                }
+          }
+          Views: {
+            [_ in never]: never
+          }
+          Functions: {
+            [_ in never]: never
+          }
+          Enums: {
+            [_ in never]: never
+          }
+          CompositeTypes: {
+            [_ in never]: never
+          }
+        },"public": {
+          Tables: {
+            "api_keys": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"expires_at": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"name": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"scopes": (string)[],"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash": string,"key_prefix": string,"last_used_at"?: string | null,"name": string,"org_id": string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes": (string)[],"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash"?: string,"key_prefix"?: string,"last_used_at"?: string | null,"name"?: string,"org_id"?: string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes"?: (string)[],"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "api_keys_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"invitations": {
+                  Row: {
+                    "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"created_by": string | null,"email": string,"expires_at": string,"id": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"role": Database["public"]['Enums']["org_role"],"token_hash": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "accepted_at"?: string | null,"accepted_by"?: string | null,"created_at"?: string,"created_by"?: string | null,"email": string,"expires_at": string,"id"?: string,"org_id": string,"revoked_at"?: string | null,"revoked_by"?: string | null,"role": Database["public"]['Enums']["org_role"],"token_hash": string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "accepted_at"?: string | null,"accepted_by"?: string | null,"created_at"?: string,"created_by"?: string | null,"email"?: string,"expires_at"?: string,"id"?: string,"org_id"?: string,"revoked_at"?: string | null,"revoked_by"?: string | null,"role"?: Database["public"]['Enums']["org_role"],"token_hash"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "invitations_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"member_permissions": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"granted": boolean,"org_id": string,"permission": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"granted": boolean,"org_id": string,"permission": string,"user_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"granted"?: boolean,"org_id"?: string,"permission"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "member_permissions_org_id_user_id_fkey"
+      columns: ["org_id","user_id"]
+isOneToOne: false
+      referencedRelation: "organization_members"
+      referencedColumns: ["org_id","user_id"]
+    },{
+      foreignKeyName: "member_permissions_permission_fkey"
+      columns: ["permission"]
+isOneToOne: false
+      referencedRelation: "permissions"
+      referencedColumns: ["key"]
+    }
+                  ]
+                },"organization_members": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"org_id": string,"role": Database["public"]['Enums']["org_role"],"updated_at": string,"updated_by": string | null,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"org_id": string,"role": Database["public"]['Enums']["org_role"],"updated_at"?: string,"updated_by"?: string | null,"user_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"org_id"?: string,"role"?: Database["public"]['Enums']["org_role"],"updated_at"?: string,"updated_by"?: string | null,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "organization_members_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"organizations": {
+                  Row: {
+                    "coppa": boolean,"created_at": string,"created_by": string | null,"data_region": string,"deleted_at": string | null,"ferpa": boolean,"id": string,"name": string,"settings": NonNullable<Json>,"slug": string,"tier": Database["public"]['Enums']["subscription_tier"],"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "coppa"?: boolean,"created_at"?: string,"created_by"?: string | null,"data_region"?: string,"deleted_at"?: string | null,"ferpa"?: boolean,"id"?: string,"name": string,"settings"?: NonNullable<Json>,"slug": string,"tier"?: Database["public"]['Enums']["subscription_tier"],"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "coppa"?: boolean,"created_at"?: string,"created_by"?: string | null,"data_region"?: string,"deleted_at"?: string | null,"ferpa"?: boolean,"id"?: string,"name"?: string,"settings"?: NonNullable<Json>,"slug"?: string,"tier"?: Database["public"]['Enums']["subscription_tier"],"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "organizations_tier_fkey"
+      columns: ["tier"]
+isOneToOne: false
+      referencedRelation: "subscription_tiers"
+      referencedColumns: ["tier"]
+    }
+                  ]
+                },"permissions": {
+                  Row: {
+                    "description": string,"key": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description": string,"key": string
+                  }
+                  Update: {
+                    "description"?: string,"key"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"role_permissions": {
+                  Row: {
+                    "permission": string,"role": Database["public"]['Enums']["org_role"]
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "permission": string,"role": Database["public"]['Enums']["org_role"]
+                  }
+                  Update: {
+                    "permission"?: string,"role"?: Database["public"]['Enums']["org_role"]
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "role_permissions_permission_fkey"
+      columns: ["permission"]
+isOneToOne: false
+      referencedRelation: "permissions"
+      referencedColumns: ["key"]
+    }
+                  ]
+                },"subscription_tiers": {
+                  Row: {
+                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                  }
+                  Update: {
+                    "api_requests_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"user_active_org": {
+                  Row: {
+                    "org_id": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "org_id": string,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "org_id"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "user_active_org_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                }
+          }
+          Views: {
+            [_ in never]: never
+          }
+          Functions: {
+            "accept_invitation":
+{ Args: { "token": string }; Returns: {
+              "created_at": string,
+"created_by": string | null,
+"org_id": string,
+"role": Database["public"]['Enums']["org_role"],
+"updated_at": string,
+"updated_by": string | null,
+"user_id": string
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "organization_members"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"create_api_key":
+{ Args: { "expires_at"?: string,"name": string,"org_id": string,"scopes": (string)[] }; Returns: {
+              "api_key": string,"api_key_id": string,"key_prefix": string
+            }[]
+                           },
+"create_invitation":
+{ Args: { "email": string,"org_id": string,"role": Database["public"]['Enums']["org_role"],"valid_for"?: string }; Returns: {
+              "expires_at": string,"invitation_id": string,"token": string
+            }[]
+                           },
+"create_organization":
+{ Args: { "name": string,"slug": string }; Returns: {
+              "coppa": boolean,
+"created_at": string,
+"created_by": string | null,
+"data_region": string,
+"deleted_at": string | null,
+"ferpa": boolean,
+"id": string,
+"name": string,
+"settings": NonNullable<Json>,
+"slug": string,
+"tier": Database["public"]['Enums']["subscription_tier"],
+"updated_at": string,
+"updated_by": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "organizations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"custom_access_token_hook":
+{ Args: { "event": Json }; Returns: Json
+                           },
+"delete_organization":
+{ Args: { "org_id": string }; Returns: undefined
+                           },
+"hook_password_verification_attempt":
+{ Args: { "event": Json }; Returns: Json
+                           },
+"restore_organization":
+{ Args: { "org_id": string }; Returns: {
+              "coppa": boolean,
+"created_at": string,
+"created_by": string | null,
+"data_region": string,
+"deleted_at": string | null,
+"ferpa": boolean,
+"id": string,
+"name": string,
+"settings": NonNullable<Json>,
+"slug": string,
+"tier": Database["public"]['Enums']["subscription_tier"],
+"updated_at": string,
+"updated_by": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "organizations"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"revoke_api_key":
+{ Args: { "api_key_id": string }; Returns: undefined
+                           },
+"revoke_invitation":
+{ Args: { "invitation_id": string }; Returns: undefined
+                           },
+"set_active_organization":
+{ Args: { "org_id": string }; Returns: undefined
+                           },
+"verify_api_key":
+{ Args: { "api_key": string,"required_scope"?: string }; Returns: {
+              "api_key_id": string,"org_id": string,"scopes": (string)[]
+            }[]
+                           }
+          }
+          Enums: {
+            "org_role": "owner"|"admin"|"teacher"|"student","subscription_tier": "free"|"basic"|"professional"|"enterprise"|"education"
+          }
+          CompositeTypes: {
+            [_ in never]: never
+          }
+        }
+}
+
+type DatabaseWithoutInternals = Omit<Database, '__InternalSupabase'>
+
+type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, "public">]
+
+export type Tables<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+        DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
+      DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])[TableName] extends {
+      Row: infer R
+    }
+    ? R
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+  ? (DefaultSchema["Tables"] & DefaultSchema["Views"])[DefaultSchemaTableNameOrOptions] extends {
+      Row: infer R
+    }
+    ? R
+    : never
+  : never
+
+export type TablesInsert<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Insert: infer I
+    }
+    ? I
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Insert: infer I
+    }
+    ? I
+    : never
+  : never
+
+export type TablesUpdate<
+  DefaultSchemaTableNameOrOptions extends
+    | keyof DefaultSchema["Tables"]
+    | { schema: keyof DatabaseWithoutInternals },
+  TableName extends DefaultSchemaTableNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
+    : never = never
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
+      Update: infer U
+    }
+    ? U
+    : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
+  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
+      Update: infer U
+    }
+    ? U
+    : never
+  : never
+
+export type Enums<
+  DefaultSchemaEnumNameOrOptions extends
+    | keyof DefaultSchema["Enums"]
+    | { schema: keyof DatabaseWithoutInternals },
+  EnumName extends DefaultSchemaEnumNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"]
+    : never = never
+> = DefaultSchemaEnumNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"][EnumName]
+  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema["Enums"]
+  ? DefaultSchema["Enums"][DefaultSchemaEnumNameOrOptions]
+  : never
+
+export type CompositeTypes<
+  PublicCompositeTypeNameOrOptions extends
+    | keyof DefaultSchema["CompositeTypes"]
+    | { schema: keyof DatabaseWithoutInternals },
+  CompositeTypeName extends PublicCompositeTypeNameOrOptions extends {
+    schema: keyof DatabaseWithoutInternals
+  }
+    ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"]
+    : never = never
+> = PublicCompositeTypeNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
+  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"][CompositeTypeName]
+  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema["CompositeTypes"]
+  ? DefaultSchema["CompositeTypes"][PublicCompositeTypeNameOrOptions]
+  : never
+
+export const Constants = {
+  "audit": {
+          Enums: {
+            
+          }
+        },"public": {
+          Enums: {
+            "org_role": ["owner", "admin", "teacher", "student"],"subscription_tier": ["free", "basic", "professional", "enterprise", "education"]
+          }
+        }
+} as const

@@ -1,0 +1,194 @@
+-- API keys for machine clients. A key belongs to one organization, carries a set of permission
+-- scopes, may expire, can be revoked, and is shown once: only its SHA-256 is stored (a random
+-- 192-bit secret needs no slow hash). A request made with a key runs as `authenticated` with the
+-- claim `api_key_id` and no `sub`; the helpers below then answer from the key's scopes, looked up
+-- live, so revoking a key cuts access at its next request.
+
+create table public.api_keys (
+  id uuid primary key default gen_random_uuid(),
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null check (length(btrim(name)) between 1 and 100),
+  key_prefix text not null check (key_prefix ~ '^sk_[A-Za-z0-9_-]{8}$'),
+  key_hash bytea not null unique check (length(key_hash) = 32),
+  scopes text[] not null check (cardinality(scopes) between 1 and 64),
+  expires_at timestamptz,
+  last_used_at timestamptz,
+  revoked_at timestamptz,
+  revoked_by uuid references auth.users (id) on delete set null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid references auth.users (id) on delete set null,
+  updated_by uuid references auth.users (id) on delete set null
+);
+create index api_keys_org_idx on public.api_keys (org_id, created_at desc);
+
+create trigger stamp_row before insert or update on public.api_keys
+  for each row execute function app.stamp_row();
+
+-- Scopes are permission keys; arrays cannot carry foreign keys, so a trigger checks them.
+create function app.check_api_key_scopes() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  unknown text;
+begin
+  select s into unknown from unnest(new.scopes) s
+  where not exists (select 1 from public.permissions p where p.key = s) limit 1;
+  if unknown is not null then
+    raise exception 'unknown permission %', unknown using errcode = 'TN024';
+  end if;
+  new.scopes := array(select distinct s from unnest(new.scopes) s order by s);
+  return new;
+end
+$$;
+create trigger check_scopes before insert or update of scopes on public.api_keys
+  for each row execute function app.check_api_key_scopes();
+
+-- ---------------------------------------------------------------------------------------------
+-- The caller: a signed-in user (auth.uid()) or, without one, a live API key named in the claims.
+create function app.current_api_key_id() returns uuid
+language sql stable security definer set search_path = ''
+as $$
+  select k.id
+  from public.api_keys k
+  join public.organizations o on o.id = k.org_id and o.deleted_at is null
+  where (select auth.uid()) is null
+    and k.id = nullif((select auth.jwt()) ->> 'api_key_id', '')::uuid
+    and k.revoked_at is null
+    and (k.expires_at is null or k.expires_at > now())
+$$;
+
+create function app.caller_permissions(org uuid) returns text[]
+language sql stable security definer set search_path = ''
+as $$
+  select case
+    when (select auth.uid()) is not null then app.permissions_of(org, (select auth.uid()))
+    else coalesce((select k.scopes from public.api_keys k where k.id = app.current_api_key_id() and k.org_id = org), '{}')
+  end
+$$;
+
+create or replace function app.user_org_ids() returns setof uuid
+language sql stable security definer set search_path = ''
+as $$
+  select m.org_id
+  from public.organization_members m
+  join public.organizations o on o.id = m.org_id and o.deleted_at is null
+  where m.user_id = (select auth.uid())
+  union all
+  select k.org_id from public.api_keys k where k.id = app.current_api_key_id()
+$$;
+
+create or replace function app.has_permission(org uuid, permission text) returns boolean
+language sql stable security definer set search_path = ''
+as $$
+  select has_permission.permission = any (app.caller_permissions(org))
+$$;
+
+create or replace function app.org_ids_with_permission(permission text) returns setof uuid
+language sql stable security definer set search_path = ''
+as $$
+  select org_id from app.user_org_ids() as org_id
+  where org_ids_with_permission.permission = any (app.caller_permissions(org_id))
+$$;
+
+revoke all on function app.current_api_key_id(), app.caller_permissions(uuid) from public;
+grant execute on function app.current_api_key_id(), app.caller_permissions(uuid) to authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------
+alter table public.api_keys enable row level security;
+revoke all on public.api_keys from anon, authenticated;
+-- The hash never leaves the database.
+grant select (id, org_id, name, key_prefix, scopes, expires_at, last_used_at, revoked_at, revoked_by,
+              created_at, updated_at, created_by, updated_by) on public.api_keys to authenticated;
+
+create policy "key managers see their organization's keys" on public.api_keys
+  for select to authenticated using (org_id in (select app.org_ids_with_permission('api_keys.manage')));
+
+-- ---------------------------------------------------------------------------------------------
+-- RPCs
+create function app.random_token(prefix text) returns text
+language sql volatile set search_path = ''
+as $$
+  select prefix || translate(encode(extensions.gen_random_bytes(24), 'base64'), '+/', '-_')
+$$;
+
+create function app.token_hash(token text) returns bytea
+language sql immutable set search_path = ''
+as $$ select sha256(convert_to(token, 'UTF8')) $$;
+
+revoke all on function app.random_token(text), app.token_hash(text) from public;
+
+-- Creates a key with scopes the caller holds; the returned api_key is never shown again.
+create function public.create_api_key(org_id uuid, name text, scopes text[], expires_at timestamptz default null)
+returns table (api_key_id uuid, api_key text, key_prefix text)
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  held text[] := app.caller_permissions(create_api_key.org_id);
+  missing text;
+  secret text := app.random_token('sk_');
+begin
+  if (select auth.uid()) is null or not 'api_keys.manage' = any (held) then
+    raise exception 'api_keys.manage is required in organization %', create_api_key.org_id using errcode = '42501';
+  end if;
+  if create_api_key.expires_at is not null and create_api_key.expires_at <= now() then
+    raise exception 'expires_at must be in the future' using errcode = '22023';
+  end if;
+  select s into missing from unnest(create_api_key.scopes) s where not s = any (held) limit 1;
+  if missing is not null then
+    raise exception 'cannot give a key the permission % that you do not hold', missing using errcode = 'TN025';
+  end if;
+  return query
+  insert into public.api_keys (org_id, name, key_prefix, key_hash, scopes, expires_at)
+  values (create_api_key.org_id, create_api_key.name, left(secret, 11), app.token_hash(secret), create_api_key.scopes, create_api_key.expires_at)
+  returning id, secret, public.api_keys.key_prefix;
+end
+$$;
+
+create function public.revoke_api_key(api_key_id uuid) returns void
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  key_org uuid;
+begin
+  select k.org_id into key_org from public.api_keys k where k.id = revoke_api_key.api_key_id;
+  if key_org is null or not app.has_permission(key_org, 'api_keys.manage') then
+    raise exception 'api key % not found', revoke_api_key.api_key_id using errcode = 'TN026';
+  end if;
+  update public.api_keys set revoked_at = now(), revoked_by = (select auth.uid())
+  where id = revoke_api_key.api_key_id and revoked_at is null;
+end
+$$;
+
+-- For servers that receive a key (functions, the MQTT broker): which organization and scopes it
+-- stands for. Raises TN020 unknown, TN021 revoked, TN022 expired, TN023 without the required
+-- scope. last_used_at is written at most once a minute per key to keep verification cheap.
+create function public.verify_api_key(api_key text, required_scope text default null)
+returns table (api_key_id uuid, org_id uuid, scopes text[])
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  k public.api_keys;
+begin
+  select * into k from public.api_keys where key_hash = app.token_hash(verify_api_key.api_key);
+  if k.id is null or exists (select 1 from public.organizations o where o.id = k.org_id and o.deleted_at is not null) then
+    raise exception 'invalid api key' using errcode = 'TN020';
+  elsif k.revoked_at is not null then
+    raise exception 'api key % was revoked', k.key_prefix using errcode = 'TN021';
+  elsif k.expires_at is not null and k.expires_at <= now() then
+    raise exception 'api key % has expired', k.key_prefix using errcode = 'TN022';
+  elsif verify_api_key.required_scope is not null and not verify_api_key.required_scope = any (k.scopes) then
+    raise exception 'api key % lacks the scope %', k.key_prefix, verify_api_key.required_scope using errcode = 'TN023';
+  end if;
+  if k.last_used_at is null or k.last_used_at < now() - interval '1 minute' then
+    update public.api_keys set last_used_at = now() where id = k.id;
+  end if;
+  return query select k.id, k.org_id, k.scopes;
+end
+$$;
+
+revoke all on function public.create_api_key(uuid, text, text[], timestamptz), public.revoke_api_key(uuid),
+                       public.verify_api_key(text, text) from public, anon;
+grant execute on function public.create_api_key(uuid, text, text[], timestamptz), public.revoke_api_key(uuid) to authenticated;
+revoke execute on function public.verify_api_key(text, text) from authenticated;
+grant execute on function public.verify_api_key(text, text) to service_role;

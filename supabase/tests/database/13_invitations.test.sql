@@ -1,0 +1,106 @@
+-- Invitations: who may invite whom, single-use hashed tokens, expiry, e-mail check, member limit.
+begin;
+create extension if not exists pgtap with schema extensions;
+\ir _helpers.sql
+select plan(27);
+
+select tests.create_user(e) from unnest(array['owner@i.test', 'teacher@i.test', 'student@i.test', 'new@i.test',
+                                              'other@i.test', 'boss@i.test', 'late@i.test', 'owner@j.test']) e;
+create temp table o as select tests.create_org('owner@i.test', 'inv-a') a, tests.create_org('owner@j.test', 'inv-b') b;
+grant select on o to authenticated, anon, service_role;
+insert into public.organization_members (org_id, user_id, role) values
+  ((select a from o), tests.user_id('teacher@i.test'), 'teacher'),
+  ((select a from o), tests.user_id('student@i.test'), 'student');
+create temp table t (name text primary key, token text, id uuid);
+grant all on t to authenticated, anon;
+
+-- Creating
+select tests.authenticate_as('teacher@i.test');
+select lives_ok($$ insert into t select 'new', token, invitation_id from public.create_invitation((select a from o), ' New@I.test ', 'student') $$,
+  'a teacher invites a student');
+select is((select email from public.invitations where id = (select id from t where name = 'new')), 'new@i.test',
+  'the address is stored trimmed and lower-cased');
+select throws_ok($$ select public.create_invitation((select a from o), 'x@i.test', 'teacher') $$, 'TN017', null,
+  'a teacher cannot invite a teacher');
+select throws_ok($$ select public.create_invitation((select b from o), 'x@i.test', 'student') $$, '42501', null,
+  'nobody invites into another organization');
+select throws_ok($$ select public.create_invitation((select a from o), 'student@i.test', 'student') $$, 'TN016', null,
+  'a member cannot be invited again');
+select throws_ok($$ select public.create_invitation((select a from o), 'not an address', 'student') $$, '23514', null,
+  'a malformed address is refused');
+select throws_ok($$ select public.create_invitation((select a from o), 'x@i.test', 'student', interval '90 days') $$, '22023', null,
+  'validity is bounded');
+select throws_ok($$ select token_hash from public.invitations $$, '42501', null, 'token hashes are not readable');
+reset role;
+
+select tests.authenticate_as('student@i.test');
+select throws_ok($$ select public.create_invitation((select a from o), 'x@i.test', 'student') $$, '42501', null,
+  'a student cannot invite');
+select is_empty($$ select 1 from public.invitations $$, 'a student does not see invitations');
+reset role;
+
+select tests.authenticate_as('owner@i.test');
+select lives_ok($$ insert into t select 'boss', token, invitation_id from public.create_invitation((select a from o), 'boss@i.test', 'owner') $$,
+  'an owner invites an owner');
+select lives_ok($$ insert into t select 'other', token, invitation_id from public.create_invitation((select a from o), 'other@i.test', 'teacher') $$,
+  'an owner invites a teacher');
+select lives_ok($$ insert into t select 'late', token, invitation_id from public.create_invitation((select a from o), 'late@i.test', 'student') $$,
+  'and a student');
+reset role;
+update public.invitations set expires_at = now() - interval '1 second' where email = 'late@i.test';
+
+-- Accepting
+select tests.authenticate_as('new@i.test');
+select results_eq($$ select email from public.invitations $$, array['new@i.test'], 'an invitee sees their own open invitation only');
+select throws_ok($$ select public.accept_invitation((select token from t where name = 'other')) $$, 'TN014', null,
+  'an invitation for another address cannot be accepted');
+select throws_ok($$ select public.accept_invitation('inv_forged') $$, 'TN010', null, 'an unknown token is refused');
+select is((select role::text from public.accept_invitation((select token from t where name = 'new'))), 'student',
+  'the invitee accepts and joins with the invited role');
+select results_eq($$ select slug from public.organizations $$, array['inv-a'], 'and sees the organization at once');
+select throws_ok($$ select public.accept_invitation((select token from t where name = 'new')) $$, 'TN012', null,
+  'a token is single-use');
+reset role;
+
+select tests.authenticate_as('late@i.test');
+select throws_ok($$ select public.accept_invitation((select token from t where name = 'late')) $$, 'TN011', null,
+  'an expired invitation is refused');
+reset role;
+
+select tests.authenticate_as('boss@i.test');
+select is((select role::text from public.accept_invitation((select token from t where name = 'boss'))), 'owner',
+  'an owner''s invitation makes an owner');
+reset role;
+
+-- Revoking
+select tests.authenticate_as('student@i.test');
+select throws_ok($$ select public.revoke_invitation((select id from t where name = 'other')) $$, 'TN010', null,
+  'a student cannot revoke an invitation');
+reset role;
+select tests.authenticate_as('teacher@i.test');
+select lives_ok($$ select public.revoke_invitation((select id from t where name = 'other')) $$, 'a teacher revokes one');
+reset role;
+select tests.authenticate_as('other@i.test');
+select throws_ok($$ select public.accept_invitation((select token from t where name = 'other')) $$, 'TN013', null,
+  'a revoked invitation cannot be accepted');
+reset role;
+
+-- The tier's member limit (free: 5). The organization has 5 members now.
+select tests.authenticate_as('owner@i.test');
+select is((select count(*)::int from public.organization_members where org_id = (select a from o)), 5, 'the organization is full');
+select throws_ok($$ select public.create_invitation((select a from o), 'sixth@i.test', 'student') $$, 'TN015', null,
+  'a full organization cannot invite');
+reset role;
+-- An invitation made before the organization filled up cannot overshoot the limit either.
+update public.subscription_tiers set max_members = 6 where tier = 'free';
+select tests.authenticate_as('owner@i.test');
+insert into t select 'other2', token, invitation_id from public.create_invitation((select a from o), 'other@i.test', 'student');
+reset role;
+update public.subscription_tiers set max_members = 5 where tier = 'free';
+select tests.authenticate_as('other@i.test');
+select throws_ok($$ select public.accept_invitation((select token from t where name = 'other2')) $$, 'TN015', null,
+  'accepting checks the member limit');
+reset role;
+
+select * from finish();
+rollback;
