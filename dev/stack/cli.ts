@@ -56,6 +56,7 @@ async function start() {
       log.info("postgres started", { port: PORTS.postgres });
     }
     const n = pg.applyBaseline();
+    pg.setAuthenticatorPassword(secrets.authenticatorPassword);
     log.info("platform baseline applied", { files: n });
     try {
       const out = pg.applyMigrations().output;

@@ -108,6 +108,11 @@ export function applyBaseline() {
   return files.length;
 }
 
+/** Lets API-style callers log in as `authenticator` (hosted Supabase gives it a password too). */
+export function setAuthenticatorPassword(password: string) {
+  psql(`alter role authenticator with password '${password.replaceAll("'", "''")}'`);
+}
+
 /** Applies supabase/migrations with the supabase CLI, exactly as against a hosted project. */
 export function applyMigrations(): { ok: true; output: string } {
   const r = spawnSync("supabase", ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", ROOT], {

@@ -1,5 +1,6 @@
 // The stack's secrets, made once on first start and kept in .stack/secrets.json (git-ignored):
-// the JWT secret, the anon and service_role keys signed with it, and service credentials.
+// the JWT secret, the anon and service_role keys signed with it, and service credentials
+// (among them the password of `authenticator`, the role PostgREST-style callers log in as).
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +13,7 @@ export interface StackSecrets {
   serviceRoleKey: string;
   upstashToken: string;
   mqttServicePassword: string;
+  authenticatorPassword: string;
 }
 
 const TEN_YEARS = 10 * 365 * 24 * 3600;
@@ -27,7 +29,13 @@ async function apiKey(role: "anon" | "service_role", secret: string) {
 
 export async function ensureSecrets(): Promise<StackSecrets> {
   const existing = readSecrets();
-  if (existing) return existing;
+  if (existing?.authenticatorPassword) return existing;
+  if (existing) {
+    // made by an older stack: keep every secret, add the ones it lacked
+    const upgraded = { ...existing, authenticatorPassword: crypto.randomBytes(24).toString("base64url") };
+    fs.writeFileSync(paths.secrets, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
+    return upgraded;
+  }
   const jwtSecret = crypto.randomBytes(32).toString("hex");
   const secrets: StackSecrets = {
     jwtSecret,
@@ -35,6 +43,7 @@ export async function ensureSecrets(): Promise<StackSecrets> {
     serviceRoleKey: await apiKey("service_role", jwtSecret),
     upstashToken: crypto.randomBytes(24).toString("base64url"),
     mqttServicePassword: crypto.randomBytes(24).toString("base64url"),
+    authenticatorPassword: crypto.randomBytes(24).toString("base64url"),
   };
   fs.mkdirSync(path.dirname(paths.secrets), { recursive: true });
   fs.writeFileSync(paths.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });

@@ -21,6 +21,17 @@ export function adminSql(max = 2) {
   return postgres(DB_URL, { max, onnotice: () => {}, connection: { statement_timeout: 30_000 } });
 }
 
+/**
+ * The connection API requests use: `authenticator`, which can do nothing itself and only switches
+ * to anon, authenticated or service_role inside a request context (as PostgREST connects).
+ */
+export function apiSql(max = 2) {
+  const url = new URL(DB_URL);
+  url.username = "authenticator";
+  url.password = secrets().authenticatorPassword;
+  return postgres(url.toString(), { max, onnotice: () => {}, connection: { statement_timeout: 30_000 } });
+}
+
 export async function createUser(sql: postgres.Sql, email = `user-${crypto.randomUUID().slice(0, 8)}@test.local`) {
   const id = crypto.randomUUID();
   await sql`insert into auth.users (id, aud, role, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
