@@ -8,7 +8,8 @@ export const STATE = process.env.STACK_STATE_DIR ?? path.join(ROOT, ".stack");
 
 export const PORTS = {
   gateway: 54321,
-  postgres: 54322,
+  // Overridable so a benchmark can run its own throwaway cluster with the same setup.
+  postgres: Number(process.env.STACK_POSTGRES_PORT ?? 54322),
   redis: 54325,
   upstash: 54326,
   clamd: 54330,

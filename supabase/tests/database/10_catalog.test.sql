@@ -4,7 +4,7 @@
 -- callable by the auth server only.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(8);
+select plan(9);
 
 select is_empty($$
   select format('%I.%I', n.nspname, c.relname)
@@ -57,6 +57,14 @@ select is_empty($$
   from pg_roles r cross join unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) priv
   where r.rolname in ('anon', 'authenticated', 'service_role') and has_table_privilege(r.oid, 'audit.log', priv)
 $$, 'no API role may write the audit log');
+
+-- `col in (select helper())` is a per-row hashed-subplan filter that no index can serve; policies
+-- use `col = any (array(select helper()))`, an InitPlan that becomes an index condition.
+select is_empty($$
+  select format('%s on %s', p.polname, p.polrelid::regclass)
+  from pg_policy p
+  where concat(pg_get_expr(p.polqual, p.polrelid), ' ', pg_get_expr(p.polwithcheck, p.polrelid)) ~* 'IN \( SELECT app\.'
+$$, 'no policy filters rows through an IN sub-select of a helper');
 
 select * from finish();
 rollback;
