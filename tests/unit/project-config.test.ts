@@ -1,4 +1,4 @@
-// Reading supabase/config.toml for functions' verify_jwt and the access token hook.
+// Reading supabase/config.toml for functions' verify_jwt and the auth hooks.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -22,6 +22,12 @@ describe("project config", () => {
   it("parses the custom access token hook uri", () => {
     const dir = withConfig('[auth.hook.custom_access_token]\nenabled = true\nuri = "pg-functions://postgres/public/custom_access_token_hook"\n');
     expect(loadProjectConfig(dir).accessTokenHook).toEqual({ schema: "public", name: "custom_access_token_hook" });
+  });
+  it("reads the project's password verification hook, and none when disabled", () => {
+    expect(loadProjectConfig(path.join(ROOT, "supabase")).passwordVerificationHook)
+      .toEqual({ schema: "public", name: "hook_password_verification_attempt" });
+    const dir = withConfig('[auth.hook.password_verification_attempt]\nenabled = false\nuri = "pg-functions://postgres/public/x"\n');
+    expect(loadProjectConfig(dir).passwordVerificationHook).toBeNull();
   });
   it("rejects a hook uri that is not pg-functions://", () => {
     const dir = withConfig('[auth.hook.custom_access_token]\nenabled = true\nuri = "https://example.com/hook"\n');

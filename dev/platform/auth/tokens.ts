@@ -4,7 +4,7 @@
 import crypto from "node:crypto";
 import { SignJWT } from "jose";
 import type postgres from "postgres";
-import type { ProjectConfig } from "../project-config.ts";
+import type { PgFunctionHook, ProjectConfig } from "../project-config.ts";
 
 export interface MintOptions {
   userId?: string;
@@ -56,13 +56,10 @@ export async function mintAccessToken(
     };
     if (!config.accessTokenHook) return standard;
     const event = { user_id: user.id, claims: standard, authentication_method: method };
-    const [row] = await tx.unsafe(
-      `select ${quoteIdent(config.accessTokenHook.schema)}.${quoteIdent(config.accessTokenHook.name)}($1::jsonb) as result`,
-      // The object itself: postgres.js encodes parameters by the server's type, so a string
-      // here would arrive as a jsonb string, not the event.
-      [tx.json(event as postgres.JSONValue)] as never,
-    );
-    const result = row.result as { claims?: Record<string, unknown>; error?: { message?: string; http_code?: number } };
+    const result = (await callPgHook(tx, config.accessTokenHook, event)) as {
+      claims?: Record<string, unknown>;
+      error?: { message?: string; http_code?: number };
+    };
     if (result?.error) throw new TokenError("hook_error", result.error.message ?? "access token hook returned an error");
     if (!result?.claims || typeof result.claims !== "object") throw new TokenError("hook_error", "access token hook returned no claims");
     // GoTrue rejects hooks that drop the required claims; so do we.
@@ -73,6 +70,17 @@ export async function mintAccessToken(
   });
   const token = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(jwtSecret));
   return { token, claims };
+}
+
+/** Calls a `pg-functions://` auth hook as GoTrue does: one jsonb event in, one jsonb answer out. */
+export async function callPgHook(tx: postgres.TransactionSql, hook: PgFunctionHook, event: Record<string, unknown>) {
+  const [row] = await tx.unsafe(
+    `select ${quoteIdent(hook.schema)}.${quoteIdent(hook.name)}($1::jsonb) as result`,
+    // The object itself: postgres.js encodes parameters by the server's type, so a string
+    // here would arrive as a jsonb string, not the event.
+    [tx.json(event as postgres.JSONValue)] as never,
+  );
+  return row.result as unknown;
 }
 
 function quoteIdent(s: string) {

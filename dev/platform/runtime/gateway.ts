@@ -1,6 +1,7 @@
 // The local API gateway on :54321. Serves every folder of supabase/functions under
 // /functions/v1/<name> the way the hosted gateway does: CORS preflight, JWT verification unless
 // config.toml sets verify_jwt = false, a request id on every answer, hosted env names injected.
+// /auth/v1 is the password sign-in stand-in (../auth/routes.ts).
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -8,6 +9,8 @@ import crypto from "node:crypto";
 import { corsHeaders } from "../../../supabase/functions/_shared/cors.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
+import postgres from "postgres";
+import { handleAuth } from "../auth/routes.ts";
 import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
 import { FunctionBootError, FunctionPool } from "./function-pool.ts";
 import { verifyBearer } from "./jwt.ts";
@@ -60,6 +63,12 @@ function projectConfig() {
   return config;
 }
 
+// The auth stand-in's connection (GoTrue's, hosted); it switches to supabase_auth_admin per call.
+const authSql = process.env.SUPABASE_DB_URL ? postgres(process.env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} }) : null;
+const authDeps = authSql && {
+  sql: authSql, jwtSecret: JWT_SECRET, config: () => projectConfig(), supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
+};
+
 const pool = new FunctionPool({
   root: ROOT,
   functionsDir: FUNCTIONS_DIR,
@@ -90,6 +99,18 @@ const server = http.createServer(async (req, res) => {
   });
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+  if (url.pathname.startsWith("/auth/v1/") && authDeps) {
+    if (req.method === "OPTIONS") return void res.writeHead(204, { ...corsHeaders, "x-request-id": requestId }).end();
+    try {
+      const reply = await handleAuth(req, url, authDeps);
+      res.writeHead(reply.status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+      return void res.end(reply.body === undefined ? undefined : JSON.stringify(reply.body));
+    } catch (e) {
+      log.error("auth request failed", { request_id: requestId, error: String(e) });
+      res.writeHead(500, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+      return void res.end(JSON.stringify({ code: 500, error_code: "unexpected_failure", msg: "Unexpected failure." }));
+    }
+  }
   const m = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
   if (!m) return sendError(res, 404, "not_found", `No route for ${url.pathname}.`, requestId);
   const name = decodeURIComponent(m[1]);
@@ -142,6 +163,7 @@ for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.on(sig, async () => {
     server.close();
     await pool.stop();
+    await authSql?.end({ timeout: 2 });
     process.exit(0);
   });
 }
