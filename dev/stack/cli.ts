@@ -184,14 +184,27 @@ function pgtap(argv: string[]) {
 }
 
 // The schemas supabase-js callers reach: those config.toml exposes, minus graphql_public.
-function genTypes() {
-  const out = path.join(ROOT, "supabase", "functions", "_shared", "database.types.ts");
+const TYPES_FILE = path.join(ROOT, "supabase", "functions", "_shared", "database.types.ts");
+function generatedTypes(): string {
   const r = spawnSync("supabase", ["gen", "types", "typescript", `--remote=${DB_URL}`, "--schema", "public,audit", "--workdir", ROOT], {
     encoding: "utf8", cwd: ROOT, maxBuffer: 64 * 1024 * 1024,
   });
   if (r.status !== 0) throw new StartError(`supabase gen types failed:\n${r.stderr}`);
-  fs.writeFileSync(out, r.stdout);
-  console.log(`wrote ${path.relative(ROOT, out)}`);
+  return r.stdout;
+}
+
+/** `gen-types` writes the committed types; `gen-types --check` fails when they are out of date. */
+function genTypes(check: boolean) {
+  const fresh = generatedTypes();
+  const rel = path.relative(ROOT, TYPES_FILE);
+  if (check) {
+    const committed = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, "utf8") : "";
+    if (committed !== fresh) throw new StartError(`${rel} is out of date with the migrations: run npm run gen:types`);
+    console.log(`${rel} is up to date`);
+    return;
+  }
+  fs.writeFileSync(TYPES_FILE, fresh);
+  console.log(`wrote ${rel}`);
 }
 
 const [cmd, ...rest] = process.argv.slice(2);
@@ -202,7 +215,7 @@ try {
     case "status": process.exitCode = await status(); break;
     case "token": await token(rest); break;
     case "pgtap": process.exitCode = pgtap(rest); break;
-    case "gen-types": genTypes(); break;
+    case "gen-types": genTypes(rest.includes("--check")); break;
     default:
       console.error("usage: stack start|stop|status|token [--email E | --user ID] [--claims]|pgtap [files]|gen-types");
       process.exitCode = 2;

@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(24);
+select plan(26);
 
 select tests.create_user(e) from unnest(array['owner@k.test', 'teacher@k.test', 'owner@l.test']) e;
 create temp table o as select tests.create_org('owner@k.test', 'keys-a') a, tests.create_org('owner@l.test', 'keys-b') b;
@@ -66,6 +66,19 @@ select ok(app.has_permission((select a from o), 'files.read') and not app.has_pe
 reset role;
 select tests.authenticate_with_key((select id from k where name = 'revoked'));
 select is_empty($$ select 1 from public.organizations $$, 'a revoked key sees nothing at its next request');
+reset role;
+
+-- A key with members.manage still never makes or unmakes owners
+select tests.authenticate_as('owner@k.test');
+insert into k select 'manager', api_key, api_key_id from public.create_api_key((select a from o), 'HR', array['org.read', 'members.manage']);
+reset role;
+select tests.authenticate_with_key((select id from k where name = 'manager'));
+select throws_ok($$ update public.organization_members set role = 'owner' where user_id = tests.user_id('teacher@k.test') $$,
+  'TN002', null, 'a key cannot make an owner');
+reset role;
+select tests.as_service();
+select throws_ok($$ insert into public.api_keys (org_id, name, key_prefix, key_hash, scopes) values ((select a from o), 'x', 'sk_abcdefgh', sha256('x'), '{files.fly}') $$,
+  'TN024', null, 'even the service cannot store a scope outside the catalog');
 reset role;
 
 -- Deleting the organization disables its keys
