@@ -139,6 +139,21 @@ export function services(secrets: StackSecrets): Service[] {
       healthy: () => canConnect(PORTS.gateway),
       url: `http://${HOST}:${PORTS.gateway}/functions/v1/<name>`,
     },
+    {
+      name: "worker",
+      command: nodeBin,
+      args: [path.join(ROOT, "worker", "src", "main.ts")],
+      env: { DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST },
+      ports: [PORTS.worker],
+      healthy: async () => {
+        try {
+          return (await fetch(`http://${HOST}:${PORTS.worker}/health`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      url: `http://${HOST}:${PORTS.worker}/health /metrics`,
+    },
   ];
 }
 

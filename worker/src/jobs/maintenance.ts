@@ -1,0 +1,49 @@
+// Maintenance over every organization, scheduled with pg-boss cron and run as the service.
+import { z } from "zod";
+import { enqueueWith } from "../enqueue.ts";
+import { asService } from "../tenant-context.ts";
+import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+
+const Maintenance = BasePayload.extend({ org_id: z.null() });
+
+/** Invitations nobody accepted, kept this long past expiry so a late invitee still hears "expired". */
+export const EXPIRED_INVITATION_RETENTION_DAYS = 30;
+
+export const expireInvitations = defineJob({
+  queue: "maintenance.expire-invitations",
+  payload: Maintenance,
+  scopes: [],
+  tenancy: "all-organizations",
+  options: { ...DEFAULT_OPTIONS, concurrency: 1 },
+  schedule: { cron: "17 * * * *" },
+  async handler(ctx) {
+    const deleted = await asService(ctx.sql, ctx.correlationId, (tx) => tx`
+      delete from public.invitations
+      where accepted_at is null and expires_at < now() - make_interval(days => ${EXPIRED_INVITATION_RETENTION_DAYS})
+      returning id`);
+    ctx.log.info("expired invitations removed", { count: deleted.length });
+    return { deleted: deleted.length };
+  },
+});
+
+/** Organizations soft-deleted longer ago than their tier's retention: one tenant.delete job each. */
+export const purgeSoftDeleted = defineJob({
+  queue: "maintenance.purge-soft-deleted",
+  payload: Maintenance,
+  scopes: [],
+  tenancy: "all-organizations",
+  options: { ...DEFAULT_OPTIONS, concurrency: 1 },
+  schedule: { cron: "43 3 * * *" },
+  async handler(ctx) {
+    const due = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ id: string }[]>`
+      select o.id from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.deleted_at is not null and o.deleted_at < now() - make_interval(days => t.retention_days)
+      order by o.deleted_at limit 1000`);
+    for (const org of due) {
+      // The singleton key makes repeated sweeps enqueue each organization once.
+      await enqueueWith(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, { singletonKey: `tenant.delete:${org.id}` });
+    }
+    ctx.log.info("organizations past retention queued for deletion", { count: due.length });
+    return { queued: due.length };
+  },
+});

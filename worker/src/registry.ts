@@ -1,0 +1,55 @@
+// The job registry: each job declares its queue (`<area>.<job>`), its zod payload schema, the
+// permissions it holds in its organization, its queue options and its handler. Enqueueing from
+// TypeScript (enqueue.ts) and from SQL (app.enqueue_job) use the same names; the worker validates
+// every payload with the schema before running it. Later features add their jobs to JOBS.
+import type postgres from "postgres";
+import { z } from "zod";
+import type { Logger } from "../../supabase/functions/_shared/log.ts";
+import type { TenantJob } from "./tenant-context.ts";
+
+/** What every payload carries (ARCHITECTURE.md, Jobs). org_id is null only for jobs over every organization. */
+export const BasePayload = z.object({
+  org_id: z.uuid().nullable(),
+  correlation_id: z.string().min(1).max(128),
+});
+
+export interface JobOptions {
+  retryLimit: number;
+  retryDelay: number; // seconds; doubled per attempt (retryBackoff) up to retryDelayMax
+  retryDelayMax: number;
+  expireInSeconds: number;
+  concurrency: number;
+  priority?: number;
+}
+
+export interface JobContext {
+  sql: postgres.Sql;
+  log: Logger;
+  job: { id: string; queue: string; retryCount: number; signal: AbortSignal };
+  /** The organization's request context, for jobs with an org_id. */
+  tenant: TenantJob | null;
+  correlationId: string;
+}
+
+export interface JobDefinition<P extends z.ZodType = z.ZodType> {
+  queue: `${string}.${string}`;
+  payload: P;
+  /** Permissions the job holds in its organization (its RLS scopes). */
+  scopes: readonly string[];
+  /** Jobs over every organization (maintenance) take org_id null; the rest require one. */
+  tenancy: "organization" | "all-organizations";
+  /** By default a job for a deleted organization completes as a no-op; purge and delete jobs opt in. */
+  runsOnDeletedOrganization?: boolean;
+  options: JobOptions;
+  schedule?: { cron: string; key?: string };
+  handler(ctx: JobContext, data: z.infer<P>): Promise<unknown>;
+}
+
+export function defineJob<P extends z.ZodType>(def: JobDefinition<P>): JobDefinition<P> {
+  return def;
+}
+
+export const areaOf = (queue: string) => queue.slice(0, queue.indexOf("."));
+export const deadLetterQueueOf = (queue: string) => `${areaOf(queue)}.dead-letter`;
+
+export const DEFAULT_OPTIONS: JobOptions = { retryLimit: 5, retryDelay: 2, retryDelayMax: 300, expireInSeconds: 900, concurrency: 2 };

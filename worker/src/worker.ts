@@ -1,0 +1,80 @@
+// The worker as an object: start (pg-boss, queues, schedules, handlers, HTTP) and a graceful stop
+// that stops taking jobs and waits for running ones (pg-boss's graceful stop) up to a grace period;
+// what is still running then is left to expire and be retried, never lost.
+import http from "node:http";
+import { PgBoss } from "pg-boss";
+import postgres from "postgres";
+import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import type { WorkerEnv } from "./env.ts";
+import { createMetrics } from "./metrics.ts";
+import { ensureQueues } from "./queues.ts";
+import type { JobDefinition } from "./registry.ts";
+import { startWorkers } from "./runner.ts";
+
+const log = createLogger("worker");
+
+export interface Worker {
+  boss: PgBoss;
+  sql: postgres.Sql;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]): Promise<Worker> {
+  const boss = new PgBoss({ connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on" });
+  let healthy = true;
+  boss.on("error", (e) => log.error("pg-boss error", { error: String(e) }));
+  const sql = postgres(env.DATABASE_URL, { max: 10, onnotice: () => {}, connection: { application_name: "saas-backend-worker-jobs" } });
+  await boss.start();
+  await ensureQueues(boss, jobs);
+  if (env.WORKER_SCHEDULES === "on") {
+    for (const job of jobs.filter((j) => j.schedule)) {
+      await boss.schedule(job.queue, job.schedule!.cron, { org_id: null, correlation_id: `schedule:${job.queue}` }, { tz: "UTC" });
+    }
+  }
+  const metrics = createMetrics(boss, () => jobs.map((j) => j.queue));
+  await startWorkers(boss, jobs, { sql, metrics, concurrency: env.WORKER_CONCURRENCY });
+
+  const server = http.createServer(async (req, res) => {
+    if (req.url === "/health") {
+      let db = false;
+      try {
+        await sql`select 1`;
+        db = true;
+      } catch { /* reported below */ }
+      const ok = healthy && db;
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      return void res.end(JSON.stringify({ status: ok ? "ok" : "degraded", database: db, queues: jobs.length }));
+    }
+    if (req.url === "/metrics") {
+      try {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        return void res.end(body);
+      } catch (e) {
+        res.writeHead(503, { "content-type": "text/plain" });
+        return void res.end(`metrics unavailable: ${e}`);
+      }
+    }
+    res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"not_found","message":"GET /health or /metrics"}}');
+  });
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(env.WORKER_PORT, env.WORKER_HOST, resolve));
+  const port = (server.address() as { port: number }).port;
+  log.info("worker started", { port, queues: jobs.map((j) => j.queue) });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    boss, sql, port,
+    stop() {
+      stopping ??= (async () => {
+        healthy = false;
+        log.info("worker stopping: finishing running jobs", { grace_seconds: env.WORKER_SHUTDOWN_GRACE_SECONDS });
+        await boss.stop({ graceful: true, timeout: env.WORKER_SHUTDOWN_GRACE_SECONDS * 1000 });
+        server.close();
+        await sql.end({ timeout: 5 });
+        log.info("worker stopped");
+      })();
+      return stopping;
+    },
+  };
+}
