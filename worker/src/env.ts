@@ -5,7 +5,7 @@ const Concurrency = z.record(z.string(), z.number().int().min(1).max(64));
 
 const Env = z.object({
   DATABASE_URL: z.string().url(),
-  WORKER_PORT: z.coerce.number().int().min(1).max(65535).default(54390),
+  WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(54390), // 0: any free port (tests)
   WORKER_HOST: z.string().default("127.0.0.1"),
   // JSON object: queue name -> local concurrency, e.g. {"tenant.export": 2}; others use the registry's.
   WORKER_CONCURRENCY: z.string().default("{}").transform((s, ctx) => {

@@ -25,7 +25,10 @@ export async function startWorkers(boss: PgBoss, jobs: readonly JobDefinition[],
       includeMetadata: true as const,
       perJobResults: true as const,
       localConcurrency: opts.concurrency[def.queue] ?? def.options.concurrency,
+      // NOTIFY wakes workers for new jobs; polling still finds retries whose backoff ended and
+      // deferred jobs coming due, which no NOTIFY announces.
       pollingIntervalSeconds: 2,
+      notifyPollingIntervalSeconds: 2,
     }, async (batch: JobWithMetadata<Record<string, unknown>>[]) => Promise.all(batch.map((job) => runOne(def, job, opts))));
   }
 }

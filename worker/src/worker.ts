@@ -21,7 +21,10 @@ export interface Worker {
 }
 
 export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]): Promise<Worker> {
-  const boss = new PgBoss({ connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on" });
+  // useListenNotify: jobs on notify queues start as soon as they are committed, not at the next poll.
+  const boss = new PgBoss({
+    connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on", useListenNotify: true,
+  });
   let healthy = true;
   boss.on("error", (e) => log.error("pg-boss error", { error: String(e) }));
   const sql = postgres(env.DATABASE_URL, { max: 10, onnotice: () => {}, connection: { application_name: "saas-backend-worker-jobs" } });

@@ -231,6 +231,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"cancel_job":
+{ Args: { "job_id": string }; Returns: undefined
+                           },
 "create_api_key":
 { Args: { "expires_at"?: string,"name": string,"org_id": string,"scopes": (string)[] }; Returns: {
               "api_key": string,"api_key_id": string,"key_prefix": string
@@ -272,6 +275,14 @@ isOneToOne: false
 "hook_password_verification_attempt":
 { Args: { "event": Json }; Returns: Json
                            },
+"list_jobs":
+{ Args: { "job_state"?: string,"max_rows"?: number,"org_id": string }; Returns: {
+              "completed_on": string,"created_on": string,"data": Json,"id": string,"output": Json,"priority": number,"queue": string,"retry_count": number,"retry_limit": number,"source_id": string,"source_queue": string,"started_on": string,"state": string
+            }[]
+                           },
+"replay_dead_letter":
+{ Args: { "job_id": string }; Returns: string
+                           },
 "restore_organization":
 { Args: { "org_id": string }; Returns: {
               "coppa": boolean,
@@ -294,6 +305,9 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"retry_job":
+{ Args: { "job_id": string }; Returns: undefined
+                           },
 "revoke_api_key":
 { Args: { "api_key_id": string }; Returns: undefined
                            },
