@@ -33,6 +33,16 @@ describe("access tokens", () => {
     await expect(tokenFor(sql, user.id)).rejects.toMatchObject({ code: "user_not_found" });
   });
 
+  it("apply the context before the first query of a handler that awaits it at once", async () => {
+    const user = await createUser(sql);
+    const { claims } = await tokenFor(sql, user.id);
+    const seen = await withRequestContext(sql, contextFromClaims(claims), async (tx) => {
+      const [first] = await tx`select current_user as role, auth.uid() as uid`;
+      return first;
+    });
+    expect(seen).toEqual({ role: "authenticated", uid: user.id });
+  });
+
   it("refuse to run a request context with a role outside the three API roles", async () => {
     await expect(withRequestContext(sql, { role: "postgres" as never, claims: {} }, (tx) => tx`select 1`)).rejects.toThrow(/role must be/);
   });

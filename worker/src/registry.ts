@@ -18,7 +18,9 @@ export interface JobOptions {
   retryDelay: number; // seconds; doubled per attempt (retryBackoff) up to retryDelayMax
   retryDelayMax: number;
   expireInSeconds: number;
+  /** Fetch loops per worker process; each takes up to batchSize jobs at once and runs them together. */
   concurrency: number;
+  batchSize: number;
   priority?: number;
 }
 
@@ -52,4 +54,4 @@ export function defineJob<P extends z.ZodType>(def: JobDefinition<P>): JobDefini
 export const areaOf = (queue: string) => queue.slice(0, queue.indexOf("."));
 export const deadLetterQueueOf = (queue: string) => `${areaOf(queue)}.dead-letter`;
 
-export const DEFAULT_OPTIONS: JobOptions = { retryLimit: 5, retryDelay: 2, retryDelayMax: 300, expireInSeconds: 900, concurrency: 2 };
+export const DEFAULT_OPTIONS: JobOptions = { retryLimit: 5, retryDelay: 2, retryDelayMax: 300, expireInSeconds: 900, concurrency: 2, batchSize: 5 };

@@ -20,20 +20,44 @@ export interface RunnerOptions {
 
 export async function startWorkers(boss: PgBoss, jobs: readonly JobDefinition[], opts: RunnerOptions) {
   for (const def of jobs) {
-    await boss.work(def.queue, {
-      batchSize: 1,
-      includeMetadata: true as const,
-      perJobResults: true as const,
-      localConcurrency: opts.concurrency[def.queue] ?? def.options.concurrency,
-      // NOTIFY wakes workers for new jobs; polling still finds retries whose backoff ended and
-      // deferred jobs coming due, which no NOTIFY announces.
-      pollingIntervalSeconds: 2,
-      notifyPollingIntervalSeconds: 2,
-    }, async (batch: JobWithMetadata<Record<string, unknown>>[]) => Promise.all(batch.map((job) => runOne(def, job, opts))));
+    await boss.work(def.queue, workOptions(def, opts.concurrency[def.queue]),
+      (batch: JobWithMetadata<Record<string, unknown>>[]) => runBatch(def, batch, opts));
   }
 }
 
-export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<string, unknown>>, opts: RunnerOptions): Promise<JobResult> {
+/**
+ * How a queue is fetched. A full batch fetches again at once (burst), so a backlog drains at full
+ * speed; NOTIFY wakes idle loops for new jobs; polling every 2 s finds retries whose backoff ended
+ * and deferred jobs coming due, which no NOTIFY announces.
+ */
+export function workOptions(def: JobDefinition, concurrency?: number) {
+  return {
+    batchSize: def.options.batchSize,
+    burstWhenBatchFull: true,
+    includeMetadata: true as const,
+    perJobResults: true as const,
+    localConcurrency: concurrency ?? def.options.concurrency,
+    pollingIntervalSeconds: 2,
+    notifyPollingIntervalSeconds: 2,
+  };
+}
+
+/** Runs a fetched batch together; which of its organizations are deleted is asked once per batch. */
+export async function runBatch(def: JobDefinition, batch: JobWithMetadata<Record<string, unknown>>[], opts: RunnerOptions): Promise<JobResult[]> {
+  const orgIds = [...new Set(batch.map((j) => j.data?.org_id).filter((id): id is string => typeof id === "string" && UUID.test(id)))];
+  const deleted = new Set<string>();
+  if (orgIds.length && !def.runsOnDeletedOrganization) {
+    const live = await asService(opts.sql, batch[0].id, (tx) => tx<{ id: string }[]>`
+      select id from public.organizations where id = any(${orgIds}::uuid[]) and deleted_at is null`);
+    const alive = new Set(live.map((r) => r.id));
+    for (const id of orgIds) if (!alive.has(id)) deleted.add(id);
+  }
+  return Promise.all(batch.map((job) => runOne(def, job, opts, deleted)));
+}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<string, unknown>>, opts: RunnerOptions,
+                             deletedOrgs: ReadonlySet<string>): Promise<JobResult> {
   const correlationId = typeof job.data?.correlation_id === "string" ? job.data.correlation_id : job.id;
   const jlog = log.child({ correlation_id: correlationId, queue: def.queue, job_id: job.id, attempt: job.retryCount + 1 });
   const settle = (outcome: string, result: JobResult) => {
@@ -49,12 +73,9 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
     return settle("dead_lettered", { id: job.id, status: "deadletter", output: { error: "invalid_payload", issues } });
   }
 
-  if (orgId && !def.runsOnDeletedOrganization) {
-    const [org] = await asService(opts.sql, correlationId, (tx) => tx`select deleted_at from public.organizations where id = ${orgId}`);
-    if (!org || org.deleted_at) {
-      jlog.info("organization deleted, job skipped", { org_id: orgId });
-      return settle("skipped", { id: job.id, status: "completed", output: { skipped: "organization deleted" } });
-    }
+  if (orgId && deletedOrgs.has(orgId)) {
+    jlog.info("organization deleted, job skipped", { org_id: orgId });
+    return settle("skipped", { id: job.id, status: "completed", output: { skipped: "organization deleted" } });
   }
 
   const started = performance.now();

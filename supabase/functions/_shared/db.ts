@@ -19,13 +19,18 @@ export async function withRequestContext<T>(
   ctx: RequestContext,
   fn: (tx: postgres.TransactionSql) => Promise<T>,
 ): Promise<T> {
-  // The role is interpolated as an identifier, so it must be one of the three, never caller text.
+  // Only the three API roles, never caller text: anything else would run as that role.
   if (!ROLES.has(ctx.role)) throw new Error(`withRequestContext: role must be anon, authenticated or service_role`);
   return (await sql.begin(async (tx) => {
-    await tx.unsafe(`set local role ${ctx.role}`);
-    await tx`select set_config('request.jwt.claims', ${JSON.stringify({ ...ctx.claims, role: ctx.role })}, true),
-                    set_config('request.headers', ${JSON.stringify(ctx.headers ?? {})}, true)`;
-    return fn(tx);
+    // One statement (set_config('role', ..., true) is `set local role`, as PostgREST does it), not
+    // awaited before fn's first query: postgres.js pipelines both on the transaction's connection,
+    // in order, so the context costs no round trip of its own. execute() queues it now, so fn's
+    // queries come after it even when fn awaits its first one at once; if it fails, so does the rest.
+    const setup = tx`select set_config('role', ${ctx.role}, true),
+                    set_config('request.jwt.claims', ${JSON.stringify({ ...ctx.claims, role: ctx.role })}, true),
+                    set_config('request.headers', ${JSON.stringify(ctx.headers ?? {})}, true)`.execute();
+    const [, result] = await Promise.all([setup, fn(tx)]);
+    return result;
   })) as T;
 }
 

@@ -14,7 +14,7 @@ export const expireInvitations = defineJob({
   payload: Maintenance,
   scopes: [],
   tenancy: "all-organizations",
-  options: { ...DEFAULT_OPTIONS, concurrency: 1 },
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   schedule: { cron: "17 * * * *" },
   async handler(ctx) {
     const deleted = await asService(ctx.sql, ctx.correlationId, (tx) => tx`
@@ -32,7 +32,7 @@ export const purgeSoftDeleted = defineJob({
   payload: Maintenance,
   scopes: [],
   tenancy: "all-organizations",
-  options: { ...DEFAULT_OPTIONS, concurrency: 1 },
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   schedule: { cron: "43 3 * * *" },
   async handler(ctx) {
     const due = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ id: string }[]>`

@@ -15,7 +15,7 @@ export const tenantDelete = defineJob({
   scopes: [],
   tenancy: "organization",
   runsOnDeletedOrganization: true,
-  options: { ...DEFAULT_OPTIONS, concurrency: 1 },
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   async handler(ctx, data) {
     // Deleting organizations is the service's work (no member may); it is confined to this one.
     const outcome = await asService(ctx.sql, ctx.correlationId, async (tx) => {

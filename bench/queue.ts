@@ -1,0 +1,111 @@
+// npm run bench:queue — the worker's job path against plain pg-boss, in the same run, on the
+// stack's Postgres. Both sides use the same queue settings and fetch options (batches, burst,
+// LISTEN/NOTIFY); "plain" has an empty pg-boss handler, "tenant" runs the project's runner
+// (zod validation, deleted-organization check) and opens the organization's request context
+// around an empty body.
+//   throughput: N jobs inserted at once, time from the insert to the last completion
+//   latency: jobs sent one at a time, enqueue (created_on) to start (started_on), from the job rows
+import crypto from "node:crypto";
+import { PgBoss } from "pg-boss";
+import postgres from "postgres";
+import { DB_URL } from "../dev/stack/config.ts";
+import { createMetrics } from "../worker/src/metrics.ts";
+import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../worker/src/registry.ts";
+import { runBatch, workOptions } from "../worker/src/runner.ts";
+import { inTenantContext } from "../worker/src/tenant-context.ts";
+import { fmt, summarize } from "./stats.ts";
+
+const N = Number(process.env.BENCH_JOBS ?? 2000);
+const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 300);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const log = (msg: string, f: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:queue", msg, ...f }));
+
+const tenantJob = defineJob({
+  queue: "bench.tenant",
+  payload: BasePayload.extend({ n: BasePayload.shape.correlation_id.optional() }),
+  scopes: ["org.read"],
+  tenancy: "organization",
+  options: { ...DEFAULT_OPTIONS, concurrency: 4, batchSize: 10 },
+  async handler(ctx) {
+    await inTenantContext(ctx.sql, ctx.tenant!, async () => {});
+  },
+});
+const plainQueue = "bench.plain";
+
+const boss = new PgBoss({ connectionString: DB_URL, schedule: false, useListenNotify: true, application_name: "bench-queue" });
+boss.on("error", (e) => log("pg-boss error", { error: String(e) }));
+const sql = postgres(DB_URL, { max: 10, onnotice: () => {} });
+await boss.start();
+try {
+  for (const q of [plainQueue, tenantJob.queue, "bench.dead-letter"]) {
+    await boss.deleteQueue(q).catch(() => {});
+  }
+  await boss.createQueue("bench.dead-letter");
+  const queueSpec = { notify: true, retryLimit: 0, deadLetter: "bench.dead-letter", deleteAfterSeconds: 3600 };
+  await boss.createQueue(plainQueue, queueSpec);
+  await boss.createQueue(tenantJob.queue, queueSpec);
+  const [org] = await sql`insert into public.organizations (name, slug) values ('Queue bench', ${`bench-q-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+
+  const metrics = createMetrics(boss, () => [tenantJob.queue]);
+  const options = workOptions(tenantJob);
+  let done = 0;
+  await boss.work(plainQueue, options, async (batch) => {
+    done += batch.length;
+    return batch.map((j) => ({ id: j.id, status: "completed" as const }));
+  });
+  await boss.work(tenantJob.queue, options, async (batch) => {
+    const results = await runBatch(tenantJob, batch as never, { sql, metrics, concurrency: {} });
+    done += batch.length;
+    return results;
+  });
+
+  const payload = (i: number) => ({ org_id: org.id, correlation_id: `bench-${i}` });
+  async function throughput(queue: string) {
+    done = 0;
+    const started = performance.now();
+    await boss.insert(queue, Array.from({ length: N }, (_, i) => ({ data: payload(i) })));
+    while (done < N) await new Promise((r) => setTimeout(r, 5));
+    return N / ((performance.now() - started) / 1000);
+  }
+  async function latency(queue: string) {
+    const ids: string[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const before = done;
+      ids.push((await boss.send(queue, payload(i)))!);
+      while (done === before) await new Promise((r) => setTimeout(r, 0));
+    }
+    const rows = await sql`select extract(epoch from (started_on - created_on)) * 1000 as ms from pgboss.job where id = any(${ids}::uuid[])`;
+    return rows.map((r) => Number(r.ms));
+  }
+
+  log("warming up");
+  await throughput(plainQueue);
+  await throughput(tenantJob.queue);
+  const plainRates: number[] = [];
+  const tenantRates: number[] = [];
+  const plainLat: number[] = [];
+  const tenantLat: number[] = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    plainRates.push(await throughput(plainQueue));
+    tenantRates.push(await throughput(tenantJob.queue));
+    plainLat.push(...(await latency(plainQueue)));
+    tenantLat.push(...(await latency(tenantJob.queue)));
+    log("round done", { round: r, of: ROUNDS, plain_jobs_per_s: Math.round(plainRates.at(-1)!), tenant_jobs_per_s: Math.round(tenantRates.at(-1)!) });
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const plainRate = median(plainRates);
+  const tenantRate = median(tenantRates);
+  const pl = summarize(plainLat);
+  const tl = summarize(tenantLat);
+  console.log(`\n${N} jobs per throughput run (median of ${ROUNDS}), ${LATENCY_SAMPLES} sequential sends per latency run`);
+  console.log(`                 jobs/s    enqueue->start p50 ms   p95 ms`);
+  console.log(`plain pg-boss    ${plainRate.toFixed(0).padStart(6)}    ${fmt(pl.p50).padStart(8)}              ${fmt(pl.p95)}`);
+  console.log(`tenant context   ${tenantRate.toFixed(0).padStart(6)}    ${fmt(tl.p50).padStart(8)}              ${fmt(tl.p95)}\n`);
+  console.log(`ratio=${(tenantRate / plainRate).toFixed(2)} jobs_per_s=${tenantRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`);
+  await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
+} finally {
+  await boss.stop({ graceful: false });
+  for (const q of [plainQueue, tenantJob.queue]) await sql`delete from pgboss.job where name = ${q}`.catch(() => {});
+  await sql.end();
+}
