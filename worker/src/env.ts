@@ -16,6 +16,8 @@ const Env = z.object({
       return z.NEVER;
     }
   }),
+  // How often pg-boss looks for jobs whose worker vanished (expired) to retry them.
+  WORKER_SUPERVISE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
   // Cron schedules (pg-boss's) are kept off in tests that start extra workers.
   WORKER_SCHEDULES: z.enum(["on", "off"]).default("on"),

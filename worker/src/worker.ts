@@ -24,9 +24,10 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   // useListenNotify: jobs on notify queues start as soon as they are committed, not at the next poll.
   const boss = new PgBoss({
     connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on", useListenNotify: true,
+    superviseIntervalSeconds: env.WORKER_SUPERVISE_SECONDS,
   });
   let healthy = true;
-  boss.on("error", (e) => log.error("pg-boss error", { error: String(e) }));
+  boss.on("error", (e: unknown) => log.error("pg-boss error", { error: e instanceof Error ? e.message : JSON.stringify(e) }));
   const sql = postgres(env.DATABASE_URL, { max: 10, onnotice: () => {}, connection: { application_name: "saas-backend-worker-jobs" } });
   await boss.start();
   await ensureQueues(boss, jobs);
