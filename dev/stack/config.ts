@@ -16,7 +16,8 @@ export const PORTS = {
   mqtt: 54383,
   mqttWs: 54384,
   worker: 54390,
-} as const;
+  jobDashboard: 54392,
+};
 
 export const HOST = "127.0.0.1";
 export const PG_BIN = "/usr/lib/postgresql/15/bin";

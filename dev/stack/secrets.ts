@@ -14,7 +14,11 @@ export interface StackSecrets {
   upstashToken: string;
   mqttServicePassword: string;
   authenticatorPassword: string;
+  dashboardPassword: string;
 }
+
+/** Random service credentials; a secrets file from an older stack gets the ones it lacks. */
+const RANDOM_SECRETS = ["upstashToken", "mqttServicePassword", "authenticatorPassword", "dashboardPassword"] as const;
 
 const TEN_YEARS = 10 * 365 * 24 * 3600;
 
@@ -29,10 +33,11 @@ async function apiKey(role: "anon" | "service_role", secret: string) {
 
 export async function ensureSecrets(): Promise<StackSecrets> {
   const existing = readSecrets();
-  if (existing?.authenticatorPassword) return existing;
   if (existing) {
-    // made by an older stack: keep every secret, add the ones it lacked
-    const upgraded = { ...existing, authenticatorPassword: crypto.randomBytes(24).toString("base64url") };
+    const missing = RANDOM_SECRETS.filter((k) => !existing[k]);
+    if (missing.length === 0) return existing;
+    const upgraded = { ...existing };
+    for (const k of missing) upgraded[k] = crypto.randomBytes(24).toString("base64url");
     fs.writeFileSync(paths.secrets, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
     return upgraded;
   }
@@ -41,9 +46,7 @@ export async function ensureSecrets(): Promise<StackSecrets> {
     jwtSecret,
     anonKey: await apiKey("anon", jwtSecret),
     serviceRoleKey: await apiKey("service_role", jwtSecret),
-    upstashToken: crypto.randomBytes(24).toString("base64url"),
-    mqttServicePassword: crypto.randomBytes(24).toString("base64url"),
-    authenticatorPassword: crypto.randomBytes(24).toString("base64url"),
+    ...(Object.fromEntries(RANDOM_SECRETS.map((k) => [k, crypto.randomBytes(24).toString("base64url")])) as Record<(typeof RANDOM_SECRETS)[number], string>),
   };
   fs.mkdirSync(path.dirname(paths.secrets), { recursive: true });
   fs.writeFileSync(paths.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });

@@ -154,6 +154,20 @@ export function services(secrets: StackSecrets): Service[] {
       },
       url: `http://${HOST}:${PORTS.worker}/health /metrics`,
     },
+    {
+      // pg-boss's own dashboard (in the spirit of Celery's Flower), for operators: every tenant's
+      // jobs, so it listens on localhost only and asks for the password `npm start` prints.
+      name: "job-dashboard",
+      command: nodeBin,
+      args: [path.join(ROOT, "node_modules", "@pg-boss", "dashboard", "bin", "cli.js")],
+      env: {
+        DATABASE_URL: DB_URL, HOST, PORT: String(PORTS.jobDashboard), NODE_ENV: "production",
+        PGBOSS_DASHBOARD_AUTH_USERNAME: "admin", PGBOSS_DASHBOARD_AUTH_PASSWORD: secrets.dashboardPassword,
+      },
+      ports: [PORTS.jobDashboard],
+      healthy: () => canConnect(PORTS.jobDashboard),
+      url: `http://${HOST}:${PORTS.jobDashboard}  user admin  password ${secrets.dashboardPassword}`,
+    },
   ];
 }
 

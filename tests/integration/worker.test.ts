@@ -11,7 +11,7 @@ import { loadWorkerEnv } from "../../worker/src/env.ts";
 import { startWorker, type Worker } from "../../worker/src/worker.ts";
 import { restartProbe, slowForShutdown, TEST_JOBS } from "../fixtures/worker/jobs.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
-import { adminSql, createUser, DB_URL, HOST, PORTS, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { adminSql, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql(4);
 let worker: Worker;
@@ -218,6 +218,15 @@ describe("the stack's worker", () => {
     expect(await health.json()).toMatchObject({ status: "ok", database: true });
     const metrics = await (await fetch(`http://${HOST}:${PORTS.worker}/metrics`)).text();
     expect(metrics).toMatch(/worker_queue_jobs\{queue="tenant.delete",state="queued"\} \d+/);
+  });
+
+  it("has pg-boss's dashboard on localhost, behind the password npm start prints", async () => {
+    const url = `http://${HOST}:${PORTS.jobDashboard}/`;
+    expect((await fetch(url)).status).toBe(401);
+    const auth = `Basic ${Buffer.from(`admin:${secrets().dashboardPassword}`).toString("base64")}`;
+    const page = await fetch(url, { headers: { authorization: auth } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("tenant.delete");
   });
 
   it("purges organizations past their retention through tenant.delete, keeping their audit trail", async () => {
