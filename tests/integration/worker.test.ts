@@ -221,7 +221,7 @@ describe("the stack's worker", () => {
   });
 
   it("has pg-boss's dashboard on localhost, behind the password npm start prints", async () => {
-    const url = `http://${HOST}:${PORTS.jobDashboard}/`;
+    const url = `http://${HOST}:${PORTS.jobDashboard}/queues/tenant.delete`;
     expect((await fetch(url)).status).toBe(401);
     const auth = `Basic ${Buffer.from(`admin:${secrets().dashboardPassword}`).toString("base64")}`;
     const page = await fetch(url, { headers: { authorization: auth } });
