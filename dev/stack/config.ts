@@ -34,6 +34,7 @@ export const paths = {
   redis: path.join(STATE, "redis"),
   clamav: path.join(STATE, "clamav"),
   mosquitto: path.join(STATE, "mosquitto"),
+  storage: path.join(STATE, "storage"),
   supabase: path.join(ROOT, "supabase"),
   functions: path.join(ROOT, "supabase", "functions"),
   baselineSql: path.join(ROOT, "dev", "platform", "sql"),

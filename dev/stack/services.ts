@@ -134,7 +134,7 @@ export function services(secrets: StackSecrets): Service[] {
       name: "gateway",
       command: nodeBin,
       args: [runtime("gateway.ts")],
-      env: { ...platformEnv, GATEWAY_PORT: String(PORTS.gateway) },
+      env: { ...platformEnv, GATEWAY_PORT: String(PORTS.gateway), STORAGE_DIR: paths.storage },
       ports: [PORTS.gateway],
       healthy: () => canConnect(PORTS.gateway),
       url: `http://${HOST}:${PORTS.gateway}/functions/v1/<name>`,
@@ -143,7 +143,10 @@ export function services(secrets: StackSecrets): Service[] {
       name: "worker",
       command: nodeBin,
       args: [path.join(ROOT, "worker", "src", "main.ts")],
-      env: { DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST },
+      env: {
+        DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST,
+        SUPABASE_URL: platformEnv.SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+      },
       ports: [PORTS.worker],
       healthy: async () => {
         try {

@@ -19,6 +19,9 @@ const Env = z.object({
   // How often pg-boss looks for jobs whose worker vanished (expired) to retry them.
   WORKER_SUPERVISE_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   WORKER_SHUTDOWN_GRACE_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
+  // The project's API, for Storage (exports). Hosted: the project URL and its service role key.
+  SUPABASE_URL: z.string().url().optional(),
+  SUPABASE_SERVICE_ROLE_KEY: z.string().min(20).optional(),
   // Cron schedules (pg-boss's) are kept off in tests that start extra workers.
   WORKER_SCHEDULES: z.enum(["on", "off"]).default("on"),
 });

@@ -2,6 +2,7 @@
 // permissions it holds in its organization, its queue options and its handler. Enqueueing from
 // TypeScript (enqueue.ts) and from SQL (app.enqueue_job) use the same names; the worker validates
 // every payload with the schema before running it. Later features add their jobs to JOBS.
+import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { z } from "zod";
 import type { Logger } from "../../supabase/functions/_shared/log.ts";
@@ -27,7 +28,10 @@ export interface JobOptions {
 export interface JobContext {
   sql: postgres.Sql;
   log: Logger;
-  job: { id: string; queue: string; retryCount: number; signal: AbortSignal };
+  /** finalAttempt: no retry follows if this attempt fails (the job then goes to the dead-letter queue). */
+  job: { id: string; queue: string; retryCount: number; finalAttempt: boolean; signal: AbortSignal };
+  /** The project's API as the service (SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY), for Storage; null when not configured. */
+  supabase: SupabaseClient | null;
   /** The organization's request context, for jobs with an org_id. */
   tenant: TenantJob | null;
   correlationId: string;

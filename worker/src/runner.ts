@@ -3,6 +3,7 @@
 // deleted organization completes as a no-op with a log line; otherwise the handler runs, with
 // the organization's request context at hand. A handler that throws fails the attempt and
 // pg-boss retries it with exponential backoff, then dead-letters it.
+import type { SupabaseClient } from "@supabase/supabase-js";
 import type { JobResult, JobWithMetadata, PgBoss } from "pg-boss";
 import type postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
@@ -14,6 +15,7 @@ const log = createLogger("worker");
 
 export interface RunnerOptions {
   sql: postgres.Sql;
+  supabase?: SupabaseClient | null;
   metrics: Metrics;
   concurrency: Record<string, number>;
 }
@@ -83,7 +85,8 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
     const output = await def.handler({
       sql: opts.sql,
       log: jlog,
-      job: { id: job.id, queue: def.queue, retryCount: job.retryCount, signal: job.signal },
+      job: { id: job.id, queue: def.queue, retryCount: job.retryCount, finalAttempt: job.retryCount >= job.retryLimit, signal: job.signal },
+      supabase: opts.supabase ?? null,
       tenant: orgId ? { id: job.id, orgId, scopes: def.scopes, correlationId } : null,
       correlationId,
     }, parsed.data);

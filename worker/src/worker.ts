@@ -2,6 +2,7 @@
 // that stops taking jobs and waits for running ones (pg-boss's graceful stop) up to a grace period;
 // what is still running then is left to expire and be retried, never lost.
 import http from "node:http";
+import { createClient } from "@supabase/supabase-js";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
@@ -37,7 +38,10 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
     }
   }
   const metrics = createMetrics(boss, () => jobs.map((j) => j.queue));
-  await startWorkers(boss, jobs, { sql, metrics, concurrency: env.WORKER_CONCURRENCY });
+  const supabase = env.SUPABASE_URL && env.SUPABASE_SERVICE_ROLE_KEY
+    ? createClient(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } })
+    : null;
+  await startWorkers(boss, jobs, { sql, supabase, metrics, concurrency: env.WORKER_CONCURRENCY });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === "/health") {

@@ -10,6 +10,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import type { ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
+import { readJsonBody } from "../runtime/request-body.ts";
 import { callPgHook, mintAccessToken, TokenError } from "./tokens.ts";
 
 export interface AuthDeps {
@@ -37,7 +38,7 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
   if (route === "/token" && req.method === "POST") {
     const grant = url.searchParams.get("grant_type");
     if (grant !== "password") return gotrueError(400, "unsupported_grant_type", `grant_type ${grant} is not provided by the local stack`);
-    const parsed = PasswordGrant.safeParse(await readJson(req));
+    const parsed = PasswordGrant.safeParse(await readJsonBody(req));
     if (!parsed.success) return gotrueError(400, "validation_failed", "An e-mail address and a password are required.");
     return passwordGrant(parsed.data.email, parsed.data.password, deps);
   }
@@ -119,19 +120,4 @@ async function apiKeyOk(req: http.IncomingMessage, deps: AuthDeps) {
   if (typeof key !== "string") return false;
   const check = await verifyBearer(`Bearer ${key}`, new TextEncoder().encode(deps.jwtSecret));
   return check.ok && (check.claims.role === "anon" || check.claims.role === "service_role");
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > 64 * 1024) return null;
-    chunks.push(c as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch {
-    return null;
-  }
 }

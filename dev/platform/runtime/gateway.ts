@@ -1,7 +1,8 @@
 // The local API gateway on :54321. Serves every folder of supabase/functions under
 // /functions/v1/<name> the way the hosted gateway does: CORS preflight, JWT verification unless
 // config.toml sets verify_jwt = false, a request id on every answer, hosted env names injected.
-// /auth/v1 is the password sign-in stand-in (../auth/routes.ts).
+// /auth/v1 is the password sign-in stand-in (../auth/routes.ts), /storage/v1 the Storage API's
+// (../storage/routes.ts).
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -11,6 +12,7 @@ import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
 import postgres from "postgres";
 import { handleAuth } from "../auth/routes.ts";
+import { handleStorage } from "../storage/routes.ts";
 import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
 import { FunctionBootError, FunctionPool } from "./function-pool.ts";
 import { verifyBearer } from "./jwt.ts";
@@ -69,6 +71,10 @@ const authDeps = authSql && {
   sql: authSql, jwtSecret: JWT_SECRET, config: () => projectConfig(), supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
 };
 
+const storageDeps = authSql && {
+  sql: authSql, jwtSecret: JWT_SECRET, dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
+};
+
 const pool = new FunctionPool({
   root: ROOT,
   functionsDir: FUNCTIONS_DIR,
@@ -109,6 +115,22 @@ const server = http.createServer(async (req, res) => {
       log.error("auth request failed", { request_id: requestId, error: String(e) });
       res.writeHead(500, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
       return void res.end(JSON.stringify({ code: 500, error_code: "unexpected_failure", msg: "Unexpected failure." }));
+    }
+  }
+  if (url.pathname.startsWith("/storage/v1/") && storageDeps) {
+    if (req.method === "OPTIONS") return void res.writeHead(204, { ...corsHeaders, "x-request-id": requestId }).end();
+    try {
+      const reply = await handleStorage(req, url, storageDeps);
+      if (reply.file) {
+        res.writeHead(200, { ...corsHeaders, "content-type": reply.file.contentType, "content-length": reply.file.size, "x-request-id": requestId });
+        return void fs.createReadStream(reply.file.path).pipe(res);
+      }
+      res.writeHead(reply.status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+      return void res.end(JSON.stringify(reply.body));
+    } catch (e) {
+      log.error("storage request failed", { request_id: requestId, error: String(e) });
+      res.writeHead(500, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+      return void res.end(JSON.stringify({ statusCode: "500", error: "internal", message: "Unexpected failure." }));
     }
   }
   const m = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);

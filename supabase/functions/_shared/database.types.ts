@@ -55,6 +55,26 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"data_exports": {
+                  Row: {
+                    "completed_at": string | null,"created_at": string,"created_by": string | null,"error": string | null,"id": string,"job_id": string | null,"object_path": string | null,"org_id": string,"progress": number,"status": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id": string,"progress"?: number,"status"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id"?: string,"progress"?: number,"status"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "data_exports_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"invitations": {
                   Row: {
                     "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"created_by": string | null,"email": string,"expires_at": string,"id": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"role": Database["public"]['Enums']["org_role"],"token_hash": string,"updated_at": string,"updated_by": string | null
@@ -283,6 +303,27 @@ isOneToOne: false
 "replay_dead_letter":
 { Args: { "job_id": string }; Returns: string
                            },
+"request_data_export":
+{ Args: { "org_id": string }; Returns: {
+              "completed_at": string | null,
+"created_at": string,
+"created_by": string | null,
+"error": string | null,
+"id": string,
+"job_id": string | null,
+"object_path": string | null,
+"org_id": string,
+"progress": number,
+"status": string,
+"updated_at": string,
+"updated_by": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "data_exports"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
 "restore_organization":
 { Args: { "org_id": string }; Returns: {
               "coppa": boolean,

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 7 * 16);
+select plan(4 + 8 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -27,6 +27,8 @@ select public.create_invitation((select a from o), 'invitee@ma.test', 'student')
 select public.create_api_key((select a from o), 'A sync', array['org.read']);
 reset role;
 
+insert into public.data_exports (org_id) values ((select a from o)), ((select b from o));
+
 -- Tenant tables and the column that names their organization
 create temp table tenant_tables as
 select c.oid::regclass as tbl, case when c.oid = 'public.organizations'::regclass then 'id' else 'org_id' end as org_col,
@@ -35,13 +37,14 @@ select c.oid::regclass as tbl, case when c.oid = 'public.organizations'::regclas
           and col.attname not in ('id', 'org_id') order by has_column_privilege('authenticated', c.oid, col.attnum, 'UPDATE') desc, col.attnum limit 1) as some_col,
        (select string_agg(quote_ident(col.attname), ', ' order by col.attnum) from pg_attribute col
         where col.attrelid = c.oid and col.attnum > 0 and not col.attisdropped and col.attidentity = '' and col.attgenerated = '') as insertable,
-       exists (select 1 from pg_attribute col where col.attrelid = c.oid and col.attname = 'user_id' and not col.attisdropped) as has_user
+       exists (select 1 from pg_attribute col where col.attrelid = c.oid and col.attname = 'user_id' and not col.attisdropped) as has_user,
+       exists (select 1 from pg_attribute col where col.attrelid = c.oid and col.attname = 'id' and col.atttypid = 'uuid'::regtype) as has_uuid_id
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 7, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 8, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).
@@ -68,8 +71,7 @@ returns table (op text, statement text) language sql as $$
     -- a copy of one of the rows, under a fresh id where the table has one
     ('insert', format('insert into %1$s (%5$s) select %5$s from jsonb_populate_record(null::%1$s, '
                       '(select to_jsonb(x) || %2$L from %1$s x where %3$I = %4$L limit 1)) returning 1',
-                      t.tbl, case when t.tbl::text in ('public.invitations', 'public.api_keys', 'public.organizations')
-                                  then jsonb_build_object('id', gen_random_uuid()) else '{}' end, t.org_col, org, t.insertable))
+                      t.tbl, case when t.has_uuid_id then jsonb_build_object('id', gen_random_uuid()) else '{}' end, t.org_col, org, t.insertable))
   ) s(op, statement)
 $$;
 

@@ -1,9 +1,9 @@
 // Every job the worker runs. Later features add theirs here.
 import type { JobDefinition } from "../registry.ts";
 import { expireInvitations, purgeSoftDeleted } from "./maintenance.ts";
-import { tenantDelete } from "./tenant.ts";
+import { tenantDelete, tenantExport } from "./tenant.ts";
 
-export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete] as readonly JobDefinition[];
+export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport] as readonly JobDefinition[];
 
 export function jobFor(queue: string): JobDefinition | undefined {
   return JOBS.find((j) => j.queue === queue);

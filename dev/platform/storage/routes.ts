@@ -1,0 +1,204 @@
+// The smallest stand-in for the Supabase Storage API, under /storage/v1, for what supabase-js's
+// storage client needs so far: upload (POST/PUT /object/{bucket}/{path}), download (GET
+// /object[/authenticated]/{bucket}/{path}), signed download URLs (POST and GET
+// /object/sign/{bucket}/{path}), remove (DELETE /object/{bucket}). Like the Storage API it writes
+// and reads storage.objects as the caller's role with the caller's claims, so the project's own
+// policies on storage.objects decide; it enforces the bucket's file_size_limit and
+// allowed_mime_types; bytes live on disk under STORAGE_DIR/<bucket>/<name>. Errors use the Storage
+// API's shape ({ statusCode, error, message }).
+import crypto from "node:crypto";
+import fs from "node:fs";
+import type http from "node:http";
+import path from "node:path";
+import { jwtVerify, SignJWT } from "jose";
+import type postgres from "postgres";
+import { z } from "zod";
+import { contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
+import { verifyBearer } from "../runtime/jwt.ts";
+import { readBounded, readJsonBody } from "../runtime/request-body.ts";
+
+export interface StorageDeps {
+  sql: postgres.Sql;
+  jwtSecret: string;
+  dir: string;
+}
+
+type Reply = { status: number; body?: unknown; file?: { path: string; contentType: string; size: number } };
+const storageError = (status: number, error: string, message: string): Reply => ({ status, body: { statusCode: String(status), error, message } });
+const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
+
+/** Bucket ids and object names as the Storage API accepts them: no traversal, no control characters. */
+const BucketId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
+const ObjectName = z.string().min(1).max(1024).refine(
+  (n) => !n.startsWith("/") && !n.split("/").some((p) => p === "" || p === "." || p === "..") && !/[\u0000-\u001f\u007f\\]/.test(n),
+  "invalid object name",
+);
+
+function parseTarget(rest: string): { bucket: string; name: string } | null {
+  const i = rest.indexOf("/");
+  if (i < 0) return null;
+  const bucket = BucketId.safeParse(decodeURIComponent(rest.slice(0, i)));
+  const name = ObjectName.safeParse(decodeURIComponent(rest.slice(i + 1)));
+  return bucket.success && name.success ? { bucket: bucket.data, name: name.data } : null;
+}
+
+export async function handleStorage(req: http.IncomingMessage, url: URL, deps: StorageDeps): Promise<Reply> {
+  const route = url.pathname.replace(/^\/storage\/v1/, "");
+  const secret = new TextEncoder().encode(deps.jwtSecret);
+
+  // Signed download URLs carry their own authorization: a token for exactly this object.
+  const signedGet = /^\/object\/sign\/(.+)$/.exec(route);
+  if (signedGet && req.method === "GET") {
+    const target = parseTarget(signedGet[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    try {
+      const { payload } = await jwtVerify(url.searchParams.get("token") ?? "", secret, { algorithms: ["HS256"] });
+      if (payload.url !== `${target.bucket}/${target.name}`) return storageError(400, "invalid_signature", "The token is for another object");
+    } catch {
+      return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
+    }
+    return serveFile(deps, target, "service");
+  }
+
+  const auth = await verifyBearer(req.headers.authorization, secret);
+  if (!auth.ok) return storageError(auth.code === "missing_authorization" ? 400 : 403, "unauthorized", auth.message);
+  const ctx = contextFromClaims(auth.claims, {
+    "x-forwarded-for": req.socket.remoteAddress ?? "",
+    "user-agent": String(req.headers["user-agent"] ?? ""),
+    "x-request-id": String(req.headers["x-request-id"] ?? ""),
+  });
+  const asCaller = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => withRequestContext(deps.sql, ctx, fn);
+
+  const sign = /^\/object\/sign\/(.+)$/.exec(route);
+  if (sign && req.method === "POST") {
+    const target = parseTarget(sign[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    const body = z.object({ expiresIn: z.number().int().min(1).max(7 * 24 * 3600) }).safeParse(await readJsonBody(req));
+    if (!body.success) return storageError(400, "invalid_request", "expiresIn must be 1 to 604800 seconds");
+    const visible = await asCaller((tx) => tx`select 1 from storage.objects where bucket_id = ${target.bucket} and name = ${target.name}`);
+    if (!visible.length) return storageError(404, "not_found", "Object not found");
+    const token = await new SignJWT({ url: `${target.bucket}/${target.name}` }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + body.data.expiresIn).sign(secret);
+    return { status: 200, body: { signedURL: `/object/sign/${encodePath(target)}?token=${token}` } };
+  }
+
+  const download = /^\/object\/(?:authenticated\/)?(.+)$/.exec(route);
+  if (download && req.method === "GET") {
+    const target = parseTarget(download[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    return serveFile(deps, target, asCaller);
+  }
+
+  const upload = /^\/object\/(.+)$/.exec(route);
+  if (upload && (req.method === "POST" || req.method === "PUT")) {
+    const target = parseTarget(upload[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    return uploadObject(req, deps, target, auth.claims, asCaller, req.method === "PUT" || req.headers["x-upsert"] === "true");
+  }
+
+  const remove = /^\/object\/([^/]+)$/.exec(route);
+  if (remove && req.method === "DELETE") {
+    const bucket = BucketId.safeParse(decodeURIComponent(remove[1]));
+    const body = z.object({ prefixes: z.array(ObjectName).min(1).max(1000) }).safeParse(await readJsonBody(req));
+    if (!bucket.success || !body.success) return storageError(400, "invalid_request", "prefixes must be a list of object names");
+    const removed = await asCaller((tx) => tx`delete from storage.objects where bucket_id = ${bucket.data} and name = any(${body.data.prefixes})
+                                              returning id, name, bucket_id, metadata, created_at, updated_at`);
+    for (const r of removed) fs.rmSync(filePath(deps, { bucket: bucket.data, name: r.name }), { force: true });
+    return { status: 200, body: removed };
+  }
+  return storageError(404, "not_found", `The local storage stand-in does not provide ${req.method} ${route}`);
+}
+
+async function uploadObject(req: http.IncomingMessage, deps: StorageDeps, target: { bucket: string; name: string }, claims: Record<string, unknown>,
+                            asCaller: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>, upsert: boolean): Promise<Reply> {
+  const [bucket] = await deps.sql`select file_size_limit, allowed_mime_types from storage.buckets where id = ${target.bucket}`;
+  if (!bucket) return storageError(404, "not_found", "Bucket not found");
+  const limit = Math.min(Number(bucket.file_size_limit ?? MAX_UPLOAD_BYTES), MAX_UPLOAD_BYTES);
+  const tooLarge = () => storageError(413, "Payload too large", "The object exceeded the maximum allowed size");
+  const tmp = path.join(deps.dir, ".tmp", crypto.randomUUID());
+  fs.mkdirSync(path.dirname(tmp), { recursive: true });
+  const hash = crypto.createHash("md5");
+  let size = 0;
+  let contentType: string;
+  let cacheControl = String(req.headers["cache-control"] ?? "no-cache");
+  try {
+    const declared = String(req.headers["content-type"] ?? "application/octet-stream");
+    if (declared.toLowerCase().startsWith("multipart/form-data")) {
+      // supabase-js sends Blobs and Files as a form: the file part carries the type, the size and
+      // the cache setting; read whole (bounded), as the form must be parsed before the bytes are known.
+      const body = await readBounded(req, limit + 64 * 1024);
+      if (!body) return tooLarge();
+      const form = await new Response(new Uint8Array(body), { headers: { "content-type": declared } }).formData();
+      const file = [...form.values()].find((v): v is File => typeof v !== "string");
+      if (!file) return storageError(400, "invalid_request", "The form has no file");
+      const bytes = Buffer.from(await file.arrayBuffer());
+      size = bytes.length;
+      if (size > limit) return tooLarge();
+      contentType = (file.type || "application/octet-stream").split(";")[0].trim().toLowerCase();
+      const cc = form.get("cacheControl");
+      if (typeof cc === "string" && /^\d{1,9}$/.test(cc)) cacheControl = `max-age=${cc}`;
+      hash.update(bytes);
+      fs.writeFileSync(tmp, bytes);
+    } else {
+      contentType = declared.split(";")[0].trim().toLowerCase();
+      const out = fs.createWriteStream(tmp);
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > limit) {
+          out.destroy();
+          fs.rmSync(tmp, { force: true });
+          return tooLarge();
+        }
+        hash.update(chunk as Buffer);
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+      }
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    }
+    if (bucket.allowed_mime_types?.length && !bucket.allowed_mime_types.some((m: string) => mimeMatches(m, contentType))) {
+      fs.rmSync(tmp, { force: true });
+      return storageError(415, "invalid_mime_type", `mime type ${contentType} is not supported`);
+    }
+    const metadata = { size, mimetype: contentType, eTag: `"${hash.digest("hex")}"`, cacheControl,
+                       lastModified: new Date().toISOString(), contentLength: size, httpStatusCode: 200 };
+    const owner = typeof claims.sub === "string" ? claims.sub : null;
+    const rows = await asCaller(async (tx) => upsert
+      ? tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
+           on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
+           returning id`
+      : tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
+           returning id`);
+    const dest = filePath(deps, target);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(tmp, dest);
+    return { status: 200, body: { Id: rows[0].id, Key: `${target.bucket}/${target.name}` } };
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    const code = (e as { code?: string }).code;
+    if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
+    if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
+    throw e;
+  }
+}
+
+async function serveFile(deps: StorageDeps, target: { bucket: string; name: string },
+                         access: "service" | (<T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>)): Promise<Reply> {
+  const query = (tx: postgres.TransactionSql | postgres.Sql) =>
+    tx`select metadata from storage.objects where bucket_id = ${target.bucket} and name = ${target.name}`;
+  const rows = access === "service" ? await query(deps.sql) : await access((tx) => query(tx));
+  const file = filePath(deps, target);
+  if (!rows.length || !fs.existsSync(file)) return storageError(404, "not_found", "Object not found");
+  return { status: 200, file: { path: file, contentType: rows[0].metadata?.mimetype ?? "application/octet-stream", size: fs.statSync(file).size } };
+}
+
+function filePath(deps: StorageDeps, target: { bucket: string; name: string }) {
+  const p = path.resolve(deps.dir, target.bucket, target.name);
+  if (!p.startsWith(path.resolve(deps.dir) + path.sep)) throw new Error("object path escapes the storage directory");
+  return p;
+}
+
+const encodePath = (t: { bucket: string; name: string }) => [t.bucket, ...t.name.split("/")].map(encodeURIComponent).join("/");
+
+function mimeMatches(pattern: string, type: string) {
+  const p = pattern.toLowerCase();
+  return p === type || (p.endsWith("/*") && type.startsWith(p.slice(0, -1)));
+}

@@ -1,0 +1,105 @@
+// The local Storage stand-in through supabase-js's storage client: uploads and downloads decided
+// by the policies on storage.objects (as the caller's role), the bucket's size and type limits,
+// path checks, signed URLs and removal. The test bucket and its policies exist only during the run.
+import http from "node:http";
+import { createClient } from "@supabase/supabase-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adminSql, API_URL, createUser, secrets, tokenFor } from "../helpers/stack.ts";
+
+const admin = adminSql();
+const BUCKET = "standin-test";
+let alice: { id: string }, bob: { id: string };
+let asAlice: ReturnType<typeof client>, asBob: ReturnType<typeof client>;
+
+function client(token?: string) {
+  return createClient(API_URL, secrets().anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    global: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
+  }).storage.from(BUCKET);
+}
+
+beforeAll(async () => {
+  await admin`insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)
+              values (${BUCKET}, ${BUCKET}, false, 64, array['text/plain']) on conflict (id) do nothing`;
+  for (const op of ["select", "insert", "update", "delete"] as const) {
+    await admin.unsafe(`drop policy if exists "standin-test ${op}" on storage.objects`);
+    const clause = `bucket_id = '${BUCKET}' and (storage.foldername(name))[1] = (select auth.uid())::text`;
+    await admin.unsafe(op === "insert"
+      ? `create policy "standin-test ${op}" on storage.objects for insert to authenticated with check (${clause})`
+      : `create policy "standin-test ${op}" on storage.objects for ${op} to authenticated using (${clause})`);
+  }
+  alice = await createUser(admin);
+  bob = await createUser(admin);
+  asAlice = client((await tokenFor(admin, alice.id)).token);
+  asBob = client((await tokenFor(admin, bob.id)).token);
+});
+
+afterAll(async () => {
+  for (const op of ["select", "insert", "update", "delete"]) await admin.unsafe(`drop policy if exists "standin-test ${op}" on storage.objects`);
+  await admin`delete from storage.objects where bucket_id = ${BUCKET}`;
+  await admin`delete from storage.buckets where id = ${BUCKET}`;
+  await admin.end();
+});
+
+const text = (s: string) => new Blob([s], { type: "text/plain" });
+
+describe("storage stand-in (supabase-js)", () => {
+  it("uploads into the caller's own folder as the caller, and downloads it back", async () => {
+    const up = await asAlice.upload(`${alice.id}/hello.txt`, text("hello"), { contentType: "text/plain" });
+    expect(up.error).toBeNull();
+    expect(up.data?.fullPath).toBe(`${BUCKET}/${alice.id}/hello.txt`);
+    const [row] = await admin`select owner, metadata->>'size' as size from storage.objects where bucket_id = ${BUCKET} and name = ${`${alice.id}/hello.txt`}`;
+    expect(row).toEqual({ owner: alice.id, size: "5" });
+    const down = await asAlice.download(`${alice.id}/hello.txt`);
+    expect(await down.data?.text()).toBe("hello");
+  });
+
+  it("lets the policies decide: another user neither reads nor writes there, anon sees nothing", async () => {
+    expect((await asBob.download(`${alice.id}/hello.txt`)).error).toMatchObject({ status: 404 });
+    expect((await asBob.upload(`${alice.id}/intruder.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({ status: 403 });
+    expect((await client().download(`${alice.id}/hello.txt`)).error).not.toBeNull();
+  });
+
+  it("enforces the bucket's size limit and types, refuses traversal and duplicates", async () => {
+    expect((await asAlice.upload(`${alice.id}/big.txt`, text("x".repeat(65)), { contentType: "text/plain" })).error).toMatchObject({ status: 413 });
+    expect((await asAlice.upload(`${alice.id}/page.html`, new Blob(["<p>"], { type: "text/html" }), { contentType: "text/html" })).error)
+      .toMatchObject({ status: 415 });
+    // "..", even encoded, is resolved by URL parsing (client or gateway), so it lands in bob's
+    // folder, which the policies refuse; names with "." or ".." segments are refused besides.
+    expect((await asAlice.upload(`${alice.id}/../${bob.id}/x.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({ status: 403 });
+    const token = (await tokenFor(admin, alice.id)).token;
+    const status = await new Promise<number>((resolve, reject) => {
+      // node:http sends the path as written (fetch would resolve %2e%2e too)
+      const req = http.request(`${API_URL}/storage/v1/object/${BUCKET}/${alice.id}/%2e%2e/${bob.id}/x.txt`, {
+        method: "POST", headers: { "content-type": "text/plain", apikey: secrets().anonKey, authorization: `Bearer ${token}` },
+      }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+      req.on("error", reject);
+      req.end("x");
+    });
+    expect([400, 403]).toContain(status); // the gateway's URL parsing resolves it too: bob's folder, refused
+    expect(await admin`select 1 from storage.objects where bucket_id = ${BUCKET} and name like ${`${bob.id}/%`}`).toHaveLength(0);
+    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain" })).error).toMatchObject({ status: 409 });
+    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain", upsert: true })).error).toBeNull();
+    expect(await (await asAlice.download(`${alice.id}/hello.txt`)).data?.text()).toBe("again");
+  });
+
+  it("signs download URLs for objects the caller may read, only for that object and only until expiry", async () => {
+    const signed = await asAlice.createSignedUrl(`${alice.id}/hello.txt`, 60);
+    expect(signed.error).toBeNull();
+    const res = await fetch(signed.data!.signedUrl);
+    expect(await res.text()).toBe("again");
+    const forged = signed.data!.signedUrl.replace("hello.txt", "other.txt");
+    expect((await fetch(forged)).status).toBe(400);
+    expect((await asBob.createSignedUrl(`${alice.id}/hello.txt`, 60)).error).toMatchObject({ status: 404 });
+    const expiring = await asAlice.createSignedUrl(`${alice.id}/hello.txt`, 1);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await fetch(expiring.data!.signedUrl)).status).toBe(400);
+  });
+
+  it("removes objects the caller may delete, and only those", async () => {
+    expect((await asBob.remove([`${alice.id}/hello.txt`])).data).toEqual([]);
+    const removed = await asAlice.remove([`${alice.id}/hello.txt`]);
+    expect(removed.data?.map((o) => o.name)).toEqual([`${alice.id}/hello.txt`]);
+    expect((await asAlice.download(`${alice.id}/hello.txt`)).error).toMatchObject({ status: 404 });
+  });
+});
