@@ -9,7 +9,7 @@ import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { enqueue, EnqueueError, enqueueWith } from "../../worker/src/enqueue.ts";
 import { loadWorkerEnv } from "../../worker/src/env.ts";
 import { startWorker, type Worker } from "../../worker/src/worker.ts";
-import { restartProbe, slowForShutdown, TEST_JOBS } from "../fixtures/worker/jobs.ts";
+import { restartProbe, slowForShutdown, TEST_JOBS, tick } from "../fixtures/worker/jobs.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { adminSql, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
@@ -182,6 +182,24 @@ describe("graceful shutdown", () => {
     await second.stop();
     expect((await jobRow(id!)).state).toBe("completed");
   });
+});
+
+describe("schedules", () => {
+  it("a registry job's schedule sends jobs on time (an RRULE every 2 s)", async () => {
+    const jobs = [{ ...tick, schedule: { cron: "FREQ=SECONDLY;INTERVAL=2" } }];
+    const since = new Date();
+    const own = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "on", WORKER_CRON_MONITOR_SECONDS: "1", WORKER_SHUTDOWN_GRACE_SECONDS: "5" }), jobs);
+    try {
+      const done = await waitUntil("scheduled jobs to complete", async () => {
+        const r = await admin`select output from pgboss.job where name = 'test.tick' and created_on >= ${since} and state = 'completed'`;
+        return r.length >= 2 ? r : null;
+      }, 30_000, 250);
+      expect(done[0].output).toEqual({ ticked: true });
+    } finally {
+      await own.boss.unschedule("test.tick");
+      await own.stop();
+    }
+  }, 40_000);
 });
 
 describe("Postgres restarting mid-job", () => {

@@ -22,6 +22,8 @@ const Env = z.object({
   // The project's API, for Storage (exports). Hosted: the project URL and its service role key.
   SUPABASE_URL: z.string().url().optional(),
   SUPABASE_SERVICE_ROLE_KEY: z.string().min(20).optional(),
+  // How often pg-boss evaluates the schedules (one instance claims each pass).
+  WORKER_CRON_MONITOR_SECONDS: z.coerce.number().int().min(1).max(45).default(30),
   // Cron schedules (pg-boss's) are kept off in tests that start extra workers.
   WORKER_SCHEDULES: z.enum(["on", "off"]).default("on"),
 });

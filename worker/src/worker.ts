@@ -26,6 +26,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   const boss = new PgBoss({
     connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on", useListenNotify: true,
     superviseIntervalSeconds: env.WORKER_SUPERVISE_SECONDS,
+    cronMonitorIntervalSeconds: env.WORKER_CRON_MONITOR_SECONDS,
   });
   let healthy = true;
   boss.on("error", (e: unknown) => log.error("pg-boss error", { error: e instanceof Error ? e.message : JSON.stringify(e) }));
