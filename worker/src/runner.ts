@@ -18,6 +18,7 @@ export interface RunnerOptions {
   supabase?: SupabaseClient | null;
   metrics: Metrics;
   concurrency: Record<string, number>;
+  liveness: OrganizationLiveness;
 }
 
 export async function startWorkers(boss: PgBoss, jobs: readonly JobDefinition[], opts: RunnerOptions) {
@@ -44,16 +45,38 @@ export function workOptions(def: JobDefinition, concurrency?: number) {
   };
 }
 
-/** Runs a fetched batch together; which of its organizations are deleted is asked once per batch. */
+/**
+ * Which organizations are deleted, asked once per batch and remembered for a moment: deleting an
+ * organization is rare, and a job that starts just after anyway finds nothing, since the policy
+ * helpers hide a deleted organization from its request context.
+ */
+export class OrganizationLiveness {
+  readonly #seen = new Map<string, { alive: boolean; at: number }>();
+  readonly ttlMs: number;
+  constructor(ttlMs = 2000) {
+    this.ttlMs = ttlMs;
+  }
+
+  async deletedAmong(sql: postgres.Sql, orgIds: string[], correlationId: string): Promise<Set<string>> {
+    const now = Date.now();
+    const unknown = orgIds.filter((id) => !(now - (this.#seen.get(id)?.at ?? -Infinity) < this.ttlMs));
+    if (unknown.length) {
+      const live = await asService(sql, correlationId, (tx) => tx<{ id: string }[]>`
+        select id from public.organizations where id = any(${unknown}::uuid[]) and deleted_at is null`);
+      const alive = new Set(live.map((r) => r.id));
+      for (const id of unknown) this.#seen.set(id, { alive: alive.has(id), at: now });
+      if (this.#seen.size > 10_000) this.#seen.clear();
+    }
+    return new Set(orgIds.filter((id) => this.#seen.get(id)?.alive === false));
+  }
+}
+
+/** Runs a fetched batch together. */
 export async function runBatch(def: JobDefinition, batch: JobWithMetadata<Record<string, unknown>>[], opts: RunnerOptions): Promise<JobResult[]> {
   const orgIds = [...new Set(batch.map((j) => j.data?.org_id).filter((id): id is string => typeof id === "string" && UUID.test(id)))];
-  const deleted = new Set<string>();
-  if (orgIds.length && !def.runsOnDeletedOrganization) {
-    const live = await asService(opts.sql, batch[0].id, (tx) => tx<{ id: string }[]>`
-      select id from public.organizations where id = any(${orgIds}::uuid[]) and deleted_at is null`);
-    const alive = new Set(live.map((r) => r.id));
-    for (const id of orgIds) if (!alive.has(id)) deleted.add(id);
-  }
+  const deleted = orgIds.length && !def.runsOnDeletedOrganization
+    ? await opts.liveness.deletedAmong(opts.sql, orgIds, batch[0].id)
+    : new Set<string>();
   return Promise.all(batch.map((job) => runOne(def, job, opts, deleted)));
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

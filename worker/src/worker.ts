@@ -10,7 +10,7 @@ import type { WorkerEnv } from "./env.ts";
 import { createMetrics } from "./metrics.ts";
 import { ensureQueues } from "./queues.ts";
 import type { JobDefinition } from "./registry.ts";
-import { startWorkers } from "./runner.ts";
+import { OrganizationLiveness, startWorkers } from "./runner.ts";
 
 const log = createLogger("worker");
 
@@ -27,6 +27,9 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
     connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on", useListenNotify: true,
     superviseIntervalSeconds: env.WORKER_SUPERVISE_SECONDS,
     cronMonitorIntervalSeconds: env.WORKER_CRON_MONITOR_SECONDS,
+    // pg-boss decides per queue from its cached queue list whether NOTIFY applies; queues made at
+    // start would otherwise wait for the default 60 s refresh, fetching slowly until then.
+    queueCacheIntervalSeconds: 5,
   });
   let healthy = true;
   boss.on("error", (e: unknown) => log.error("pg-boss error", { error: e instanceof Error ? e.message : JSON.stringify(e) }));
@@ -42,7 +45,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   const supabase = env.SUPABASE_URL && env.SUPABASE_SERVICE_ROLE_KEY
     ? createClient(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } })
     : null;
-  await startWorkers(boss, jobs, { sql, supabase, metrics, concurrency: env.WORKER_CONCURRENCY });
+  await startWorkers(boss, jobs, { sql, supabase, metrics, concurrency: env.WORKER_CONCURRENCY, liveness: new OrganizationLiveness() });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === "/health") {
