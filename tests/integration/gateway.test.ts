@@ -87,6 +87,12 @@ describe("requests", () => {
 });
 
 describe("fault isolation", () => {
+  it("answers 400 invalid_path for a function name that is not valid percent-encoding", async () => {
+    const res = await call("bad%E0%A4%A");
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe("invalid_path");
+  });
+
   it("turns a throw into a 500 envelope with the request id", async () => {
     const res = await call("throws", { headers: { Authorization: `Bearer ${secrets().anonKey}`, "x-request-id": "req-throw-1" } });
     expect(res.status).toBe(500);

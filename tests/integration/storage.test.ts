@@ -43,6 +43,17 @@ afterAll(async () => {
 
 const text = (s: string) => new Blob([s], { type: "text/plain" });
 
+/** A request sent with its path exactly as written (fetch would normalize it). */
+function rawPost(pathname: string, token: string) {
+  return new Promise<number>((resolve, reject) => {
+    const req = http.request(`${API_URL}${pathname}`, {
+      method: "POST", headers: { "content-type": "text/plain", apikey: secrets().anonKey, authorization: `Bearer ${token}` },
+    }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on("error", reject);
+    req.end("x");
+  });
+}
+
 describe("storage stand-in (supabase-js)", () => {
   it("uploads into the caller's own folder as the caller, and downloads it back", async () => {
     const up = await asAlice.upload(`${alice.id}/hello.txt`, text("hello"), { contentType: "text/plain" });
@@ -68,15 +79,9 @@ describe("storage stand-in (supabase-js)", () => {
     // folder, which the policies refuse; names with "." or ".." segments are refused besides.
     expect((await asAlice.upload(`${alice.id}/../${bob.id}/x.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({ status: 403 });
     const token = (await tokenFor(admin, alice.id)).token;
-    const status = await new Promise<number>((resolve, reject) => {
-      // node:http sends the path as written (fetch would resolve %2e%2e too)
-      const req = http.request(`${API_URL}/storage/v1/object/${BUCKET}/${alice.id}/%2e%2e/${bob.id}/x.txt`, {
-        method: "POST", headers: { "content-type": "text/plain", apikey: secrets().anonKey, authorization: `Bearer ${token}` },
-      }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
-      req.on("error", reject);
-      req.end("x");
-    });
+    const status = await rawPost(`/storage/v1/object/${BUCKET}/${alice.id}/%2e%2e/${bob.id}/x.txt`, token);
     expect([400, 403]).toContain(status); // the gateway's URL parsing resolves it too: bob's folder, refused
+    expect(await rawPost(`/storage/v1/object/${BUCKET}/${alice.id}/bad-%E0%A4%A.txt`, token)).toBe(400); // malformed encoding
     expect(await admin`select 1 from storage.objects where bucket_id = ${BUCKET} and name like ${`${bob.id}/%`}`).toHaveLength(0);
     expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain" })).error).toMatchObject({ status: 409 });
     expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain", upsert: true })).error).toBeNull();

@@ -95,6 +95,36 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(JSON.stringify(errorBody(code, message, requestId)));
 }
 
+/**
+ * A platform stand-in's answer (JSON, or a file to stream), with CORS and the request id; an
+ * unexpected failure answers 500 in that service's own error shape and is logged, never thrown.
+ */
+async function serveStandIn(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, service: string,
+                            handle: () => Promise<{ status: number; body?: unknown; file?: { path: string; contentType: string; size: number } }>,
+                            failure: unknown) {
+  const headers = { ...corsHeaders, "x-request-id": requestId };
+  if (req.method === "OPTIONS") return void res.writeHead(204, headers).end();
+  try {
+    const reply = await handle();
+    if (reply.file) {
+      res.writeHead(200, { ...headers, "content-type": reply.file.contentType, "content-length": reply.file.size });
+      const stream = fs.createReadStream(reply.file.path);
+      stream.on("error", (e) => {
+        log.error(`${service} file stream failed`, { request_id: requestId, error: String(e) });
+        res.destroy();
+      });
+      return void stream.pipe(res);
+    }
+    res.writeHead(reply.status, { ...headers, "content-type": "application/json" });
+    res.end(reply.body === undefined ? undefined : JSON.stringify(reply.body));
+  } catch (e) {
+    log.error(`${service} request failed`, { request_id: requestId, error: String(e) });
+    if (res.headersSent) return void res.destroy();
+    res.writeHead(500, { ...headers, "content-type": "application/json" });
+    res.end(JSON.stringify(failure));
+  }
+}
+
 const server = http.createServer(async (req, res) => {
   const started = performance.now();
   const given = req.headers["x-request-id"];
@@ -106,36 +136,21 @@ const server = http.createServer(async (req, res) => {
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
   if (url.pathname.startsWith("/auth/v1/") && authDeps) {
-    if (req.method === "OPTIONS") return void res.writeHead(204, { ...corsHeaders, "x-request-id": requestId }).end();
-    try {
-      const reply = await handleAuth(req, url, authDeps);
-      res.writeHead(reply.status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
-      return void res.end(reply.body === undefined ? undefined : JSON.stringify(reply.body));
-    } catch (e) {
-      log.error("auth request failed", { request_id: requestId, error: String(e) });
-      res.writeHead(500, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
-      return void res.end(JSON.stringify({ code: 500, error_code: "unexpected_failure", msg: "Unexpected failure." }));
-    }
+    return serveStandIn(req, res, requestId, "auth", () => handleAuth(req, url, authDeps),
+      { code: 500, error_code: "unexpected_failure", msg: "Unexpected failure." });
   }
   if (url.pathname.startsWith("/storage/v1/") && storageDeps) {
-    if (req.method === "OPTIONS") return void res.writeHead(204, { ...corsHeaders, "x-request-id": requestId }).end();
-    try {
-      const reply = await handleStorage(req, url, storageDeps);
-      if (reply.file) {
-        res.writeHead(200, { ...corsHeaders, "content-type": reply.file.contentType, "content-length": reply.file.size, "x-request-id": requestId });
-        return void fs.createReadStream(reply.file.path).pipe(res);
-      }
-      res.writeHead(reply.status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
-      return void res.end(JSON.stringify(reply.body));
-    } catch (e) {
-      log.error("storage request failed", { request_id: requestId, error: String(e) });
-      res.writeHead(500, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
-      return void res.end(JSON.stringify({ statusCode: "500", error: "internal", message: "Unexpected failure." }));
-    }
+    return serveStandIn(req, res, requestId, "storage", () => handleStorage(req, url, storageDeps),
+      { statusCode: "500", error: "internal", message: "Unexpected failure." });
   }
   const m = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
   if (!m) return sendError(res, 404, "not_found", `No route for ${url.pathname}.`, requestId);
-  const name = decodeURIComponent(m[1]);
+  let name: string;
+  try {
+    name = decodeURIComponent(m[1]);
+  } catch {
+    return sendError(res, 400, "invalid_path", "The function name is not valid percent-encoding.", requestId);
+  }
   if (!pool.exists(name)) return sendError(res, 404, "function_not_found", `Function ${name} does not exist.`, requestId);
   if (req.method === "OPTIONS") {
     res.writeHead(204, { ...corsHeaders, "x-request-id": requestId });

@@ -34,11 +34,20 @@ const ObjectName = z.string().min(1).max(1024).refine(
   "invalid object name",
 );
 
+/** decodeURIComponent that answers null for malformed percent-encoding instead of throwing. */
+function decoded(s: string): string | null {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return null;
+  }
+}
+
 function parseTarget(rest: string): { bucket: string; name: string } | null {
   const i = rest.indexOf("/");
   if (i < 0) return null;
-  const bucket = BucketId.safeParse(decodeURIComponent(rest.slice(0, i)));
-  const name = ObjectName.safeParse(decodeURIComponent(rest.slice(i + 1)));
+  const bucket = BucketId.safeParse(decoded(rest.slice(0, i)));
+  const name = ObjectName.safeParse(decoded(rest.slice(i + 1)));
   return bucket.success && name.success ? { bucket: bucket.data, name: name.data } : null;
 }
 
@@ -98,7 +107,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
 
   const remove = /^\/object\/([^/]+)$/.exec(route);
   if (remove && req.method === "DELETE") {
-    const bucket = BucketId.safeParse(decodeURIComponent(remove[1]));
+    const bucket = BucketId.safeParse(decoded(remove[1]));
     const body = z.object({ prefixes: z.array(ObjectName).min(1).max(1000) }).safeParse(await readJsonBody(req));
     if (!bucket.success || !body.success) return storageError(400, "invalid_request", "prefixes must be a list of object names");
     const removed = await asCaller((tx) => tx`delete from storage.objects where bucket_id = ${bucket.data} and name = any(${body.data.prefixes})
