@@ -48,7 +48,7 @@ if (!pg.pgIsRunning()) pg.startPostgres();
 const authenticatorPassword = crypto.randomBytes(18).toString("base64url");
 try {
   pg.applyBaseline();
-  pg.setAuthenticatorPassword(authenticatorPassword);
+  pg.setLoginPassword("authenticator", authenticatorPassword);
   pg.applyMigrations();
   const owner = postgres(DB_URL, { max: 1, onnotice: () => {} });
   const apiUrl = new URL(DB_URL);

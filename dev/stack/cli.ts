@@ -56,10 +56,12 @@ async function start() {
       log.info("postgres started", { port: PORTS.postgres });
     }
     const n = pg.applyBaseline();
-    pg.setAuthenticatorPassword(secrets.authenticatorPassword);
+    pg.setLoginPassword("authenticator", secrets.authenticatorPassword);
     log.info("platform baseline applied", { files: n });
     try {
       const out = pg.applyMigrations().output;
+      // The migration creates mqtt_broker without LOGIN: where a broker runs, it gets one.
+      pg.setLoginPassword("mqtt_broker", secrets.mqttBrokerDbPassword);
       log.info("migrations applied", { output: out.trim().split("\n")[0] });
     } catch (e) {
       if (e instanceof pg.MigrationError) throw new StartError(`a migration failed, the stack will not start:\n${e.message}`);
@@ -139,7 +141,7 @@ function printStatus(secrets: StackSecrets, rows: Row[]) {
         anon key: ${secrets.anonKey}
 service_role key: ${secrets.serviceRoleKey}
   Upstash (REST): http://${HOST}:${PORTS.upstash}  token ${secrets.upstashToken}
-  MQTT (service): user service  password ${secrets.mqttServicePassword}
+            MQTT: mqtt://${HOST}:${PORTS.mqtt}  ws://${HOST}:${PORTS.mqttWs}  (password: an access token, an API key, or the service_role key)
             Logs: ${paths.logs}
 `);
 }

@@ -109,8 +109,9 @@ export function applyBaseline() {
 }
 
 /** Lets API-style callers log in as `authenticator` (hosted Supabase gives it a password too). */
-export function setAuthenticatorPassword(password: string) {
-  psql(`alter role authenticator with password '${password.replaceAll("'", "''")}'`);
+/** Lets a role the migrations or baseline made log in, with the stack's password for it. */
+export function setLoginPassword(role: "authenticator" | "mqtt_broker", password: string) {
+  psql(`alter role ${role} with login password '${password.replaceAll("'", "''")}'`);
 }
 
 /** Applies supabase/migrations with the supabase CLI, exactly as against a hosted project. */

@@ -1,6 +1,7 @@
 // The stack's secrets, made once on first start and kept in .stack/secrets.json (git-ignored):
 // the JWT secret, the anon and service_role keys signed with it, and service credentials
-// (among them the password of `authenticator`, the role PostgREST-style callers log in as).
+// (among them the passwords of `authenticator`, the role PostgREST-style callers log in as, and of
+// `mqtt_broker`, the role the broker's auth plugin logs in as).
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,13 +13,13 @@ export interface StackSecrets {
   anonKey: string;
   serviceRoleKey: string;
   upstashToken: string;
-  mqttServicePassword: string;
+  mqttBrokerDbPassword: string;
   authenticatorPassword: string;
   dashboardPassword: string;
 }
 
 /** Random service credentials; a secrets file from an older stack gets the ones it lacks. */
-const RANDOM_SECRETS = ["upstashToken", "mqttServicePassword", "authenticatorPassword", "dashboardPassword"] as const;
+const RANDOM_SECRETS = ["upstashToken", "mqttBrokerDbPassword", "authenticatorPassword", "dashboardPassword"] as const;
 
 const TEN_YEARS = 10 * 365 * 24 * 3600;
 

@@ -53,21 +53,33 @@ function prepareClamd() {
   ].join("\n"));
 }
 
-function prepareMosquitto(secrets: StackSecrets) {
+/** Builds the broker's auth plugin (make rebuilds only when a source changed). */
+export function buildBrokerPlugin(): string {
+  const out = path.join(paths.mosquitto, "supabase_auth.so");
+  fs.mkdirSync(paths.mosquitto, { recursive: true });
+  execFileSync("make", ["-s", "-C", path.join(ROOT, "broker", "plugin"), `OUT=${out}`], { stdio: ["ignore", "ignore", "inherit"] });
+  return out;
+}
+
+export function brokerEnv(secrets: StackSecrets) {
+  const db = new URL(DB_URL);
+  db.username = "mqtt_broker";
+  db.password = secrets.mqttBrokerDbPassword;
+  db.searchParams.set("connect_timeout", "2");
+  return { MQTT_AUTH_DB_URL: db.toString(), MQTT_AUTH_JWT_SECRET: secrets.jwtSecret };
+}
+
+function prepareMosquitto() {
   const dir = paths.mosquitto;
-  fs.mkdirSync(dir, { recursive: true });
-  const passwordFile = path.join(dir, "passwords");
-  fs.rmSync(passwordFile, { force: true });
-  execFileSync("mosquitto_passwd", ["-b", "-c", passwordFile, "service", secrets.mqttServicePassword], { stdio: "ignore" });
+  const plugin = buildBrokerPlugin();
   const conf = fs.readFileSync(path.join(ROOT, "broker", "mosquitto.conf"), "utf8")
-    .replaceAll("@PASSWORD_FILE@", passwordFile)
+    .replaceAll("@PLUGIN@", plugin)
     .replaceAll("@MQTT_PORT@", String(PORTS.mqtt))
     .replaceAll("@WS_PORT@", String(PORTS.mqttWs))
     .replaceAll("@BIND_ADDRESS@", HOST)
     .replaceAll("@STATE_DIR@", dir);
   // As root, mosquitto drops to the mosquitto user: it must own what it reads and writes.
   fs.writeFileSync(path.join(dir, "mosquitto.conf"), (isRoot ? "user mosquitto\n" : "") + conf);
-  fs.chmodSync(passwordFile, 0o600);
   if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", dir]);
 }
 
@@ -116,8 +128,9 @@ export function services(secrets: StackSecrets): Service[] {
       name: "mosquitto",
       command: "mosquitto",
       args: ["-c", path.join(paths.mosquitto, "mosquitto.conf")],
+      env: brokerEnv(secrets),
       ports: [PORTS.mqtt, PORTS.mqttWs],
-      prepare: () => prepareMosquitto(secrets),
+      prepare: prepareMosquitto,
       healthy: async () => (await canConnect(PORTS.mqtt)) && (await canConnect(PORTS.mqttWs)),
       url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
     },
@@ -184,7 +197,7 @@ export function writeFunctionsEnv(secrets: StackSecrets) {
     `CLAMD_PORT=${PORTS.clamd}`,
     `MQTT_URL=mqtt://${HOST}:${PORTS.mqtt}`,
     `MQTT_USERNAME=service`,
-    `MQTT_PASSWORD=${secrets.mqttServicePassword}`,
+    `MQTT_PASSWORD=${secrets.serviceRoleKey}`,
     "",
   ].join("\n"), { mode: 0o600 });
 }

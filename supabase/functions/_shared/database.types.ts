@@ -37,14 +37,14 @@ export type Database = {
           Tables: {
             "api_keys": {
                   Row: {
-                    "created_at": string,"created_by": string | null,"expires_at": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"name": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"scopes": (string)[],"updated_at": string,"updated_by": string | null
+                    "created_at": string,"created_by": string | null,"expires_at": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"mqtt_topics": (string)[],"name": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"scopes": (string)[],"updated_at": string,"updated_by": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash": string,"key_prefix": string,"last_used_at"?: string | null,"name": string,"org_id": string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes": (string)[],"updated_at"?: string,"updated_by"?: string | null
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash": string,"key_prefix": string,"last_used_at"?: string | null,"mqtt_topics"?: (string)[],"name": string,"org_id": string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes": (string)[],"updated_at"?: string,"updated_by"?: string | null
                   }
                   Update: {
-                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash"?: string,"key_prefix"?: string,"last_used_at"?: string | null,"name"?: string,"org_id"?: string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes"?: (string)[],"updated_at"?: string,"updated_by"?: string | null
+                    "created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"id"?: string,"key_hash"?: string,"key_prefix"?: string,"last_used_at"?: string | null,"mqtt_topics"?: (string)[],"name"?: string,"org_id"?: string,"revoked_at"?: string | null,"revoked_by"?: string | null,"scopes"?: (string)[],"updated_at"?: string,"updated_by"?: string | null
                   }
                   Relationships: [
                     {
@@ -69,6 +69,72 @@ isOneToOne: false
                   Relationships: [
                     {
       foreignKeyName: "data_exports_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"exercise_team_members": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"org_id": string,"team_id": string,"updated_at": string,"updated_by": string | null,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"org_id": string,"team_id": string,"updated_at"?: string,"updated_by"?: string | null,"user_id": string
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"org_id"?: string,"team_id"?: string,"updated_at"?: string,"updated_by"?: string | null,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "exercise_team_members_org_id_team_id_fkey"
+      columns: ["org_id","team_id"]
+isOneToOne: false
+      referencedRelation: "exercise_teams"
+      referencedColumns: ["org_id","id"]
+    },{
+      foreignKeyName: "exercise_team_members_org_id_user_id_fkey"
+      columns: ["org_id","user_id"]
+isOneToOne: false
+      referencedRelation: "organization_members"
+      referencedColumns: ["org_id","user_id"]
+    }
+                  ]
+                },"exercise_teams": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"exercise_id": string,"id": string,"name": string,"org_id": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"exercise_id": string,"id"?: string,"name": string,"org_id": string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"exercise_id"?: string,"id"?: string,"name"?: string,"org_id"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "exercise_teams_org_id_exercise_id_fkey"
+      columns: ["org_id","exercise_id"]
+isOneToOne: false
+      referencedRelation: "exercises"
+      referencedColumns: ["org_id","id"]
+    }
+                  ]
+                },"exercises": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"id": string,"org_id": string,"status": string,"title": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"id"?: string,"org_id": string,"status"?: string,"title": string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"id"?: string,"org_id"?: string,"status"?: string,"title"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "exercises_org_id_fkey"
       columns: ["org_id"]
 isOneToOne: false
       referencedRelation: "organizations"
@@ -357,6 +423,9 @@ isOneToOne: false
                            },
 "set_active_organization":
 { Args: { "org_id": string }; Returns: undefined
+                           },
+"set_api_key_mqtt_topics":
+{ Args: { "api_key_id": string,"topics": (string)[] }; Returns: (string)[]
                            },
 "verify_api_key":
 { Args: { "api_key": string,"required_scope"?: string }; Returns: {

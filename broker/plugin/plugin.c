@@ -1,0 +1,343 @@
+/* Mosquitto 2.0 plugin (API version 5): clients sign in with a Supabase access token or a device
+ * API key as password; Postgres (schema mqtt) decides what they may publish, subscribe to and
+ * receive. Answers are cached (see acl_cache.h) and the cache is dropped whenever Postgres
+ * announces a change on channel mqtt_acl. After authentication a client's username becomes its
+ * principal, "user:<id>", "device:<api key id>" or "service", which the ACL check reads.
+ *
+ * Configuration (mosquitto.conf):   plugin /path/to/supabase_auth.so
+ *   plugin_opt_cache_seconds 5        how long an answer is trusted (bounds revocation when a NOTIFY is lost)
+ *   plugin_opt_stale_seconds 30       how long cached answers keep serving while Postgres is down
+ *   plugin_opt_cache_size 65536       slots in the cache
+ *   plugin_opt_poll_ms 50             how often a busy broker looks for announcements between ticks
+ * Secrets, from the environment only:
+ *   MQTT_AUTH_DB_URL                  postgres URL for the role mqtt_broker
+ *   MQTT_AUTH_JWT_SECRET              HS256 secret of the project (optional when a public key is set)
+ *   MQTT_AUTH_JWT_PUBLIC_KEY_FILE     PEM public key for RS256/ES256 tokens (optional)
+ */
+#include <errno.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acl_cache.h"
+#include "db.h"
+#include "token.h"
+
+#define LOG(level, fmt, ...) mosquitto_log_printf(level, "{\"component\":\"supabase-auth\"," fmt "}", __VA_ARGS__)
+
+struct session {               /* a connected client whose credentials expire */
+	struct mosquitto *client;
+	char *client_id;
+	time_t exp;
+};
+
+static struct {
+	mosquitto_plugin_id_t *id;
+	struct token_keys keys;
+	char *public_pem;
+	struct db *db;
+	struct acl_cache *cache;
+	int64_t cache_ms, stale_ms, poll_ms, last_poll_ms;
+	struct session *sessions;
+	size_t n_sessions, cap_sessions;
+	char **kicks;              /* usernames to disconnect at the next tick */
+	size_t n_kicks;
+	time_t last_expiry_scan;
+} P;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* Announcements from Postgres: "flush", or "kick user:<id>" / "kick device:<id>". */
+static void on_notify(const char *payload, void *userdata)
+{
+	(void)userdata;
+	acl_cache_clear(P.cache);
+	if(strncmp(payload, "kick ", 5) == 0 && strlen(payload) < 80){
+		/* Disconnecting here could free the very client whose check is running: do it at the tick. */
+		char **k = realloc(P.kicks, (P.n_kicks + 1) * sizeof *k);
+		if(k){
+			P.kicks = k;
+			P.kicks[P.n_kicks++] = strdup(payload + 5);
+		}
+	}
+}
+
+static void track_session(struct mosquitto *client, time_t exp)
+{
+	const char *id = mosquitto_client_id(client);
+	for(size_t i = 0; i < P.n_sessions; i++){
+		if(strcmp(P.sessions[i].client_id, id) == 0){
+			P.sessions[i].client = client;
+			P.sessions[i].exp = exp;
+			return;
+		}
+	}
+	if(P.n_sessions == P.cap_sessions){
+		size_t cap = P.cap_sessions ? P.cap_sessions * 2 : 64;
+		struct session *s = realloc(P.sessions, cap * sizeof *s);
+		if(!s) return;
+		P.sessions = s;
+		P.cap_sessions = cap;
+	}
+	P.sessions[P.n_sessions++] = (struct session){ client, strdup(id), exp };
+}
+
+static void forget_session(size_t i)
+{
+	free(P.sessions[i].client_id);
+	P.sessions[i] = P.sessions[--P.n_sessions];
+}
+
+/* ------------------------------------------------------------------------------------------- */
+static int refuse(struct mosquitto *client, const char *kind, const char *reason)
+{
+	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"connection refused\",\"client_id\":\"%s\",\"address\":\"%s\",\"credential\":\"%s\",\"reason\":\"%s\"",
+	    mosquitto_client_id(client), mosquitto_client_address(client), kind, reason);
+	return MOSQ_ERR_AUTH;
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+	(void)event; (void)userdata;
+	struct mosquitto_evt_basic_auth *ed = event_data;
+	char principal[64];
+	time_t exp = 0;
+	if(!ed->password || !*ed->password) return refuse(ed->client, "none", "no_password");
+
+	if(strncmp(ed->password, "sk_", 3) == 0){
+		char key_id[37], sqlstate[6] = "";
+		long expires_at = 0;
+		enum db_answer a = db_connect_device(P.db, ed->password, key_id, &expires_at, sqlstate);
+		if(a == DB_DOWN) return refuse(ed->client, "api_key", "database_unavailable");
+		if(a != DB_YES){
+			const char *why = strcmp(sqlstate, "TN021") == 0 ? "revoked" : strcmp(sqlstate, "TN022") == 0 ? "expired"
+			                : strcmp(sqlstate, "MQ001") == 0 ? "no_mqtt_topics" : "unknown_key";
+			return refuse(ed->client, "api_key", why);
+		}
+		snprintf(principal, sizeof principal, "device:%s", key_id);
+		exp = (time_t)expires_at;
+	}else{
+		struct verified_token t;
+		const char *why = token_verify(&P.keys, ed->password, time(NULL), &t);
+		if(why) return refuse(ed->client, "token", why);
+		if(t.role == TOKEN_SERVICE){
+			snprintf(principal, sizeof principal, "service");
+		}else{
+			enum db_answer a = db_user_may_connect(P.db, t.sub);
+			if(a == DB_DOWN) return refuse(ed->client, "token", "database_unavailable");
+			if(a != DB_YES) return refuse(ed->client, "token", "user_gone_or_banned");
+			snprintf(principal, sizeof principal, "user:%s", t.sub);
+		}
+		exp = t.exp;
+	}
+	if(mosquitto_set_username(ed->client, principal) != MOSQ_ERR_SUCCESS){
+		return refuse(ed->client, "token", "internal");
+	}
+	if(exp > 0) track_session(ed->client, exp);
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+static int decide(const char *username, const char *topic, const char *access, const char *key)
+{
+	int64_t now = now_ms();
+	bool allowed;
+	int64_t age;
+	if(acl_cache_get(P.cache, key, now, &allowed, &age)){
+		/* A cached denial is checked against announcements every time (a grant must win at once);
+		 * a cached grant at most every poll_ms, which bounds how long a revocation takes. */
+		if(!allowed || now - P.last_poll_ms >= P.poll_ms){
+			P.last_poll_ms = now;
+			db_poll(P.db);
+		}
+		if(acl_cache_get(P.cache, key, now, &allowed, &age) && age < (db_is_up(P.db) ? P.cache_ms : P.stale_ms)){
+			return allowed ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+		}
+	}
+	const char *colon = strchr(username, ':');
+	char kind[8];
+	if(!colon || colon - username >= (long)sizeof kind) return MOSQ_ERR_ACL_DENIED;
+	snprintf(kind, sizeof kind, "%.*s", (int)(colon - username), username);
+	enum db_answer a = db_allows(P.db, kind, colon + 1, topic, access);
+	if(a == DB_DOWN || a == DB_REFUSED) return MOSQ_ERR_ACL_DENIED;     /* fail closed */
+	acl_cache_put(P.cache, key, a == DB_YES, now);
+	return a == DB_YES ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	(void)event; (void)userdata;
+	struct mosquitto_evt_acl_check *ed = event_data;
+	const char *access;
+	switch(ed->access){
+		case MOSQ_ACL_READ: access = "read"; break;
+		case MOSQ_ACL_WRITE: access = "write"; break;
+		case MOSQ_ACL_SUBSCRIBE: access = "subscribe"; break;
+		case MOSQ_ACL_UNSUBSCRIBE: return MOSQ_ERR_SUCCESS;
+		default: return MOSQ_ERR_ACL_DENIED;
+	}
+	const char *username = mosquitto_client_username(ed->client);
+	if(!username || !ed->topic) return MOSQ_ERR_ACL_DENIED;
+	if(strcmp(username, "service") == 0) return MOSQ_ERR_SUCCESS;
+
+	char small[512];
+	size_t len = strlen(username) + strlen(ed->topic) + 4;
+	char *key = len <= sizeof small ? small : malloc(len);
+	if(!key) return MOSQ_ERR_ACL_DENIED;
+	snprintf(key, len, "%s %c %s", username, access[0], ed->topic);
+	int rc = decide(username, ed->topic, access, key);
+	if(key != small) free(key);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	(void)event; (void)event_data; (void)userdata;
+	int64_t now = now_ms();
+	db_tick(P.db, now, 20);
+	P.last_poll_ms = now;
+
+	for(size_t i = 0; i < P.n_kicks; i++){
+		LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials revoked, disconnecting\",\"principal\":\"%s\"", P.kicks[i]);
+		mosquitto_kick_client_by_username(P.kicks[i], false);
+		free(P.kicks[i]);
+	}
+	P.n_kicks = 0;
+
+	time_t wall = time(NULL);
+	if(wall != P.last_expiry_scan){
+		P.last_expiry_scan = wall;
+		for(size_t i = 0; i < P.n_sessions;){
+			if(P.sessions[i].exp <= wall){
+				LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials expired, disconnecting\",\"client_id\":\"%s\"", P.sessions[i].client_id);
+				mosquitto_kick_client_by_clientid(P.sessions[i].client_id, false);
+				forget_session(i);
+			}else{
+				i++;
+			}
+		}
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	(void)event; (void)userdata;
+	struct mosquitto_evt_disconnect *ed = event_data;
+	for(size_t i = 0; i < P.n_sessions; i++){
+		if(P.sessions[i].client == ed->client){   /* not a newer connection that took over its client id */
+			forget_session(i);
+			break;
+		}
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+static long option(struct mosquitto_opt *opts, int n, const char *name, long fallback, long min, long max)
+{
+	for(int i = 0; i < n; i++){
+		if(strcmp(opts[i].key, name) == 0){
+			char *end;
+			errno = 0;
+			long v = strtol(opts[i].value, &end, 10);
+			if(errno || *end || v < min || v > max){
+				LOG(MOSQ_LOG_ERR, "\"msg\":\"bad option, using the default\",\"option\":\"%s\",\"min\":%ld,\"max\":%ld", name, min, max);
+				return fallback;
+			}
+			return v;
+		}
+	}
+	return fallback;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if(!f) return NULL;
+	char *buf = calloc(1, 65537);
+	size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+	fclose(f);
+	if(buf && n == 0){ free(buf); buf = NULL; }
+	return buf;
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for(int i = 0; i < supported_version_count; i++){
+		if(supported_versions[i] == 5) return 5;
+	}
+	return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts, int opt_count)
+{
+	(void)userdata;
+	memset(&P, 0, sizeof P);
+	P.id = identifier;
+	const char *url = getenv("MQTT_AUTH_DB_URL");
+	P.keys.hs_secret = getenv("MQTT_AUTH_JWT_SECRET");
+	const char *pem_file = getenv("MQTT_AUTH_JWT_PUBLIC_KEY_FILE");
+	if(P.keys.hs_secret && strlen(P.keys.hs_secret) < 32){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_JWT_SECRET must be at least 32 characters");
+		return MOSQ_ERR_INVAL;
+	}
+	if(pem_file && *pem_file){
+		P.public_pem = read_file(pem_file);
+		if(!P.public_pem){
+			LOG(MOSQ_LOG_ERR, "\"msg\":\"cannot read MQTT_AUTH_JWT_PUBLIC_KEY_FILE\",\"path\":\"%s\"", pem_file);
+			return MOSQ_ERR_INVAL;
+		}
+		P.keys.public_pem = P.public_pem;
+	}
+	if(!url || !*url || (!P.keys.hs_secret && !P.keys.public_pem)){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "set MQTT_AUTH_DB_URL and MQTT_AUTH_JWT_SECRET (or MQTT_AUTH_JWT_PUBLIC_KEY_FILE)");
+		return MOSQ_ERR_INVAL;
+	}
+	P.cache_ms = option(opts, opt_count, "cache_seconds", 5, 0, 3600) * 1000;
+	P.stale_ms = option(opts, opt_count, "stale_seconds", 30, 0, 86400) * 1000;
+	P.poll_ms = option(opts, opt_count, "poll_ms", 50, 0, 10000);
+	P.cache = acl_cache_new((size_t)option(opts, opt_count, "cache_size", 65536, 16, 1 << 24));
+	if(!P.cache) return MOSQ_ERR_NOMEM;
+	P.db = db_new(url, on_notify, NULL);
+	if(!P.db) return MOSQ_ERR_NOMEM;
+
+	mosquitto_callback_register(P.id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
+	mosquitto_callback_register(P.id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
+	mosquitto_callback_register(P.id, MOSQ_EVT_TICK, on_tick, NULL, NULL);
+	mosquitto_callback_register(P.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
+	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"ready\",\"cache_seconds\":%ld,\"stale_seconds\":%ld,\"hs256\":%s,\"public_key\":%s",
+	    (long)(P.cache_ms / 1000), (long)(P.stale_ms / 1000), P.keys.hs_secret ? "true" : "false", P.public_pem ? "true" : "false");
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
+{
+	(void)userdata; (void)opts; (void)opt_count;
+	mosquitto_callback_unregister(P.id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+	mosquitto_callback_unregister(P.id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+	mosquitto_callback_unregister(P.id, MOSQ_EVT_TICK, on_tick, NULL);
+	mosquitto_callback_unregister(P.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+	struct acl_cache_stats st = acl_cache_stats(P.cache);
+	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"stopped\",\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_clears\":%llu",
+	    (unsigned long long)st.hits, (unsigned long long)st.misses, (unsigned long long)st.clears);
+	db_free(P.db);
+	acl_cache_free(P.cache);
+	for(size_t i = 0; i < P.n_sessions; i++) free(P.sessions[i].client_id);
+	for(size_t i = 0; i < P.n_kicks; i++) free(P.kicks[i]);
+	free(P.sessions);
+	free(P.kicks);
+	free(P.public_pem);
+	return MOSQ_ERR_SUCCESS;
+}
