@@ -220,9 +220,13 @@ static int on_tick(int event, void *event_data, void *userdata)
 		P.last_expiry_scan = wall;
 		for(size_t i = 0; i < P.n_sessions;){
 			if(P.sessions[i].exp <= wall){
-				LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials expired, disconnecting\",\"client_id\":\"%s\"", P.sessions[i].client_id);
-				mosquitto_kick_client_by_clientid(P.sessions[i].client_id, false);
+				/* Forget first: kicking runs on_disconnect, which must no longer find this session. */
+				char *id = P.sessions[i].client_id;
+				P.sessions[i].client_id = NULL;
 				forget_session(i);
+				LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials expired, disconnecting\",\"client_id\":\"%s\"", id);
+				mosquitto_kick_client_by_clientid(id, false);
+				free(id);
 			}else{
 				i++;
 			}

@@ -69,18 +69,25 @@ export function brokerEnv(secrets: StackSecrets) {
   return { MQTT_AUTH_DB_URL: db.toString(), MQTT_AUTH_JWT_SECRET: secrets.jwtSecret };
 }
 
-function prepareMosquitto() {
-  const dir = paths.mosquitto;
+/**
+ * Writes a broker config from broker/mosquitto.conf into dir (the stack's, or a test's own broker
+ * on other ports); `overrides` replaces plugin options, e.g. a short cache for tests.
+ */
+export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number }, overrides: Record<string, string | number> = {}) {
+  fs.mkdirSync(dir, { recursive: true });
   const plugin = buildBrokerPlugin();
-  const conf = fs.readFileSync(path.join(ROOT, "broker", "mosquitto.conf"), "utf8")
+  let conf = fs.readFileSync(path.join(ROOT, "broker", "mosquitto.conf"), "utf8")
     .replaceAll("@PLUGIN@", plugin)
-    .replaceAll("@MQTT_PORT@", String(PORTS.mqtt))
-    .replaceAll("@WS_PORT@", String(PORTS.mqttWs))
+    .replaceAll("@MQTT_PORT@", String(ports.mqtt))
+    .replaceAll("@WS_PORT@", String(ports.ws))
     .replaceAll("@BIND_ADDRESS@", HOST)
     .replaceAll("@STATE_DIR@", dir);
+  for (const [k, v] of Object.entries(overrides)) conf = conf.replace(new RegExp(`^plugin_opt_${k} .*$`, "m"), `plugin_opt_${k} ${v}`);
   // As root, mosquitto drops to the mosquitto user: it must own what it reads and writes.
-  fs.writeFileSync(path.join(dir, "mosquitto.conf"), (isRoot ? "user mosquitto\n" : "") + conf);
-  if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", dir]);
+  const file = path.join(dir, "mosquitto.conf");
+  fs.writeFileSync(file, (isRoot ? "user mosquitto\n" : "") + conf);
+  if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", dir, plugin]);
+  return file;
 }
 
 export function services(secrets: StackSecrets): Service[] {
@@ -130,7 +137,7 @@ export function services(secrets: StackSecrets): Service[] {
       args: ["-c", path.join(paths.mosquitto, "mosquitto.conf")],
       env: brokerEnv(secrets),
       ports: [PORTS.mqtt, PORTS.mqttWs],
-      prepare: prepareMosquitto,
+      prepare: () => writeBrokerConfig(paths.mosquitto, { mqtt: PORTS.mqtt, ws: PORTS.mqttWs }),
       healthy: async () => (await canConnect(PORTS.mqtt)) && (await canConnect(PORTS.mqttWs)),
       url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
     },

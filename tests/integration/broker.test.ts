@@ -1,0 +1,314 @@
+// Mosquitto with the Postgres-backed plugin, through mqtt.js: two organizations and each role,
+// wildcard attacks, devices, refused credentials, token expiry, revocation within the bound,
+// Postgres and broker restarts, WebSockets, malformed and oversized messages. Most tests use a
+// broker of their own (same config and plugin, 2 s cache) so they can restart it; one checks the
+// stack's own broker over WebSockets.
+import crypto from "node:crypto";
+import { SignJWT } from "jose";
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
+import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
+import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
+import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
+import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
+import { testBroker } from "../helpers/broker.ts";
+import { adminSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+
+const admin = adminSql();
+const broker = testBroker();
+const open: { close(): Promise<void> }[] = [];
+
+let orgA: string, orgB: string, exercise: string, red: string, blue: string;
+const u: Record<"owner" | "teacher" | "student" | "teamer" | "ownerB", string> = {} as never;
+let service: RealtimeClient;
+
+const token = async (userId: string, expiresIn?: number) => (await tokenFor(admin, userId, expiresIn)).token;
+
+/** A client of the backend's own module; closed after the file. */
+function client(password: string, url = broker.url) {
+  const c = connectRealtime({ url, password, username: "test", minReconnectMs: 100, maxReconnectMs: 500 });
+  open.push(c);
+  return c;
+}
+
+/** A bare mqtt.js connection: resolves when accepted, rejects with the CONNACK code when refused. */
+function rawConnect(password: string, url = broker.url): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(url, { username: "test", password, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000 });
+    c.once("connect", () => {
+      open.push({ close: () => c.endAsync() });
+      resolve(c);
+    });
+    c.once("error", (e) => {
+      c.end(true);
+      reject(e);
+    });
+  });
+}
+
+/** Subscribes and records what arrives. */
+async function inbox(c: RealtimeClient, filter: string) {
+  const got: { topic: string; envelope: Envelope }[] = [];
+  await c.subscribe(filter, (envelope, topic) => void got.push({ topic, envelope }));
+  return {
+    got,
+    types: () => got.map((m) => m.envelope.type),
+    waitFor: (type: string, ms = 5000) => waitUntil(`a ${type} message`, async () => got.some((m) => m.envelope.type === type), ms, 10),
+  };
+}
+
+const say = (orgId: string | null, type: string) => makeEnvelope({ type, org_id: orgId, data: {} });
+
+beforeAll(async () => {
+  for (const k of Object.keys({ owner: 1, teacher: 1, student: 1, teamer: 1, ownerB: 1 }) as (keyof typeof u)[]) u[k] = (await createUser(admin)).id;
+  const suffix = crypto.randomUUID().slice(0, 8);
+  [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Broker A', ${`broker-a-${suffix}`}) returning id`;
+  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Broker B', ${`broker-b-${suffix}`}) returning id`;
+  await admin`insert into public.organization_members (org_id, user_id, role) values
+    (${orgA}, ${u.owner}, 'owner'), (${orgA}, ${u.teacher}, 'teacher'), (${orgA}, ${u.student}, 'student'),
+    (${orgA}, ${u.teamer}, 'student'), (${orgB}, ${u.ownerB}, 'owner')`;
+  [{ id: exercise }] = await admin`insert into public.exercises (org_id, title) values (${orgA}, 'Drill') returning id`;
+  [{ id: red }, { id: blue }] = await admin`insert into public.exercise_teams (org_id, exercise_id, name)
+    values (${orgA}, ${exercise}, 'Red'), (${orgA}, ${exercise}, 'Blue') returning id`;
+  await admin`insert into public.exercise_team_members (org_id, team_id, user_id) values (${orgA}, ${red}, ${u.teamer})`;
+  await broker.start();
+  service = client(secrets().serviceRoleKey);
+  await service.connected();
+});
+
+afterAll(async () => {
+  await Promise.allSettled(open.map((c) => c.close()));
+  await broker.stop();
+  await admin`update public.organizations set deleted_at = now() where id in (${orgA}, ${orgB})`;
+  await admin.end();
+});
+
+describe("organizations and roles", () => {
+  it("members receive their organization's events, and another organization's owner cannot subscribe to them", async () => {
+    const student = client(await token(u.student));
+    const events = await inbox(student, topics.events(orgA));
+    await service.publish(topics.events(orgA), say(orgA, "test.a_event"));
+    await events.waitFor("test.a_event");
+    const outsider = client(await token(u.ownerB));
+    await expect(outsider.subscribe(topics.events(orgA), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
+  });
+
+  it("a user receives only their own notifications, even through users/+/notifications", async () => {
+    const student = client(await token(u.student));
+    const mine = await inbox(student, `org/${orgA}/users/+/notifications`);
+    await service.publish(topics.notifications(orgA, u.teamer), say(orgA, "test.for_teamer"));
+    await service.publish(topics.notifications(orgA, u.student), say(orgA, "test.for_student"));
+    await mine.waitFor("test.for_student");
+    expect(mine.types()).toEqual(["test.for_student"]);
+  });
+
+  it("teachers write exercise control, students receive it but their writes are dropped", async () => {
+    const student = client(await token(u.student));
+    const teacher = client(await token(u.teacher));
+    const control = await inbox(student, topics.control(orgA, exercise));
+    await expect(student.publish(topics.control(orgA, exercise), say(orgA, "test.student_control"))).rejects.toMatchObject({ code: "publish_refused" });
+    await teacher.publish(topics.control(orgA, exercise), say(orgA, "test.teacher_control"));
+    await control.waitFor("test.teacher_control");
+    expect(control.types()).toEqual(["test.teacher_control"]);
+  });
+
+  it("team members read and write their team's feeds; others do not receive them; teachers read all", async () => {
+    const teamer = client(await token(u.teamer));
+    const teacher = client(await token(u.teacher));
+    const student = client(await token(u.student));
+    const teacherView = await inbox(teacher, `org/${orgA}/exercise/${exercise}/team/+/feeds/#`);
+    const studentView = await inbox(student, `org/${orgA}/#`);
+    await teamer.publish(topics.feed(orgA, exercise, blue, "gps"), say(orgA, "test.wrong_team")); // QoS 0: dropped without an answer
+    await teamer.publish(topics.feed(orgA, exercise, red, "gps"), say(orgA, "test.red_feed"));
+    await teacherView.waitFor("test.red_feed");
+    expect(teacherView.types()).toEqual(["test.red_feed"]);
+    await service.publish(topics.events(orgA), say(orgA, "test.after_feeds"));
+    await studentView.waitFor("test.after_feeds");
+    expect(studentView.types()).not.toContain("test.red_feed");
+  });
+
+  it("only the service writes system/health, which everyone may read", async () => {
+    const owner = client(await token(u.owner));
+    const health = await inbox(owner, topics.health());
+    await owner.publish(topics.health(), say(null, "test.fake_health")); // QoS 0: dropped without an answer
+    await service.publish(topics.health(), say(null, "test.health"));
+    await health.waitFor("test.health");
+    expect(health.types()).toEqual(["test.health"]);
+  });
+});
+
+describe("wildcard attacks", () => {
+  it("refuses #, org/+/events, org/# and another organization's # as subscriptions", async () => {
+    const owner = client(await token(u.owner));
+    for (const filter of ["#", "org/+/events", "org/#", `org/${orgB}/#`, "$SYS/#", "+/+/events"]) {
+      await expect(owner.subscribe(filter, () => {}), filter).rejects.toMatchObject({ code: "subscription_refused" });
+    }
+    // ...and never delivers another organization's message through any of them
+    const watcher = await inbox(owner, `org/${orgA}/#`);
+    await service.publish(topics.events(orgB), say(orgB, "test.b_event"));
+    await service.publish(topics.events(orgA), say(orgA, "test.a_sentinel"));
+    await watcher.waitFor("test.a_sentinel");
+    expect(watcher.types()).not.toContain("test.b_event");
+  });
+});
+
+describe("credentials", () => {
+  const refused = expect.objectContaining({ code: expect.toSatisfy((c: number) => c === 134 || c === 135) });
+
+  it("refuses a forged signature, an expired token, the anon key, a deleted user and garbage", async () => {
+    const { jwtSecret, anonKey } = secrets();
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: Record<string, unknown>, secret = jwtSecret) =>
+      new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
+    await expect(rawConnect(await sign({ sub: u.student, role: "authenticated", exp: now + 600 }, "x".repeat(40)))).rejects.toEqual(refused);
+    await expect(rawConnect(await sign({ sub: u.student, role: "authenticated", exp: now - 1 }))).rejects.toEqual(refused);
+    await expect(rawConnect(await sign({ sub: u.student, role: "authenticated" }))).rejects.toEqual(refused);
+    await expect(rawConnect(anonKey)).rejects.toEqual(refused);
+    await expect(rawConnect("not.a.token")).rejects.toEqual(refused);
+    const gone = (await createUser(admin)).id;
+    const goneToken = await token(gone);
+    await admin`update auth.users set deleted_at = now() where id = ${gone}`;
+    await expect(rawConnect(goneToken)).rejects.toEqual(refused);
+    expect(broker.log()).toMatch(/"reason":"bad_signature"/);
+    expect(broker.log()).toMatch(/"reason":"expired"/);
+    expect(broker.log()).toMatch(/"reason":"user_gone_or_banned"/);
+  });
+
+  it("disconnects a client when its token expires", async () => {
+    const c = await rawConnect(await token(u.student, 2));
+    const closedAt = await new Promise<number>((resolve) => c.once("close", () => resolve(Date.now())));
+    expect(closedAt).toBeGreaterThan(0);
+    expect(broker.log()).toMatch(/credentials expired, disconnecting/);
+  });
+
+  it("devices connect with an API key, publish where their patterns allow, and are cut off when the key is revoked", async () => {
+    const secret = `sk_${crypto.randomBytes(24).toString("base64url")}`;
+    const [key] = await admin`insert into public.api_keys (org_id, name, key_prefix, key_hash, scopes, mqtt_topics)
+      values (${orgA}, 'sensor', ${secret.slice(0, 11)}, sha256(convert_to(${secret}, 'UTF8')), '{org.read}', '{exercise/+/team/+/feeds/sensor}')
+      returning id`;
+    const device = client(secret);
+    await device.connected();
+    const teacher = client(await token(u.teacher));
+    const feeds = await inbox(teacher, `org/${orgA}/exercise/${exercise}/team/+/feeds/#`);
+    await device.publish(topics.feed(orgA, exercise, red, "gps"), say(orgA, "test.device_gps"));
+    await device.publish(topics.feed(orgA, exercise, red, "sensor"), say(orgA, "test.device_sensor"));
+    await feeds.waitFor("test.device_sensor");
+    expect(feeds.types()).toEqual(["test.device_sensor"]);
+    await expect(device.subscribe(topics.events(orgB), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
+
+    const closed = new Promise((r) => device.mqtt.once("close", r));
+    await admin`update public.api_keys set revoked_at = now() where id = ${key.id}`;
+    await closed;
+    await expect(rawConnect(secret)).rejects.toEqual(refused);
+    expect(broker.log()).toMatch(/"credential":"api_key","reason":"revoked"/);
+  });
+});
+
+describe("changes in Postgres", () => {
+  it("a grant wins over a cached denial at once", async () => {
+    const newcomer = (await createUser(admin)).id;
+    const c = client(await token(newcomer));
+    await expect(c.subscribe(topics.events(orgA), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
+    await admin`insert into public.organization_members (org_id, user_id, role) values (${orgA}, ${newcomer}, 'student')`;
+    await c.subscribe(topics.events(orgA), () => {});
+  });
+
+  it("a removed member stops receiving at once (NOTIFY), and within the cache bound when no NOTIFY comes", async () => {
+    for (const announce of [true, false]) {
+      const member = (await createUser(admin)).id;
+      await admin`insert into public.organization_members (org_id, user_id, role) values (${orgA}, ${member}, 'student')`;
+      const c = client(await token(member));
+      const events = await inbox(c, topics.events(orgA));
+      const health = await inbox(c, topics.health());
+      await service.publish(topics.events(orgA), say(orgA, "test.before"));
+      await events.waitFor("test.before");
+
+      const removedAt = Date.now();
+      if (announce) {
+        await admin`delete from public.organization_members where org_id = ${orgA} and user_id = ${member}`;
+      } else {
+        // session_replication_role = replica skips triggers: the change is made without a NOTIFY.
+        await admin.begin(async (tx) => {
+          await tx`set local session_replication_role = replica`;
+          await tx`delete from public.organization_members where org_id = ${orgA} and user_id = ${member}`;
+        });
+      }
+      let round = 0;
+      await waitUntil("the member's access to end", async () => {
+        round++;
+        await service.publish(topics.events(orgA), say(orgA, `test.after_${round}`));
+        await service.publish(topics.health(), say(null, `test.beat_${round}`));
+        await health.waitFor(`test.beat_${round}`);
+        return !events.types().includes(`test.after_${round}`);
+      }, 5000, 50);
+      const tookMs = Date.now() - removedAt;
+      // With the NOTIFY: within poll_ms (50 ms) of the change; without: cache_seconds (2 s) plus a tick.
+      expect(tookMs).toBeLessThan(announce ? 500 : 3000);
+    }
+  }, 20_000);
+});
+
+describe("faults", () => {
+  it("keeps serving cached decisions while Postgres is down, refuses new ones, and recovers", async () => {
+    const student = client(await token(u.student));
+    const events = await inbox(student, topics.events(orgA));
+    await service.publish(topics.events(orgA), say(orgA, "test.warm"));
+    await events.waitFor("test.warm");
+    stopPostgres("fast");
+    try {
+      await service.publish(topics.events(orgA), say(orgA, "test.while_down"));
+      await events.waitFor("test.while_down");
+      await expect(student.subscribe(topics.notifications(orgA, u.student), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
+      await expect(rawConnect(await new SignJWT({ sub: u.teacher, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 60 })
+        .setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret)))).rejects.toBeTruthy();
+    } finally {
+      startPostgres();
+    }
+    await waitUntil("the plugin to reconnect", async () => {
+      try {
+        await student.subscribe(topics.notifications(orgA, u.student), () => {});
+        return true;
+      } catch {
+        return false;
+      }
+    }, 15_000, 250);
+    expect(broker.log()).toMatch(/database connection lost/);
+  }, 40_000);
+
+  it("clients and the service client reconnect and resubscribe after a broker restart", async () => {
+    const student = client(await token(u.student));
+    const events = await inbox(student, topics.events(orgA));
+    await broker.stop();
+    await broker.start();
+    await Promise.all([student.connected(), service.connected()]);
+    await waitUntil("delivery after the restart", async () => {
+      await service.publish(topics.events(orgA), say(orgA, "test.after_restart"));
+      return events.types().includes("test.after_restart");
+    }, 10_000, 200);
+  }, 30_000);
+
+  it("drops malformed and oversized messages without hurting other clients", async () => {
+    const student = client(await token(u.student));
+    const events = await inbox(student, topics.events(orgA));
+    const raw = await rawConnect(secrets().serviceRoleKey);
+    await raw.publishAsync(topics.events(orgA), "not json", { qos: 1 });
+    await raw.publishAsync(topics.events(orgA), JSON.stringify({ v: 1, type: "x" }), { qos: 1 });
+    await raw.publishAsync(topics.events(orgA), JSON.stringify(say(orgB, "test.wrong_org")), { qos: 1 });
+    await raw.publishAsync(topics.events(orgA), Buffer.alloc(300 * 1024, 0x61), { qos: 0 }).catch(() => {});
+    await service.publish(topics.events(orgA), say(orgA, "test.valid"));
+    await events.waitFor("test.valid");
+    expect(events.types()).toEqual(["test.valid"]);
+    expect(student.dropped).toMatchObject({ invalid_json: 1, invalid_envelope: 1, org_mismatch: 1, message_too_large: 0 });
+  });
+});
+
+describe("the stack's broker", () => {
+  it("serves mqtt.js over WebSockets from Node with an access token", async () => {
+    const ws = client(await token(u.student), `ws://${HOST}:${PORTS.mqttWs}`);
+    const events = await inbox(ws, topics.events(orgA));
+    const stackService = client(secrets().serviceRoleKey, `mqtt://${HOST}:${PORTS.mqtt}`);
+    await stackService.publish(topics.events(orgA), say(orgA, "test.over_ws"));
+    await events.waitFor("test.over_ws");
+  });
+});
