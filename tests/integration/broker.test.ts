@@ -197,7 +197,7 @@ describe("credentials", () => {
     expect(feeds.types()).toEqual(["test.device_sensor"]);
     await expect(device.subscribe(topics.events(orgB), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
 
-    const closed = new Promise((r) => device.mqtt.once("close", r));
+    const closed = new Promise<void>((r) => device.mqtt.once("close", () => r()));
     await admin`update public.api_keys set revoked_at = now() where id = ${key.id}`;
     await closed;
     await expect(rawConnect(secret)).rejects.toEqual(refused);
