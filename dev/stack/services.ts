@@ -69,24 +69,34 @@ export function brokerEnv(secrets: StackSecrets) {
   return { MQTT_AUTH_DB_URL: db.toString(), MQTT_AUTH_JWT_SECRET: secrets.jwtSecret };
 }
 
+/** How a broker authenticates: the plugin (with option overrides), or static files (benchmark baseline). */
+export type BrokerAuth = { plugin: Record<string, string | number> } | { passwordFile: string; aclFile: string };
+
 /**
- * Writes a broker config from broker/mosquitto.conf into dir (the stack's, or a test's own broker
- * on other ports); `overrides` replaces plugin options, e.g. a short cache for tests.
+ * Writes a broker config from broker/mosquitto.conf into dir: the stack's, or a test's or the
+ * benchmark's own broker on other ports.
  */
-export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number }, overrides: Record<string, string | number> = {}) {
+export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number }, auth: BrokerAuth = { plugin: {} }) {
   fs.mkdirSync(dir, { recursive: true });
-  const plugin = buildBrokerPlugin();
   let conf = fs.readFileSync(path.join(ROOT, "broker", "mosquitto.conf"), "utf8")
-    .replaceAll("@PLUGIN@", plugin)
     .replaceAll("@MQTT_PORT@", String(ports.mqtt))
     .replaceAll("@WS_PORT@", String(ports.ws))
     .replaceAll("@BIND_ADDRESS@", HOST)
     .replaceAll("@STATE_DIR@", dir);
-  for (const [k, v] of Object.entries(overrides)) conf = conf.replace(new RegExp(`^plugin_opt_${k} .*$`, "m"), `plugin_opt_${k} ${v}`);
+  const owned = [dir];
+  if ("plugin" in auth) {
+    const plugin = buildBrokerPlugin();
+    owned.push(plugin);
+    conf = conf.replaceAll("@PLUGIN@", plugin);
+    for (const [k, v] of Object.entries(auth.plugin)) conf = conf.replace(new RegExp(`^plugin_opt_${k} .*$`, "m"), `plugin_opt_${k} ${v}`);
+  } else {
+    conf = conf.replace(/^plugin.*$/gm, "") + `password_file ${auth.passwordFile}\nacl_file ${auth.aclFile}\n`;
+    owned.push(auth.passwordFile, auth.aclFile);
+  }
   // As root, mosquitto drops to the mosquitto user: it must own what it reads and writes.
   const file = path.join(dir, "mosquitto.conf");
   fs.writeFileSync(file, (isRoot ? "user mosquitto\n" : "") + conf);
-  if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", dir, plugin]);
+  if (isRoot) execFileSync("chown", ["-R", "mosquitto:mosquitto", ...owned]);
   return file;
 }
 
