@@ -4,9 +4,12 @@
 // broker of their own (same config and plugin, 2 s cache) so they can restart it; one checks the
 // stack's own broker over WebSockets.
 import crypto from "node:crypto";
-import { SignJWT } from "jose";
+import fs from "node:fs";
+import path from "node:path";
+import { exportSPKI, generateKeyPair, SignJWT } from "jose";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STATE } from "../../dev/stack/config.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
@@ -202,6 +205,28 @@ describe("credentials", () => {
     await closed;
     await expect(rawConnect(secret)).rejects.toEqual(refused);
     expect(broker.log()).toMatch(/"credential":"api_key","reason":"revoked"/);
+  });
+});
+
+describe("asymmetric signing keys", () => {
+  it("verifies ES256 tokens against MQTT_AUTH_JWT_PUBLIC_KEY_FILE and refuses another key's", async () => {
+    const ours = await generateKeyPair("ES256");
+    const theirs = await generateKeyPair("ES256");
+    const pemFile = path.join(STATE, "test-broker-es256.pem");
+    fs.writeFileSync(pemFile, await exportSPKI(ours.publicKey), { mode: 0o644 });
+    const es = testBroker("test-broker-es256", { mqtt: 54376, ws: 54377 }, { MQTT_AUTH_JWT_PUBLIC_KEY_FILE: pemFile });
+    await es.start();
+    try {
+      const claims = { sub: u.student, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 600 };
+      const sign = (key: CryptoKey) => new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "test" }).sign(key);
+      await rawConnect(await sign(ours.privateKey), es.url);
+      await expect(rawConnect(await sign(theirs.privateKey), es.url)).rejects.toBeTruthy();
+      await rawConnect(await token(u.student), es.url); // the HS256 secret still works beside it
+      expect(es.log()).toMatch(/"public_key":true/);
+      expect(es.log()).toMatch(/"reason":"bad_signature"/);
+    } finally {
+      await es.stop();
+    }
   });
 });
 

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Fills in broker/mosquitto.conf's placeholders for the container, then runs Mosquitto in the
+# foreground as the (non-root) container user. Secrets stay in the environment, where the plugin
+# reads them; they are never written into the config.
+set -eu
+: "${MQTT_AUTH_DB_URL:?set MQTT_AUTH_DB_URL (postgres URL of the role mqtt_broker)}"
+if [ -z "${MQTT_AUTH_JWT_SECRET:-}" ] && [ -z "${MQTT_AUTH_JWT_PUBLIC_KEY_FILE:-}" ]; then
+  echo "set MQTT_AUTH_JWT_SECRET or MQTT_AUTH_JWT_PUBLIC_KEY_FILE" >&2
+  exit 1
+fi
+sed -e "s|@PLUGIN@|/usr/lib/mosquitto/supabase_auth.so|" \
+    -e "s|@MQTT_PORT@|${MQTT_PORT}|" \
+    -e "s|@WS_PORT@|${MQTT_WS_PORT}|" \
+    -e "s|@BIND_ADDRESS@|0.0.0.0|" \
+    -e "s|@STATE_DIR@|/mosquitto/data|" \
+    /etc/mosquitto/mosquitto.conf.template > /mosquitto/config/mosquitto.conf
+exec mosquitto -c /mosquitto/config/mosquitto.conf
