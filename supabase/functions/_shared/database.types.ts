@@ -141,6 +141,66 @@ isOneToOne: false
       referencedColumns: ["id"]
     }
                   ]
+                },"file_shares": {
+                  Row: {
+                    "access": string,"created_at": string,"created_by": string | null,"expires_at": string | null,"file_id": string,"grantee_role": Database["public"]['Enums']["org_role"] | null,"grantee_user_id": string | null,"id": string,"org_id": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "access": string,"created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"file_id": string,"grantee_role"?: Database["public"]['Enums']["org_role"] | null,"grantee_user_id"?: string | null,"id"?: string,"org_id": string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "access"?: string,"created_at"?: string,"created_by"?: string | null,"expires_at"?: string | null,"file_id"?: string,"grantee_role"?: Database["public"]['Enums']["org_role"] | null,"grantee_user_id"?: string | null,"id"?: string,"org_id"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "file_shares_org_id_file_id_fkey"
+      columns: ["org_id","file_id"]
+isOneToOne: false
+      referencedRelation: "files"
+      referencedColumns: ["org_id","id"]
+    }
+                  ]
+                },"file_versions": {
+                  Row: {
+                    "created_at": string,"created_by": string | null,"file_id": string,"id": string,"object_path": string,"org_id": string,"sha256": string,"size_bytes": number,"version": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "created_at"?: string,"created_by"?: string | null,"file_id": string,"id"?: string,"object_path": string,"org_id": string,"sha256": string,"size_bytes": number,"version": number
+                  }
+                  Update: {
+                    "created_at"?: string,"created_by"?: string | null,"file_id"?: string,"id"?: string,"object_path"?: string,"org_id"?: string,"sha256"?: string,"size_bytes"?: number,"version"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "file_versions_org_id_file_id_fkey"
+      columns: ["org_id","file_id"]
+isOneToOne: false
+      referencedRelation: "files"
+      referencedColumns: ["org_id","id"]
+    }
+                  ]
+                },"files": {
+                  Row: {
+                    "category": string,"contains_pii": boolean,"created_at": string,"created_by": string | null,"declared_mime": string,"deleted_at": string | null,"detected_mime": string | null,"id": string,"name": string,"next_attempt_at": string | null,"object_path": string,"org_id": string,"processed_at": string | null,"scan_attempts": number,"sha256": string | null,"size_bytes": number,"status": Database["public"]['Enums']["file_status"],"status_reason": string | null,"updated_at": string,"updated_by": string | null,"uploaded_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime": string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name": string,"next_attempt_at"?: string | null,"object_path": string,"org_id": string,"processed_at"?: string | null,"scan_attempts"?: number,"sha256"?: string | null,"size_bytes": number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
+                  }
+                  Update: {
+                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime"?: string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name"?: string,"next_attempt_at"?: string | null,"object_path"?: string,"org_id"?: string,"processed_at"?: string | null,"scan_attempts"?: number,"sha256"?: string | null,"size_bytes"?: number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "files_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"invitations": {
                   Row: {
                     "accepted_at": string | null,"accepted_by": string | null,"created_at": string,"created_by": string | null,"email": string,"expires_at": string,"id": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"role": Database["public"]['Enums']["org_role"],"token_hash": string,"updated_at": string,"updated_by": string | null
@@ -261,6 +321,26 @@ isOneToOne: false
       referencedColumns: ["key"]
     }
                   ]
+                },"storage_quotas": {
+                  Row: {
+                    "org_id": string,"reserved_bytes": number,"updated_at": string,"used_bytes": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "org_id": string,"reserved_bytes"?: number,"updated_at"?: string,"used_bytes"?: number
+                  }
+                  Update: {
+                    "org_id"?: string,"reserved_bytes"?: number,"updated_at"?: string,"used_bytes"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "storage_quotas_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: true
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"subscription_tiers": {
                   Row: {
                     "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
@@ -355,6 +435,9 @@ isOneToOne: false
 "custom_access_token_hook":
 { Args: { "event": Json }; Returns: Json
                            },
+"delete_file":
+{ Args: { "file_id": string }; Returns: undefined
+                           },
 "delete_organization":
 { Args: { "org_id": string }; Returns: undefined
                            },
@@ -390,6 +473,39 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"request_file_upload":
+{ Args: { "mime_type": string,"name": string,"org_id": string,"size_bytes": number }; Returns: {
+              "category": string,
+"contains_pii": boolean,
+"created_at": string,
+"created_by": string | null,
+"declared_mime": string,
+"deleted_at": string | null,
+"detected_mime": string | null,
+"id": string,
+"name": string,
+"next_attempt_at": string | null,
+"object_path": string,
+"org_id": string,
+"processed_at": string | null,
+"scan_attempts": number,
+"sha256": string | null,
+"size_bytes": number,
+"status": Database["public"]['Enums']["file_status"],
+"status_reason": string | null,
+"updated_at": string,
+"updated_by": string | null,
+"uploaded_by": string | null
+            }
+                          SetofOptions: {
+        from: "*"
+        to: "files"
+        isOneToOne: true
+        isSetofReturn: false
+      } },
+"restore_file":
+{ Args: { "file_id": string }; Returns: undefined
+                           },
 "restore_organization":
 { Args: { "org_id": string }; Returns: {
               "coppa": boolean,
@@ -434,7 +550,7 @@ isOneToOne: false
                            }
           }
           Enums: {
-            "org_role": "owner"|"admin"|"teacher"|"student","subscription_tier": "free"|"basic"|"professional"|"enterprise"|"education"
+            "file_status": "pending"|"scanning"|"clean"|"infected"|"rejected"|"failed","org_role": "owner"|"admin"|"teacher"|"student","subscription_tier": "free"|"basic"|"professional"|"enterprise"|"education"
           }
           CompositeTypes: {
             [_ in never]: never
@@ -554,7 +670,7 @@ export const Constants = {
           }
         },"public": {
           Enums: {
-            "org_role": ["owner", "admin", "teacher", "student"],"subscription_tier": ["free", "basic", "professional", "enterprise", "education"]
+            "file_status": ["pending", "scanning", "clean", "infected", "rejected", "failed"],"org_role": ["owner", "admin", "teacher", "student"],"subscription_tier": ["free", "basic", "professional", "enterprise", "education"]
           }
         }
 } as const

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 11 * 16);
+select plan(4 + 15 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -23,6 +23,8 @@ select public.create_api_key((select b from o), 'B sync', array['org.read']);
 with e as (insert into public.exercises (org_id, title) values ((select b from o), 'B drill') returning org_id, id),
      t as (insert into public.exercise_teams (org_id, exercise_id, name) select org_id, id, 'Blue' from e returning org_id, id)
 insert into public.exercise_team_members (org_id, team_id, user_id) select org_id, id, tests.user_id('member@mb.test') from t;
+with up as (select * from public.request_file_upload((select b from o), 'B notes.txt', 10, 'text/plain'))
+insert into public.file_shares (org_id, file_id, grantee_role, access) select org_id, id, 'student', 'read' from up;
 reset role;
 select tests.authenticate_as('owner@ma.test');
 insert into public.member_permissions (org_id, user_id, permission, granted) values ((select a from o), tests.user_id('teacher@ma.test'), 'audit.read', true);
@@ -31,9 +33,15 @@ select public.create_api_key((select a from o), 'A sync', array['org.read']);
 with e as (insert into public.exercises (org_id, title) values ((select a from o), 'A drill') returning org_id, id),
      t as (insert into public.exercise_teams (org_id, exercise_id, name) select org_id, id, 'Red' from e returning org_id, id)
 insert into public.exercise_team_members (org_id, team_id, user_id) select org_id, id, tests.user_id('teacher@ma.test') from t;
+with up as (select * from public.request_file_upload((select a from o), 'A notes.txt', 10, 'text/plain'))
+insert into public.file_shares (org_id, file_id, grantee_role, access) select org_id, id, 'student', 'read' from up;
 reset role;
 
 insert into public.data_exports (org_id) values ((select a from o)), ((select b from o));
+-- files become visible once clean; each gets a first version
+update public.files set status = 'clean', sha256 = repeat('0', 64) where org_id in ((select a from o), (select b from o));
+insert into public.file_versions (org_id, file_id, version, object_path, size_bytes, sha256)
+select org_id, id, 1, object_path, size_bytes, sha256 from public.files where org_id in ((select a from o), (select b from o));
 
 -- Tenant tables and the column that names their organization
 create temp table tenant_tables as
@@ -50,7 +58,7 @@ where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 11, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 15, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).
