@@ -1,7 +1,8 @@
 // The smallest stand-in for the Supabase Storage API, under /storage/v1, for what supabase-js's
 // storage client needs so far: upload (POST/PUT /object/{bucket}/{path}), download (GET
 // /object[/authenticated]/{bucket}/{path}), signed download URLs (POST and GET
-// /object/sign/{bucket}/{path}), remove (DELETE /object/{bucket}). Like the Storage API it writes
+// /object/sign/{bucket}/{path}), signed upload URLs (POST /object/upload/sign/{bucket}/{path}, then
+// PUT there with the token), remove (DELETE /object/{bucket}). Like the Storage API it writes
 // and reads storage.objects as the caller's role with the caller's claims, so the project's own
 // policies on storage.objects decide; it enforces the bucket's file_size_limit and
 // allowed_mime_types; bytes live on disk under STORAGE_DIR/<bucket>/<name>. Errors use the Storage
@@ -69,6 +70,29 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     return serveFile(deps, target, "service");
   }
 
+  // Signed upload URLs: the policy was checked, as the caller, when the URL was made; the upload
+  // itself is written for the owner the token names (as the Storage API does).
+  const signedPut = /^\/object\/upload\/sign\/(.+)$/.exec(route);
+  if (signedPut && req.method === "PUT") {
+    const target = parseTarget(signedPut[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    let owner: string | null;
+    let upsert: boolean;
+    try {
+      const { payload } = await jwtVerify(url.searchParams.get("token") ?? "", secret, { algorithms: ["HS256"] });
+      if (payload.url !== `${target.bucket}/${target.name}` || payload.kind !== "upload") {
+        return storageError(400, "invalid_signature", "The token is for another object");
+      }
+      owner = typeof payload.owner === "string" ? payload.owner : null;
+      upsert = payload.upsert === true;
+    } catch {
+      return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
+    }
+    const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+      withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" }, headers: {} }, fn);
+    return uploadObject(req, deps, target, { sub: owner }, asService, upsert);
+  }
+
   const auth = await verifyBearer(req.headers.authorization, secret);
   if (!auth.ok) return storageError(auth.code === "missing_authorization" ? 400 : 403, "unauthorized", auth.message);
   const ctx = contextFromClaims(auth.claims, {
@@ -77,6 +101,36 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     "x-request-id": String(req.headers["x-request-id"] ?? ""),
   });
   const asCaller = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => withRequestContext(deps.sql, ctx, fn);
+
+  const uploadSign = /^\/object\/upload\/sign\/(.+)$/.exec(route);
+  if (uploadSign && req.method === "POST") {
+    const target = parseTarget(uploadSign[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    const [bucket] = await deps.sql`select 1 from storage.buckets where id = ${target.bucket}`;
+    if (!bucket) return storageError(404, "not_found", "Bucket not found");
+    // Would the caller's insert pass the policies? Try it and roll it back.
+    const sub = typeof ctx.claims.sub === "string" ? ctx.claims.sub : null;
+    const allowed = await asCaller(async (tx) => {
+      try {
+        await tx.savepoint(async (sp) => {
+          await sp`insert into storage.objects (bucket_id, name, owner, owner_id) values (${target.bucket}, ${target.name}, ${sub}, ${sub})`;
+          throw new RolledBack();
+        });
+      } catch (e) {
+        if (e instanceof RolledBack) return "yes";
+        const code = (e as { code?: string }).code;
+        if (code === "42501") return "no";
+        if (code === "23505") return "exists";
+        throw e;
+      }
+      return "yes";
+    });
+    if (allowed === "no") return storageError(403, "Unauthorized", "new row violates row-level security policy");
+    if (allowed === "exists" && req.headers["x-upsert"] !== "true") return storageError(409, "Duplicate", "The resource already exists");
+    const token = await new SignJWT({ url: `${target.bucket}/${target.name}`, kind: "upload", owner: sub, upsert: req.headers["x-upsert"] === "true" })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 2 * 3600).sign(secret);
+    return { status: 200, body: { url: `/object/upload/sign/${encodePath(target)}?token=${token}` } };
+  }
 
   const sign = /^\/object\/sign\/(.+)$/.exec(route);
   if (sign && req.method === "POST") {
@@ -204,6 +258,8 @@ function filePath(deps: StorageDeps, target: { bucket: string; name: string }) {
   if (!p.startsWith(path.resolve(deps.dir) + path.sep)) throw new Error("object path escapes the storage directory");
   return p;
 }
+
+class RolledBack extends Error {}
 
 const encodePath = (t: { bucket: string; name: string }) => [t.bucket, ...t.name.split("/")].map(encodeURIComponent).join("/");
 

@@ -1,0 +1,69 @@
+// Starting an upload (the file-upload function): validates the request, asks Postgres to reserve
+// the bytes and create the file row as the user (request_file_upload: permission, type, size,
+// name, quota), then makes a signed upload URL for exactly that path with the user's own token,
+// so the storage policies check it too. The client uploads with supabase-js's uploadToSignedUrl.
+import { createClient } from "@supabase/supabase-js";
+import type postgres from "postgres";
+import { z } from "zod";
+import { auditHeaders, callerOf } from "../auth.ts";
+import { withRequestContext } from "../db.ts";
+import { HttpError } from "../errors.ts";
+import { parseJson, type RequestContext } from "../http.ts";
+import { extensionFits, FILE_TYPES } from "./mime.ts";
+
+export const UploadRequest = z.object({
+  org_id: z.uuid(),
+  name: z.string().min(1).max(255).refine((n) => !/[/\\\u0000-\u001f\u007f]/.test(n) && n !== "." && n !== "..",
+    "a file name has no slashes or control characters"),
+  size: z.number().int().positive(),
+  mime_type: z.string().refine((m) => m in FILE_TYPES, "this type of file is not accepted"),
+}).strict();
+
+export interface UploadDeps {
+  sql: postgres.Sql;
+  supabaseUrl: string;
+  anonKey: string;
+}
+
+/** Postgres errors of request_file_upload as HTTP answers (docs/errors.md). */
+const SQL_ERRORS: Record<string, [number, string]> = {
+  "42501": [403, "forbidden"],
+  FL001: [409, "quota_exceeded"],
+  FL002: [415, "unsupported_type"],
+  FL003: [413, "file_too_large"],
+  FL004: [400, "invalid_name"],
+};
+
+export async function startUpload(req: Request, ctx: RequestContext, deps: UploadDeps): Promise<Response> {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
+  const caller = callerOf(req);
+  if (caller.role !== "authenticated" || !caller.userId) throw new HttpError(403, "forbidden", "Sign in to upload files.");
+  const body = await parseJson(req, UploadRequest);
+  if (!extensionFits(body.name, body.mime_type)) {
+    throw new HttpError(400, "extension_mismatch", `The name's extension does not fit ${body.mime_type}.`, { allowed: FILE_TYPES[body.mime_type] });
+  }
+
+  let file: { id: string; object_path: string };
+  try {
+    [file] = await withRequestContext(deps.sql, { role: "authenticated", claims: caller.claims, headers: auditHeaders(req, ctx.requestId) },
+      (tx) => tx<{ id: string; object_path: string }[]>`
+        select id, object_path from public.request_file_upload(${body.org_id}, ${body.name}, ${body.size}, ${body.mime_type})`);
+  } catch (e) {
+    const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
+    if (mapped) throw new HttpError(mapped[0], mapped[1], (e as Error).message);
+    throw e;
+  }
+
+  const asUser = createClient(deps.supabaseUrl, deps.anonKey, {
+    global: { headers: { Authorization: `Bearer ${caller.token}`, "x-request-id": ctx.requestId } },
+    auth: { persistSession: false, autoRefreshToken: false },
+  });
+  const { data, error } = await asUser.storage.from("files").createSignedUploadUrl(file.object_path);
+  if (error || !data) {
+    // The reservation is released by the sweep of uploads that never arrive.
+    ctx.log.error("signed upload URL refused", { file_id: file.id, error: error?.message });
+    throw new HttpError(502, "storage_unavailable", "Storage did not issue an upload URL; try again.");
+  }
+  ctx.log.info("upload started", { file_id: file.id, org_id: body.org_id, size: body.size, mime_type: body.mime_type });
+  return Response.json({ file_id: file.id, bucket: "files", path: file.object_path, token: data.token, signed_url: data.signedUrl }, { status: 201 });
+}
