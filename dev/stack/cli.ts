@@ -62,6 +62,9 @@ async function start() {
       const out = pg.applyMigrations().output;
       // The migration creates mqtt_broker without LOGIN: where a broker runs, it gets one.
       pg.setLoginPassword("mqtt_broker", secrets.mqttBrokerDbPassword);
+      // What pg_net calls to functions need (migration 20261122001600): the API URL and the service key.
+      pg.setVaultSecret("project_url", `http://${HOST}:${PORTS.gateway}`);
+      pg.setVaultSecret("service_role_key", secrets.serviceRoleKey);
       log.info("migrations applied", { output: out.trim().split("\n")[0] });
     } catch (e) {
       if (e instanceof pg.MigrationError) throw new StartError(`a migration failed, the stack will not start:\n${e.message}`);

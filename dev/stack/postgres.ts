@@ -114,6 +114,12 @@ export function setLoginPassword(role: "authenticator" | "mqtt_broker", password
   psql(`alter role ${role} with login password '${password.replaceAll("'", "''")}'`);
 }
 
+/** Stores a secret in Vault under a name (replacing an older one), as an operator does on a hosted project. */
+export function setVaultSecret(name: string, value: string) {
+  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  psql(`delete from vault.secrets where name = ${q(name)}; select vault.create_secret(${q(value)}, ${q(name)})`);
+}
+
 /** Applies supabase/migrations with the supabase CLI, exactly as against a hosted project. */
 export function applyMigrations(): { ok: true; output: string } {
   const r = spawnSync("supabase", ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", ROOT], {

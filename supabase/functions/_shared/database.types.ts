@@ -183,14 +183,14 @@ isOneToOne: false
                   ]
                 },"files": {
                   Row: {
-                    "category": string,"contains_pii": boolean,"created_at": string,"created_by": string | null,"declared_mime": string,"deleted_at": string | null,"detected_mime": string | null,"id": string,"name": string,"next_attempt_at": string | null,"object_path": string,"org_id": string,"processed_at": string | null,"scan_attempts": number,"sha256": string | null,"size_bytes": number,"status": Database["public"]['Enums']["file_status"],"status_reason": string | null,"updated_at": string,"updated_by": string | null,"uploaded_by": string | null
+                    "category": string,"contains_pii": boolean,"created_at": string,"created_by": string | null,"declared_mime": string,"deleted_at": string | null,"detected_mime": string | null,"id": string,"name": string,"next_attempt_at": string | null,"object_path": string,"org_id": string,"processed_at": string | null,"scan_attempts": number,"scan_started_at": string | null,"sha256": string | null,"size_bytes": number,"status": Database["public"]['Enums']["file_status"],"status_reason": string | null,"thumbnail_path": string | null,"updated_at": string,"updated_by": string | null,"uploaded_by": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime": string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name": string,"next_attempt_at"?: string | null,"object_path": string,"org_id": string,"processed_at"?: string | null,"scan_attempts"?: number,"sha256"?: string | null,"size_bytes": number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
+                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime": string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name": string,"next_attempt_at"?: string | null,"object_path": string,"org_id": string,"processed_at"?: string | null,"scan_attempts"?: number,"scan_started_at"?: string | null,"sha256"?: string | null,"size_bytes": number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"thumbnail_path"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
                   }
                   Update: {
-                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime"?: string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name"?: string,"next_attempt_at"?: string | null,"object_path"?: string,"org_id"?: string,"processed_at"?: string | null,"scan_attempts"?: number,"sha256"?: string | null,"size_bytes"?: number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
+                    "category"?: string,"contains_pii"?: boolean,"created_at"?: string,"created_by"?: string | null,"declared_mime"?: string,"deleted_at"?: string | null,"detected_mime"?: string | null,"id"?: string,"name"?: string,"next_attempt_at"?: string | null,"object_path"?: string,"org_id"?: string,"processed_at"?: string | null,"scan_attempts"?: number,"scan_started_at"?: string | null,"sha256"?: string | null,"size_bytes"?: number,"status"?: Database["public"]['Enums']["file_status"],"status_reason"?: string | null,"thumbnail_path"?: string | null,"updated_at"?: string,"updated_by"?: string | null,"uploaded_by"?: string | null
                   }
                   Relationships: [
                     {
@@ -489,10 +489,12 @@ isOneToOne: false
 "org_id": string,
 "processed_at": string | null,
 "scan_attempts": number,
+"scan_started_at": string | null,
 "sha256": string | null,
 "size_bytes": number,
 "status": Database["public"]['Enums']["file_status"],
 "status_reason": string | null,
+"thumbnail_path": string | null,
 "updated_at": string,
 "updated_by": string | null,
 "uploaded_by": string | null
