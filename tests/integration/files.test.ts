@@ -6,15 +6,18 @@ import crypto from "node:crypto";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_URL, adminSql, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { API_URL, adminSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 import { stopProcess, readPid, spawnDetached } from "../../dev/stack/processes.ts";
 import { services } from "../../dev/stack/services.ts";
+import { connectRealtime } from "../../supabase/functions/_shared/realtime/client.ts";
+import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
+import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 
 const admin = adminSql();
 const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 let orgA: string, orgB: string;
 let teacher: { id: string; client: SupabaseClient; token: string };
-let student: { id: string; client: SupabaseClient };
+let student: { id: string; client: SupabaseClient; token: string };
 let outsider: { id: string; client: SupabaseClient };
 
 async function member(org: string | null, role: string) {
@@ -74,10 +77,16 @@ afterAll(async () => {
 });
 
 describe("a clean upload", () => {
-  it("goes from request to clean, with sha256, a version, a download for members and none for outsiders", async () => {
+  it("goes from request to clean, with sha256, a version, an event, a download for members and none for outsiders", async () => {
+    const events: Envelope[] = [];
+    const rt = connectRealtime({ url: `mqtt://${HOST}:${PORTS.mqtt}`, password: student.token, username: "student" });
+    await rt.subscribe(topics.events(orgA), (e) => void events.push(e));
     const text = new TextEncoder().encode("Lesson plan: fractions.\n");
     const { file_id, path } = await upload(teacher, orgA, "plan.txt", text, "text/plain");
     const f = await settled(file_id);
+    const ready = await waitUntil("file.ready", async () => events.find((e) => e.type === "file.ready" && e.data.file_id === file_id), 5000, 20);
+    expect(ready).toMatchObject({ org_id: orgA, data: { name: "plan.txt", status: "clean" } });
+    await rt.close();
     expect(f).toMatchObject({ status: "clean", detected_mime: "text/plain", contains_pii: false,
                               sha256: crypto.createHash("sha256").update(text).digest("hex") });
     expect(await admin`select version from public.file_versions where file_id = ${file_id}`).toEqual([{ version: 1 }]);

@@ -8,7 +8,12 @@ export interface PiiFindings {
 }
 
 const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
-const PHONE = /(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]\d{3,4}(?![\w-])/g;
+// With a country code or an area code in brackets, two groups of digits suffice; without, three.
+const PHONE = new RegExp(
+  String.raw`(?<![\w-])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,3}` +
+    String.raw`|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3,4}|\d{3,4}[ .-]\d{3,4}[ .-]\d{3,4})(?![\w-])`,
+  "g",
+);
 const NATIONAL_ID = /\b(?:\d{3}-\d{2}-\d{4}|[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D])\b/g;
 
 export function findPii(text: string): PiiFindings {
