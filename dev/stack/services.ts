@@ -176,6 +176,7 @@ export function services(secrets: StackSecrets): Service[] {
       env: {
         DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST,
         SUPABASE_URL: platformEnv.SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+        CLAMD_HOST: HOST, CLAMD_PORT: String(PORTS.clamd), MQTT_URL: `mqtt://${HOST}:${PORTS.mqtt}`, MQTT_PASSWORD: secrets.serviceRoleKey,
       },
       ports: [PORTS.worker],
       healthy: async () => {

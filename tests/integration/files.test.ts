@@ -116,6 +116,26 @@ describe("a clean upload", () => {
   });
 });
 
+describe("large files", () => {
+  it("are processed by the worker (files.process), to the same end", async () => {
+    const big = new Uint8Array(26 * 1024 * 1024).fill(0x61);
+    for (let i = 80; i < big.length; i += 81) big[i] = 0x0a;
+    // enterprise: files up to 500 MB
+    await admin`update public.organizations set tier = 'enterprise' where id = ${orgA}`;
+    try {
+      const { file_id } = await upload(teacher, orgA, "big.txt", big, "text/plain");
+      const job = await waitUntil("the files.process job", async () =>
+        (await admin`select state from pgboss.job where name = 'files.process' and data ->> 'file_id' = ${file_id}`)[0], 20_000, 100);
+      expect(job).toBeTruthy();
+      expect(await settled(file_id, 60_000)).toMatchObject({ status: "clean", detected_mime: "text/plain",
+        sha256: crypto.createHash("sha256").update(big).digest("hex") });
+      await expectQuotaExact(orgA);
+    } finally {
+      await admin`update public.organizations set tier = 'free' where id = ${orgA}`;
+    }
+  }, 90_000);
+});
+
 describe("bad uploads", () => {
   it("refuses bad requests with stable codes, and changes nothing", async () => {
     const before = await quota(orgA);

@@ -1,5 +1,6 @@
 // Settles uploaded files: called with a database webhook's payload for each new object in the
-// `files` bucket (the trigger and the sweep of migration 20261122001600), by the service only.
+// `files` bucket (the trigger and the sweep of migration 20261122001600), by the service only;
+// files over FILES_LARGE_FILE_BYTES go to the worker.
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { z } from "zod";
@@ -16,6 +17,8 @@ const env = loadEnv({
   CLAMD_PORT: z.coerce.number().int().positive(),
   MQTT_URL: z.string().min(1),
   MQTT_PASSWORD: z.string().min(1),
+  // above this, the worker processes the file (an Edge Function's memory is limited)
+  FILES_LARGE_FILE_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
 });
 const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
 const storage = createClient(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } });
@@ -32,4 +35,4 @@ async function publish(topic: string, envelope: Parameters<RealtimeClient["publi
 }
 
 Deno.serve(serveHandler("file-processing", (req, ctx) =>
-  processFile(req, ctx, { sql, storage, clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish })));
+  processFile(req, ctx, { sql, storage, clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish, largeFileBytes: env.FILES_LARGE_FILE_BYTES })));

@@ -1,6 +1,10 @@
-// Heavy work on files, off the Edge Functions: thumbnails for clean images (sharp).
+// Heavy work on files, off the Edge Functions: thumbnails for clean images (sharp), and the
+// processing of files too large for a function.
 import sharp from "sharp";
 import { z } from "zod";
+import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
+import { claimedFile, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
+import { connectRealtime, type RealtimeClient } from "../../../supabase/functions/_shared/realtime/client.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { asService, inTenantContext } from "../tenant-context.ts";
 
@@ -36,3 +40,49 @@ export const filesThumbnail = defineJob({
     return { thumbnail_path: path, bytes: webp.length };
   },
 });
+
+/**
+ * Processing a large file (handed over by file-processing, which has claimed it): the same
+ * pipeline, here without an Edge Function's memory and time limits. A file that is no longer
+ * scanning (settled, or put back by the sweep) is left alone, so a repeated job does nothing.
+ */
+export const filesProcess = defineJob({
+  queue: "files.process",
+  payload: BasePayload.extend({ org_id: z.uuid(), file_id: z.uuid() }),
+  scopes: [],
+  tenancy: "organization",
+  // one at a time per worker: a large file is held in memory while it is examined
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 600 },
+  async handler(ctx, data) {
+    const file = await claimedFile(ctx.sql, data.file_id, ctx.correlationId);
+    if (!file || file.org_id !== data.org_id) return { skipped: "not scanning" };
+    if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
+    const cfg = filesConfig();
+    const result = await runClaimed(file, { sql: ctx.sql, storage: ctx.supabase, clamd: cfg.clamd, publish: cfg.publish }, ctx.log, ctx.correlationId);
+    return result;
+  },
+});
+
+/** clamd and the broker, from the worker's environment (read when a file first needs them). */
+let config: { clamd: { host: string; port: number }; publish: PipelineDeps["publish"] } | null = null;
+function filesConfig() {
+  if (config) return config;
+  const env = loadEnv({
+    CLAMD_HOST: z.string().min(1),
+    CLAMD_PORT: z.coerce.number().int().positive(),
+    MQTT_URL: z.string().min(1).optional(),
+    MQTT_PASSWORD: z.string().min(1).optional(),
+  });
+  let realtime: RealtimeClient | null = null;
+  const publish: PipelineDeps["publish"] = async (topic, envelope) => {
+    if (!env.MQTT_URL || !env.MQTT_PASSWORD) return;
+    realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, clientId: `worker-files-${process.pid}` });
+    const client = realtime;
+    await Promise.race([
+      client.connected().then(() => client.publish(topic, envelope)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("broker did not answer in 2 s")), 2000)),
+    ]);
+  };
+  config = { clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish };
+  return config;
+}

@@ -1,26 +1,14 @@
-// Settling an uploaded file (the file-processing function, called with a database webhook's
-// payload for a new object in `files`, by the trigger or the sweep). Each delivery first claims the
-// file (pending → scanning), so a repeated delivery finds nothing to do; when a pending file is
-// due again is the sweep's business (it holds back retries until their backoff ends). Then: the
-// bytes must be the declared size and, sniffed, the declared type; clamd scans them; infected files
-// move to quarantine; text is searched for personal data; the file ends clean, infected, rejected
-// or failed, which settles its quota reservation (a trigger); images get a thumbnail job; the
-// organization hears `file.ready` or `file.rejected` over MQTT. clamd unreachable: the file goes
-// back to pending with a backoff, and the sweep sends it again when it is due.
-import type { SupabaseClient } from "@supabase/supabase-js";
+// The file-processing function: called with a database webhook's payload for a new object in
+// `files` (by the trigger, or the sweep), by the service only. It claims the file (pending →
+// scanning), so a repeated delivery finds nothing to do; then it runs the pipeline itself, or, for
+// a large file, hands it to the worker (files.process), which runs the same pipeline without an
+// Edge Function's memory and time limits.
 import type postgres from "postgres";
 import { z } from "zod";
 import { callerOf } from "../auth.ts";
-import { withRequestContext } from "../db.ts";
 import { HttpError } from "../errors.ts";
 import { parseJson, type RequestContext } from "../http.ts";
-import type { Logger } from "../log.ts";
-import { makeEnvelope } from "../realtime/envelope.ts";
-import { topics } from "../realtime/topics.ts";
-import { findPii, hasPii } from "./pii.ts";
-import { scanBytes, ScanUnavailable } from "./scan.ts";
-import { detectMime, isText } from "./sniff.ts";
-import { TEXT_TYPES } from "./mime.ts";
+import { asServiceOf, claimFile, type PipelineDeps, runClaimed } from "./pipeline.ts";
 
 export const ObjectWebhook = z.object({
   type: z.enum(["INSERT", "UPDATE"]),
@@ -30,142 +18,35 @@ export const ObjectWebhook = z.object({
   old_record: z.unknown().optional(),
 });
 
-export const MAX_SCAN_ATTEMPTS = 8;
-
-export interface ProcessingDeps {
-  sql: postgres.Sql;
-  storage: SupabaseClient;             // service role
-  clamd: { host: string; port: number };
-  publish: (topic: string, envelope: ReturnType<typeof makeEnvelope>) => Promise<void>;
+export interface ProcessingDeps extends PipelineDeps {
+  /** Files above this size are processed by the worker. */
+  largeFileBytes: number;
 }
-
-interface FileRow {
-  id: string;
-  org_id: string;
-  object_path: string;
-  name: string;
-  size_bytes: string;
-  declared_mime: string;
-  scan_attempts: number;
-  uploaded_by: string | null;
-}
-
-type Outcome =
-  | { status: "clean"; detected_mime: string; sha256: string; contains_pii: boolean }
-  | { status: "rejected"; reason: string; detected_mime?: string; sha256?: string }
-  | { status: "infected"; reason: string; sha256: string; detected_mime: string }
-  | { status: "failed"; reason: string }
-  | { status: "retry"; reason: string };
 
 export async function processFile(req: Request, ctx: RequestContext, deps: ProcessingDeps): Promise<Response> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
   if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service calls this function.");
   const hook = await parseJson(req, ObjectWebhook);
-  const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-    withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" }, headers: { "x-request-id": ctx.requestId } }, fn);
-
-  const [file] = await asService((tx) => tx<FileRow[]>`
-    update public.files set status = 'scanning', scan_attempts = scan_attempts + 1, next_attempt_at = null, scan_started_at = now()
-    where object_path = ${hook.record.name} and status = 'pending'
-    returning id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by`);
+  const file = await claimFile(deps.sql, hook.record.name, ctx.requestId);
   if (!file) {
     ctx.log.info("nothing to process", { object: hook.record.name });
     return Response.json({ processed: false, reason: "not pending" });
   }
   const log = ctx.log.child({ file_id: file.id, org_id: file.org_id, attempt: file.scan_attempts });
 
-  let outcome: Outcome;
-  try {
-    outcome = await examine(file, deps, log);
-    if (outcome.status !== "retry") await settle(file, outcome, deps, asService);
-  } catch (e) {
-    // Anything unexpected (storage, the database): the file goes back to pending and is retried.
-    log.error("processing failed", { error: e instanceof Error ? e.message : String(e) });
-    outcome = { status: "retry", reason: "processing_error" };
+  if (Number(file.size_bytes) > deps.largeFileBytes) {
+    await handToWorker(deps.sql, file, ctx.requestId);
+    log.info("large file handed to the worker", { size: Number(file.size_bytes) });
+    return Response.json({ processed: false, file_id: file.id, handed_to: "files.process" }, { status: 202 });
   }
-  if (outcome.status === "retry" && file.scan_attempts >= MAX_SCAN_ATTEMPTS) {
-    outcome = { status: "failed", reason: outcome.reason };
-    await settle(file, outcome, deps, asService);
+  const result = await runClaimed(file, deps, log, ctx.requestId);
+  if (result.status === "retry") {
+    return Response.json({ processed: false, retry_in_seconds: result.retryInSeconds, reason: result.reason }, { status: 503 });
   }
-
-  if (outcome.status === "retry") {
-    const delay = Math.min(5 * 2 ** (file.scan_attempts - 1), 600);
-    await asService((tx) => tx`update public.files set status = 'pending', status_reason = ${outcome.reason},
-                                 next_attempt_at = now() + make_interval(secs => ${delay}) where id = ${file.id}`);
-    log.warn("will retry", { reason: outcome.reason, in_seconds: delay });
-    return Response.json({ processed: false, retry_in_seconds: delay, reason: outcome.reason }, { status: 503 });
-  }
-
-  log.info("file settled", { status: outcome.status, reason: "reason" in outcome ? outcome.reason : undefined });
-  const ready = outcome.status === "clean";
-  await deps.publish(topics.events(file.org_id), makeEnvelope({
-    type: ready ? "file.ready" : "file.rejected",
-    org_id: file.org_id,
-    correlation_id: ctx.requestId,
-    data: { file_id: file.id, name: file.name, status: outcome.status, ...(ready ? {} : { reason: (outcome as { reason: string }).reason }) },
-  })).catch((e) => log.warn("event not published", { error: String(e) }));
-  return Response.json({ processed: true, file_id: file.id, status: outcome.status });
+  return Response.json({ processed: true, file_id: file.id, status: result.status });
 }
 
-async function examine(file: FileRow, deps: ProcessingDeps, log: Logger): Promise<Outcome> {
-  const { data, error } = await deps.storage.storage.from("files").download(file.object_path);
-  if (error || !data) return { status: "retry", reason: "object_unreadable" };
-  const bytes = new Uint8Array(await data.arrayBuffer());
-  if (bytes.byteLength !== Number(file.size_bytes)) {
-    return { status: "rejected", reason: `size_mismatch: declared ${file.size_bytes}, got ${bytes.byteLength}` };
-  }
-  const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
-  const detected = await detectMime(bytes, file.declared_mime);
-  if (detected !== file.declared_mime) {
-    return { status: "rejected", reason: `type_mismatch: declared ${file.declared_mime}, found ${detected}`, detected_mime: detected, sha256 };
-  }
-
-  const started = performance.now();
-  let scan;
-  try {
-    scan = await scanBytes(deps.clamd.host, deps.clamd.port, bytes);
-  } catch (e) {
-    if (e instanceof ScanUnavailable) {
-      log.warn("clamd unavailable", { error: e.message });
-      return { status: "retry", reason: "scanner_unavailable" };
-    }
-    throw e;
-  }
-  log.info("scanned", { verdict: scan.verdict, ms: Math.round(performance.now() - started), bytes: bytes.byteLength });
-  if (scan.verdict === "error") return { status: "retry", reason: `scanner_error: ${scan.reply}` };
-  if (scan.verdict === "infected") return { status: "infected", reason: scan.signature, sha256, detected_mime: detected };
-
-  const containsPii = TEXT_TYPES.has(detected) && isText(bytes) && hasPii(findPii(new TextDecoder().decode(bytes)));
-  return { status: "clean", detected_mime: detected, sha256, contains_pii: containsPii };
+async function handToWorker(sql: postgres.Sql, file: { id: string; org_id: string }, correlationId: string) {
+  await asServiceOf(sql, correlationId)((tx) =>
+    tx`select app.enqueue_job('files.process', ${tx.json({ org_id: file.org_id, file_id: file.id, correlation_id: correlationId })}::jsonb)`);
 }
-
-async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry" }>, deps: ProcessingDeps,
-                      asService: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>) {
-  if (outcome.status === "infected") {
-    // Into quarantine first, then out of reach: a failure in between leaves it scanning, which the
-    // sweep retries; it is never readable meanwhile (only clean files are).
-    const { data } = await deps.storage.storage.from("files").download(file.object_path);
-    const moved = data && !(await deps.storage.storage.from("quarantine").upload(file.object_path, data, { upsert: true, contentType: "application/octet-stream" })).error;
-    if (!moved) throw new Error("could not move an infected file to quarantine");
-    await deps.storage.storage.from("files").remove([file.object_path]);
-  }
-  await asService(async (tx) => {
-    await tx`update public.files set
-               status = ${outcome.status}, status_reason = ${"reason" in outcome ? outcome.reason.slice(0, 500) : null},
-               detected_mime = ${"detected_mime" in outcome ? outcome.detected_mime ?? null : null},
-               sha256 = ${"sha256" in outcome ? outcome.sha256 ?? null : null},
-               contains_pii = ${outcome.status === "clean" ? outcome.contains_pii : false},
-               processed_at = now()
-             where id = ${file.id}`;
-    if (outcome.status === "clean") {
-      await tx`insert into public.file_versions (org_id, file_id, version, object_path, size_bytes, sha256, created_by)
-               values (${file.org_id}, ${file.id}, 1, ${file.object_path}, ${file.size_bytes}, ${outcome.sha256}, ${file.uploaded_by})
-               on conflict (file_id, version) do nothing`;
-      if (file.declared_mime.startsWith("image/")) {
-        await tx`select app.enqueue_job('files.thumbnail', ${tx.json({ org_id: file.org_id, file_id: file.id })}::jsonb)`;
-      }
-    }
-  });
-}
-
-const hex = (buf: ArrayBuffer) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
