@@ -7,7 +7,9 @@ export interface PiiFindings {
   national_id: number;
 }
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
+// Matches start only where a token starts: without the lookbehind, a long run of letters would be
+// rescanned from every position in it (quadratic in the run's length).
+const EMAIL = /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
 // With a country code or an area code in brackets, two groups of digits suffice; without, three.
 const PHONE = new RegExp(
   String.raw`(?<![\w-])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,3}` +
