@@ -6,10 +6,12 @@ import crypto from "node:crypto";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_URL, adminSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { API_URL, adminSql, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 import { stopProcess, readPid, spawnDetached } from "../../dev/stack/processes.ts";
 import { services } from "../../dev/stack/services.ts";
 import { connectRealtime } from "../../supabase/functions/_shared/realtime/client.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { makePdf } from "../fixtures/files/pdf.ts";
 import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
 import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 
@@ -113,6 +115,27 @@ describe("a clean upload", () => {
     const meta = await sharp(Buffer.from(await thumb.data!.arrayBuffer())).metadata();
     expect(meta).toMatchObject({ format: "webp", width: 256, height: 192 });
     expect((await outsider.client.storage.from("thumbnails").download(row)).error).toBeTruthy();
+  });
+});
+
+describe("text for search", () => {
+  it("is extracted from PDFs by the worker, searchable by readers only, and flags personal data in it", async () => {
+    const pdf = makePdf("Field trip consent: reply to jane.doe@example.com");
+    const { file_id } = await upload(teacher, orgA, "consent.pdf", pdf, "application/pdf");
+    expect(await settled(file_id)).toMatchObject({ status: "clean", detected_mime: "application/pdf", contains_pii: false });
+    const row = await waitUntil("the extracted text", async () => (await admin`select content from public.file_texts where file_id = ${file_id}`)[0], 20_000, 100);
+    expect(row.content).toContain("Field trip consent");
+    expect(await fileRow(file_id)).toMatchObject({ contains_pii: true });
+
+    const api = apiSql();
+    try {
+      const search = (userId: string) => withRequestContext(api, { role: "authenticated", claims: { sub: userId, role: "authenticated" } },
+        (tx) => tx`select file_id from public.file_texts where search @@ plainto_tsquery('simple', 'consent')`);
+      expect((await search(student.id)).map((r) => r.file_id)).toContain(file_id);
+      expect(await search(outsider.id)).toEqual([]);
+    } finally {
+      await api.end();
+    }
   });
 });
 

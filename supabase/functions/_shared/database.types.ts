@@ -161,6 +161,26 @@ isOneToOne: false
       referencedColumns: ["org_id","id"]
     }
                   ]
+                },"file_texts": {
+                  Row: {
+                    "content": string,"extracted_at": string,"file_id": string,"org_id": string,"search": unknown,"truncated": boolean
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "content": string,"extracted_at"?: string,"file_id": string,"org_id": string,"search"?: never,"truncated"?: boolean
+                  }
+                  Update: {
+                    "content"?: string,"extracted_at"?: string,"file_id"?: string,"org_id"?: string,"search"?: never,"truncated"?: boolean
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "file_texts_org_id_file_id_fkey"
+      columns: ["org_id","file_id"]
+isOneToOne: false
+      referencedRelation: "files"
+      referencedColumns: ["org_id","id"]
+    }
+                  ]
                 },"file_versions": {
                   Row: {
                     "created_at": string,"created_by": string | null,"file_id": string,"id": string,"object_path": string,"org_id": string,"sha256": string,"size_bytes": number,"version": number

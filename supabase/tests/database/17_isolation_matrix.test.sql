@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 15 * 16);
+select plan(4 + 16 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -42,6 +42,7 @@ insert into public.data_exports (org_id) values ((select a from o)), ((select b 
 update public.files set status = 'clean', sha256 = repeat('0', 64) where org_id in ((select a from o), (select b from o));
 insert into public.file_versions (org_id, file_id, version, object_path, size_bytes, sha256)
 select org_id, id, 1, object_path, size_bytes, sha256 from public.files where org_id in ((select a from o), (select b from o));
+insert into public.file_texts (file_id, org_id, content) select id, org_id, 'notes' from public.files where org_id in ((select a from o), (select b from o));
 
 -- Tenant tables and the column that names their organization
 create temp table tenant_tables as
@@ -58,7 +59,7 @@ where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 15, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 16, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).

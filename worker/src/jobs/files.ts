@@ -1,9 +1,11 @@
-// Heavy work on files, off the Edge Functions: thumbnails for clean images (sharp), and the
-// processing of files too large for a function.
+// Heavy work on files, off the Edge Functions: thumbnails for clean images (sharp), text for
+// search (unpdf for PDFs), and the processing of files too large for a function.
 import sharp from "sharp";
+import { extractText, getDocumentProxy } from "unpdf";
 import { z } from "zod";
 import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
-import { claimedFile, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
+import { findPii, hasPii } from "../../../supabase/functions/_shared/files/pii.ts";
+import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
 import { connectRealtime, type RealtimeClient } from "../../../supabase/functions/_shared/realtime/client.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { asService, inTenantContext } from "../tenant-context.ts";
@@ -86,3 +88,45 @@ function filesConfig() {
   config = { clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish };
   return config;
 }
+
+export const MAX_TEXT_CHARS = 1_000_000;
+
+/**
+ * The text of a clean PDF or text file, for search (public.file_texts, at most 1,000,000
+ * characters). Personal data found in a PDF's text sets the file's contains_pii too. Idempotent:
+ * the row is replaced.
+ */
+export const filesExtractText = defineJob({
+  queue: "files.extract-text",
+  payload: BasePayload.extend({ org_id: z.uuid(), file_id: z.uuid() }),
+  scopes: ["files.read"],
+  tenancy: "organization",
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
+  async handler(ctx, data) {
+    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) => tx<{ object_path: string; declared_mime: string }[]>`
+      select object_path, declared_mime from public.files where id = ${data.file_id} and status = 'clean'`);
+    if (!file || !EXTRACTABLE.has(file.declared_mime)) return { skipped: "not a clean extractable file of this organization" };
+    if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
+    const { data: blob, error } = await ctx.supabase.storage.from("files").download(file.object_path);
+    if (error || !blob) throw new Error(`cannot read ${file.object_path}: ${error?.message}`);
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let text: string;
+    if (file.declared_mime === "application/pdf") {
+      const pdf = await getDocumentProxy(bytes);
+      text = (await extractText(pdf, { mergePages: true })).text;
+    } else {
+      text = new TextDecoder().decode(bytes);
+    }
+    text = text.replaceAll("\0", "");
+    const truncated = text.length > MAX_TEXT_CHARS;
+    const content = truncated ? text.slice(0, MAX_TEXT_CHARS) : text;
+    const pii = hasPii(findPii(content));
+    await asService(ctx.sql, ctx.correlationId, async (tx) => {
+      await tx`insert into public.file_texts (file_id, org_id, content, truncated) values (${data.file_id}, ${data.org_id}, ${content}, ${truncated})
+               on conflict (file_id) do update set content = excluded.content, truncated = excluded.truncated, extracted_at = now()`;
+      if (pii) await tx`update public.files set contains_pii = true where id = ${data.file_id} and org_id = ${data.org_id} and not contains_pii`;
+    });
+    ctx.log.info("text extracted", { file_id: data.file_id, chars: content.length, truncated, contains_pii: pii });
+    return { chars: content.length, truncated, contains_pii: pii };
+  },
+});

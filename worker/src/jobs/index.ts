@@ -1,10 +1,10 @@
 // Every job the worker runs. Later features add theirs here.
 import type { JobDefinition } from "../registry.ts";
-import { filesProcess, filesThumbnail } from "./files.ts";
+import { filesExtractText, filesProcess, filesThumbnail } from "./files.ts";
 import { expireInvitations, purgeSoftDeleted } from "./maintenance.ts";
 import { tenantDelete, tenantExport } from "./tenant.ts";
 
-export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess] as readonly JobDefinition[];
+export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess, filesExtractText] as readonly JobDefinition[];
 
 export function jobFor(queue: string): JobDefinition | undefined {
   return JOBS.find((j) => j.queue === queue);

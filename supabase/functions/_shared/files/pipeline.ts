@@ -2,7 +2,7 @@
 // large files): the bytes must be the declared size and, sniffed, the declared type; clamd scans
 // them; infected files move to quarantine; text is searched for personal data; the file ends
 // clean, infected, rejected or failed, which settles its quota reservation (a trigger); images get
-// a thumbnail job; the organization hears `file.ready` or `file.rejected`. When the scan cannot
+// a thumbnail job, PDFs and text a text-extraction job; the organization hears `file.ready` or `file.rejected`. When the scan cannot
 // happen (clamd unreachable, anything unexpected), the file goes back to pending with a backoff
 // and the sweep (migration 20261122001600) sends it again when it is due.
 import type { SupabaseClient } from "@supabase/supabase-js";
@@ -17,6 +17,8 @@ import { scanBytes, ScanUnavailable } from "./scan.ts";
 import { detectMime, isText } from "./sniff.ts";
 
 export const MAX_SCAN_ATTEMPTS = 8;
+/** Types whose text the worker extracts for search (files.extract-text). */
+export const EXTRACTABLE = new Set(["application/pdf", "text/plain", "text/csv", "text/markdown"]);
 
 export interface PipelineDeps {
   sql: postgres.Sql;
@@ -159,6 +161,9 @@ async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry"
                on conflict (file_id, version) do nothing`;
       if (file.declared_mime.startsWith("image/")) {
         await tx`select app.enqueue_job('files.thumbnail', ${tx.json({ org_id: file.org_id, file_id: file.id })}::jsonb)`;
+      }
+      if (EXTRACTABLE.has(file.declared_mime)) {
+        await tx`select app.enqueue_job('files.extract-text', ${tx.json({ org_id: file.org_id, file_id: file.id })}::jsonb)`;
       }
     }
   });
