@@ -17,6 +17,9 @@ export const PORTS = {
   mqttWs: 54384,
   worker: 54390,
   jobDashboard: 54392,
+  // the SMTP sink: SMTP, and HTTP to read what it caught (Supabase's local stack puts its mail viewer on 54324)
+  smtp: 54327,
+  mailHttp: 54324,
 };
 
 export const HOST = "127.0.0.1";
@@ -35,6 +38,7 @@ export const paths = {
   clamav: path.join(STATE, "clamav"),
   mosquitto: path.join(STATE, "mosquitto"),
   storage: path.join(STATE, "storage"),
+  mail: path.join(STATE, "mail"),
   supabase: path.join(ROOT, "supabase"),
   functions: path.join(ROOT, "supabase", "functions"),
   baselineSql: path.join(ROOT, "dev", "platform", "sql"),

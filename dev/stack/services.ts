@@ -152,6 +152,15 @@ export function services(secrets: StackSecrets): Service[] {
       url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
     },
     {
+      name: "smtp-sink",
+      command: nodeBin,
+      args: [runtime("smtp-sink.ts")],
+      env: { SMTP_PORT: String(PORTS.smtp), MAIL_HTTP_PORT: String(PORTS.mailHttp), MAIL_DIR: paths.mail, HOST },
+      ports: [PORTS.smtp, PORTS.mailHttp],
+      healthy: async () => (await canConnect(PORTS.smtp)) && (await canConnect(PORTS.mailHttp)),
+      url: `smtp://${HOST}:${PORTS.smtp}  mail caught: http://${HOST}:${PORTS.mailHttp}/messages`,
+    },
+    {
       name: "net-worker",
       command: nodeBin,
       args: [runtime("net-worker.ts")],
@@ -177,6 +186,7 @@ export function services(secrets: StackSecrets): Service[] {
         DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST,
         SUPABASE_URL: platformEnv.SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
         CLAMD_HOST: HOST, CLAMD_PORT: String(PORTS.clamd), MQTT_URL: `mqtt://${HOST}:${PORTS.mqtt}`, MQTT_PASSWORD: secrets.serviceRoleKey,
+        SMTP_URL: `smtp://${HOST}:${PORTS.smtp}`, MAIL_FROM: "School workspace <no-reply@school.local>",
       },
       ports: [PORTS.worker],
       healthy: async () => {

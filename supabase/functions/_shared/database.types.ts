@@ -267,6 +267,118 @@ isOneToOne: false
       referencedColumns: ["key"]
     }
                   ]
+                },"notification_deliveries": {
+                  Row: {
+                    "attempts": number,"channel": string,"delivered_at": string | null,"last_error": string | null,"next_attempt_at": string,"notification_id": string,"org_id": string,"status": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"channel": string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id": string,"org_id": string,"status"?: string
+                  }
+                  Update: {
+                    "attempts"?: number,"channel"?: string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id"?: string,"org_id"?: string,"status"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notification_deliveries_org_id_notification_id_fkey"
+      columns: ["org_id","notification_id"]
+isOneToOne: false
+      referencedRelation: "notifications"
+      referencedColumns: ["org_id","id"]
+    }
+                  ]
+                },"notification_preferences": {
+                  Row: {
+                    "channel": string,"enabled": boolean,"org_id": string,"type": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "channel": string,"enabled": boolean,"org_id": string,"type": string,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "channel"?: string,"enabled"?: boolean,"org_id"?: string,"type"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notification_preferences_org_id_user_id_fkey"
+      columns: ["org_id","user_id"]
+isOneToOne: false
+      referencedRelation: "organization_members"
+      referencedColumns: ["org_id","user_id"]
+    }
+                  ]
+                },"notification_templates": {
+                  Row: {
+                    "body": string,"created_at": string,"created_by": string | null,"id": string,"locale": string,"org_id": string | null,"subject": string,"type": string,"updated_at": string,"updated_by": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "body": string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"locale"?: string,"org_id"?: string | null,"subject": string,"type": string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Update: {
+                    "body"?: string,"created_at"?: string,"created_by"?: string | null,"id"?: string,"locale"?: string,"org_id"?: string | null,"subject"?: string,"type"?: string,"updated_at"?: string,"updated_by"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notification_templates_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notification_templates_type_fkey"
+      columns: ["type"]
+isOneToOne: false
+      referencedRelation: "notification_types"
+      referencedColumns: ["key"]
+    }
+                  ]
+                },"notification_types": {
+                  Row: {
+                    "default_channels": (string)[],"default_priority": string,"description": string,"key": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "default_channels": (string)[],"default_priority"?: string,"description": string,"key": string
+                  }
+                  Update: {
+                    "default_channels"?: (string)[],"default_priority"?: string,"description"?: string,"key"?: string
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"notifications": {
+                  Row: {
+                    "batch_id": string,"body": string,"created_at": string,"created_by": string | null,"data": NonNullable<Json>,"id": string,"idempotency_key": string | null,"org_id": string,"priority": string,"read_at": string | null,"recipient_id": string,"title": string,"type": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "batch_id": string,"body": string,"created_at"?: string,"created_by"?: string | null,"data"?: NonNullable<Json>,"id"?: string,"idempotency_key"?: string | null,"org_id": string,"priority": string,"read_at"?: string | null,"recipient_id": string,"title": string,"type": string
+                  }
+                  Update: {
+                    "batch_id"?: string,"body"?: string,"created_at"?: string,"created_by"?: string | null,"data"?: NonNullable<Json>,"id"?: string,"idempotency_key"?: string | null,"org_id"?: string,"priority"?: string,"read_at"?: string | null,"recipient_id"?: string,"title"?: string,"type"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notifications_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    },{
+      foreignKeyName: "notifications_org_id_recipient_id_fkey"
+      columns: ["org_id","recipient_id"]
+isOneToOne: false
+      referencedRelation: "organization_members"
+      referencedColumns: ["org_id","user_id"]
+    },{
+      foreignKeyName: "notifications_type_fkey"
+      columns: ["type"]
+isOneToOne: false
+      referencedRelation: "notification_types"
+      referencedColumns: ["key"]
+    }
+                  ]
                 },"organization_members": {
                   Row: {
                     "created_at": string,"created_by": string | null,"org_id": string,"role": Database["public"]['Enums']["org_role"],"updated_at": string,"updated_by": string | null,"user_id": string
@@ -558,6 +670,11 @@ isOneToOne: false
                            },
 "revoke_invitation":
 { Args: { "invitation_id": string }; Returns: undefined
+                           },
+"send_notification":
+{ Args: { "body"?: string,"data"?: Json,"idempotency_key"?: string,"org_id": string,"priority"?: string,"recipients"?: Json,"title": string,"type": string }; Returns: {
+              "batch_id": string,"created": number
+            }[]
                            },
 "set_active_organization":
 { Args: { "org_id": string }; Returns: undefined

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 16 * 16);
+select plan(4 + 20 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -43,6 +43,12 @@ update public.files set status = 'clean', sha256 = repeat('0', 64) where org_id 
 insert into public.file_versions (org_id, file_id, version, object_path, size_bytes, sha256)
 select org_id, id, 1, object_path, size_bytes, sha256 from public.files where org_id in ((select a from o), (select b from o));
 insert into public.file_texts (file_id, org_id, content) select id, org_id, 'notes' from public.files where org_id in ((select a from o), (select b from o));
+-- notifications to everyone (with their deliveries), a preference and a template in each organization
+select app.notify(org, 'announcement.posted', 'Hello', 'Welcome', '{}', '{"everyone": true}') from unnest(array[(select a from o), (select b from o)]) org;
+insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
+select org_id, user_id, '*', 'email', false from public.organization_members where org_id in ((select a from o), (select b from o));
+insert into public.notification_templates (org_id, type, subject, body)
+select org, 'announcement.posted', 'News: {{title}}', '{{body}}' from unnest(array[(select a from o), (select b from o)]) org;
 
 -- Tenant tables and the column that names their organization
 create temp table tenant_tables as
@@ -52,14 +58,16 @@ select c.oid::regclass as tbl, case when c.oid = 'public.organizations'::regclas
           and col.attname not in ('id', 'org_id') order by has_column_privilege('authenticated', c.oid, col.attnum, 'UPDATE') desc, col.attnum limit 1) as some_col,
        (select string_agg(quote_ident(col.attname), ', ' order by col.attnum) from pg_attribute col
         where col.attrelid = c.oid and col.attnum > 0 and not col.attisdropped and col.attidentity = '' and col.attgenerated = '') as insertable,
-       exists (select 1 from pg_attribute col where col.attrelid = c.oid and col.attname = 'user_id' and not col.attisdropped) as has_user,
+       -- the column naming the member a row belongs to, where there is one
+       (select col.attname from pg_attribute col where col.attrelid = c.oid and col.attname in ('user_id', 'recipient_id') and not col.attisdropped
+        order by col.attname desc limit 1) as user_col,
        exists (select 1 from pg_attribute col where col.attrelid = c.oid and col.attname = 'id' and col.atttypid = 'uuid'::regtype) as has_uuid_id
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 16, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 20, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).
@@ -77,8 +85,8 @@ end $$;
 -- B's rows, as insert/update/delete/select statements against them.
 create function pg_temp.statements(t tenant_tables, org uuid, exclude_user uuid default null)
 returns table (op text, statement text) language sql as $$
-  with others(clause) as (select case when exclude_user is not null and t.has_user
-                                      then format('and user_id is distinct from %L', exclude_user) else '' end)
+  with others(clause) as (select case when exclude_user is not null and t.user_col is not null
+                                      then format('and %I is distinct from %L', t.user_col, exclude_user) else '' end)
   select s.* from others, lateral (values
     ('select', format('select 1 from %s where %I = %L', t.tbl, t.org_col, org)),
     ('update', format('update %s set %I = %I where %I = %L %s returning 1', t.tbl, t.some_col, t.some_col, t.org_col, org, others.clause)),

@@ -1,0 +1,109 @@
+// notification-dispatch: called once per batch of new notifications (a statement trigger, or the
+// sweep for anything due), by the service only. In-app delivery is the row itself; this publishes
+// each recipient's MQTT message on org/{org}/users/{user}/notifications (the envelope's id is the
+// notification's, so a client that sees it twice knows), one `notification.batch` event on
+// org/{org}/events (no content: the recipients are not everyone), and hands pending e-mail to the
+// worker (notifications.email: hosted functions cannot open SMTP ports). Each delivery is claimed
+// under a row lock and recorded as sent, or kept pending with a backoff when the broker is away.
+import type postgres from "postgres";
+import { z } from "zod";
+import { callerOf } from "../auth.ts";
+import { withRequestContext } from "../db.ts";
+import { HttpError } from "../errors.ts";
+import { parseJson, type RequestContext } from "../http.ts";
+import { type Envelope, Envelope as EnvelopeSchema } from "../realtime/envelope.ts";
+import { topics } from "../realtime/topics.ts";
+
+export const DispatchRequest = z.object({
+  type: z.enum(["INSERT", "SWEEP"]),
+  table: z.literal("notifications"),
+  schema: z.literal("public"),
+  batch_id: z.uuid(),
+});
+
+export interface DispatchDeps {
+  sql: postgres.Sql;
+  publish: (topic: string, envelope: Envelope) => Promise<void>;
+  chunk?: number;
+}
+
+interface Due {
+  notification_id: string;
+  org_id: string;
+  recipient_id: string;
+  type: string;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  priority: string;
+  created_at: Date;
+  attempts: number;
+}
+
+export async function dispatchBatch(req: Request, ctx: RequestContext, deps: DispatchDeps): Promise<Response> {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
+  if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service calls this function.");
+  const { batch_id } = await parseJson(req, DispatchRequest);
+  const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+    withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" }, headers: { "x-request-id": ctx.requestId } }, fn);
+  const log = ctx.log.child({ batch_id });
+  const chunk = deps.chunk ?? 500;
+  let sent = 0, retrying = 0, orgId: string | null = null;
+
+  for (;;) {
+    // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
+    const result = await asService(async (tx) => {
+      const due = await tx<Due[]>`
+        select d.notification_id, n.org_id, n.recipient_id, n.type, n.title, n.body, n.data, n.priority, n.created_at, d.attempts
+        from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+        where n.batch_id = ${batch_id} and d.channel = 'mqtt' and d.status = 'pending' and d.next_attempt_at <= now()
+        order by d.notification_id limit ${chunk}
+        for update of d skip locked`;
+      if (!due.length) return { due: 0, ok: [] as string[], failed: [] as Due[] };
+      const outcomes = await Promise.allSettled(due.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))));
+      const ok = due.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
+      const failed = due.filter((_, i) => outcomes[i].status === "rejected");
+      if (ok.length) {
+        await tx`update public.notification_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
+                 where channel = 'mqtt' and notification_id = any(${ok}::uuid[])`;
+      }
+      for (const f of failed) {
+        const error = String((outcomes[due.indexOf(f)] as PromiseRejectedResult).reason).slice(0, 500);
+        await tx`update public.notification_deliveries set attempts = attempts + 1, last_error = ${error},
+                   status = case when attempts + 1 >= 10 then 'failed' else 'pending' end,
+                   next_attempt_at = now() + make_interval(secs => least(5 * power(2, attempts), 600)::int)
+                 where channel = 'mqtt' and notification_id = ${f.notification_id}`;
+      }
+      return { due: due.length, ok, failed, org: due[0].org_id, type: due[0].type };
+    });
+    if (!result.due) break;
+    orgId ??= (result as { org?: string }).org ?? null;
+    sent += result.ok.length;
+    retrying += result.failed.length;
+    if (result.failed.length) break; // the broker is away: the sweep comes back after the backoff
+  }
+
+  // E-mail goes out from the worker; enqueue once per batch while any is pending.
+  const [email] = await asService((tx) => tx<{ org_id: string; n: number }[]>`
+    select n.org_id, count(*)::int as n from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+    where n.batch_id = ${batch_id} and d.channel = 'email' and d.status = 'pending' group by n.org_id`);
+  if (email) {
+    await asService((tx) => tx`select app.enqueue_job('notifications.email',
+      ${tx.json({ org_id: email.org_id, batch_id, correlation_id: ctx.requestId })}::jsonb, 0, 0, ${`notifications.email:${batch_id}`})`);
+  }
+  if (sent && orgId) {
+    await deps.publish(topics.events(orgId), EnvelopeSchema.parse({
+      v: 1, id: batch_id, ts: new Date().toISOString(), type: "notification.batch", org_id: orgId, correlation_id: ctx.requestId,
+      data: { batch_id, delivered: sent },
+    })).catch((e) => log.warn("batch event not published", { error: String(e) }));
+  }
+  log.info("batch dispatched", { mqtt_sent: sent, mqtt_retrying: retrying, email_pending: email?.n ?? 0 });
+  return Response.json({ batch_id, mqtt_sent: sent, mqtt_retrying: retrying, email_pending: email?.n ?? 0 }, { status: retrying ? 503 : 200 });
+}
+
+function envelopeOf(n: Due, correlationId: string): Envelope {
+  return {
+    v: 1, id: n.notification_id, ts: new Date(n.created_at).toISOString(), type: n.type, org_id: n.org_id, correlation_id: correlationId,
+    data: { title: n.title, body: n.body, priority: n.priority, ...n.data },
+  };
+}

@@ -1,0 +1,154 @@
+// Notifications end to end: a member with notifications.send sends (RPC, as PostgREST would call
+// it), app.notify fans out, the trigger calls notification-dispatch, which publishes to each
+// recipient's MQTT topic and hands e-mail to the worker, which sends it to the stack's SMTP sink.
+// Preferences, idempotency, bad input, and SMTP and broker outages.
+import crypto from "node:crypto";
+import type postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readPid, spawnDetached, stopProcess } from "../../dev/stack/processes.ts";
+import { services } from "../../dev/stack/services.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
+import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
+import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
+import { adminSql, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+
+const admin = adminSql();
+const api = apiSql(4);
+const MAIL = `http://${HOST}:${PORTS.mailHttp}/messages`;
+const open: RealtimeClient[] = [];
+let orgA: string, orgB: string;
+const u: Record<"teacher" | "s1" | "s2" | "ownerB", { id: string; email: string }> = {} as never;
+
+const asUser = <T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+  withRequestContext(api, { role: "authenticated", claims: { sub: userId, role: "authenticated" } }, fn);
+const send = (userId: string, args: { org: string; type?: string; title?: string; body?: string; recipients?: unknown; key?: string }) =>
+  asUser(userId, (tx) => tx`select * from public.send_notification(${args.org}, ${args.type ?? "announcement.posted"}, ${args.title ?? "Trip"},
+                            ${args.body ?? "Bring lunch"}, '{}'::jsonb, ${tx.json((args.recipients ?? { role: "student" }) as never)}::jsonb, null, ${args.key ?? null})`);
+const mailTo = async (email: string) => (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as { subject: string; text: string; headers: Record<string, string> }[];
+
+async function inbox(userId: string, org: string) {
+  const { token } = await tokenFor(admin, userId);
+  const c = connectRealtime({ url: `mqtt://${HOST}:${PORTS.mqtt}`, password: token, username: "user" });
+  open.push(c);
+  const got: Envelope[] = [];
+  await c.subscribe(topics.notifications(org, userId), (e) => void got.push(e));
+  return got;
+}
+
+async function restartService(name: string, whileDown: () => Promise<void>) {
+  const svc = services(secrets()).find((s) => s.name === name)!;
+  await stopProcess(name);
+  try {
+    await whileDown();
+  } finally {
+    if (!readPid(name)) spawnDetached(svc);
+    await waitUntil(name, () => svc.healthy(), 30_000, 200);
+  }
+}
+
+beforeAll(async () => {
+  const suffix = crypto.randomUUID().slice(0, 8);
+  [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Notify A', ${`notify-a-${suffix}`}) returning id`;
+  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Notify B', ${`notify-b-${suffix}`}) returning id`;
+  for (const k of ["teacher", "s1", "s2", "ownerB"] as const) u[k] = await createUser(admin);
+  await admin`insert into public.organization_members (org_id, user_id, role) values
+    (${orgA}, ${u.teacher.id}, 'teacher'), (${orgA}, ${u.s1.id}, 'student'), (${orgA}, ${u.s2.id}, 'student'), (${orgB}, ${u.ownerB.id}, 'owner')`;
+});
+afterAll(async () => {
+  await Promise.allSettled(open.map((c) => c.close()));
+  await admin`update public.organizations set deleted_at = now() where id in (${orgA}, ${orgB})`;
+  await Promise.all([admin.end(), api.end()]);
+});
+
+describe("sending to a role", () => {
+  it("delivers over MQTT to each recipient only, mails them, and records every channel", async () => {
+    const [s1, s2, teacher, other] = await Promise.all([inbox(u.s1.id, orgA), inbox(u.s2.id, orgA), inbox(u.teacher.id, orgA), inbox(u.ownerB.id, orgB)]);
+    const [{ batch_id, created }] = await send(u.teacher.id, { org: orgA, title: "Trip on Friday", body: "Bring lunch." });
+    expect(created).toBe(2);
+    await waitUntil("both students' messages", async () => s1.length === 1 && s2.length === 1, 10_000, 20);
+    expect(s1[0]).toMatchObject({ type: "announcement.posted", org_id: orgA, data: { title: "Trip on Friday", body: "Bring lunch." } });
+    const [mine] = await asUser(u.s1.id, (tx) => tx`select id from public.notifications where batch_id = ${batch_id}`);
+    expect(s1[0].id).toBe(mine.id); // the envelope's id is the notification's
+    expect(teacher).toEqual([]);
+    expect(other).toEqual([]);
+
+    const mail = await waitUntil("the e-mail", async () => (await mailTo(u.s1.email))[0], 15_000, 100);
+    expect(mail).toMatchObject({ subject: "Trip on Friday", headers: { "x-notification-id": mine.id } });
+    expect(mail.text).toContain("Bring lunch.");
+    const states = await waitUntil("all deliveries recorded", async () => {
+      const rows = await admin`select d.channel, d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                               where n.batch_id = ${batch_id} order by 1, 2`;
+      return rows.every((r) => r.status === "sent") ? rows : null;
+    }, 15_000, 100);
+    expect(states.map((r) => `${r.channel}:${r.status}`)).toEqual(["email:sent", "email:sent", "mqtt:sent", "mqtt:sent"]);
+  });
+
+  it("reads and marks read only one's own", async () => {
+    const [{ batch_id }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "Just you" });
+    const [n] = await admin`select id from public.notifications where batch_id = ${batch_id}`;
+    expect(await asUser(u.s2.id, (tx) => tx`select 1 from public.notifications where id = ${n.id}`)).toEqual([]);
+    expect(await asUser(u.s2.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`)).toEqual([]);
+    expect(await asUser(u.s1.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`)).toHaveLength(1);
+  });
+});
+
+describe("preferences and idempotency", () => {
+  it("skips the channels a member turned off, and makes one notification per key", async () => {
+    await asUser(u.s2.id, (tx) => tx`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
+                                     values (${orgA}, ${u.s2.id}, 'announcement.posted', 'email', false)`);
+    const key = `trip-${crypto.randomUUID()}`;
+    const [first] = await send(u.teacher.id, { org: orgA, key, title: "Keyed" });
+    const [again] = await send(u.teacher.id, { org: orgA, key, title: "Keyed" });
+    expect([first.created, again.created]).toEqual([2, 0]);
+    const rows = await admin`select n.recipient_id, d.channel, d.status from public.notification_deliveries d
+                             join public.notifications n on n.id = d.notification_id where n.batch_id = ${first.batch_id} and d.channel = 'email'`;
+    expect(rows.find((r) => r.recipient_id === u.s2.id)?.status).toBe("skipped");
+    await waitUntil("s1's keyed mail", async () => (await mailTo(u.s1.email)).some((m) => m.subject === "Keyed"), 15_000, 100);
+    expect((await mailTo(u.s2.email)).some((m) => m.subject === "Keyed")).toBe(false);
+  });
+});
+
+describe("bad input", () => {
+  it("refuses unknown types, outsiders, oversized bodies and senders without the permission, and sends nothing", async () => {
+    const before = (await admin`select count(*)::int as n from public.notifications where org_id = ${orgA}`)[0].n;
+    const code = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e as { code?: string }).code);
+    expect(await code(send(u.teacher.id, { org: orgA, type: "no.such_type" }))).toBe("NT001");
+    expect(await code(send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.ownerB.id] } }))).toBe("NT002");
+    expect(await code(send(u.teacher.id, { org: orgA, body: "x".repeat(4001) }))).toBe("NT003");
+    expect(await code(send(u.teacher.id, { org: orgA, recipients: { nobody: true } }))).toBe("NT004");
+    expect(await code(send(u.s1.id, { org: orgA }))).toBe("42501");
+    expect(await code(send(u.teacher.id, { org: orgB }))).toBe("42501");
+    expect((await admin`select count(*)::int as n from public.notifications where org_id = ${orgA}`)[0].n).toBe(before);
+  });
+});
+
+describe("outages", () => {
+  it("e-mail waits while SMTP is down and goes out once it is back", async () => {
+    let batch: string;
+    await restartService("smtp-sink", async () => {
+      [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "While SMTP was down" });
+      await waitUntil("a failed send attempt", async () =>
+        (await admin`select 1 from pgboss.job where name = 'notifications.email' and data ->> 'batch_id' = ${batch} and retry_count > 0`).length > 0, 20_000, 200);
+    });
+    await waitUntil("the mail after SMTP is back", async () => (await mailTo(u.s1.email)).some((m) => m.subject === "While SMTP was down"), 40_000, 200);
+    const [d] = await admin`select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                            where n.batch_id = ${batch!} and d.channel = 'email'`;
+    expect(d.status).toBe("sent");
+  }, 90_000);
+
+  it("MQTT deliveries wait while the broker is down and go out from the sweep", async () => {
+    let batch: string;
+    await restartService("mosquitto", async () => {
+      [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s2.id] }, title: "While the broker was down" });
+      await waitUntil("a failed publish", async () =>
+        (await admin`select d.attempts from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                     where n.batch_id = ${batch} and d.channel = 'mqtt' and d.status = 'pending' and d.attempts > 0`).length > 0, 30_000, 200);
+    });
+    const s2 = await inbox(u.s2.id, orgA);
+    await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute'
+                where notification_id in (select id from public.notifications where batch_id = ${batch!})`;
+    await admin`select app.sweep_notifications()`;
+    await waitUntil("the message after the broker is back", async () => s2.some((e) => e.data.title === "While the broker was down"), 20_000, 50);
+  }, 90_000);
+});
