@@ -1,0 +1,71 @@
+-- Notifications: fan-out to users, a role or everyone, idempotency, bad input (NT001-NT004), who
+-- may send, who reads and marks read, preferences and templates; as the roles real requests use.
+begin;
+create extension if not exists pgtap with schema extensions;
+\ir _helpers.sql
+select plan(20);
+
+select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
+create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
+grant select on o to authenticated, anon, service_role;
+insert into public.organization_members (org_id, user_id, role) values
+  ((select a from o), tests.user_id('teacher@na.test'), 'teacher'),
+  ((select a from o), tests.user_id('s1@na.test'), 'student'),
+  ((select a from o), tests.user_id('s2@na.test'), 'student');
+create temp table b (label text primary key, batch uuid, created int);
+grant all on b to authenticated;
+
+-- Sending
+select tests.authenticate_as('teacher@na.test');
+insert into b select 'students', * from public.send_notification((select a from o), 'announcement.posted', 'Trip', 'Friday', '{}', '{"role": "student"}');
+insert into b select 'everyone', * from public.send_notification((select a from o), 'announcement.posted', 'Hello', '', '{}', '{"everyone": true}', 'high', 'hello-1');
+insert into b select 'again', * from public.send_notification((select a from o), 'announcement.posted', 'Hello', '', '{}', '{"everyone": true}', 'high', 'hello-1');
+insert into b select 'one', * from public.send_notification((select a from o), 'job.failed', 'Export failed', '', '{"job": "x"}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+select throws_ok($$ select public.send_notification((select a from o), 'no.such', 'x') $$, 'NT001', null, 'an unknown type is refused');
+select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('owner@nb.test')))) $$,
+                 'NT002', null, 'a recipient outside the organization is refused');
+select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x', repeat('x', 4001)) $$, 'NT003', null, 'an oversized body is refused');
+select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', '') $$, 'NT003', null, 'an empty title is refused');
+select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x', '', '{}', '{"who": 1}') $$, 'NT004', null, 'recipients in no known form are refused');
+select throws_ok($$ select public.send_notification((select b from o), 'announcement.posted', 'x') $$, '42501', null, 'a teacher cannot send into another organization');
+reset role;
+select tests.authenticate_as('s1@na.test');
+select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x') $$, '42501', null, 'a student cannot send (no notifications.send)');
+reset role;
+
+select is((select created from b where label = 'students'), 2, 'a role becomes one notification per member with it');
+select is((select created from b where label = 'everyone'), 4, 'everyone means every member');
+select is((select created from b where label = 'again'), 0, 'the same idempotency key makes nothing new');
+select is((select count(*)::int from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+           where n.batch_id = (select batch from b where label = 'one')), 2, 'a job.failed notification goes out on MQTT and e-mail');
+select is((select priority from public.notifications where batch_id = (select batch from b where label = 'students') limit 1), 'normal',
+          'the type''s default priority applies');
+
+-- Reading
+select tests.authenticate_as('s1@na.test');
+select is((select count(*)::int from public.notifications), 3, 'a member reads their own notifications only');
+select is((select count(*)::int from public.notification_deliveries), 6, 'and how their own went out');
+select isnt_empty($$ update public.notifications set read_at = now() where type = 'job.failed' returning 1 $$, 'and marks them read');
+select throws_ok($$ update public.notifications set title = 'changed' $$, '42501', null, 'but changes nothing else');
+reset role;
+select tests.authenticate_as('teacher@na.test');
+select is((select count(*)::int from public.notifications where recipient_id = tests.user_id('s1@na.test')), 0, 'a teacher does not read students'' notifications');
+reset role;
+
+-- Preferences and templates
+select tests.authenticate_as('s2@na.test');
+select throws_ok($$ insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
+                    values ((select a from o), tests.user_id('s1@na.test'), '*', 'email', false) $$, '42501', null, 'a member cannot set another''s preferences');
+insert into public.notification_preferences (org_id, user_id, type, channel, enabled) values ((select a from o), tests.user_id('s2@na.test'), '*', 'email', false);
+select throws_ok($$ insert into public.notification_templates (org_id, type, subject, body) values ((select a from o), 'announcement.posted', 'x', 'y') $$,
+                 '42501', null, 'a student cannot write templates');
+reset role;
+select tests.authenticate_as('teacher@na.test');
+insert into b select 'prefs', * from public.send_notification((select a from o), 'announcement.posted', 'Prefs', '', '{}', '{"role": "student"}');
+reset role;
+select results_eq($$ select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                    where n.batch_id = (select batch from b where label = 'prefs') and d.channel = 'email' order by n.recipient_id = tests.user_id('s2@na.test') $$,
+                  array['pending', 'skipped'], 'a channel turned off is skipped for that member only');
+
+select * from finish();
+rollback;
