@@ -307,6 +307,26 @@ isOneToOne: false
       referencedColumns: ["org_id","user_id"]
     }
                   ]
+                },"notification_settings": {
+                  Row: {
+                    "org_id": string,"quiet_end": string | null,"quiet_start": string | null,"time_zone": string,"updated_at": string,"user_id": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "org_id": string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id": string
+                  }
+                  Update: {
+                    "org_id"?: string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notification_settings_org_id_user_id_fkey"
+      columns: ["org_id","user_id"]
+isOneToOne: true
+      referencedRelation: "organization_members"
+      referencedColumns: ["org_id","user_id"]
+    }
+                  ]
                 },"notification_templates": {
                   Row: {
                     "body": string,"created_at": string,"created_by": string | null,"id": string,"locale": string,"org_id": string | null,"subject": string,"type": string,"updated_at": string,"updated_by": string | null
@@ -475,14 +495,14 @@ isOneToOne: true
                   ]
                 },"subscription_tiers": {
                   Row: {
-                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute"?: number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   Update: {
-                    "api_requests_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
+                    "api_requests_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"notifications_per_minute"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
                   }
                   Relationships: [
                     

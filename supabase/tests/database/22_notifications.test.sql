@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(20);
+select plan(25);
 
 select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
 create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
@@ -66,6 +66,31 @@ reset role;
 select results_eq($$ select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
                     where n.batch_id = (select batch from b where label = 'prefs') and d.channel = 'email' order by n.recipient_id = tests.user_id('s2@na.test') $$,
                   array['pending', 'skipped'], 'a channel turned off is skipped for that member only');
+
+-- Quiet hours: deliveries wait until they end; urgent ones do not
+select tests.authenticate_as('s1@na.test');
+select throws_ok($$ insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end, time_zone)
+                    values ((select a from o), tests.user_id('s1@na.test'), '22:00', '07:00', 'Mars/Olympus') $$, '22023', null, 'an unknown time zone is refused');
+-- quiet from an hour ago to an hour from now, in UTC
+insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
+values ((select a from o), tests.user_id('s1@na.test'), (now() at time zone 'UTC' - interval '1 hour')::time, (now() at time zone 'UTC' + interval '1 hour')::time);
+reset role;
+select tests.authenticate_as('teacher@na.test');
+insert into b select 'quiet', * from public.send_notification((select a from o), 'announcement.posted', 'Quiet', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'), tests.user_id('s2@na.test'))));
+insert into b select 'urgent', * from public.send_notification((select a from o), 'announcement.posted', 'Fire drill', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))), 'urgent');
+reset role;
+select ok((select bool_and(d.next_attempt_at between now() + interval '59 minutes' and now() + interval '61 minutes')
+           from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+           where n.batch_id = (select batch from b where label = 'quiet') and n.recipient_id = tests.user_id('s1@na.test')),
+          'a member in quiet hours gets their deliveries when the hours end');
+select ok((select bool_and(d.next_attempt_at <= now()) from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+           where n.batch_id = (select batch from b where label = 'quiet') and n.recipient_id = tests.user_id('s2@na.test')),
+          'others at once');
+select ok((select bool_and(d.next_attempt_at <= now()) from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+           where n.batch_id = (select batch from b where label = 'urgent')), 'urgent notifications ignore quiet hours');
+select tests.authenticate_as('s2@na.test');
+select is_empty($$ select 1 from public.notification_settings $$, 'a member does not see another''s settings');
+reset role;
 
 select * from finish();
 rollback;

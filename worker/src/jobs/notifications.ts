@@ -64,6 +64,7 @@ export const notificationsEmail = defineJob({
           left join public.notification_templates t_org on t_org.org_id = n.org_id and t_org.type = n.type and t_org.locale = 'en'
           left join public.notification_templates t_default on t_default.org_id is null and t_default.type = n.type and t_default.locale = 'en'
           where n.batch_id = ${data.batch_id} and n.org_id = ${data.org_id} and d.channel = 'email' and d.status = 'pending'
+            and d.next_attempt_at <= now()
           order by d.notification_id limit 50
           for update of d skip locked`;
         for (const m of due) {

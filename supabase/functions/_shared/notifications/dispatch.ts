@@ -86,7 +86,7 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
   // E-mail goes out from the worker; enqueue once per batch while any is pending.
   const [email] = await asService((tx) => tx<{ org_id: string; n: number }[]>`
     select n.org_id, count(*)::int as n from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
-    where n.batch_id = ${batch_id} and d.channel = 'email' and d.status = 'pending' group by n.org_id`);
+    where n.batch_id = ${batch_id} and d.channel = 'email' and d.status = 'pending' and d.next_attempt_at <= now() group by n.org_id`);
   if (email) {
     await asService((tx) => tx`select app.enqueue_job('notifications.email',
       ${tx.json({ org_id: email.org_id, batch_id, correlation_id: ctx.requestId })}::jsonb, 0, 0, ${`notifications.email:${batch_id}`})`);
