@@ -159,6 +159,19 @@ void db_poll(struct db *db)
 	deliver_notifications(db);
 }
 
+void db_sync(struct db *db)
+{
+	if(!db->conn) return;
+	PGresult *r = PQexec(db->conn, "");
+	ExecStatusType st = PQresultStatus(r);
+	PQclear(r);
+	if(st != PGRES_EMPTY_QUERY && PQstatus(db->conn) == CONNECTION_BAD){
+		went_down(db, PQerrorMessage(db->conn));
+		return;
+	}
+	deliver_notifications(db);
+}
+
 void db_tick(struct db *db, int64_t now, int budget_ms)
 {
 	if(db->conn){

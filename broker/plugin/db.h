@@ -18,6 +18,9 @@ bool db_is_up(const struct db *db);
 void db_tick(struct db *db, int64_t now_ms, int budget_ms);
 /* Delivers notifications already received, without waiting. */
 void db_poll(struct db *db);
+/* One round trip (an empty query): every NOTIFY committed before it has arrived when it returns,
+ * since a listening backend sends pending notifications before it reads the next command. */
+void db_sync(struct db *db);
 
 enum db_answer { DB_YES, DB_NO, DB_REFUSED, DB_DOWN };
 enum db_answer db_allows(struct db *db, const char *kind, const char *id, const char *topic, const char *access);

@@ -154,9 +154,13 @@ static int decide(const char *username, const char *topic, const char *access, c
 	bool allowed;
 	int64_t age;
 	if(acl_cache_get(P.cache, key, now, &allowed, &age)){
-		/* A cached denial is checked against announcements every time (a grant must win at once);
-		 * a cached grant at most every poll_ms, which bounds how long a revocation takes. */
-		if(!allowed || now - P.last_poll_ms >= P.poll_ms){
+		/* A cached denial costs one round trip to Postgres, which brings every announcement
+		 * committed before it (a grant must win at once, even over a NOTIFY still in flight);
+		 * a cached grant is checked against announcements already received at most every
+		 * poll_ms, which bounds how long a revocation takes. */
+		if(!allowed){
+			db_sync(P.db);
+		}else if(now - P.last_poll_ms >= P.poll_ms){
 			P.last_poll_ms = now;
 			db_poll(P.db);
 		}
