@@ -123,6 +123,50 @@ describe("bad input", () => {
   });
 });
 
+describe("rate limits", () => {
+  const states = async (batch: string) => admin`select d.status, d.last_error from public.notification_deliveries d
+    join public.notifications n on n.id = d.notification_id where n.batch_id = ${batch} and d.channel = 'mqtt' order by d.status`;
+  const makeDueAndSweep = async (batch: string) => {
+    await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute'
+                where status = 'pending' and notification_id in (select id from public.notifications where batch_id = ${batch})`;
+    await admin`select app.sweep_notifications()`;
+  };
+
+  it("an organization over its tier's budget gets the rest in a later window: deferred, not lost", async () => {
+    // an organization of its own, so no earlier test has used this minute's budget
+    const [{ id: org }] = await admin`insert into public.organizations (name, slug, tier) values ('Budget', ${`budget-${crypto.randomUUID().slice(0, 8)}`}, 'basic') returning id`;
+    const members = [await createUser(admin), await createUser(admin), await createUser(admin)];
+    await admin`insert into public.organization_members (org_id, user_id, role) select ${org}, u, 'owner' from unnest(${members.map((m) => m.id)}::uuid[]) u`;
+    const [{ per_minute }] = await admin`select notifications_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
+    await admin`update public.subscription_tiers set notifications_per_minute = 1 where tier = 'basic'`;
+    let batch: string;
+    try {
+      [{ batch_id: batch }] = await send(members[0].id, { org, recipients: { everyone: true }, title: "Budget" });
+      const rows = await waitUntil("the dispatch", async () => {
+        const r = await states(batch);
+        return r.some((x) => x.status === "sent") ? r : null;
+      }, 15_000, 50);
+      expect(rows.filter((r) => r.status === "sent")).toHaveLength(1);
+      expect(rows.filter((r) => r.status === "pending").map((r) => r.last_error)).toEqual(["rate_limited", "rate_limited"]);
+    } finally {
+      await admin`update public.subscription_tiers set notifications_per_minute = ${per_minute} where tier = 'basic'`;
+    }
+    await makeDueAndSweep(batch!);
+    await waitUntil("the rest", async () => (await states(batch!)).every((r) => r.status === "sent"), 15_000, 100);
+    await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  }, 40_000);
+
+  it("with Redis away, deliveries wait for it", async () => {
+    let batch: string;
+    await restartService("redis", async () => {
+      [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "No Redis" });
+      await waitUntil("the deferral", async () => (await states(batch)).some((r) => r.last_error === "rate_limiter_unavailable"), 15_000, 100);
+    });
+    await makeDueAndSweep(batch!);
+    await waitUntil("the delivery after Redis is back", async () => (await states(batch!)).every((r) => r.status === "sent"), 15_000, 100);
+  }, 60_000);
+});
+
 describe("outages", () => {
   it("e-mail waits while SMTP is down and goes out once it is back", async () => {
     let batch: string;

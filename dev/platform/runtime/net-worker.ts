@@ -1,13 +1,15 @@
 // Delivers pg_net requests: reads net.http_request_queue (rows appear only after their
 // transaction commits), sends them, writes net._http_response under the request id, and only
 // then deletes the queue row, in one transaction. A crash mid-way re-sends: at least once.
+// Requests go out concurrently and independently (as pg_net's do): a slow endpoint holds up only
+// its own request, never the ones queued after it.
 import postgres from "postgres";
 import { logger } from "../../stack/log.ts";
 
 const log = logger("net-worker");
 const DB_URL = process.env.SUPABASE_DB_URL;
 if (!DB_URL) throw new Error("SUPABASE_DB_URL is required");
-const BATCH = 20;
+const MAX_IN_FLIGHT = 50;
 const RESPONSE_TTL = "6 hours"; // pg_net's default ttl
 
 const sql = postgres(DB_URL, { max: 3, onnotice: () => {}, connection: { application_name: "net-worker" } });
@@ -44,8 +46,26 @@ async function deliver(r: QueuedRequest) {
   }
 }
 
+const inFlight = new Set<string>();
 let draining = false;
 let again = false;
+
+/** Sends one request, then records its response and removes it from the queue together. */
+async function deliverAndRecord(r: QueuedRequest) {
+  try {
+    const x = await deliver(r);
+    await sql.begin(async (tx) => {
+      await tx`insert into net._http_response ${tx({ ...x, headers: x.headers ? tx.json(x.headers) : null })}`;
+      await tx`delete from net.http_request_queue where id = ${r.id}`;
+    });
+  } catch (err) {
+    log.error("recording a response failed; the request will be sent again", { request_id: r.id, error: String(err) });
+  } finally {
+    inFlight.delete(r.id);
+    void drain(); // room for another
+  }
+}
+
 async function drain() {
   if (draining) {
     again = true;
@@ -55,17 +75,16 @@ async function drain() {
   try {
     do {
       again = false;
-      const n = await sql.begin(async (tx) => {
-        const rows = await tx<QueuedRequest[]>`
-          select id, method, url, headers, body, timeout_milliseconds
-          from net.http_request_queue order by id limit ${BATCH} for update skip locked`;
-        if (rows.length === 0) return 0;
-        const results = await Promise.all(rows.map(deliver));
-        await tx`insert into net._http_response ${tx(results.map((x) => ({ ...x, headers: x.headers ? tx.json(x.headers) : null })))}`;
-        await tx`delete from net.http_request_queue where id = any(${rows.map((r) => r.id)}::bigint[])`;
-        return rows.length;
-      });
-      if (n === BATCH) again = true;
+      const room = MAX_IN_FLIGHT - inFlight.size;
+      if (room <= 0) break;
+      const rows = await sql<QueuedRequest[]>`
+        select id, method, url, headers, body, timeout_milliseconds from net.http_request_queue
+        where id <> all(${[...inFlight]}::bigint[]) order by id limit ${room}`;
+      for (const r of rows) {
+        inFlight.add(r.id);
+        void deliverAndRecord(r);
+      }
+      if (rows.length === room) again = true;
     } while (again);
   } catch (err) {
     log.error("drain failed; will retry", { error: String(err) });

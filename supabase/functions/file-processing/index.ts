@@ -26,7 +26,7 @@ let realtime: RealtimeClient | null = null;
 
 /** Events are best effort: a broker that is away must not hold up settling files. */
 async function publish(topic: string, envelope: Parameters<RealtimeClient["publish"]>[1]) {
-  realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, clientId: `file-processing-${crypto.randomUUID().slice(0, 8)}` });
+  realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, maxReconnectMs: 2000, clientId: `file-processing-${crypto.randomUUID().slice(0, 8)}` });
   const client = realtime;
   await Promise.race([
     client.connected().then(() => client.publish(topic, envelope)),

@@ -3,16 +3,25 @@ import postgres from "postgres";
 import { z } from "zod";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
+import { Redis } from "@upstash/redis";
 import { dispatchBatch } from "../_shared/notifications/dispatch.ts";
+import { redisRateLimiter } from "../_shared/notifications/rate-limit.ts";
 import { connectRealtime, type RealtimeClient } from "../_shared/realtime/client.ts";
 
-const env = loadEnv({ SUPABASE_DB_URL: z.string().url(), MQTT_URL: z.string().min(1), MQTT_PASSWORD: z.string().min(1) });
+const env = loadEnv({
+  SUPABASE_DB_URL: z.string().url(),
+  MQTT_URL: z.string().min(1),
+  MQTT_PASSWORD: z.string().min(1),
+  UPSTASH_REDIS_REST_URL: z.string().url(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+});
 const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
+const limiter = redisRateLimiter(new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, retry: { retries: 1 } }));
 let realtime: RealtimeClient | null = null;
 
 /** Publishes with the QoS of the topic's kind; a broker that does not answer in 5 s counts as away. */
 async function publish(topic: string, envelope: Parameters<RealtimeClient["publish"]>[1]) {
-  realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, clientId: `notification-dispatch-${crypto.randomUUID().slice(0, 8)}` });
+  realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, maxReconnectMs: 2000, clientId: `notification-dispatch-${crypto.randomUUID().slice(0, 8)}` });
   const client = realtime;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -25,4 +34,4 @@ async function publish(topic: string, envelope: Parameters<RealtimeClient["publi
   }
 }
 
-Deno.serve(serveHandler("notification-dispatch", (req, ctx) => dispatchBatch(req, ctx, { sql, publish })));
+Deno.serve(serveHandler("notification-dispatch", (req, ctx) => dispatchBatch(req, ctx, { sql, publish, limiter })));

@@ -4,7 +4,8 @@
 // notification's, so a client that sees it twice knows), one `notification.batch` event on
 // org/{org}/events (no content: the recipients are not everyone), and hands pending e-mail to the
 // worker (notifications.email: hosted functions cannot open SMTP ports). Each delivery is claimed
-// under a row lock and recorded as sent, or kept pending with a backoff when the broker is away.
+// under a row lock and recorded as sent, or kept pending with a backoff when the broker is away,
+// or until the next minute when the organization's or the recipient's rate limit is reached.
 import type postgres from "postgres";
 import { z } from "zod";
 import { callerOf } from "../auth.ts";
@@ -13,6 +14,7 @@ import { HttpError } from "../errors.ts";
 import { parseJson, type RequestContext } from "../http.ts";
 import { type Envelope, Envelope as EnvelopeSchema } from "../realtime/envelope.ts";
 import { topics } from "../realtime/topics.ts";
+import type { RateLimiter } from "./rate-limit.ts";
 
 export const DispatchRequest = z.object({
   type: z.enum(["INSERT", "SWEEP"]),
@@ -24,8 +26,12 @@ export const DispatchRequest = z.object({
 export interface DispatchDeps {
   sql: postgres.Sql;
   publish: (topic: string, envelope: Envelope) => Promise<void>;
+  limiter: RateLimiter;
   chunk?: number;
 }
+
+/** Deliveries per minute one member may receive, whatever the tier. */
+export const PER_RECIPIENT_PER_MINUTE = 30;
 
 interface Due {
   notification_id: string;
@@ -50,6 +56,12 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
   const chunk = deps.chunk ?? 500;
   let sent = 0, retrying = 0, orgId: string | null = null;
 
+  const [tier] = await asService((tx) => tx<{ org_id: string; per_minute: number }[]>`
+    select o.id as org_id, t.notifications_per_minute as per_minute from public.notifications n
+    join public.organizations o on o.id = n.org_id join public.subscription_tiers t on t.tier = o.tier
+    where n.batch_id = ${batch_id} limit 1`);
+  if (!tier) return Response.json({ batch_id, mqtt_sent: 0, reason: "no such batch" });
+  let deferred = 0;
   for (;;) {
     // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
     const result = await asService(async (tx) => {
@@ -59,28 +71,50 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
         where n.batch_id = ${batch_id} and d.channel = 'mqtt' and d.status = 'pending' and d.next_attempt_at <= now()
         order by d.notification_id limit ${chunk}
         for update of d skip locked`;
-      if (!due.length) return { due: 0, ok: [] as string[], failed: [] as Due[] };
-      const outcomes = await Promise.allSettled(due.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))));
-      const ok = due.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
-      const failed = due.filter((_, i) => outcomes[i].status === "rejected");
+      if (!due.length) return { due: 0, ok: [] as string[], failed: [] as Due[], held: 0 };
+
+      // Rate limits: the organization's per-minute budget for its tier, then each recipient's.
+      // Over them, or with the limiter away, deliveries wait for the next window: deferred, not lost.
+      let allowed: Due[];
+      let reason = "rate_limited";
+      try {
+        const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, due.length, tier.per_minute);
+        const perUser = await deps.limiter.takeEach(due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`), PER_RECIPIENT_PER_MINUTE);
+        allowed = due.slice(0, orgGrant).filter((_, i) => perUser[i]);
+      } catch (e) {
+        log.warn("rate limiter unavailable, deliveries wait", { error: String(e) });
+        allowed = [];
+        reason = "rate_limiter_unavailable";
+      }
+      const held = due.filter((n) => !allowed.includes(n)).map((n) => n.notification_id);
+      if (held.length) {
+        await tx`update public.notification_deliveries set last_error = ${reason},
+                   next_attempt_at = date_trunc('minute', now()) + interval '1 minute'
+                 where channel = 'mqtt' and notification_id = any(${held}::uuid[])`;
+      }
+
+      const outcomes = await Promise.allSettled(allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))));
+      const ok = allowed.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
+      const failed = allowed.filter((_, i) => outcomes[i].status === "rejected");
       if (ok.length) {
         await tx`update public.notification_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
                  where channel = 'mqtt' and notification_id = any(${ok}::uuid[])`;
       }
       for (const f of failed) {
-        const error = String((outcomes[due.indexOf(f)] as PromiseRejectedResult).reason).slice(0, 500);
+        const error = String((outcomes[allowed.indexOf(f)] as PromiseRejectedResult).reason).slice(0, 500);
         await tx`update public.notification_deliveries set attempts = attempts + 1, last_error = ${error},
                    status = case when attempts + 1 >= 10 then 'failed' else 'pending' end,
                    next_attempt_at = now() + make_interval(secs => least(5 * power(2, attempts), 600)::int)
                  where channel = 'mqtt' and notification_id = ${f.notification_id}`;
       }
-      return { due: due.length, ok, failed, org: due[0].org_id, type: due[0].type };
+      return { due: due.length, ok, failed, held: held.length, org: due[0].org_id };
     });
     if (!result.due) break;
     orgId ??= (result as { org?: string }).org ?? null;
     sent += result.ok.length;
     retrying += result.failed.length;
-    if (result.failed.length) break; // the broker is away: the sweep comes back after the backoff
+    deferred += result.held;
+    if (result.failed.length || result.held) break; // the sweep comes back once they are due
   }
 
   // E-mail goes out from the worker; enqueue once per batch while any is pending.
@@ -97,8 +131,9 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
       data: { batch_id, delivered: sent },
     })).catch((e) => log.warn("batch event not published", { error: String(e) }));
   }
-  log.info("batch dispatched", { mqtt_sent: sent, mqtt_retrying: retrying, email_pending: email?.n ?? 0 });
-  return Response.json({ batch_id, mqtt_sent: sent, mqtt_retrying: retrying, email_pending: email?.n ?? 0 }, { status: retrying ? 503 : 200 });
+  log.info("batch dispatched", { mqtt_sent: sent, mqtt_retrying: retrying, mqtt_deferred: deferred, email_pending: email?.n ?? 0 });
+  return Response.json({ batch_id, mqtt_sent: sent, mqtt_retrying: retrying, mqtt_deferred: deferred, email_pending: email?.n ?? 0 },
+    { status: retrying ? 503 : 200 });
 }
 
 function envelopeOf(n: Due, correlationId: string): Envelope {
