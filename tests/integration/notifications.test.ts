@@ -22,9 +22,9 @@ const u: Record<"teacher" | "s1" | "s2" | "ownerB", { id: string; email: string 
 
 const asUser = <T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
   withRequestContext(api, { role: "authenticated", claims: { sub: userId, role: "authenticated" } }, fn);
-const send = (userId: string, args: { org: string; type?: string; title?: string; body?: string; recipients?: unknown; key?: string }) =>
-  asUser(userId, (tx) => tx`select * from public.send_notification(${args.org}, ${args.type ?? "announcement.posted"}, ${args.title ?? "Trip"},
-                            ${args.body ?? "Bring lunch"}, '{}'::jsonb, ${tx.json((args.recipients ?? { role: "student" }) as never)}::jsonb, null, ${args.key ?? null})`);
+const send = (userId: string, args: { org: string; type?: string; title?: string; body?: string; recipients?: unknown; key?: string; priority?: string }) =>
+  asUser(userId, (tx) => tx<{ batch_id: string; created: number }[]>`select * from public.send_notification(${args.org}, ${args.type ?? "announcement.posted"}, ${args.title ?? "Trip"},
+                            ${args.body ?? "Bring lunch"}, '{}'::jsonb, ${tx.json((args.recipients ?? { role: "student" }) as never)}::jsonb, ${args.priority ?? null}, ${args.key ?? null})`);
 const mailTo = async (email: string) => (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as { subject: string; text: string; headers: Record<string, string> }[];
 
 async function inbox(userId: string, org: string) {
@@ -121,6 +121,80 @@ describe("bad input", () => {
     expect(await code(send(u.teacher.id, { org: orgB }))).toBe("42501");
     expect((await admin`select count(*)::int as n from public.notifications where org_id = ${orgA}`)[0].n).toBe(before);
   });
+});
+
+describe("quiet hours, digests and locales", () => {
+  let org: string;
+  const m: Record<"teacher" | "quiet" | "digest" | "french", { id: string; email: string }> = {} as never;
+  const deliveries = (batch: string, userId: string) => admin`select d.channel, d.status, d.digest from public.notification_deliveries d
+    join public.notifications n on n.id = d.notification_id where d.batch_id = ${batch} and n.recipient_id = ${userId} order by d.channel`;
+  beforeAll(async () => {
+    [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Rules school', ${`rules-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+    for (const k of ["teacher", "quiet", "digest", "french"] as const) m[k] = await createUser(admin);
+    await admin`insert into public.organization_members (org_id, user_id, role) values
+      (${org}, ${m.teacher.id}, 'teacher'), (${org}, ${m.quiet.id}, 'student'), (${org}, ${m.digest.id}, 'student'), (${org}, ${m.french.id}, 'student')`;
+    // each member chooses their own settings, through their own request context
+    await asUser(m.quiet.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
+      values (${org}, ${m.quiet.id}, (now() at time zone 'UTC' - interval '1 hour')::time, (now() at time zone 'UTC' + interval '1 hour')::time)`);
+    await asUser(m.digest.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, email_digest) values (${org}, ${m.digest.id}, 'hourly')`);
+    await asUser(m.french.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, locale) values (${org}, ${m.french.id}, 'fr-CA')`);
+  });
+  afterAll(() => admin`update public.organizations set deleted_at = now() where id = ${org}`);
+
+  it("a member in quiet hours gets nothing until they end, then everything; urgent ones at once", async () => {
+    const [quiet, other] = await Promise.all([inbox(m.quiet.id, org), inbox(m.french.id, org)]);
+    const [{ batch_id }] = await send(m.teacher.id, { org, recipients: { user_ids: [m.quiet.id, m.french.id] }, title: "After school" });
+    await waitUntil("the other member's message", async () => other.some((e) => e.data.title === "After school"), 10_000, 20);
+    await send(m.teacher.id, { org, recipients: { user_ids: [m.quiet.id] }, title: "Fire drill", priority: "urgent" });
+    await waitUntil("the urgent message", async () => quiet.some((e) => e.data.title === "Fire drill"), 10_000, 20);
+    expect(quiet.map((e) => e.data.title)).toEqual(["Fire drill"]);
+    expect(await deliveries(batch_id, m.quiet.id)).toEqual([
+      { channel: "email", status: "pending", digest: false }, { channel: "mqtt", status: "pending", digest: false }]);
+
+    // the hours end (here: the member clears them and the deliveries come due), the sweep sends
+    await asUser(m.quiet.id, (tx) => tx`delete from public.notification_settings where user_id = ${m.quiet.id}`);
+    await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute' where batch_id = ${batch_id}`;
+    await admin`select app.sweep_notifications()`;
+    await waitUntil("the message after quiet hours", async () => quiet.some((e) => e.data.title === "After school"), 15_000, 50);
+    await waitUntil("the mail after quiet hours", async () => (await mailTo(m.quiet.email)).some((x) => x.subject === "After school"), 15_000, 100);
+  }, 40_000);
+
+  it("a member with a digest gets their e-mail as one message when it is due, MQTT at once", async () => {
+    const rt = await inbox(m.digest.id, org);
+    const batches: { batch_id: string }[] = [];
+    for (const title of ["Homework 1", "Homework 2"]) {
+      batches.push((await send(m.teacher.id, { org, recipients: { user_ids: [m.digest.id, m.french.id] }, title, body: `${title} is online.` }))[0]);
+    }
+    await waitUntil("both messages over MQTT", async () => rt.filter((e) => String(e.data.title).startsWith("Homework")).length === 2, 10_000, 20);
+    // the other recipient's mail has gone out; the digest member's waits
+    await waitUntil("the other member's mail", async () => (await mailTo(m.french.email)).filter((x) => x.subject.startsWith("Homework")).length === 2, 15_000, 100);
+    expect(await mailTo(m.digest.email)).toEqual([]);
+    expect((await deliveries(batches[0].batch_id, m.digest.id))[0]).toEqual({ channel: "email", status: "pending", digest: true });
+
+    // the next full hour, brought forward; the schedule's job (enqueued here rather than waited for)
+    await admin`update public.notification_deliveries set next_attempt_at = now() where digest and org_id = ${org}`;
+    await admin`select app.enqueue_job('notifications.digest', '{"org_id": null}'::jsonb)`;
+    const [digest] = await waitUntil("the digest", async () => {
+      const mails = await mailTo(m.digest.email);
+      return mails.length ? mails : null;
+    }, 20_000, 100);
+    expect(digest.subject).toBe("2 notifications from Rules school");
+    expect(digest.text).toMatch(/Homework 1[^]*Homework 1 is online\.[^]*Homework 2[^]*Homework 2 is online\./);
+    for (const b of batches) expect((await deliveries(b.batch_id, m.digest.id))[0]).toMatchObject({ channel: "email", status: "sent" });
+    // sent once: another run finds nothing due
+    await admin`select app.enqueue_job('notifications.digest', '{"org_id": null}'::jsonb)`;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await mailTo(m.digest.email)).toHaveLength(1);
+  }, 60_000);
+
+  it("e-mail is written from the template for the member's locale: the organization's, then the default, then English", async () => {
+    await admin`insert into public.notification_templates (org_id, type, locale, subject, body)
+                values (${org}, 'announcement.posted', 'fr', 'Annonce : {{title}}', 'Bonjour, {{body}}')`;
+    await send(m.teacher.id, { org, recipients: { user_ids: [m.french.id, m.quiet.id] }, title: "Sortie", body: "apportez un repas." });
+    const fr = await waitUntil("the French mail", async () => (await mailTo(m.french.email)).find((x) => x.subject === "Annonce : Sortie"), 15_000, 100);
+    expect(fr.text).toContain("Bonjour, apportez un repas.");
+    await waitUntil("the English mail", async () => (await mailTo(m.quiet.email)).find((x) => x.subject === "Sortie"), 15_000, 100);
+  }, 40_000);
 });
 
 describe("rate limits", () => {

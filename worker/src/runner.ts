@@ -2,7 +2,8 @@
 // straight to the dead-letter queue with the validation error, never retried); a job for a
 // deleted organization completes as a no-op with a log line; otherwise the handler runs, with
 // the organization's request context at hand. A handler that throws fails the attempt and
-// pg-boss retries it with exponential backoff, then dead-letters it.
+// pg-boss retries it with exponential backoff, then dead-letters it; the organization's members
+// holding jobs.manage are notified of the last failure (job.failed).
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { JobResult, JobWithMetadata, PgBoss } from "pg-boss";
 import type postgres from "postgres";
@@ -120,6 +121,18 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
     opts.metrics.duration.observe({ queue: def.queue }, (performance.now() - started) / 1000);
     const message = e instanceof Error ? e.message : String(e);
     jlog.error("job failed", { error: message, retries_left: job.retryLimit - job.retryCount });
+    if (orgId && job.retryCount >= job.retryLimit) {
+      await notifyJobFailed(opts.sql, { orgId, queue: def.queue, jobId: job.id, message, correlationId })
+        .catch((e) => jlog.warn("job.failed notification not made", { error: String(e) }));
+    }
     return settle("failed", { id: job.id, status: "failed", output: { error: "handler_failed", message } });
   }
+}
+
+/** The last attempt failed: the organization's job managers hear it, once per job. */
+function notifyJobFailed(sql: postgres.Sql, f: { orgId: string; queue: string; jobId: string; message: string; correlationId: string }) {
+  return asService(sql, f.correlationId, (tx) => tx`
+    select app.notify(${f.orgId}, 'job.failed', ${`A background job failed: ${f.queue}`}, ${f.message.slice(0, 1000)},
+                      ${tx.json({ queue: f.queue, job_id: f.jobId })}::jsonb, '{"permission": "jobs.manage"}'::jsonb, null,
+                      ${`job.failed:${f.jobId}`})`);
 }

@@ -269,14 +269,14 @@ isOneToOne: false
                   ]
                 },"notification_deliveries": {
                   Row: {
-                    "attempts": number,"channel": string,"delivered_at": string | null,"last_error": string | null,"next_attempt_at": string,"notification_id": string,"org_id": string,"status": string
+                    "attempts": number,"batch_id": string,"channel": string,"delivered_at": string | null,"digest": boolean,"last_error": string | null,"next_attempt_at": string,"notification_id": string,"org_id": string,"status": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "attempts"?: number,"channel": string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id": string,"org_id": string,"status"?: string
+                    "attempts"?: number,"batch_id": string,"channel": string,"delivered_at"?: string | null,"digest"?: boolean,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id": string,"org_id": string,"status"?: string
                   }
                   Update: {
-                    "attempts"?: number,"channel"?: string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id"?: string,"org_id"?: string,"status"?: string
+                    "attempts"?: number,"batch_id"?: string,"channel"?: string,"delivered_at"?: string | null,"digest"?: boolean,"last_error"?: string | null,"next_attempt_at"?: string,"notification_id"?: string,"org_id"?: string,"status"?: string
                   }
                   Relationships: [
                     {
@@ -309,14 +309,14 @@ isOneToOne: false
                   ]
                 },"notification_settings": {
                   Row: {
-                    "org_id": string,"quiet_end": string | null,"quiet_start": string | null,"time_zone": string,"updated_at": string,"user_id": string
+                    "digest_time": string,"email_digest": string,"locale": string,"org_id": string,"quiet_end": string | null,"quiet_start": string | null,"time_zone": string,"updated_at": string,"user_id": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "org_id": string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id": string
+                    "digest_time"?: string,"email_digest"?: string,"locale"?: string,"org_id": string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id": string
                   }
                   Update: {
-                    "org_id"?: string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id"?: string
+                    "digest_time"?: string,"email_digest"?: string,"locale"?: string,"org_id"?: string,"quiet_end"?: string | null,"quiet_start"?: string | null,"time_zone"?: string,"updated_at"?: string,"user_id"?: string
                   }
                   Relationships: [
                     {

@@ -2,10 +2,10 @@
 import type { JobDefinition } from "../registry.ts";
 import { filesExtractText, filesProcess, filesThumbnail } from "./files.ts";
 import { expireInvitations, purgeSoftDeleted } from "./maintenance.ts";
-import { notificationsEmail } from "./notifications.ts";
+import { notificationsDigest, notificationsEmail } from "./notifications.ts";
 import { tenantDelete, tenantExport } from "./tenant.ts";
 
-export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess, filesExtractText, notificationsEmail] as readonly JobDefinition[];
+export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess, filesExtractText, notificationsEmail, notificationsDigest] as readonly JobDefinition[];
 
 export function jobFor(queue: string): JobDefinition | undefined {
   return JOBS.find((j) => j.queue === queue);
