@@ -35,7 +35,87 @@ export type Database = {
           }
         },"public": {
           Tables: {
-            "api_keys": {
+            "analytics_daily": {
+                  Row: {
+                    "bucket": string,"event_type": string,"events": number,"org_id": string,"sums": NonNullable<Json>,"updated_at": string,"users": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "bucket": string,"event_type": string,"events": number,"org_id": string,"sums"?: NonNullable<Json>,"updated_at"?: string,"users": number
+                  }
+                  Update: {
+                    "bucket"?: string,"event_type"?: string,"events"?: number,"org_id"?: string,"sums"?: NonNullable<Json>,"updated_at"?: string,"users"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "analytics_daily_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"analytics_event_types": {
+                  Row: {
+                    "description": string,"key": string,"numeric_properties": (string)[]
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "description": string,"key": string,"numeric_properties"?: (string)[]
+                  }
+                  Update: {
+                    "description"?: string,"key"?: string,"numeric_properties"?: (string)[]
+                  }
+                  Relationships: [
+                    
+                  ]
+                },"analytics_events": {
+                  Row: {
+                    "event_type": string,"id": number,"occurred_at": string,"org_id": string,"properties": NonNullable<Json>,"received_at": string,"user_id": string | null
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "event_type": string,"id"?: number,"occurred_at": string,"org_id": string,"properties"?: NonNullable<Json>,"received_at"?: string,"user_id"?: string | null
+                  }
+                  Update: {
+                    "event_type"?: string,"id"?: number,"occurred_at"?: string,"org_id"?: string,"properties"?: NonNullable<Json>,"received_at"?: string,"user_id"?: string | null
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "analytics_events_event_type_fkey"
+      columns: ["event_type"]
+isOneToOne: false
+      referencedRelation: "analytics_event_types"
+      referencedColumns: ["key"]
+    },{
+      foreignKeyName: "analytics_events_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"analytics_hourly": {
+                  Row: {
+                    "bucket": string,"event_type": string,"events": number,"org_id": string,"sums": NonNullable<Json>,"updated_at": string,"users": number
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "bucket": string,"event_type": string,"events": number,"org_id": string,"sums"?: NonNullable<Json>,"updated_at"?: string,"users": number
+                  }
+                  Update: {
+                    "bucket"?: string,"event_type"?: string,"events"?: number,"org_id"?: string,"sums"?: NonNullable<Json>,"updated_at"?: string,"users"?: number
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "analytics_hourly_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
+                },"api_keys": {
                   Row: {
                     "created_at": string,"created_by": string | null,"expires_at": string | null,"id": string,"key_hash": string,"key_prefix": string,"last_used_at": string | null,"mqtt_topics": (string)[],"name": string,"org_id": string,"revoked_at": string | null,"revoked_by": string | null,"scopes": (string)[],"updated_at": string,"updated_by": string | null
                   }
@@ -495,14 +575,14 @@ isOneToOne: true
                   ]
                 },"subscription_tiers": {
                   Row: {
-                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days": number,"api_requests_per_minute": number,"events_per_day": number,"events_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "api_requests_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute"?: number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days"?: number,"api_requests_per_minute": number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute"?: number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   Update: {
-                    "api_requests_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"notifications_per_minute"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days"?: number,"api_requests_per_minute"?: number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"notifications_per_minute"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
                   }
                   Relationships: [
                     
@@ -549,6 +629,16 @@ isOneToOne: false
         isOneToOne: true
         isSetofReturn: false
       } },
+"analytics_series":
+{ Args: { "event_type": string,"from_at": string,"granularity"?: string,"org_id": string,"to_at": string }; Returns: {
+              "bucket": string,"events": number,"sums": Json,"users": number
+            }[]
+                           },
+"analytics_top_events":
+{ Args: { "from_at": string,"max_rows"?: number,"org_id": string,"to_at": string }; Returns: {
+              "event_type": string,"events": number
+            }[]
+                           },
 "cancel_job":
 { Args: { "job_id": string }; Returns: undefined
                            },

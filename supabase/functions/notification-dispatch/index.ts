@@ -5,7 +5,7 @@ import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { Redis } from "@upstash/redis";
 import { dispatchBatch } from "../_shared/notifications/dispatch.ts";
-import { redisRateLimiter } from "../_shared/notifications/rate-limit.ts";
+import { redisRateLimiter } from "../_shared/rate-limit.ts";
 import { connectRealtime, type RealtimeClient } from "../_shared/realtime/client.ts";
 
 const env = loadEnv({

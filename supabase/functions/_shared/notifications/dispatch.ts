@@ -14,7 +14,7 @@ import { HttpError } from "../errors.ts";
 import { parseJson, type RequestContext } from "../http.ts";
 import { type Envelope, Envelope as EnvelopeSchema } from "../realtime/envelope.ts";
 import { topics } from "../realtime/topics.ts";
-import type { RateLimiter } from "./rate-limit.ts";
+import type { RateLimiter } from "../rate-limit.ts";
 
 export const DispatchRequest = z.object({
   type: z.enum(["INSERT", "SWEEP"]),

@@ -1,7 +1,7 @@
-// Fixed one-minute windows in Redis (@upstash/redis), with partial grants: a batch asks for n
-// deliveries and gets what is left of the window. @upstash/ratelimit answers yes or no for a
-// whole request, which would hold back a 10,000-member batch entirely instead of sending what
-// fits, hence these few lines.
+// Fixed one-minute windows in Redis (@upstash/redis), with partial grants: a batch (of
+// notification deliveries, of analytics events) asks for n and gets what is left of the window.
+// @upstash/ratelimit answers yes or no for a whole request, which would hold back a
+// 10,000-member batch entirely instead of sending what fits, hence these few lines.
 import type { Redis } from "@upstash/redis";
 
 export interface RateLimiter {

@@ -1,0 +1,63 @@
+// Ingesting a batch (the analytics-ingest function): each event checked on its own (the rest of a
+// batch is kept when some are refused, with a reason each), the organization and user stamped from
+// the access token (the active organization in the org_id claim), the organization's per-minute
+// budget for its tier taken from Redis (what is over it is refused as rate_limited; Redis away
+// refuses the batch with 503, so the client keeps it and sends again), then one insert as the user,
+// which the events table's policy checks (a member, their own user id).
+import type postgres from "postgres";
+import { auditHeaders, callerOf } from "../auth.ts";
+import { withRequestContext } from "../db.ts";
+import { HttpError } from "../errors.ts";
+import { parseJson, type RequestContext } from "../http.ts";
+import type { RateLimiter } from "../rate-limit.ts";
+import { type AcceptedEvent, checkEvent, IngestRequest, isRejected, type RejectedEvent } from "./events.ts";
+
+export interface IngestDeps {
+  sql: postgres.Sql;
+  limiter: RateLimiter;
+  now?: () => number;
+}
+
+export async function ingestEvents(req: Request, ctx: RequestContext, deps: IngestDeps): Promise<Response> {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
+  const caller = callerOf(req);
+  if (caller.role !== "authenticated" || !caller.userId) throw new HttpError(403, "forbidden", "Sign in to send events.");
+  const orgId = typeof caller.claims.org_id === "string" ? caller.claims.org_id : null;
+  if (!orgId) throw new HttpError(403, "no_active_organization", "The access token names no active organization.");
+  const body = await parseJson(req, IngestRequest);
+
+  const now = (deps.now ?? Date.now)();
+  const checked = body.events.map((e, i) => checkEvent(e, i, now));
+  const rejected: RejectedEvent[] = checked.filter(isRejected);
+  let accepted = checked.filter((x): x is AcceptedEvent => !isRejected(x));
+
+  const context = { role: "authenticated" as const, claims: caller.claims, headers: auditHeaders(req, ctx.requestId) };
+  if (accepted.length) {
+    const [tier] = await withRequestContext(deps.sql, context, (tx) => tx<{ per_minute: number }[]>`
+      select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.id = ${orgId} and o.id = any (array(select app.user_org_ids()))`);
+    if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+    let granted: number;
+    try {
+      granted = await deps.limiter.take(`events:org:${orgId}`, accepted.length, tier.per_minute);
+    } catch (e) {
+      ctx.log.warn("rate limiter unavailable", { error: String(e) });
+      throw new HttpError(503, "rate_limiter_unavailable", "Events cannot be metered right now; send them again shortly.");
+    }
+    const over = accepted.slice(granted);
+    accepted = accepted.slice(0, granted);
+    for (const e of over) {
+      rejected.push({ index: checked.indexOf(e), code: "rate_limited", message: "the organization's events per minute are used up; send again later" });
+    }
+  }
+  if (accepted.length) {
+    await withRequestContext(deps.sql, context, (tx) => tx`
+      insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+      select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
+      from jsonb_to_recordset(${tx.json(accepted as never)}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)`);
+  }
+  rejected.sort((a, b) => a.index - b.index);
+  ctx.log.info("events ingested", { org_id: orgId, accepted: accepted.length, rejected: rejected.length });
+  const status = accepted.length ? 200 : rejected.every((r) => r.code === "rate_limited") ? 429 : 422;
+  return Response.json({ accepted: accepted.length, rejected }, { status });
+}

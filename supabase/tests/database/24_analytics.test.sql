@@ -1,0 +1,103 @@
+-- Analytics: who may record and read events and roll-ups (as the roles requests use), the events
+-- table is append-only, roll-ups equal a GROUP BY over the raw events (with late events and a
+-- second run), a run that is rolled back leaves everything as it was, the reading RPCs,
+-- partitions ahead and retention per tier.
+begin;
+create extension if not exists pgtap with schema extensions;
+\ir _helpers.sql
+select plan(26);
+
+select tests.create_user(e) from unnest(array['owner@an.test', 'teacher@an.test', 'student@an.test', 'owner@bn.test']) e;
+create temp table o as select tests.create_org('owner@an.test', 'analytics-a') a, tests.create_org('owner@bn.test', 'analytics-b', 'enterprise') b;
+grant select on o to authenticated, anon, service_role;
+insert into public.organization_members (org_id, user_id, role) values
+  ((select a from o), tests.user_id('teacher@an.test'), 'teacher'),
+  ((select a from o), tests.user_id('student@an.test'), 'student');
+
+-- Recording: members record their own events in their own organization only
+select tests.authenticate_as('student@an.test');
+select lives_ok($$ insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+                   select (select a from o), tests.user_id('student@an.test'), 'lesson.completed', now() - (i % 6) * interval '20 minutes',
+                          jsonb_build_object('lesson_id', 'l1', 'duration_seconds', 60 + i, 'score', i % 100)
+                   from generate_series(1, 30) i $$, 'a student records their own events');
+select throws_ok($$ insert into public.analytics_events (org_id, user_id, event_type, occurred_at) values ((select a from o), tests.user_id('teacher@an.test'), 'page.viewed', now()) $$,
+                 '42501', null, 'but not as someone else');
+select throws_ok($$ insert into public.analytics_events (org_id, user_id, event_type, occurred_at) values ((select b from o), tests.user_id('student@an.test'), 'page.viewed', now()) $$,
+                 '42501', null, 'nor in another organization');
+select throws_ok($$ insert into public.analytics_events (org_id, user_id, event_type, occurred_at) values ((select a from o), tests.user_id('student@an.test'), 'no.such', now()) $$,
+                 '23503', null, 'an unknown event type is refused by the catalog');
+select throws_ok($$ update public.analytics_events set properties = '{}' $$, '42501', null, 'events cannot be changed');
+select throws_ok($$ delete from public.analytics_events $$, '42501', null, 'or deleted');
+select is_empty($$ select 1 from public.analytics_events $$, 'a student (no analytics.read) reads no events');
+reset role;
+select tests.authenticate_as('teacher@an.test');
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+select (select a from o), tests.user_id('teacher@an.test'), 'page.viewed', now() - (i % 3) * interval '1 hour', jsonb_build_object('path', '/p' || i) from generate_series(1, 20) i;
+select is((select count(*)::int from public.analytics_events), 50, 'a teacher (analytics.read) reads their organization''s events');
+reset role;
+select tests.authenticate_as('owner@bn.test');
+select is_empty($$ select 1 from public.analytics_events $$, 'another organization''s owner reads none of them');
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties) values ((select b from o), tests.user_id('owner@bn.test'), 'video.watched', now(), '{"video_id": "v", "seconds": 12.5}');
+reset role;
+select is((select count(*)::int from analytics.marks where org_id = (select a from o)), (select count(distinct (event_type, date_trunc('hour', occurred_at)))::int from public.analytics_events where org_id = (select a from o)),
+          'recording marks each touched hour once');
+
+-- Roll-ups
+create temp view expected_hourly as
+  select org_id, event_type, date_trunc('hour', occurred_at) as bucket, count(*)::bigint as events, count(distinct user_id)::bigint as users,
+         coalesce(sum((properties ->> 'score')::numeric), 0) as score
+  from public.analytics_events group by 1, 2, 3;
+create temp view expected_daily as
+  select org_id, event_type, date_trunc('day', occurred_at, 'UTC') as bucket, count(*)::bigint as events, count(distinct user_id)::bigint as users
+  from public.analytics_events group by 1, 2, 3;
+grant select on expected_hourly, expected_daily to authenticated;
+-- a run that dies before it commits changes nothing
+savepoint before_run;
+select app.rollup_analytics();
+rollback to before_run;
+select is((select count(*)::int from public.analytics_hourly where org_id in ((select a from o), (select b from o))), 0, 'a run that dies leaves no figures');
+select isnt((select count(*)::int from analytics.marks where org_id = (select a from o)), 0, 'and its marks are still there for the next');
+select is((select busy from app.rollup_analytics()), false, 'a run');
+select is((select count(*)::int from analytics.marks where org_id in ((select a from o), (select b from o))), 0, 'takes every mark');
+select set_eq($$ select org_id, event_type, bucket, events, users, coalesce((sums ->> 'score')::numeric, 0) from public.analytics_hourly where org_id in ((select a from o), (select b from o)) $$,
+              $$ select * from expected_hourly where org_id in ((select a from o), (select b from o)) $$, 'hourly figures equal a GROUP BY over the events');
+select set_eq($$ select org_id, event_type, bucket, events, users from public.analytics_daily where org_id in ((select a from o), (select b from o)) $$,
+              $$ select * from expected_daily where org_id in ((select a from o), (select b from o)) $$, 'and so do daily ones');
+-- late events (two days ago, into figures already made), then the next run
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+select (select a from o), tests.user_id('teacher@an.test'), 'lesson.completed', now() - interval '2 days', '{"lesson_id": "l2", "duration_seconds": 5, "score": 7}' from generate_series(1, 3);
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+select (select a from o), tests.user_id('student@an.test'), 'lesson.completed', now(), '{"lesson_id": "l3", "duration_seconds": 5, "score": 1}';
+select app.rollup_analytics();
+select app.rollup_analytics();
+select set_eq($$ select org_id, event_type, bucket, events, users, coalesce((sums ->> 'score')::numeric, 0) from public.analytics_hourly where org_id in ((select a from o), (select b from o)) $$,
+              $$ select * from expected_hourly where org_id in ((select a from o), (select b from o)) $$, 'late events and a second run keep them equal');
+select is((select sums from public.analytics_hourly where org_id = (select b from o)), '{"seconds": 12.5}'::jsonb, 'sums are named by the type''s numeric properties');
+
+-- Reading
+select tests.authenticate_as('teacher@an.test');
+select is((select count(*)::int from public.analytics_hourly), (select count(*)::int from expected_hourly where org_id = (select a from o)), 'analytics readers read their organization''s figures');
+select is((select count(*)::int from public.analytics_series((select a from o), 'lesson.completed', date_trunc('day', now(), 'UTC') - interval '2 days', date_trunc('day', now(), 'UTC') + interval '1 day')), 3,
+          'a daily series has a row per day of the range');
+select is((select sum(events)::int from public.analytics_series((select a from o), 'lesson.completed', date_trunc('day', now(), 'UTC') - interval '2 days', date_trunc('day', now(), 'UTC') + interval '1 day')), 34,
+          'with every event of the type in it');
+select is((select event_type from public.analytics_top_events((select a from o), now() - interval '3 days', now() + interval '1 day') limit 1), 'lesson.completed', 'top event types');
+select throws_ok($$ select * from public.analytics_series((select b from o), 'video.watched', now() - interval '1 day', now()) $$, '42501', null, 'not for another organization');
+reset role;
+select tests.authenticate_as('student@an.test');
+select throws_ok($$ select * from public.analytics_series((select a from o), 'lesson.completed', now() - interval '1 day', now()) $$, '42501', null,
+                 'nor for members without analytics.read');
+reset role;
+
+-- Partitions and retention
+select ok(to_regclass(format('analytics.events_%s', to_char(current_date + 7, 'YYYYMMDD'))) is not null, 'partitions exist a week ahead');
+select app.create_analytics_partitions(40, 0);
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at) values
+  ((select a from o), tests.user_id('teacher@an.test'), 'page.viewed', now() - interval '35 days'),
+  ((select b from o), tests.user_id('owner@bn.test'), 'page.viewed', now() - interval '35 days');
+select app.apply_analytics_retention();
+select results_eq($$ select org_id from public.analytics_events where occurred_at < now() - interval '30 days' and org_id in ((select a from o), (select b from o)) $$,
+                  $$ values ((select b from o)) $$, 'retention follows the tier: 30 days on free, longer on enterprise');
+
+select * from finish();
+rollback;
