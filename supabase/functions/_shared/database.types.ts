@@ -587,6 +587,26 @@ isOneToOne: true
                   Relationships: [
                     
                   ]
+                },"usage_daily": {
+                  Row: {
+                    "active_users": number,"api_calls": number | null,"day": string,"events": number,"jobs": number,"members": number,"mqtt_messages": number | null,"org_id": string,"storage_bytes": number,"updated_at": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "active_users"?: number,"api_calls"?: number | null,"day": string,"events"?: number,"jobs"?: number,"members"?: number,"mqtt_messages"?: number | null,"org_id": string,"storage_bytes"?: number,"updated_at"?: string
+                  }
+                  Update: {
+                    "active_users"?: number,"api_calls"?: number | null,"day"?: string,"events"?: number,"jobs"?: number,"members"?: number,"mqtt_messages"?: number | null,"org_id"?: string,"storage_bytes"?: number,"updated_at"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "usage_daily_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"user_active_org": {
                   Row: {
                     "org_id": string,"updated_at": string,"user_id": string
@@ -791,6 +811,11 @@ isOneToOne: false
                            },
 "set_api_key_mqtt_topics":
 { Args: { "api_key_id": string,"topics": (string)[] }; Returns: (string)[]
+                           },
+"usage_versus_limits":
+{ Args: { "for_day"?: string,"org_id": string }; Returns: {
+              "limit_value": number,"metric": string,"percent": number,"used": number
+            }[]
                            },
 "verify_api_key":
 { Args: { "api_key": string,"required_scope"?: string }; Returns: {

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 24 * 16);
+select plan(4 + 25 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -55,6 +55,7 @@ select org, 'announcement.posted', 'News: {{title}}', '{{body}}' from unnest(arr
 insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
 select org_id, user_id, 'page.viewed', now(), '{"path": "/"}' from public.organization_members where org_id in ((select a from o), (select b from o));
 select app.rollup_analytics();
+select app.track_usage();
 
 -- Tenant tables and the column that names their organization
 create temp table tenant_tables as
@@ -73,7 +74,7 @@ where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 24, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 25, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).

@@ -1,0 +1,47 @@
+-- Usage per organization per day against the tier's limits: what is counted, who reads it, and
+-- the notifications at 80 % and 100 % (once per metric, level and day).
+begin;
+create extension if not exists pgtap with schema extensions;
+\ir _helpers.sql
+select plan(10);
+
+select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
+create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
+grant select on o to authenticated, anon, service_role;
+insert into public.organization_members (org_id, user_id, role)
+select (select a from o), tests.user_id(e), 'student' from unnest(array['s1@us.test', 's2@us.test', 's3@us.test']) e;
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+select (select a from o), tests.user_id(e), 'page.viewed', now(), '{"path": "/"}' from unnest(array['s1@us.test', 's2@us.test', 's1@us.test']) e;
+select app.rollup_analytics();
+update public.storage_quotas set used_bytes = 1000 where org_id = (select a from o);
+
+select tests.as_service();
+select cmp_ok(app.track_usage(), '>=', 1, 'the service tracks the day''s usage');
+reset role;
+select results_eq($$ select members, active_users, storage_bytes, events, api_calls from public.usage_daily where org_id = (select a from o) and day = current_date $$,
+                  $$ values (4, 2, 1000::bigint, 3::bigint, null::bigint) $$, 'members, active users, storage, events; API calls not counted');
+select results_eq($$ select type, data ->> 'metric' from public.notifications where org_id = (select a from o) and type like 'usage.%' $$,
+                  $$ values ('usage.warning', 'members') $$, '4 of 5 members is a warning to the owner');
+select is((select recipient_id from public.notifications where org_id = (select a from o) and type like 'usage.%'), tests.user_id('owner@us.test'), 'the owner manages settings');
+insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('s4@us.test'), 'student');
+select app.track_usage();
+select app.track_usage();
+select results_eq($$ select type from public.notifications where org_id = (select a from o) and type like 'usage.%' order by type $$,
+                  $$ values ('usage.limit'), ('usage.warning') $$, 'reaching the limit says so once, however often usage is tracked');
+
+select tests.authenticate_as('owner@us.test');
+select results_eq($$ select metric, used, limit_value from public.usage_versus_limits((select a from o)) where limit_value is not null order by metric $$,
+                  $$ values ('events', 3::bigint, 100000::bigint), ('members', 5::bigint, 5::bigint), ('storage_bytes', 1000::bigint, 1073741824::bigint) $$,
+                  'the owner reads usage against the limits');
+select is((select count(*)::int from public.usage_daily), 1, 'and their organization''s usage rows');
+reset role;
+select tests.authenticate_as('s1@us.test');
+select throws_ok($$ select * from public.usage_versus_limits((select a from o)) $$, '42501', null, 'a student (no analytics.read) does not');
+select is_empty($$ select 1 from public.usage_daily $$, 'nor reads the rows');
+reset role;
+select tests.authenticate_as('owner@us.test');
+select throws_ok($$ select app.track_usage() $$, '42501', null, 'only the service tracks usage');
+reset role;
+
+select * from finish();
+rollback;
