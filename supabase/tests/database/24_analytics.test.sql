@@ -39,12 +39,12 @@ select tests.authenticate_as('owner@bn.test');
 select is_empty($$ select 1 from public.analytics_events $$, 'another organization''s owner reads none of them');
 insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties) values ((select b from o), tests.user_id('owner@bn.test'), 'video.watched', now(), '{"video_id": "v", "seconds": 12.5}');
 reset role;
-select is((select count(*)::int from analytics.marks where org_id = (select a from o)), (select count(distinct (event_type, date_trunc('hour', occurred_at)))::int from public.analytics_events where org_id = (select a from o)),
+select is((select count(*)::int from analytics.marks where org_id = (select a from o)), (select count(distinct (event_type, date_trunc('hour', occurred_at, 'UTC')))::int from public.analytics_events where org_id = (select a from o)),
           'recording marks each touched hour once');
 
 -- Roll-ups
 create temp view expected_hourly as
-  select org_id, event_type, date_trunc('hour', occurred_at) as bucket, count(*)::bigint as events, count(distinct user_id)::bigint as users,
+  select org_id, event_type, date_trunc('hour', occurred_at, 'UTC') as bucket, count(*)::bigint as events, count(distinct user_id)::bigint as users,
          coalesce(sum((properties ->> 'score')::numeric), 0) as score
   from public.analytics_events group by 1, 2, 3;
 create temp view expected_daily as

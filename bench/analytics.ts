@@ -1,0 +1,194 @@
+// npm run bench:analytics
+//   ingest: events per second through analytics-ingest (batches of 500, 4 senders at once, taking
+//     turns over 16 enterprise organizations so that the tiers' per-minute budgets, still checked
+//     for every batch, are not what is measured)
+//   rollup: 10,000,000 events across 1,000 organizations rolled up by app.rollup_analytics (hourly
+//     and daily), next to bare INSERT ... SELECT ... GROUP BY statements computing the same hourly
+//     and daily figures from the same rows, in the same run
+//   incremental: 100,000 new events in the latest hour, then one roll-up run
+// The rollup's events are written straight into partitions of their own, 400 days back, so the
+// benchmark can drop them afterwards instead of deleting ten million rows.
+import crypto from "node:crypto";
+import postgres from "postgres";
+import { DB_URL, HOST, PORTS, paths } from "../dev/stack/config.ts";
+import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { loadProjectConfig } from "../dev/platform/project-config.ts";
+import { readSecrets } from "../dev/stack/secrets.ts";
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000_000);
+const ORGS = Number(process.env.BENCH_ORGS ?? 1000);
+const INCREMENT = Number(process.env.BENCH_INCREMENT ?? 100_000);
+const INGEST_SECONDS = Number(process.env.BENCH_INGEST_SECONDS ?? 15);
+const SENDERS = 4;
+const DAYS = 6;
+const log = (msg: string, f: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:analytics", msg, ...f }));
+
+const secrets = readSecrets();
+if (!secrets) throw new Error("start the stack first: npm start");
+const sql = postgres(DB_URL, { max: 2, onnotice: () => {}, connection: { statement_timeout: 0 } });
+const run = crypto.randomUUID().slice(0, 8);
+const timed = async <T>(fn: () => Promise<T>) => {
+  const t = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t };
+};
+
+// ---------------------------------------------------------------------------------------------
+async function ingestRate() {
+  const config = loadProjectConfig(paths.supabase);
+  const senders: { userId: string; orgId: string; token: string }[] = [];
+  for (let i = 0; i < SENDERS * 4; i++) {
+    const userId = crypto.randomUUID();
+    await sql`insert into auth.users (id, aud, role, email, email_confirmed_at) values (${userId}, 'authenticated', 'authenticated', ${`${userId}@bench.local`}, now())`;
+    const [org] = await sql`insert into public.organizations (name, slug, tier) values ('Ingest bench', ${`bench-ingest-${run}-${i}`}, 'enterprise') returning id`;
+    await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${userId}, 'student')`;
+    senders.push({ userId, orgId: org.id as string, token: (await mintAccessToken(sql, secrets!.jwtSecret, config, { userId, expiresIn: 3600 })).token });
+  }
+  const batch = () => ({
+    events: Array.from({ length: 500 }, (_, i) => i % 2
+      ? { type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: `/lesson/${i}` } }
+      : { type: "lesson.completed", occurred_at: new Date().toISOString(), properties: { lesson_id: `l${i % 7}`, duration_seconds: i, score: i % 101 } }),
+  });
+  let accepted = 0, requests = 0;
+  const until = performance.now() + INGEST_SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: SENDERS }, async (_, k) => {
+    for (let turn = 0; performance.now() < until; turn++) {
+      const s = senders[k + SENDERS * (turn % 4)];
+      const res = await fetch(`http://${HOST}:${PORTS.gateway}/functions/v1/analytics-ingest`, {
+        method: "POST", body: JSON.stringify(batch()), headers: { "content-type": "application/json", authorization: `Bearer ${s.token}` },
+      });
+      const body = await res.json();
+      if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${JSON.stringify(body)}`);
+      accepted += body.accepted;
+      requests++;
+    }
+  }));
+  const perSecond = accepted / ((performance.now() - started) / 1000);
+  log("ingest done", { accepted, requests, per_s: Math.round(perSecond) });
+  return { perSecond, senders };
+}
+
+// ---------------------------------------------------------------------------------------------
+const firstDay = new Date(Date.now() - 400 * 86400_000);
+firstDay.setUTCHours(0, 0, 0, 0);
+const dayName = (i: number) => new Date(firstDay.getTime() + i * 86400_000).toISOString().slice(0, 10).replaceAll("-", "");
+
+/** total events over [from, from + spanSeconds), round-robin over the organizations, 50 users each. */
+async function loadEvents(orgIds: string[], total: number, from: Date, spanSeconds: number, chunk = 1_000_000) {
+  for (let done = 0; done < total; done += chunk) {
+    const n = Math.min(chunk, total - done);
+    const { ms } = await timed(() => sql`
+      insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+      select o.ids[1 + (i % ${orgIds.length})],
+             ('00000000-0000-4000-8000-' || lpad((i % 50)::text, 12, '0'))::uuid,
+             (array['page.viewed', 'lesson.completed', 'exercise.submitted', 'video.watched'])[1 + (i / 7) % 4],
+             ${from}::timestamptz + ((i * 7919) % ${spanSeconds}) * interval '1 second',
+             case (i / 7) % 4 when 0 then jsonb_build_object('path', '/p')
+                              when 1 then jsonb_build_object('lesson_id', 'l', 'duration_seconds', i % 600, 'score', i % 101)
+                              when 2 then jsonb_build_object('exercise_id', 'e', 'attempt', 1 + i % 3, 'score', i % 97)
+                              else jsonb_build_object('video_id', 'v', 'seconds', i % 300) end
+      from (select ${orgIds}::uuid[] as ids) o, generate_series(${done + 1}::bigint, ${done + n}::bigint) i`);
+    log("events loaded", { loaded: done + n, of: total, chunk_ms: Math.round(ms) });
+  }
+}
+
+/** The same figures as app.rollup_analytics, by plain GROUP BYs over the bench's organizations. */
+async function bare(orgIds: string[]) {
+  await sql`drop table if exists bench_bare_hourly, bench_bare_daily`;
+  await sql`create unlogged table bench_bare_hourly (like public.analytics_hourly including defaults)`;
+  await sql`create unlogged table bench_bare_daily (like public.analytics_daily including defaults)`;
+  return timed(async () => {
+    for (const [table, grain] of [["bench_bare_hourly", "hour"], ["bench_bare_daily", "day"]] as const) {
+      await sql.unsafe(`
+        insert into ${table} (org_id, event_type, bucket, events, users, sums)
+        select e.org_id, e.event_type, date_trunc('${grain}', e.occurred_at, 'UTC'), count(*), count(distinct e.user_id),
+               app.analytics_sums(e.event_type, sum((e.properties ->> t.numeric_properties[1])::numeric), sum((e.properties ->> t.numeric_properties[2])::numeric),
+                                  sum((e.properties ->> t.numeric_properties[3])::numeric), sum((e.properties ->> t.numeric_properties[4])::numeric))
+        from public.analytics_events e join public.analytics_event_types t on t.key = e.event_type
+        where e.org_id = any($1::uuid[]) and e.occurred_at >= $2 and e.occurred_at < $3
+        group by 1, 2, 3`, [orgIds, firstDay, new Date(firstDay.getTime() + DAYS * 86400_000)]);
+    }
+  });
+}
+
+async function rollupAll() {
+  return timed(async () => {
+    let total = { hours: 0, days: 0 };
+    for (;;) {
+      const [r] = await sql`select * from app.rollup_analytics(2000000)`;
+      total = { hours: total.hours + r.hours, days: total.days + r.days };
+      log("roll-up run", { ...r });
+      if (r.busy) throw new Error("another roll-up is running: the benchmark pauses the schedule, so something else called it");
+      if (Number(r.pending) === 0) return total;
+    }
+  });
+}
+
+/** The every-minute roll-up would work on the benchmark's events while they load: paused meanwhile. */
+async function pauseSchedule(active: boolean) {
+  await sql`select cron.alter_job(jobid, active => ${active}) from cron.job where jobname = 'analytics-rollup'`;
+  // wait for a run already under way (the function, or a worker backfill it handed off) to end
+  for (let i = 0; !active && i < 600; i++) {
+    // (one statement, so that taking and giving back the lock happen on the same connection)
+    const [{ free }] = await sql`select case when pg_try_advisory_lock(hashtext('app.rollup_analytics'))
+                                             then pg_advisory_unlock(hashtext('app.rollup_analytics')) else false end as free`;
+    if (free) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+let orgIds: string[] = [];
+let ingestSenders: { userId: string; orgId: string }[] = [];
+try {
+  const ingest = await ingestRate();
+  ingestSenders = ingest.senders;
+  await pauseSchedule(false);
+  await sql`select app.rollup_analytics(100000)`; // the ingest's own marks, out of the way
+
+  for (let d = 0; d < DAYS; d++) {
+    const from = new Date(firstDay.getTime() + d * 86400_000);
+    await sql.unsafe(`create table if not exists analytics.events_${dayName(d)} partition of public.analytics_events for values from ('${from.toISOString()}') to ('${new Date(from.getTime() + 86400_000).toISOString()}')`);
+  }
+  orgIds = (await sql`insert into public.organizations (name, slug, tier)
+                      select 'Analytics bench ' || i, 'bench-analytics-' || ${run} || '-' || i, 'enterprise' from generate_series(1, ${ORGS}) i
+                      returning id`).map((r) => r.id as string);
+  log("organizations made", { orgs: ORGS });
+  await loadEvents(orgIds, EVENTS, firstDay, DAYS * 86400);
+  await sql`analyze public.analytics_events`;
+  await sql`select count(*) from public.analytics_events where org_id = any(${orgIds}::uuid[])`; // warm the cache for both sides
+
+  const b = await bare(orgIds);
+  log("bare GROUP BY done", { ms: Math.round(b.ms) });
+  const r = await rollupAll();
+  log("roll-up done", { ms: Math.round(r.ms), ...r.value });
+  const [diff] = await sql`select (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_hourly where org_id = any(${orgIds}::uuid[])
+                                   except select org_id, event_type, bucket, events, users, sums from bench_bare_hourly) x)::int as hourly,
+                                  (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_daily where org_id = any(${orgIds}::uuid[])
+                                   except select org_id, event_type, bucket, events, users, sums from bench_bare_daily) x)::int as daily`;
+  if (diff.hourly || diff.daily) throw new Error(`the roll-up differs from the GROUP BY: ${JSON.stringify(diff)}`);
+
+  // new events as they arrive: in the latest hour (the range's last), the roll-up's every-minute case
+  await loadEvents(orgIds, INCREMENT, new Date(firstDay.getTime() + DAYS * 86400_000 - 3600_000), 3600, INCREMENT);
+  const inc = await rollupAll();
+  log("incremental roll-up done", { ms: Math.round(inc.ms), ...inc.value });
+
+  console.log(`\n${EVENTS.toLocaleString("en")} events, ${ORGS} organizations, ${DAYS} days`);
+  console.log(`bare GROUP BY (hourly + daily)      ${b.ms.toFixed(0).padStart(8)} ms`);
+  console.log(`app.rollup_analytics                ${r.ms.toFixed(0).padStart(8)} ms   (${r.value.hours} hourly, ${r.value.days} daily rows)`);
+  console.log(`incremental, ${INCREMENT.toLocaleString("en")} new events    ${inc.ms.toFixed(0).padStart(8)} ms`);
+  console.log(`ingest through the function         ${ingest.perSecond.toFixed(0).padStart(8)} events/s\n`);
+  console.log(`ratio=${(r.ms / b.ms).toFixed(2)} incremental_ms=${inc.ms.toFixed(0)} ingest_per_s=${ingest.perSecond.toFixed(0)}`);
+} finally {
+  log("cleaning up");
+  await pauseSchedule(true);
+  for (let d = 0; d < DAYS; d++) await sql.unsafe(`drop table if exists analytics.events_${dayName(d)}`);
+  await sql`drop table if exists bench_bare_hourly, bench_bare_daily`;
+  if (orgIds.length) await sql`delete from public.organizations where id = any(${orgIds}::uuid[])`;
+  for (const s of ingestSenders) {
+    await sql`delete from public.organizations where id = ${s.orgId}`;
+    await sql`delete from auth.users where id = ${s.userId}`;
+  }
+  await sql.end();
+}
