@@ -93,9 +93,13 @@ describe("a hosted-style migration", () => {
       record: { id: Number(order.id), item: "more chalk" }, old_record: { id: Number(order.id), item: "chalk" },
     });
     expect(byType.INSERT.auth_header).toBe("Bearer compat-placeholder");
-    const hooks = await sql`select h.request_id, r.status_code from supabase_functions.hooks h
-                            join net._http_response r on r.id = h.request_id
-                            where h.hook_table_id = 'compat_fixture.orders'::regclass::oid and h.hook_name = 'orders-webhook'`;
+    // the function logs each payload before it answers, so the responses may be recorded a moment later
+    const hooks = await waitUntil("both responses recorded", async () => {
+      const r = await sql`select h.request_id, r.status_code from supabase_functions.hooks h
+                          join net._http_response r on r.id = h.request_id
+                          where h.hook_table_id = 'compat_fixture.orders'::regclass::oid and h.hook_name = 'orders-webhook'`;
+      return r.length >= 2 ? r : null;
+    });
     expect(hooks.map((h) => h.status_code)).toEqual([200, 200]);
   });
 
