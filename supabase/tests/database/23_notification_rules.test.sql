@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(26);
+select plan(28);
 
 select tests.create_user(e) from unnest(array['owner@nr.test', 'teacher@nr.test', 's1@nr.test', 's2@nr.test']) e;
 create temp table o as select tests.create_org('owner@nr.test', 'notify-rules') a;
@@ -96,6 +96,16 @@ select results_eq($$ select type, title from public.notifications where recipien
 select is((select body from public.notifications where recipient_id = tests.user_id('teacher@nr.test') and type = 'file.rejected'), 'Eicar-Signature',
           'with the reason');
 select is((select count(*)::int from public.notifications where type = 'file.ready' and org_id = (select a from o)), 1, 'once per file');
+
+-- A notification that cannot be made (here: no e-mail template left for file.rejected) does not stop the file settling
+delete from public.notification_templates where org_id is null and type = 'file.rejected';
+select tests.authenticate_as('teacher@nr.test');
+insert into f select 'broken', id from public.request_file_upload((select a from o), 'Broken.pdf', 1000, 'application/pdf');
+reset role;
+update public.files set status = 'scanning' where id = (select id from f where label = 'broken');
+select lives_ok($$ update public.files set status = 'rejected', status_reason = 'spoofed' where id = (select id from f where label = 'broken') $$,
+                'a file settles even when its notification cannot be made');
+select is((select count(*)::int from public.notifications where title = 'Broken.pdf was not accepted'), 0, 'and the notification is left out (a warning in the log)');
 
 -- Producers: storage passes 80 % of the plan (free tier), once a day at most
 update public.storage_quotas set used_bytes = (select storage_bytes * 0.5 from public.subscription_tiers where tier = 'free')::bigint where org_id = (select a from o);
