@@ -2,7 +2,10 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
-import { parseJson, serveHandler } from "../../supabase/functions/_shared/http.ts";
+import { Redis } from "@upstash/redis";
+import { UnsecuredJWT } from "jose";
+import { parseJson, serveHandler, tokenOrganization } from "../../supabase/functions/_shared/http.ts";
+import { redisApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
 
 const Body = z.object({ name: z.string().min(1), count: z.number().int().positive() });
 const handler = serveHandler("unit", async (req) => {
@@ -59,5 +62,28 @@ describe("serveHandler", () => {
     const res = await handler(new Request("http://x/fn", { method: "OPTIONS" }));
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-methods")).toContain("POST");
+  });
+});
+
+describe("tokenOrganization (whose API call a request is)", () => {
+  const org = "5f0c7c0e-1111-4111-8111-111111111111";
+  const bearer = (claims: Record<string, unknown>) =>
+    new Request("http://x/fn", { headers: { authorization: `Bearer ${new UnsecuredJWT(claims).encode()}` } });
+  it("is the org_id claim of a signed-in caller", () => {
+    expect(tokenOrganization(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
+  });
+  it("is nobody's for the service, a token without an active organization, a malformed claim or no token", () => {
+    expect(tokenOrganization(bearer({ role: "service_role", org_id: org }))).toBeNull();
+    expect(tokenOrganization(bearer({ role: "authenticated", sub: "u" }))).toBeNull();
+    expect(tokenOrganization(bearer({ role: "authenticated", org_id: "'; drop table x" }))).toBeNull();
+    expect(tokenOrganization(new Request("http://x/fn", { headers: { authorization: "Bearer not-a-jwt" } }))).toBeNull();
+    expect(tokenOrganization(new Request("http://x/fn"))).toBeNull();
+  });
+  it("a counter that cannot be reached costs the figure, never the caller's request", async () => {
+    const away = new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false });
+    const counted = serveHandler("unit", () => Response.json({ ok: true }), { apiCalls: redisApiCallCounter(away) });
+    const res = await counted(bearer({ role: "authenticated", sub: "u", org_id: org }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
   });
 });

@@ -1,9 +1,12 @@
-// Wraps a function's handler: CORS preflight, a request id on every answer, and errors mapped
-// to the envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500).
+// Wraps a function's handler: CORS preflight, a request id on every answer, errors mapped to the
+// envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500), and, when
+// given a counter, one API call counted for the organization the access token names.
+import { decodeJwt } from "jose";
 import { z } from "zod";
 import { corsHeaders } from "./cors.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
+import type { ApiCallCounter } from "./usage/api-calls.ts";
 
 export interface RequestContext {
   requestId: string;
@@ -24,12 +27,34 @@ export function withCors(res: Response, requestId: string): Response {
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 }
 
-export function serveHandler(component: string, handler: Handler) {
+/**
+ * The active organization of a signed-in caller's token (the org_id claim), read without
+ * verifying: the gateway (hosted: the edge) verified the token before the function ran.
+ */
+export function tokenOrganization(req: Request): string | null {
+  const m = /^Bearer (\S+)$/.exec(req.headers.get("authorization") ?? "");
+  if (!m) return null;
+  try {
+    const claims = decodeJwt(m[1]);
+    return claims.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
+  } catch {
+    return null;
+  }
+}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function serveHandler(component: string, handler: Handler, opts: { apiCalls?: ApiCallCounter } = {}) {
   const baseLog = createLogger(component);
   return async (req: Request): Promise<Response> => {
     const requestId = requestIdOf(req);
     if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: { ...corsHeaders, "x-request-id": requestId } });
     const log = baseLog.child({ request_id: requestId });
+    // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
+    // away costs the figure one call, never the caller's request.
+    const orgId = opts.apiCalls ? tokenOrganization(req) : null;
+    const counted = orgId
+      ? opts.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }))
+      : null;
     try {
       return withCors(await handler(req, { requestId, log }), requestId);
     } catch (err) {
@@ -45,6 +70,8 @@ export function serveHandler(component: string, handler: Handler) {
         errorResponse(500, "internal_error", "The function failed; its logs have the details under this request id.", requestId),
         requestId,
       );
+    } finally {
+      await counted;
     }
   };
 }

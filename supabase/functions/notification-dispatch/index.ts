@@ -3,20 +3,18 @@ import postgres from "postgres";
 import { z } from "zod";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
-import { Redis } from "@upstash/redis";
 import { dispatchBatch } from "../_shared/notifications/dispatch.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
+import { redisFromEnv } from "../_shared/redis.ts";
 import { connectRealtime, type RealtimeClient } from "../_shared/realtime/client.ts";
 
 const env = loadEnv({
   SUPABASE_DB_URL: z.string().url(),
   MQTT_URL: z.string().min(1),
   MQTT_PASSWORD: z.string().min(1),
-  UPSTASH_REDIS_REST_URL: z.string().url(),
-  UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
 });
 const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
-const limiter = redisRateLimiter(new Redis({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN, retry: { retries: 1 } }));
+const limiter = redisRateLimiter(redisFromEnv());
 let realtime: RealtimeClient | null = null;
 
 /** Publishes with the QoS of the topic's kind; a broker that does not answer in 5 s counts as away. */

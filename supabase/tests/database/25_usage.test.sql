@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(10);
+select plan(21);
 
 select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
 create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
@@ -19,7 +19,7 @@ select tests.as_service();
 select cmp_ok(app.track_usage(), '>=', 1, 'the service tracks the day''s usage');
 reset role;
 select results_eq($$ select members, active_users, storage_bytes, events, api_calls from public.usage_daily where org_id = (select a from o) and day = current_date $$,
-                  $$ values (4, 2, 1000::bigint, 3::bigint, null::bigint) $$, 'members, active users, storage, events; API calls not counted');
+                  $$ values (4, 2, 1000::bigint, 3::bigint, 0::bigint) $$, 'members, active users, storage, events; no API calls yet');
 select results_eq($$ select type, data ->> 'metric' from public.notifications where org_id = (select a from o) and type like 'usage.%' $$,
                   $$ values ('usage.warning', 'members') $$, '4 of 5 members is a warning to the owner');
 select is((select recipient_id from public.notifications where org_id = (select a from o) and type like 'usage.%'), tests.user_id('owner@us.test'), 'the owner manages settings');
@@ -31,7 +31,8 @@ select results_eq($$ select type from public.notifications where org_id = (selec
 
 select tests.authenticate_as('owner@us.test');
 select results_eq($$ select metric, used, limit_value from public.usage_versus_limits((select a from o)) where limit_value is not null order by metric $$,
-                  $$ values ('events', 3::bigint, 100000::bigint), ('members', 5::bigint, 5::bigint), ('storage_bytes', 1000::bigint, 1073741824::bigint) $$,
+                  $$ values ('api_calls', 0::bigint, 10000::bigint), ('events', 3::bigint, 100000::bigint), ('members', 5::bigint, 5::bigint),
+                            ('storage_bytes', 1000::bigint, 1073741824::bigint) $$,
                   'the owner reads usage against the limits');
 select is((select count(*)::int from public.usage_daily), 1, 'and their organization''s usage rows');
 reset role;
@@ -41,6 +42,29 @@ select is_empty($$ select 1 from public.usage_daily $$, 'nor reads the rows');
 reset role;
 select tests.authenticate_as('owner@us.test');
 select throws_ok($$ select app.track_usage() $$, '42501', null, 'only the service tracks usage');
+select throws_ok($$ select app.record_api_calls(current_date, '{}') $$, '42501', null, 'or records API calls');
+reset role;
+
+-- API calls: the functions' counters, copied in by the service; they only grow during a day.
+create temp table b as select tests.create_org('owner@us.test', 'usage-b') b;
+grant select on b to service_role;
+update public.organizations set deleted_at = now() where id = (select b from b);
+select tests.as_service();
+select is(app.record_api_calls(current_date, jsonb_build_object((select a from o), 7999, (select b from b), 5, gen_random_uuid(), 3)), 1,
+          'the service records a day''s API call counts (deleted and unknown organizations skipped)');
+select is(app.record_api_calls(current_date, jsonb_build_object((select a from o), 10)), 0, 'an older, smaller count changes nothing');
+select is((select api_calls from public.usage_daily where org_id = (select a from o) and day = current_date), 7999::bigint, 'the count is kept');
+select is_empty($$ select 1 from public.notifications where org_id = (select a from o) and data ->> 'metric' = 'api_calls' $$, 'under 80 % of the plan, nobody is told');
+select app.record_api_calls(current_date, jsonb_build_object((select a from o), 8000));
+select app.record_api_calls(current_date, jsonb_build_object((select a from o), 10000));
+select app.record_api_calls(current_date, jsonb_build_object((select a from o), 10001));
+select results_eq($$ select type, (data ->> 'used')::bigint from public.notifications where org_id = (select a from o) and data ->> 'metric' = 'api_calls' order by type $$,
+                  $$ values ('usage.limit', 10000::bigint), ('usage.warning', 8000::bigint) $$, '80 % and 100 % of the free tier''s 10,000 calls a day, told once each');
+select throws_ok($$ select app.record_api_calls(current_date, '{"not-an-org": 1}') $$, 'UG001', null, 'keys must be organization ids');
+select throws_ok($$ select app.record_api_calls(current_date, jsonb_build_object(gen_random_uuid(), -1)) $$, 'UG001', null, 'counts whole and non-negative');
+select throws_ok($$ select app.record_api_calls(current_date, jsonb_build_object(gen_random_uuid(), 1.5)) $$, 'UG001', null, 'no fractions');
+select throws_ok($$ select app.record_api_calls(current_date, '[1]') $$, 'UG001', null, 'an object, not an array');
+select throws_ok($$ select app.record_api_calls(current_date - 30, '{}') $$, 'UG001', null, 'for the last days only');
 reset role;
 
 select * from finish();

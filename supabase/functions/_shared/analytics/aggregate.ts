@@ -2,12 +2,15 @@
 // demand by the service): app.rollup_analytics runs until nothing is marked or the time budget
 // is spent; what is left after that (a backfill) goes to the worker's analytics.rollup job.
 // Another run in progress (busy) is not an error: that run or the next one does the work.
+// Each call also copies the day's API call counters from Redis into usage_daily.
+import type { Redis } from "@upstash/redis";
 import type postgres from "postgres";
 import { z } from "zod";
 import { callerOf } from "../auth.ts";
 import { withRequestContext } from "../db.ts";
 import { HttpError } from "../errors.ts";
 import { parseJson, type RequestContext } from "../http.ts";
+import { readApiCalls, utcDay } from "../usage/api-calls.ts";
 
 export const AggregateRequest = z.object({
   type: z.enum(["SCHEDULE", "ON_DEMAND"]).default("ON_DEMAND"),
@@ -39,7 +42,24 @@ export async function rollUp(sql: postgres.Sql, correlationId: string, opts: { m
   return { ...total, ms: Math.round(performance.now() - started) };
 }
 
-export async function aggregate(req: Request, ctx: RequestContext, deps: { sql: postgres.Sql }): Promise<Response> {
+/**
+ * Today's counts, and yesterday's during the first hour of a day (its last calls came after the
+ * last copy before midnight). Returns how many organizations' figures changed, per day.
+ */
+export async function copyApiCalls(sql: postgres.Sql, redis: Redis, correlationId: string, now = new Date()) {
+  const days = [utcDay(now)];
+  if (now.getUTCHours() === 0) days.push(utcDay(new Date(now.getTime() - 86400_000)));
+  const stored: Record<string, number> = {};
+  for (const day of days) {
+    const counts = await readApiCalls(redis, day);
+    const [r] = await withRequestContext(sql, { role: "service_role", claims: { role: "service_role" }, headers: { "x-request-id": correlationId } },
+      (tx) => tx<{ stored: number }[]>`select app.record_api_calls(${day}::date, ${tx.json(counts)}::jsonb) as stored`);
+    stored[day] = r.stored;
+  }
+  return stored;
+}
+
+export async function aggregate(req: Request, ctx: RequestContext, deps: { sql: postgres.Sql; redis?: Redis }): Promise<Response> {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
   if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service runs roll-ups.");
   const body = await parseJson(req, AggregateRequest);
@@ -53,6 +73,13 @@ export async function aggregate(req: Request, ctx: RequestContext, deps: { sql: 
       select app.enqueue_job('analytics.rollup', ${tx.json({ org_id: null, correlation_id: ctx.requestId })}::jsonb, 0, 0, 'analytics.rollup') as id`);
     handedToWorker = job.id !== null;
   }
-  ctx.log.info("roll-up done", { trigger: body.type, ...result, handed_to_worker: handedToWorker });
-  return Response.json({ ...result, handed_to_worker: handedToWorker });
+  // Counters that cannot be read now are read by the next call: they stay in Redis for days.
+  const apiCalls = deps.redis
+    ? await copyApiCalls(deps.sql, deps.redis, ctx.requestId).catch((e) => {
+      ctx.log.warn("API call counts not copied", { error: String(e) });
+      return { error: "counters_unavailable" };
+    })
+    : null;
+  ctx.log.info("roll-up done", { trigger: body.type, ...result, handed_to_worker: handedToWorker, api_calls: apiCalls });
+  return Response.json({ ...result, handed_to_worker: handedToWorker, api_calls: apiCalls });
 }

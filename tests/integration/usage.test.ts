@@ -1,0 +1,73 @@
+// API calls per organization: function requests whose token names an active organization are
+// counted in Redis (through the Upstash REST API) and copied into usage_daily by
+// analytics-aggregation, as pg_cron calls it.
+import crypto from "node:crypto";
+import { Redis } from "@upstash/redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readApiCalls, utcDay } from "../../supabase/functions/_shared/usage/api-calls.ts";
+import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { HOST, PORTS } from "../../dev/stack/config.ts";
+
+const admin = adminSql();
+const redis = new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken });
+let org: string, member: string, token: string;
+const today = () => utcDay(new Date());
+
+const call = (fn: string, body: string, bearer = token) =>
+  fetch(`${API_URL}/functions/v1/${fn}`, { method: "POST", body, headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` } });
+const aggregate = async () => {
+  const res = await call("analytics-aggregation", "{}", secrets().serviceRoleKey);
+  expect(res.status).toBe(200);
+  return res.json();
+};
+const recorded = async () =>
+  (await admin`select api_calls, updated_at from public.usage_daily where org_id = ${org} and day = ${today()}::date`)[0] ?? null;
+
+beforeAll(async () => {
+  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Usage', ${`usage-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+  member = (await createUser(admin)).id;
+  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'student')`;
+  token = (await tokenFor(admin, member)).token;
+});
+afterAll(async () => {
+  await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await admin.end();
+});
+
+describe("API calls", () => {
+  it("counts each function request of a signed-in member for the token's organization, refused ones too", async () => {
+    const event = JSON.stringify({ events: [{ type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: "/" } }] });
+    expect((await call("analytics-ingest", event)).status).toBe(200);
+    expect((await call("analytics-ingest", event)).status).toBe(200);
+    expect((await call("analytics-ingest", "{ not json")).status).toBe(400);
+    expect((await call("file-upload", JSON.stringify({ org_id: org, name: "a.txt", size: 0, mime_type: "text/plain" }))).status).toBeGreaterThanOrEqual(400);
+    // the service's own calls (cron, webhooks) name no organization and are not counted
+    await aggregate();
+    expect((await readApiCalls(redis, today()))[org]).toBe(4);
+  });
+
+  it("are copied into usage_daily by analytics-aggregation, and copying again changes nothing", async () => {
+    const body = await aggregate();
+    expect(body.api_calls[today()]).toBeGreaterThanOrEqual(0);
+    const first = await recorded();
+    expect(Number(first?.api_calls)).toBe(4);
+    await aggregate();
+    const again = await recorded();
+    expect(again).toEqual(first);
+  });
+
+  it("keep counting: the next copy brings the figure up to date", async () => {
+    expect((await call("analytics-ingest", "[]")).status).toBe(400);
+    await aggregate();
+    expect(Number((await recorded())?.api_calls)).toBe(5);
+  });
+
+  it("are copied by the schedule too (pg_cron, net.http_post, Vault), without a call from here", async () => {
+    await admin`update public.usage_daily set api_calls = 0 where org_id = ${org} and day = ${today()}::date`;
+    const [job] = await admin`select jobid from cron.job where jobname = 'usage-api-calls'`;
+    expect(job).toBeTruthy();
+    // the schedule runs every five minutes; run its command now as pg_cron would
+    await admin`select app.call_function('analytics-aggregation', '{"type": "SCHEDULE"}'::jsonb)`;
+    await waitUntil("the scheduled copy", async () => Number((await recorded())?.api_calls) === 5, 15_000);
+  });
+});
