@@ -37,6 +37,7 @@ static const struct { const char *name, *sql; int params; } PREPARED[] = {
 	{ "allows", "select mqtt.allows($1, $2::uuid, $3, $4)", 4 },
 	{ "user", "select mqtt.user_may_connect($1::uuid)", 1 },
 	{ "device", "select api_key_id, coalesce(extract(epoch from expires_at)::bigint, 0) from mqtt.connect_device($1)", 1 },
+	{ "messages", "select mqtt.record_messages($1::jsonb)", 1 },
 };
 
 static bool setup(PGconn *conn)
@@ -248,4 +249,14 @@ enum db_answer db_connect_device(struct db *db, const char *api_key, char key_id
 	}
 	PQclear(r);
 	return answer;
+}
+
+enum db_answer db_record_messages(struct db *db, const char *counts_json)
+{
+	const char *params[] = { counts_json };
+	enum db_answer answer;
+	PGresult *r = run(db, "messages", 1, params, &answer, NULL);
+	if(!r) return answer;
+	PQclear(r);
+	return DB_YES;
 }

@@ -27,4 +27,6 @@ enum db_answer db_allows(struct db *db, const char *kind, const char *id, const 
 enum db_answer db_user_may_connect(struct db *db, const char *user_id);
 /* DB_REFUSED with sqlstate set (TN020 unknown, TN021 revoked, TN022 expired, MQ001 no topics). */
 enum db_answer db_connect_device(struct db *db, const char *api_key, char key_id[37], long *expires_at, char sqlstate[6]);
+/* Adds {"<org id>": messages} to today's usage (DB_YES when stored). */
+enum db_answer db_record_messages(struct db *db, const char *counts_json);
 #endif

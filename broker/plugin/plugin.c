@@ -9,6 +9,8 @@
  *   plugin_opt_stale_seconds 30       how long cached answers keep serving while Postgres is down
  *   plugin_opt_cache_size 65536       slots in the cache
  *   plugin_opt_poll_ms 50             how often a busy broker looks for announcements between ticks
+ *   plugin_opt_usage_seconds 60       how often the messages published per organization go to Postgres
+ *   plugin_opt_usage_orgs 65536       organizations counted between two hand-overs
  * Secrets, from the environment only:
  *   MQTT_AUTH_DB_URL                  postgres URL for the role mqtt_broker
  *   MQTT_AUTH_JWT_SECRET              HS256 secret of the project (optional when a public key is set)
@@ -25,6 +27,7 @@
 
 #include "acl_cache.h"
 #include "db.h"
+#include "msg_count.h"
 #include "token.h"
 
 #define LOG(level, fmt, ...) mosquitto_log_printf(level, "{\"component\":\"supabase-auth\"," fmt "}", __VA_ARGS__)
@@ -47,6 +50,9 @@ static struct {
 	char **kicks;              /* usernames to disconnect at the next tick */
 	size_t n_kicks;
 	time_t last_expiry_scan;
+	struct msg_count *counts;  /* messages published per organization since the last hand-over */
+	int64_t usage_ms, last_usage_ms;
+	bool counts_full;
 } P;
 
 static int64_t now_ms(void)
@@ -178,6 +184,18 @@ static int decide(const char *username, const char *topic, const char *access, c
 	return a == DB_YES ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
+static int check(const char *username, const char *topic, const char *access)
+{
+	char small[512];
+	size_t len = strlen(username) + strlen(topic) + 4;
+	char *key = len <= sizeof small ? small : malloc(len);
+	if(!key) return MOSQ_ERR_ACL_DENIED;
+	snprintf(key, len, "%s %c %s", username, access[0], topic);
+	int rc = decide(username, topic, access, key);
+	if(key != small) free(key);
+	return rc;
+}
+
 static int on_acl_check(int event, void *event_data, void *userdata)
 {
 	(void)event; (void)userdata;
@@ -192,16 +210,27 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	}
 	const char *username = mosquitto_client_username(ed->client);
 	if(!username || !ed->topic) return MOSQ_ERR_ACL_DENIED;
-	if(strcmp(username, "service") == 0) return MOSQ_ERR_SUCCESS;
-
-	char small[512];
-	size_t len = strlen(username) + strlen(ed->topic) + 4;
-	char *key = len <= sizeof small ? small : malloc(len);
-	if(!key) return MOSQ_ERR_ACL_DENIED;
-	snprintf(key, len, "%s %c %s", username, access[0], ed->topic);
-	int rc = decide(username, ed->topic, access, key);
-	if(key != small) free(key);
+	int rc = strcmp(username, "service") == 0 ? MOSQ_ERR_SUCCESS : check(username, ed->topic, access);
+	/* A write check is made once for each message a client publishes: the place to count them. */
+	if(rc == MOSQ_ERR_SUCCESS && ed->access == MOSQ_ACL_WRITE && !msg_count_add(P.counts, ed->topic)){
+		P.counts_full = true;              /* this message goes uncounted; the next tick makes room */
+	}
 	return rc;
+}
+
+/* Hands the counts to Postgres; kept for the next try when it cannot take them. */
+static void hand_over_counts(void)
+{
+	char *json = msg_count_json(P.counts);
+	if(!json) return;
+	enum db_answer answer = db_record_messages(P.db, json);
+	if(answer == DB_YES){
+		msg_count_clear(P.counts);
+		P.counts_full = false;
+	}else{
+		LOG(MOSQ_LOG_WARNING, "\"msg\":\"message counts not handed over; kept for the next try\",\"organizations\":%zu", msg_count_orgs(P.counts));
+	}
+	free(json);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -218,6 +247,11 @@ static int on_tick(int event, void *event_data, void *userdata)
 		free(P.kicks[i]);
 	}
 	P.n_kicks = 0;
+
+	if(P.counts_full || now - P.last_usage_ms >= P.usage_ms){
+		P.last_usage_ms = now;
+		hand_over_counts();
+	}
 
 	time_t wall = time(NULL);
 	if(wall != P.last_expiry_scan){
@@ -318,6 +352,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	P.poll_ms = option(opts, opt_count, "poll_ms", 50, 0, 10000);
 	P.cache = acl_cache_new((size_t)option(opts, opt_count, "cache_size", 65536, 16, 1 << 24));
 	if(!P.cache) return MOSQ_ERR_NOMEM;
+	P.usage_ms = option(opts, opt_count, "usage_seconds", 60, 1, 86400) * 1000;
+	P.counts = msg_count_new((size_t)option(opts, opt_count, "usage_orgs", 65536, 16, 1 << 22));
+	if(!P.counts) return MOSQ_ERR_NOMEM;
+	P.last_usage_ms = now_ms();
 	P.db = db_new(url, on_notify, NULL);
 	if(!P.db) return MOSQ_ERR_NOMEM;
 
@@ -340,7 +378,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
 	struct acl_cache_stats st = acl_cache_stats(P.cache);
 	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"stopped\",\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_clears\":%llu",
 	    (unsigned long long)st.hits, (unsigned long long)st.misses, (unsigned long long)st.clears);
+	hand_over_counts();                 /* a clean stop loses no counts */
 	db_free(P.db);
+	msg_count_free(P.counts);
 	acl_cache_free(P.cache);
 	for(size_t i = 0; i < P.n_sessions; i++) free(P.sessions[i].client_id);
 	for(size_t i = 0; i < P.n_kicks; i++) free(P.kicks[i]);

@@ -328,6 +328,31 @@ describe("faults", () => {
   });
 });
 
+describe("usage", () => {
+  it("counts the messages published on each organization's topics into usage_daily, refused ones not, and a clean stop loses none", async () => {
+    const [{ id: orgC }] = await admin`insert into public.organizations (name, slug) values ('Broker C', ${`broker-c-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+    const [teacherC, studentC] = [(await createUser(admin)).id, (await createUser(admin)).id];
+    await admin`insert into public.organization_members (org_id, user_id, role) values (${orgC}, ${teacherC}, 'teacher'), (${orgC}, ${studentC}, 'student')`;
+    const [{ id: drill }] = await admin`insert into public.exercises (org_id, title) values (${orgC}, 'Drill C') returning id`;
+    const messages = async () =>
+      Number((await admin`select mqtt_messages from public.usage_daily where org_id = ${orgC} and day = current_date`)[0]?.mqtt_messages ?? 0);
+
+    const teacher = client(await token(teacherC));
+    const student = client(await token(studentC));
+    for (let i = 0; i < 3; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
+    for (let i = 0; i < 2; i++) await teacher.publish(topics.control(orgC, drill), say(orgC, "test.counted"));
+    await expect(student.publish(topics.control(orgC, drill), say(orgC, "test.refused"))).rejects.toMatchObject({ code: "publish_refused" });
+    await waitUntil("5 messages in usage_daily", async () => (await messages()) === 5, 10_000, 200);
+
+    for (let i = 0; i < 4; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
+    await broker.stop();
+    expect(await messages()).toBe(9);
+    await broker.start();
+    await service.connected();
+    await admin`update public.organizations set deleted_at = now() where id = ${orgC}`;
+  }, 30_000);
+});
+
 describe("the stack's broker", () => {
   it("serves mqtt.js over WebSockets from Node with an access token", async () => {
     const ws = client(await token(u.student), `ws://${HOST}:${PORTS.mqttWs}`);

@@ -575,14 +575,14 @@ isOneToOne: true
                   ]
                 },"subscription_tiers": {
                   Row: {
-                    "analytics_retention_days": number,"api_requests_per_minute": number,"events_per_day": number,"events_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days": number,"api_calls_per_day": number,"api_requests_per_minute": number,"events_per_day": number,"events_per_minute": number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute": number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   ComputedFields: never
                   Insert: {
-                    "analytics_retention_days"?: number,"api_requests_per_minute": number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute"?: number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days"?: number,"api_calls_per_day"?: number,"api_requests_per_minute": number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes": number,"max_members": number,"notifications_per_minute"?: number,"retention_days": number,"storage_bytes": number,"tier": Database["public"]['Enums']["subscription_tier"]
                   }
                   Update: {
-                    "analytics_retention_days"?: number,"api_requests_per_minute"?: number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"notifications_per_minute"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
+                    "analytics_retention_days"?: number,"api_calls_per_day"?: number,"api_requests_per_minute"?: number,"events_per_day"?: number,"events_per_minute"?: number,"max_file_size_bytes"?: number,"max_members"?: number,"notifications_per_minute"?: number,"retention_days"?: number,"storage_bytes"?: number,"tier"?: Database["public"]['Enums']["subscription_tier"]
                   }
                   Relationships: [
                     

@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(21);
+select plan(26);
 
 select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
 create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
@@ -65,6 +65,23 @@ select throws_ok($$ select app.record_api_calls(current_date, jsonb_build_object
 select throws_ok($$ select app.record_api_calls(current_date, jsonb_build_object(gen_random_uuid(), 1.5)) $$, 'UG001', null, 'no fractions');
 select throws_ok($$ select app.record_api_calls(current_date, '[1]') $$, 'UG001', null, 'an object, not an array');
 select throws_ok($$ select app.record_api_calls(current_date - 30, '{}') $$, 'UG001', null, 'for the last days only');
+reset role;
+
+-- MQTT messages: the broker hands over what was published since its last hand-over; it adds up.
+-- (pgTAP is not the broker's to call: its answers are kept in settings and checked after.)
+grant select on o, b to mqtt_broker;
+set local role mqtt_broker;
+select set_config('test.first', mqtt.record_messages(jsonb_build_object((select a from o), 3, (select b from b), 4))::text, true);
+select mqtt.record_messages(jsonb_build_object((select a from o), 2));
+do $$ begin perform mqtt.record_messages('{"a": 1}'); exception when sqlstate 'UG001' then perform set_config('test.bad', 'UG001', true); end $$;
+reset role;
+select is(current_setting('test.first'), '1', 'the broker records messages per organization (deleted ones skipped)');
+select is((select mqtt_messages from public.usage_daily where org_id = (select a from o) and day = current_date), 5::bigint, 'each hand-over adds to the day');
+select is(current_setting('test.bad', true), 'UG001', 'counts are per organization id');
+select tests.authenticate_as('owner@us.test');
+select throws_ok($$ select mqtt.record_messages(jsonb_build_object((select a from o), 1)) $$, '42501', null, 'only the broker records messages');
+select results_eq($$ select used from public.usage_versus_limits((select a from o)) where metric = 'mqtt_messages' $$, $$ values (5::bigint) $$,
+                  'the owner reads them with the rest of the usage');
 reset role;
 
 select * from finish();
