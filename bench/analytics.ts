@@ -129,12 +129,15 @@ async function rollupAll() {
 /** The every-minute roll-up would work on the benchmark's events while they load: paused meanwhile. */
 async function pauseSchedule(active: boolean) {
   await sql`select cron.alter_job(jobid, active => ${active}) from cron.job where jobname = 'analytics-rollup'`;
-  // wait for a run already under way (the function, or a worker backfill it handed off) to end
+  // wait for a run already under way (the function, or a worker backfill it handed off, which
+  // takes the lock run by run) to end
   for (let i = 0; !active && i < 600; i++) {
     // (one statement, so that taking and giving back the lock happen on the same connection)
-    const [{ free }] = await sql`select case when pg_try_advisory_lock(hashtext('app.rollup_analytics'))
-                                             then pg_advisory_unlock(hashtext('app.rollup_analytics')) else false end as free`;
-    if (free) return;
+    const [{ free, backfills }] = await sql`
+      select case when pg_try_advisory_lock(hashtext('app.rollup_analytics')) then pg_advisory_unlock(hashtext('app.rollup_analytics')) else false end as free,
+             (select count(*)::int from pgboss.job where name = 'analytics.rollup' and state < 'completed') as backfills`;
+    if (free && backfills === 0) return;
+    if (i % 10 === 0) log("waiting for a roll-up under way", { backfills });
     await new Promise((r) => setTimeout(r, 1000));
   }
 }

@@ -138,5 +138,6 @@ begin
 end
 $$;
 
--- The counters are copied every five minutes, whether or not events wait for a roll-up.
-select cron.schedule('usage-api-calls', '*/5 * * * *', $$select app.call_function('analytics-aggregation', '{"type": "SCHEDULE"}'::jsonb)$$);
+-- The counters are copied every five minutes, whether or not events wait for a roll-up (this
+-- schedule copies them only; the roll-up schedule does both).
+select cron.schedule('usage-api-calls', '*/5 * * * *', $$select app.call_function('analytics-aggregation', '{"type": "SCHEDULE", "tasks": ["api_calls"]}'::jsonb)$$);

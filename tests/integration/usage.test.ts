@@ -62,12 +62,22 @@ describe("API calls", () => {
     expect(Number((await recorded())?.api_calls)).toBe(5);
   });
 
+  it("a copy of the counters alone starts no roll-up; an empty task list is the caller's mistake", async () => {
+    const only = await call("analytics-aggregation", JSON.stringify({ tasks: ["api_calls"] }), secrets().serviceRoleKey);
+    expect(only.status).toBe(200);
+    const body = await only.json();
+    expect(Object.keys(body)).toEqual(["api_calls"]);
+    const none = await call("analytics-aggregation", JSON.stringify({ tasks: [] }), secrets().serviceRoleKey);
+    expect(none.status).toBe(400);
+    expect((await none.json()).error.code).toBe("invalid_request");
+  });
+
   it("are copied by the schedule too (pg_cron, net.http_post, Vault), without a call from here", async () => {
     await admin`update public.usage_daily set api_calls = 0 where org_id = ${org} and day = ${today()}::date`;
-    const [job] = await admin`select jobid from cron.job where jobname = 'usage-api-calls'`;
+    const [job] = await admin`select jobid, command from cron.job where jobname = 'usage-api-calls'`;
     expect(job).toBeTruthy();
     // the schedule runs every five minutes; run its command now as pg_cron would
-    await admin`select app.call_function('analytics-aggregation', '{"type": "SCHEDULE"}'::jsonb)`;
+    await admin.unsafe(job.command);
     await waitUntil("the scheduled copy", async () => Number((await recorded())?.api_calls) === 5, 15_000);
   });
 });

@@ -2,7 +2,7 @@
 // demand by the service): app.rollup_analytics runs until nothing is marked or the time budget
 // is spent; what is left after that (a backfill) goes to the worker's analytics.rollup job.
 // Another run in progress (busy) is not an error: that run or the next one does the work.
-// Each call also copies the day's API call counters from Redis into usage_daily.
+// Each call also copies the day's API call counters from Redis into usage_daily (tasks).
 import type { Redis } from "@upstash/redis";
 import type postgres from "postgres";
 import { z } from "zod";
@@ -16,6 +16,9 @@ export const AggregateRequest = z.object({
   type: z.enum(["SCHEDULE", "ON_DEMAND"]).default("ON_DEMAND"),
   max_buckets: z.number().int().min(1).max(100_000).default(20_000),
   budget_ms: z.number().int().min(100).max(110_000).default(20_000),
+  // the roll-up schedule runs both; the usage schedule copies the counters only, so it never
+  // starts a roll-up of its own (a benchmark or backfill that pauses roll-ups stays alone)
+  tasks: z.array(z.enum(["rollup", "api_calls"])).min(1).default(["rollup", "api_calls"]),
 }).strict();
 
 export interface Rollup {
@@ -63,23 +66,29 @@ export async function aggregate(req: Request, ctx: RequestContext, deps: { sql: 
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
   if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service runs roll-ups.");
   const body = await parseJson(req, AggregateRequest);
-  const result = await rollUp(deps.sql, ctx.requestId, {
-    maxBuckets: body.max_buckets, budgetMs: body.budget_ms,
-    onRun: (r) => ctx.log.info("roll-up run", { ...r }),
-  });
-  let handedToWorker = false;
-  if (result.pending > 0 && !result.busy) {
-    const [job] = await withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" } }, (tx) => tx<{ id: string | null }[]>`
-      select app.enqueue_job('analytics.rollup', ${tx.json({ org_id: null, correlation_id: ctx.requestId })}::jsonb, 0, 0, 'analytics.rollup') as id`);
-    handedToWorker = job.id !== null;
+  const answer: Record<string, unknown> = {};
+  if (body.tasks.includes("rollup")) {
+    const result = await rollUp(deps.sql, ctx.requestId, {
+      maxBuckets: body.max_buckets, budgetMs: body.budget_ms,
+      onRun: (r) => ctx.log.info("roll-up run", { ...r }),
+    });
+    let handedToWorker = false;
+    if (result.pending > 0 && !result.busy) {
+      const [job] = await withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" } }, (tx) => tx<{ id: string | null }[]>`
+        select app.enqueue_job('analytics.rollup', ${tx.json({ org_id: null, correlation_id: ctx.requestId })}::jsonb, 0, 0, 'analytics.rollup') as id`);
+      handedToWorker = job.id !== null;
+    }
+    Object.assign(answer, result, { handed_to_worker: handedToWorker });
   }
-  // Counters that cannot be read now are read by the next call: they stay in Redis for days.
-  const apiCalls = deps.redis
-    ? await copyApiCalls(deps.sql, deps.redis, ctx.requestId).catch((e) => {
-      ctx.log.warn("API call counts not copied", { error: String(e) });
-      return { error: "counters_unavailable" };
-    })
-    : null;
-  ctx.log.info("roll-up done", { trigger: body.type, ...result, handed_to_worker: handedToWorker, api_calls: apiCalls });
-  return Response.json({ ...result, handed_to_worker: handedToWorker, api_calls: apiCalls });
+  if (body.tasks.includes("api_calls")) {
+    // Counters that cannot be read now are read by the next call: they stay in Redis for days.
+    answer.api_calls = deps.redis
+      ? await copyApiCalls(deps.sql, deps.redis, ctx.requestId).catch((e) => {
+        ctx.log.warn("API call counts not copied", { error: String(e) });
+        return { error: "counters_unavailable" };
+      })
+      : null;
+  }
+  ctx.log.info("aggregation done", { trigger: body.type, tasks: body.tasks, ...answer });
+  return Response.json(answer);
 }
