@@ -39,8 +39,8 @@ select tests.authenticate_as('owner@bn.test');
 select is_empty($$ select 1 from public.analytics_events $$, 'another organization''s owner reads none of them');
 insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties) values ((select b from o), tests.user_id('owner@bn.test'), 'video.watched', now(), '{"video_id": "v", "seconds": 12.5}');
 reset role;
-select is((select count(*)::int from analytics.marks where org_id = (select a from o)), (select count(distinct (event_type, date_trunc('hour', occurred_at, 'UTC')))::int from public.analytics_events where org_id = (select a from o)),
-          'recording marks each touched hour once');
+select is((select sum(events)::int from analytics.rollup_pending where org_id = (select a from o)), (select count(*)::int from public.analytics_events where org_id = (select a from o)),
+          'recording partial figures for every event, in the inserting transaction');
 
 -- Roll-ups
 create temp view expected_hourly as
@@ -56,9 +56,9 @@ savepoint before_run;
 select app.rollup_analytics();
 rollback to before_run;
 select is((select count(*)::int from public.analytics_hourly where org_id in ((select a from o), (select b from o))), 0, 'a run that dies leaves no figures');
-select isnt((select count(*)::int from analytics.marks where org_id = (select a from o)), 0, 'and its marks are still there for the next');
+select isnt((select count(*)::int from analytics.rollup_pending where org_id = (select a from o)), 0, 'and its partials are still there for the next');
 select is((select busy from app.rollup_analytics()), false, 'a run');
-select is((select count(*)::int from analytics.marks where org_id in ((select a from o), (select b from o))), 0, 'takes every mark');
+select is((select count(*)::int from analytics.rollup_pending where org_id in ((select a from o), (select b from o))), 0, 'takes every partial');
 select set_eq($$ select org_id, event_type, bucket, events, users, coalesce((sums ->> 'score')::numeric, 0) from public.analytics_hourly where org_id in ((select a from o), (select b from o)) $$,
               $$ select * from expected_hourly where org_id in ((select a from o), (select b from o)) $$, 'hourly figures equal a GROUP BY over the events');
 select set_eq($$ select org_id, event_type, bucket, events, users from public.analytics_daily where org_id in ((select a from o), (select b from o)) $$,

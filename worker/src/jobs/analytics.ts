@@ -1,5 +1,5 @@
 // Backfills of analytics roll-ups that outgrow a function call: the same runs as the
-// analytics-aggregation function, until nothing is marked, with progress in the log.
+// analytics-aggregation function, until no partial figures wait, with progress in the log.
 import { z } from "zod";
 import { rollUp } from "../../../supabase/functions/_shared/analytics/aggregate.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";

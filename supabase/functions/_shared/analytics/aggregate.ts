@@ -1,5 +1,5 @@
 // Rolling up (the analytics-aggregation function, run by pg_cron every minute and callable on
-// demand by the service): app.rollup_analytics runs until nothing is marked or the time budget
+// demand by the service): app.rollup_analytics runs until no partial figures wait or the time budget
 // is spent; what is left after that (a backfill) goes to the worker's analytics.rollup job.
 // Another run in progress (busy) is not an error: that run or the next one does the work.
 // Each call also copies the day's API call counters from Redis into usage_daily (tasks).
