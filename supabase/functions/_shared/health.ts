@@ -6,6 +6,7 @@ import mqtt from "mqtt";
 import postgres from "postgres";
 import { Redis } from "@upstash/redis";
 import { z } from "zod";
+import { withTimeout } from "./timeout.ts";
 
 export const HealthConfig = z.object({
   SUPABASE_DB_URL: z.string().url(),
@@ -32,17 +33,11 @@ export interface HealthReport {
 
 async function timed(fn: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult> {
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs))),
-    ]);
+    await withTimeout(fn(), timeoutMs, "the check");
     return { ok: true, ms: Math.round(performance.now() - started) };
   } catch (e) {
     return { ok: false, ms: Math.round(performance.now() - started), error: e instanceof Error ? e.message : String(e) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -3,6 +3,7 @@
 // @upstash/ratelimit answers yes or no for a whole request, which would hold back a
 // 10,000-member batch entirely instead of sending what fits, hence these few lines.
 import type { Redis } from "@upstash/redis";
+import { withTimeout } from "./timeout.ts";
 
 export interface RateLimiter {
   /** How many of n the window for key still allows (0..n). */
@@ -13,17 +14,7 @@ export interface RateLimiter {
 
 /** A limiter that answers slower than timeoutMs counts as away (callers then hold deliveries back). */
 export function redisRateLimiter(redis: Redis, prefix = "rl", timeoutMs = 2000): RateLimiter {
-  const exec = async (p: ReturnType<Redis["pipeline"]>) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        p.exec(),
-        new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(`rate limiter did not answer in ${timeoutMs} ms`)), timeoutMs)),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  const exec = (p: ReturnType<Redis["pipeline"]>) => withTimeout(p.exec(), timeoutMs, "rate limiter");
   const windowKey = (key: string) => `${prefix}:${key}:${Math.floor(Date.now() / 60_000)}`;
   return {
     async take(key, n, perMinute) {

@@ -6,6 +6,7 @@ import { serveHandler } from "../_shared/http.ts";
 import { dispatchBatch } from "../_shared/notifications/dispatch.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
 import { redisFromEnv } from "../_shared/redis.ts";
+import { withTimeout } from "../_shared/timeout.ts";
 import { connectRealtime, type RealtimeClient } from "../_shared/realtime/client.ts";
 
 const env = loadEnv({
@@ -21,15 +22,7 @@ let realtime: RealtimeClient | null = null;
 async function publish(topic: string, envelope: Parameters<RealtimeClient["publish"]>[1]) {
   realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, maxReconnectMs: 2000, clientId: `notification-dispatch-${crypto.randomUUID().slice(0, 8)}` });
   const client = realtime;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      client.connected().then(() => client.publish(topic, envelope)),
-      new Promise((_, reject) => timer = setTimeout(() => reject(new Error("broker did not answer in 5 s")), 5000)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(client.connected().then(() => client.publish(topic, envelope)), 5000, "broker");
 }
 
 Deno.serve(serveHandler("notification-dispatch", (req, ctx) => dispatchBatch(req, ctx, { sql, publish, limiter })));

@@ -7,6 +7,7 @@ import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
 import { findPii, hasPii } from "../../../supabase/functions/_shared/files/pii.ts";
 import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
 import { connectRealtime, type RealtimeClient } from "../../../supabase/functions/_shared/realtime/client.ts";
+import { withTimeout } from "../../../supabase/functions/_shared/timeout.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { asService, inTenantContext } from "../tenant-context.ts";
 
@@ -80,10 +81,7 @@ function filesConfig() {
     if (!env.MQTT_URL || !env.MQTT_PASSWORD) return;
     realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, clientId: `worker-files-${process.pid}` });
     const client = realtime;
-    await Promise.race([
-      client.connected().then(() => client.publish(topic, envelope)),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("broker did not answer in 2 s")), 2000)),
-    ]);
+    await withTimeout(client.connected().then(() => client.publish(topic, envelope)), 2000, "broker");
   };
   config = { clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish };
   return config;

@@ -5,6 +5,7 @@
 // (app.record_api_calls), where the tier's daily limit is checked.
 import type { Redis } from "@upstash/redis";
 import { z } from "zod";
+import { withTimeout } from "../timeout.ts";
 
 export interface ApiCallCounter {
   count(orgId: string): Promise<void>;
@@ -14,14 +15,15 @@ const DAYS_KEPT = 3; // yesterday's counts are still copied just after midnight
 export const apiCallsKey = (day: string) => `usage:api_calls:${day}`;
 export const utcDay = (at: Date) => at.toISOString().slice(0, 10);
 
-export function redisApiCallCounter(redis: Redis): ApiCallCounter {
+/** A Redis slower than timeoutMs costs the figure a call (the request waits no longer for it). */
+export function redisApiCallCounter(redis: Redis, timeoutMs = 1000): ApiCallCounter {
   return {
     async count(orgId) {
       const key = apiCallsKey(utcDay(new Date()));
       const p = redis.pipeline();
       p.hincrby(key, orgId, 1);
       p.expire(key, DAYS_KEPT * 86400);
-      await p.exec();
+      await withTimeout(p.exec(), timeoutMs, "API call counter");
     },
   };
 }
