@@ -3,7 +3,7 @@
 // the admin RPCs, and the stack worker's queues, schedules, health and metrics. A worker with the
 // test registry (tests/fixtures/worker/jobs.ts, area `test`) runs in this process.
 import crypto from "node:crypto";
-import type postgres from "postgres";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { enqueue, EnqueueError, enqueueWith } from "../../worker/src/enqueue.ts";
@@ -14,13 +14,18 @@ import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { adminSql, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql(4);
+// Job rows are polled through a Postgres restart on a connection of their own that fetches no
+// array types: postgres.js runs that fetch first on every new connection, and a connection made
+// while Postgres shuts down loses it as an unhandled rejection (porsager/postgres#1192, #1223).
+// The polled columns hold no arrays.
+const poller = postgres(DB_URL, { max: 1, fetch_types: false, onnotice: () => {} });
 let worker: Worker;
 let orgA: string, orgB: string, owner: { id: string }, student: { id: string };
 const opts = { jobs: TEST_JOBS };
 
 async function jobRow(id: string) {
   // Polled through a Postgres restart: a dropped connection reads as "not yet".
-  const [row] = await admin`select id, name, state::text, retry_count, output, data, source_name, source_output, started_on, created_on, completed_on
+  const [row] = await poller`select id, name, state::text, retry_count, output, data, source_name, source_output, started_on, created_on, completed_on
                             from pgboss.job where id = ${id}`.catch((e) => {
     if (/CONNECTION_|ECONNREFUSED|57P01|terminating connection/.test(`${e.code} ${e.message}`)) return [];
     throw e;
@@ -52,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await admin.end({ timeout: 5 });
+  await poller.end({ timeout: 5 });
 });
 
 describe("enqueueing", () => {

@@ -3,9 +3,18 @@
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import { loadWorkerEnv } from "./env.ts";
 import { JOBS } from "./jobs/index.ts";
+import { isLostConnection } from "./process-errors.ts";
 import { startWorker } from "./worker.ts";
 
 const log = createLogger("worker");
+process.on("unhandledRejection", (e) => {
+  if (isLostConnection(e)) {
+    log.warn("database connection lost while opening; the pool reconnects", { error: String(e) });
+    return;
+  }
+  log.error("unhandled rejection", { error: String(e), stack: e instanceof Error ? e.stack : undefined });
+  process.exit(1);
+});
 try {
   const worker = await startWorker(loadWorkerEnv(), JOBS);
   for (const sig of ["SIGTERM", "SIGINT"] as const) {

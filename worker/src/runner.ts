@@ -9,6 +9,7 @@ import type { JobResult, JobWithMetadata, PgBoss } from "pg-boss";
 import type postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import type { Metrics } from "./metrics.ts";
+import { isLostConnection } from "./process-errors.ts";
 import type { JobDefinition } from "./registry.ts";
 import { asService } from "./tenant-context.ts";
 
@@ -75,10 +76,28 @@ export class OrganizationLiveness {
 /** Runs a fetched batch together. */
 export async function runBatch(def: JobDefinition, batch: JobWithMetadata<Record<string, unknown>>[], opts: RunnerOptions): Promise<JobResult[]> {
   const orgIds = [...new Set(batch.map((j) => j.data?.org_id).filter((id): id is string => typeof id === "string" && UUID.test(id)))];
+  // (bounded like a handler: a check stuck on a dead connection fails the batch, which is retried)
   const deleted = orgIds.length && !def.runsOnDeletedOrganization
-    ? await opts.liveness.deletedAmong(opts.sql, orgIds, batch[0].id)
+    ? await untilExpired(throughOutages(() => opts.liveness.deletedAmong(opts.sql, orgIds, batch[0].id), def.queue), def.options.expireInSeconds, batch[0].signal)
     : new Set<string>();
   return Promise.all(batch.map((job) => runOne(def, job, opts, deleted)));
+}
+
+/**
+ * Asks again while the database is briefly away (a restart or failover): a batch fetched just
+ * before it should run once Postgres is back, not fail while pg-boss cannot even record the
+ * failure. Other errors, and an outage longer than the job's time (untilExpired), fail the batch.
+ */
+async function throughOutages<T>(ask: () => Promise<T>, queue: string): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await ask();
+    } catch (e) {
+      if (!isLostConnection(e)) throw e;
+      if (attempt === 1) log.warn("database away during the organization check; asking again", { queue, error: String(e) });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -106,14 +125,14 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
 
   const started = performance.now();
   try {
-    const output = await def.handler({
+    const output = await untilExpired(def.handler({
       sql: opts.sql,
       log: jlog,
       job: { id: job.id, queue: def.queue, retryCount: job.retryCount, finalAttempt: job.retryCount >= job.retryLimit, signal: job.signal },
       supabase: opts.supabase ?? null,
       tenant: orgId ? { id: job.id, orgId, scopes: def.scopes, correlationId } : null,
       correlationId,
-    }, parsed.data);
+    }, parsed.data), def.options.expireInSeconds, job.signal);
     opts.metrics.duration.observe({ queue: def.queue }, (performance.now() - started) / 1000);
     jlog.info("job completed", { ms: +(performance.now() - started).toFixed(1) });
     return settle("completed", { id: job.id, status: "completed", output: output ?? null });
@@ -127,6 +146,26 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
     }
     return settle("failed", { id: job.id, status: "failed", output: { error: "handler_failed", message } });
   }
+}
+
+/**
+ * Waits for a handler, but no longer than its job's time (expireInSeconds, or job.signal, which
+ * pg-boss aborts when it gives up on the job first). The attempt then fails and pg-boss retries
+ * it: a handler stuck on a dead connection (postgres.js can leave a transaction's queued queries
+ * unsettled when its connection closes mid-way, porsager/postgres#1186) must not hold the job,
+ * or the loop that runs it, for good. The stuck promise is left behind; its connection is gone.
+ */
+function untilExpired<T>(work: Promise<T>, seconds: number, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const expired = () => reject(new Error(`the attempt ran past expireInSeconds (${seconds} s); it is retried`));
+    if (signal?.aborted) return expired();
+    const timer = setTimeout(expired, seconds * 1000);
+    signal?.addEventListener("abort", expired, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", expired);
+    });
+  });
 }
 
 /** The last attempt failed: the organization's job managers hear it, once per job. */
