@@ -1,6 +1,6 @@
 // Which unhandled rejections the worker survives: postgres.js's lost connections only.
 import { describe, expect, it } from "vitest";
-import { isLostConnection } from "../../worker/src/process-errors.ts";
+import { isLostConnection, isWriteAfterClose } from "../../worker/src/process-errors.ts";
 
 describe("isLostConnection", () => {
   it("is true for connections closed, refused or ended by a Postgres shutdown", () => {
@@ -13,5 +13,17 @@ describe("isLostConnection", () => {
     expect(isLostConnection(new Error("boom"))).toBe(false);
     expect(isLostConnection(null)).toBe(false);
     expect(isLostConnection("CONNECTION_CLOSED")).toBe(false);
+  });
+});
+
+describe("isWriteAfterClose", () => {
+  it("is postgres.js writing to a released socket, and nothing else", () => {
+    const e = new TypeError("Cannot read properties of null (reading 'write')");
+    e.stack = `${e.message}\n    at Immediate.nextWrite (/x/node_modules/postgres/src/connection.js:255:22)`;
+    expect(isWriteAfterClose(e)).toBe(true);
+    const other = new TypeError("Cannot read properties of null (reading 'write')");
+    other.stack = `${other.message}\n    at somewhere (/x/app.ts:1:1)`;
+    expect(isWriteAfterClose(other)).toBe(false);
+    expect(isWriteAfterClose(new Error("reading 'write'"))).toBe(false);
   });
 });

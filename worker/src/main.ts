@@ -3,7 +3,7 @@
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import { loadWorkerEnv } from "./env.ts";
 import { JOBS } from "./jobs/index.ts";
-import { isLostConnection } from "./process-errors.ts";
+import { isLostConnection, isWriteAfterClose } from "./process-errors.ts";
 import { startWorker } from "./worker.ts";
 
 const log = createLogger("worker");
@@ -13,6 +13,14 @@ process.on("unhandledRejection", (e) => {
     return;
   }
   log.error("unhandled rejection", { error: String(e), stack: e instanceof Error ? e.stack : undefined });
+  process.exit(1);
+});
+process.on("uncaughtException", (e) => {
+  if (isWriteAfterClose(e)) {
+    log.warn("database connection closed under a pending write; the pool reconnects", { error: String(e) });
+    return;
+  }
+  log.error("uncaught exception", { error: String(e), stack: e.stack });
   process.exit(1);
 });
 try {

@@ -9,6 +9,17 @@ const LOST_CONNECTION = new Set([
   "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
 ]);
 
+/**
+ * postgres.js writing to a socket its closed connection already released (connection.js
+ * nextWrite, after a restart): thrown from a timer, so uncaught; the connection is gone either way.
+ */
+export function isWriteAfterClose(e: unknown): boolean {
+  // (by shape, not instanceof: a test runner hands it over serialized)
+  const { name, message, stack } = (e ?? {}) as { name?: unknown; message?: unknown; stack?: unknown };
+  return name === "TypeError" && typeof message === "string" && message.includes("reading 'write'") &&
+    typeof stack === "string" && /postgres[\\/]src[\\/]connection\.js/.test(stack);
+}
+
 export function isLostConnection(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === "string" && LOST_CONNECTION.has(code);

@@ -95,7 +95,8 @@ async function throughOutages<T>(ask: () => Promise<T>, queue: string): Promise<
     } catch (e) {
       if (!isLostConnection(e)) throw e;
       if (attempt === 1) log.warn("database away during the organization check; asking again", { queue, error: String(e) });
-      await new Promise((r) => setTimeout(r, 250));
+      // (a restart takes about a second; asking more often only opens connections into it)
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
 }
