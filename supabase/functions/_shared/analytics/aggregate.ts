@@ -46,12 +46,12 @@ export async function rollUp(sql: postgres.Sql, correlationId: string, opts: { m
 }
 
 /**
- * Today's counts, and yesterday's during the first hour of a day (its last calls came after the
- * last copy before midnight). Returns how many organizations' figures changed, per day.
+ * Today's counts and yesterday's: its last calls came after the last copy before midnight, and
+ * copies may have failed for a while (copying again changes nothing, so yesterday costs one read).
+ * Returns how many organizations' figures changed, per day.
  */
 export async function copyApiCalls(sql: postgres.Sql, redis: Redis, correlationId: string, now = new Date()) {
-  const days = [utcDay(now)];
-  if (now.getUTCHours() === 0) days.push(utcDay(new Date(now.getTime() - 86400_000)));
+  const days = [utcDay(now), utcDay(new Date(now.getTime() - 86400_000))];
   const stored: Record<string, number> = {};
   for (const day of days) {
     const counts = await readApiCalls(redis, day);

@@ -11,7 +11,7 @@ export interface ApiCallCounter {
   count(orgId: string): Promise<void>;
 }
 
-const DAYS_KEPT = 3; // yesterday's counts are still copied just after midnight
+const DAYS_KEPT = 3; // every copy reads today's and yesterday's
 export const apiCallsKey = (day: string) => `usage:api_calls:${day}`;
 export const utcDay = (at: Date) => at.toISOString().slice(0, 10);
 
