@@ -34,6 +34,24 @@ async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
   if (taken.length) throw new StartError(`cannot start: ${taken.join("; ")}. Stop that process or free the port; nothing was started.`);
 }
 
+function historyMismatchMessage(missing: string[], onlySeed: boolean, running: string[]) {
+  const range = missing.length > 1 ? `${missing[0]} ... ${missing[missing.length - 1]}` : missing[0];
+  const head = [
+    `the local database was built from ${missing.length} migration(s) that supabase/migrations no longer has (${range}):`,
+    "the history was rewritten (the release baseline folds the first migrations into one per concern), and",
+    "`supabase migration up` refuses a database whose history it does not know.",
+  ];
+  if (onlySeed) {
+    return [...head, `It holds only seed data, but the stack is running on it (${running.join(", ")}). Rebuild it with:`, "",
+      "    npm stop && npm start"].join("\n");
+  }
+  return [...head,
+    "It holds data beyond the seed, so it was left as it is. To build it again from the current migrations",
+    "(its data is lost; the seed is loaded again):", "",
+    "    npm stop && rm -rf .stack/postgres && npm start", "",
+    `To keep some of it, dump it first: pg_dump --data-only --schema=public ${DB_URL} > local-data.sql`].join("\n");
+}
+
 async function start() {
   fs.mkdirSync(STATE, { recursive: true });
   const secrets = await ensureSecrets();
@@ -55,14 +73,31 @@ async function start() {
       startedHere.push("postgres");
       log.info("postgres started", { port: PORTS.postgres });
     }
-    const n = pg.applyBaseline();
+    let n = pg.applyBaseline();
+    const foreign = pg.appliedMigrationsMissingLocally();
+    if (foreign.length) {
+      // Built from a migration history this checkout no longer has (the release baseline folded
+      // the first 28 migrations): the CLI refuses it, and its data cannot be carried over.
+      const running = all.filter((s) => readPid(s.name)).map((s) => s.name);
+      const onlySeed = pg.holdsOnlySeedUsers();
+      if (!onlySeed || running.length) throw new StartError(historyMismatchMessage(foreign, onlySeed, running));
+      log.info("rebuilding the local database: it was built from an older migration history and holds only seed data", {
+        missing: foreign.length,
+      });
+      pg.removeCluster();
+      pg.initCluster();
+      pg.startPostgres();
+      if (!startedHere.includes("postgres")) startedHere.push("postgres");
+      n = pg.applyBaseline();
+      fresh = true;
+    }
     pg.setLoginPassword("authenticator", secrets.authenticatorPassword);
     log.info("platform baseline applied", { files: n });
     try {
       const out = pg.applyMigrations().output;
       // The migration creates mqtt_broker without LOGIN: where a broker runs, it gets one.
       pg.setLoginPassword("mqtt_broker", secrets.mqttBrokerDbPassword);
-      // What pg_net calls to functions need (migration 20261122001600): the API URL and the service key.
+      // What pg_net calls to functions need (app.call_function): the API URL and the service key.
       pg.setVaultSecret("project_url", `http://${HOST}:${PORTS.gateway}`);
       pg.setVaultSecret("service_role_key", secrets.serviceRoleKey);
       log.info("migrations applied", { output: out.trim().split("\n")[0] });

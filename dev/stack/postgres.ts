@@ -121,10 +121,10 @@ export function setVaultSecret(name: string, value: string) {
 }
 
 /** Applies supabase/migrations with the supabase CLI, exactly as against a hosted project. */
-export function applyMigrations(): { ok: true; output: string } {
-  const r = spawnSync("supabase", ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", ROOT], {
+export function applyMigrations(workdir = ROOT): { ok: true; output: string } {
+  const r = spawnSync("supabase", ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", workdir], {
     encoding: "utf8",
-    cwd: ROOT,
+    cwd: workdir,
     env: { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
   });
   const output = `${r.stdout}${r.stderr}`;
@@ -137,4 +137,29 @@ export class MigrationError extends Error {}
 export function loadSeed() {
   const seed = path.join(paths.supabase, "seed.sql");
   if (fs.existsSync(seed)) psqlFile(seed);
+}
+
+/** Versions the database has applied that supabase/migrations no longer has (a rewritten history,
+ * such as the release-baseline fold): `supabase migration up` refuses such a database. */
+export function appliedMigrationsMissingLocally(): string[] {
+  if (psql(`select to_regclass('supabase_migrations.schema_migrations') is null`) === "t") return [];
+  const applied = psql(`select string_agg(version, ' ' order by version) from supabase_migrations.schema_migrations`)
+    .split(" ").filter(Boolean);
+  const local = new Set(fs.readdirSync(path.join(paths.supabase, "migrations")).map((f) => f.split("_")[0]));
+  return applied.filter((v) => !local.has(v));
+}
+
+/** True when every user in the database is one the seed makes: nothing of anyone's would be lost
+ * by building the database again. */
+export function holdsOnlySeedUsers(): boolean {
+  const seed = path.join(paths.supabase, "seed.sql");
+  const emails = fs.existsSync(seed) ? [...fs.readFileSync(seed, "utf8").matchAll(/'([^'\s]+@[^'\s]+)'/g)].map((m) => m[1]) : [];
+  const list = emails.map((e) => `'${e.replaceAll("'", "''")}'`).join(", ") || "null";
+  return psql(`select count(*) from auth.users where email is null or email not in (${list})`) === "0";
+}
+
+/** Removes the cluster's data folder (the database and everything in it). */
+export function removeCluster() {
+  stopPostgres();
+  fs.rmSync(PG_DATA, { recursive: true, force: true });
 }

@@ -1,5 +1,5 @@
 // Settles uploaded files: called with a database webhook's payload for each new object in the
-// `files` bucket (the trigger and the sweep of migration 20261122001600), by the service only;
+// `files` bucket (the trigger and the sweep of migration 20261201001400), by the service only;
 // files over FILES_LARGE_FILE_BYTES go to the worker.
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";

@@ -1,7 +1,7 @@
 -- Exercises and their teams: the live sessions a teacher runs, whose control and team feeds travel
 -- over MQTT (org/{org}/exercise/{exercise}/control, .../team/{team}/feeds/{type}). Members see their
 -- organization's exercises and teams; holders of exercises.control create and run them and put
--- members into teams. The broker's ACL (next migration) reads these tables.
+-- members into teams. The broker's policy (20261201001100) reads these tables.
 
 create table public.exercises (
   id uuid primary key default gen_random_uuid(),

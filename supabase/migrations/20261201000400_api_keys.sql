@@ -1,29 +1,6 @@
--- API keys for machine clients. A key belongs to one organization, carries a set of permission
--- scopes, may expire, can be revoked, and is shown once: only its SHA-256 is stored (a random
--- 192-bit secret needs no slow hash). A request made with a key runs as `authenticated` with the
--- claim `api_key_id` and no `sub`; the helpers below then answer from the key's scopes, looked up
--- live, so revoking a key cuts access at its next request.
-
-create table public.api_keys (
-  id uuid primary key default gen_random_uuid(),
-  org_id uuid not null references public.organizations (id) on delete cascade,
-  name text not null check (length(btrim(name)) between 1 and 100),
-  key_prefix text not null check (key_prefix ~ '^sk_[A-Za-z0-9_-]{8}$'),
-  key_hash bytea not null unique check (length(key_hash) = 32),
-  scopes text[] not null check (cardinality(scopes) between 1 and 64),
-  expires_at timestamptz,
-  last_used_at timestamptz,
-  revoked_at timestamptz,
-  revoked_by uuid references auth.users (id) on delete set null,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  created_by uuid references auth.users (id) on delete set null,
-  updated_by uuid references auth.users (id) on delete set null
-);
-create index api_keys_org_idx on public.api_keys (org_id, created_at desc);
-
-create trigger stamp_row before insert or update on public.api_keys
-  for each row execute function app.stamp_row();
+-- API keys: scopes checked against the permission catalog, visible to key managers without their
+-- hash, created with scopes the creator holds and shown once, revoked, and verified by servers
+-- that receive one (functions, the MQTT broker). The table is in the tenancy core (20261201000100).
 
 -- Scopes are permission keys; arrays cannot carry foreign keys, so a trigger checks them.
 create function app.check_api_key_scopes() returns trigger
@@ -45,56 +22,6 @@ create trigger check_scopes before insert or update of scopes on public.api_keys
   for each row execute function app.check_api_key_scopes();
 
 -- ---------------------------------------------------------------------------------------------
--- The caller: a signed-in user (auth.uid()) or, without one, a live API key named in the claims.
-create function app.current_api_key_id() returns uuid
-language sql stable security definer set search_path = ''
-as $$
-  select k.id
-  from public.api_keys k
-  join public.organizations o on o.id = k.org_id and o.deleted_at is null
-  where (select auth.uid()) is null
-    and k.id = nullif((select auth.jwt()) ->> 'api_key_id', '')::uuid
-    and k.revoked_at is null
-    and (k.expires_at is null or k.expires_at > now())
-$$;
-
-create function app.caller_permissions(org uuid) returns text[]
-language sql stable security definer set search_path = ''
-as $$
-  select case
-    when (select auth.uid()) is not null then app.permissions_of(org, (select auth.uid()))
-    else coalesce((select k.scopes from public.api_keys k where k.id = app.current_api_key_id() and k.org_id = org), '{}')
-  end
-$$;
-
-create or replace function app.user_org_ids() returns setof uuid
-language sql stable security definer set search_path = ''
-as $$
-  select m.org_id
-  from public.organization_members m
-  join public.organizations o on o.id = m.org_id and o.deleted_at is null
-  where m.user_id = (select auth.uid())
-  union all
-  select k.org_id from public.api_keys k where k.id = app.current_api_key_id()
-$$;
-
-create or replace function app.has_permission(org uuid, permission text) returns boolean
-language sql stable security definer set search_path = ''
-as $$
-  select has_permission.permission = any (app.caller_permissions(org))
-$$;
-
-create or replace function app.org_ids_with_permission(permission text) returns setof uuid
-language sql stable security definer set search_path = ''
-as $$
-  select org_id from app.user_org_ids() as org_id
-  where org_ids_with_permission.permission = any (app.caller_permissions(org_id))
-$$;
-
-revoke all on function app.current_api_key_id(), app.caller_permissions(uuid) from public;
-grant execute on function app.current_api_key_id(), app.caller_permissions(uuid) to authenticated, service_role;
-
--- ---------------------------------------------------------------------------------------------
 alter table public.api_keys enable row level security;
 revoke all on public.api_keys from anon, authenticated;
 -- The hash never leaves the database.
@@ -102,7 +29,7 @@ grant select (id, org_id, name, key_prefix, scopes, expires_at, last_used_at, re
               created_at, updated_at, created_by, updated_by) on public.api_keys to authenticated;
 
 create policy "key managers see their organization's keys" on public.api_keys
-  for select to authenticated using (org_id in (select app.org_ids_with_permission('api_keys.manage')));
+  for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('api_keys.manage'))));
 
 -- ---------------------------------------------------------------------------------------------
 -- RPCs

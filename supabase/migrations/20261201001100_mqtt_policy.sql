@@ -3,7 +3,7 @@
 -- the role mqtt_broker, for everything that needs tenancy data; it caches the answers and drops
 -- its cache when a NOTIFY on channel `mqtt_acl` says the data behind them changed.
 --
--- Topics (shared/ARCHITECTURE.md):
+-- Topics (docs/architecture.md):
 --   system/health                                          service writes; every client reads
 --   org/{org}/events                                       members read; service writes
 --   org/{org}/users/{user}/notifications                   that user reads; service writes

@@ -1,36 +1,17 @@
 -- File processing: a new object in the `files` bucket calls the file-processing function (the
--- payload of a database webhook, sent with pg_net after commit), and a sweep every minute retries
--- what is due, puts back what hangs in `scanning`, and fails uploads that never arrived, so no file
--- stays unsettled and no reservation leaks.
---
--- The function's address and the key to call it with come from Vault, as Supabase recommends for
--- pg_net calls: secrets `project_url` (https://<ref>.supabase.co) and `service_role_key`. The local
--- stack sets both at start; on a hosted project, create them once (docs/files.md).
-
-create function app.vault_secret(secret_name text) returns text
-language sql stable security definer set search_path = ''
-as $$ select decrypted_secret from vault.decrypted_secrets where name = secret_name order by created_at desc limit 1 $$;
-revoke all on function app.vault_secret(text) from public;
+-- payload of a database webhook, through app.call_function after commit), and a sweep every minute
+-- retries what is due, puts back what hangs in `scanning`, and fails uploads that never arrived,
+-- so no file stays unsettled and no reservation leaks. Thumbnails and extracted text are written
+-- by the worker's jobs.
 
 -- Sends one object to the file-processing function; false (and a warning) when Vault lacks the
 -- address or key, in which case the sweep sends it once they exist.
 create function app.request_file_processing(object_record jsonb) returns boolean
 language plpgsql volatile security definer set search_path = ''
 as $$
-declare
-  base text := app.vault_secret('project_url');
-  key text := app.vault_secret('service_role_key');
 begin
-  if base is null or key is null then
-    raise warning 'vault secrets project_url and service_role_key are needed to process files';
-    return false;
-  end if;
-  perform net.http_post(
-    url := rtrim(base, '/') || '/functions/v1/file-processing',
-    body := jsonb_build_object('type', 'INSERT', 'table', 'objects', 'schema', 'storage', 'record', object_record, 'old_record', null),
-    headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || key),
-    timeout_milliseconds := 120000);
-  return true;
+  return app.call_function('file-processing',
+    jsonb_build_object('type', 'INSERT', 'table', 'objects', 'schema', 'storage', 'record', object_record, 'old_record', null));
 end
 $$;
 revoke all on function app.request_file_processing(jsonb) from public;
@@ -107,5 +88,28 @@ grant execute on function app.may_read_thumbnail(text) to authenticated;
 create policy "members read thumbnails of files they may read" on storage.objects
   for select to authenticated using (bucket_id = 'thumbnails' and app.may_read_thumbnail(name));
 
-alter table public.files add column scan_started_at timestamptz;
-alter table public.files add column thumbnail_path text check (thumbnail_path ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.webp$');
+-- ---------------------------------------------------------------------------------------------
+-- Text extracted from files (PDF and text files, by the worker's files.extract-text job), for
+-- search: readable by whoever may read the file, written by the service only. The content is kept
+-- out of the audit log (it may hold personal data; contains_pii on the file says so).
+create table public.file_texts (
+  file_id uuid primary key,
+  org_id uuid not null,
+  content text not null check (length(content) <= 1000000),
+  truncated boolean not null default false,
+  search tsvector generated always as (to_tsvector('simple', content)) stored,
+  extracted_at timestamptz not null default now(),
+  foreign key (org_id, file_id) references public.files (org_id, id) on delete cascade
+);
+create index file_texts_org_idx on public.file_texts (org_id);
+create index file_texts_search_idx on public.file_texts using gin (search);
+select app.enable_audit('public.file_texts', 'org_id', '{file_id}', '{content,search}');
+
+alter table public.file_texts enable row level security;
+revoke all on public.file_texts from anon, authenticated;
+grant select on public.file_texts to authenticated;
+create policy "readers see the text of files they may read" on public.file_texts
+  for select to authenticated
+  using (org_id = any (array(select app.user_org_ids()))
+         and exists (select 1 from public.files f where f.id = file_id and f.deleted_at is null and f.status = 'clean'
+                     and app.file_access(f, 'read')));

@@ -1,3 +1,57 @@
+-- The auth server's hooks, as Postgres functions it calls as supabase_auth_admin (configured in
+-- config.toml [auth.hook.*] locally, in the dashboard on a hosted project).
+
+-- ---------------------------------------------------------------------------------------------
+-- Custom access token hook (hosted contract: event jsonb -> jsonb), run by GoTrue as
+-- supabase_auth_admin. Adds org_id, org_role and permissions for the active organization;
+-- null when the user has none or is no longer a member of it.
+create function public.custom_access_token_hook(event jsonb) returns jsonb
+language plpgsql stable set search_path = ''
+as $$
+declare
+  uid uuid := (event ->> 'user_id')::uuid;
+  claims jsonb := coalesce(event -> 'claims', '{}'::jsonb);
+  active uuid;
+  member_role public.org_role;
+begin
+  select a.org_id, m.role into active, member_role
+  from public.user_active_org a
+  join public.organization_members m on m.org_id = a.org_id and m.user_id = a.user_id
+  join public.organizations o on o.id = a.org_id and o.deleted_at is null
+  where a.user_id = uid;
+
+  if active is null then
+    -- No chosen organization: fall back to the oldest membership, so a new member's first token works.
+    select m.org_id, m.role into active, member_role
+    from public.organization_members m
+    join public.organizations o on o.id = m.org_id and o.deleted_at is null
+    where m.user_id = uid
+    order by m.created_at, m.org_id
+    limit 1;
+  end if;
+
+  claims := claims || jsonb_build_object(
+    'org_id', active,
+    'org_role', member_role,
+    'permissions', case when active is null then null else to_jsonb(app.permissions_of(active, uid)) end);
+  return jsonb_build_object('claims', claims);
+end
+$$;
+
+grant usage on schema public to supabase_auth_admin;
+grant execute on function public.custom_access_token_hook(jsonb) to supabase_auth_admin;
+revoke execute on function public.custom_access_token_hook(jsonb) from authenticated, anon, public;
+grant select on public.user_active_org, public.organization_members, public.organizations to supabase_auth_admin;
+create policy "the auth server reads active organizations" on public.user_active_org
+  for select to supabase_auth_admin using (true);
+create policy "the auth server reads memberships" on public.organization_members
+  for select to supabase_auth_admin using (true);
+create policy "the auth server reads organizations" on public.organizations
+  for select to supabase_auth_admin using (true);
+-- Hosted default privileges had granted it to service_role too.
+revoke execute on function public.custom_access_token_hook(jsonb) from service_role;
+
+-- ---------------------------------------------------------------------------------------------
 -- Password verification attempt hook (hosted contract: event {user_id, valid} -> {decision,
 -- message, should_logout_user}), run by the auth server as supabase_auth_admin after each
 -- password check. After `max_failures` failed attempts within `window`, the account is locked
@@ -73,5 +127,3 @@ $$;
 
 grant execute on function public.hook_password_verification_attempt(jsonb) to supabase_auth_admin;
 revoke execute on function public.hook_password_verification_attempt(jsonb) from authenticated, anon, service_role, public;
--- The access token hook too: hosted default privileges had granted it to service_role.
-revoke execute on function public.custom_access_token_hook(jsonb) from service_role;

@@ -1,17 +1,39 @@
--- API calls per organization per day. The functions count every request whose access token names
--- an active organization, in Redis (a hash a day); the analytics-aggregation function copies the
--- day's counts here through app.record_api_calls every few minutes, and the tier's daily limit is
--- checked with the other limits. The limit checks move into app.check_usage_limits so that
--- both the hourly tracking and each copy of the counts run them.
--- Errors: UG001 counts that are not {"<organization id>": <calls>}.
+-- Usage per organization per day, against the tier's limits: members, active users (who sent
+-- events that day), storage, analytics events, jobs, API calls and MQTT messages. Most figures are
+-- tracked hourly by pg_cron (app.track_usage). API calls are counted by the functions in Redis (a
+-- hash a day, for requests whose token names an active organization) and copied here every few
+-- minutes by the analytics-aggregation function (app.record_api_calls); MQTT messages are counted
+-- by the broker's plugin per organization topic and handed over every minute
+-- (mqtt.record_messages). Passing 80 % or 100 % of a limit notifies whoever manages the
+-- organization's settings, once per metric, level and day (app.check_usage_limits).
+-- API calls and MQTT messages of days before counting began stay null: not counted, not zero.
+-- Errors: UG001 counts that are not {"<organization id>": <whole number >= 0>}, or a day out of range.
 
-alter table public.subscription_tiers
-  add column api_calls_per_day bigint not null default 10000 check (api_calls_per_day > 0);
-update public.subscription_tiers set api_calls_per_day =
-  case tier when 'free' then 10000 when 'basic' then 100000 when 'professional' then 1000000 else 10000000 end;
+create table public.usage_daily (
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  day date not null,
+  members integer not null default 0,
+  active_users integer not null default 0,
+  storage_bytes bigint not null default 0,
+  events bigint not null default 0,
+  jobs bigint not null default 0,
+  api_calls bigint default 0,
+  mqtt_messages bigint default 0,
+  updated_at timestamptz not null default now(),
+  primary key (org_id, day)
+);
+alter table public.usage_daily enable row level security;
+revoke all on public.usage_daily from anon, authenticated;
+grant select on public.usage_daily to authenticated, service_role;
+create policy "analytics readers read their organization's usage" on public.usage_daily
+  for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('analytics.read'))));
 
--- Days from now on are counted (0 until the first call); earlier days stay null: not counted.
-alter table public.usage_daily alter column api_calls set default 0;
+insert into public.notification_types (key, description, default_channels, default_priority) values
+  ('usage.warning', 'Usage passed 80 % of a plan limit', '{mqtt,email}', 'high'),
+  ('usage.limit', 'Usage reached a plan limit', '{mqtt,email}', 'high');
+insert into public.notification_templates (org_id, type, locale, subject, body)
+select null, key, 'en', '{{title}}', e'{{body}}\n\n— sent by your school''s workspace' from public.notification_types
+where key in ('usage.warning', 'usage.limit');
 
 -- The day's usage against the limits: passing 80 % or 100 % notifies whoever manages the
 -- organization's settings, once per metric, level and day (the notification's dedupe key).
@@ -45,8 +67,9 @@ end
 $$;
 revoke all on function app.check_usage_limits(date) from public;
 
--- As before (20261123000500), with the limit checks in their own function.
-create or replace function app.track_usage(for_day date default current_date) returns integer
+-- The day's usage of every live organization (upserted: runs during the day refine it), then the
+-- limits checked. Returns how many organizations were tracked.
+create function app.track_usage(for_day date default current_date) returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
@@ -81,6 +104,27 @@ begin
   return tracked;
 end
 $$;
+revoke all on function app.track_usage(date) from public;
+grant execute on function app.track_usage(date) to service_role;
+
+-- Counts per organization, as the usage counters hand them over: {"<org id>": <whole number ≥ 0>}.
+create function app.are_organization_counts(counts jsonb) returns boolean
+language sql immutable set search_path = ''
+as $$
+  -- (case, not and: jsonb_each of a non-object raises instead of answering false)
+  select case when jsonb_typeof(counts) = 'object' then not exists (
+    select 1 from jsonb_each(counts) c
+    where c.key !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+       or case when jsonb_typeof(c.value) = 'number' then c.value::numeric < 0 or c.value::numeric <> trunc(c.value::numeric) else true end)
+  else false end
+$$;
+
+-- The counts of organizations that exist and are not deleted (the others are skipped).
+create function app.live_organization_counts(counts jsonb) returns table (org_id uuid, n bigint)
+language sql stable set search_path = ''
+as $$
+  select o.id, c.value::bigint from jsonb_each(counts) c join public.organizations o on o.id = c.key::uuid and o.deleted_at is null
+$$;
 
 -- A day's API call counts, { "<org id>": calls }, as read from the counters: they only grow
 -- during a day, so the larger of the stored and the given figure is kept, and copying the same
@@ -92,10 +136,7 @@ as $$
 declare
   stored integer;
 begin
-  if jsonb_typeof(counts) is distinct from 'object' or exists (
-       select 1 from jsonb_each(counts) c
-       where c.key !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-          or jsonb_typeof(c.value) <> 'number' or c.value::numeric < 0 or c.value::numeric <> trunc(c.value::numeric)) then
+  if not coalesce(app.are_organization_counts(counts), false) then
     raise exception 'API call counts must be {"<organization id>": <calls>} with whole, non-negative numbers' using errcode = 'UG001';
   end if;
   if for_day is null or for_day > current_date + 1 or for_day < current_date - 7 then
@@ -103,9 +144,8 @@ begin
   end if;
 
   insert into public.usage_daily as u (org_id, day, api_calls)
-  select o.id, for_day, c.value::bigint
-  from jsonb_each(counts) c join public.organizations o on o.id = c.key::uuid and o.deleted_at is null
-  order by o.id -- one lock order for concurrent copies
+  select c.org_id, for_day, c.n from app.live_organization_counts(counts) c
+  order by c.org_id -- one lock order for concurrent copies
   on conflict (org_id, day) do update
     set api_calls = greatest(coalesce(u.api_calls, 0), excluded.api_calls), updated_at = now()
     where u.api_calls is distinct from greatest(coalesce(u.api_calls, 0), excluded.api_calls);
@@ -120,7 +160,31 @@ $$;
 revoke all on function app.record_api_calls(date, jsonb) from public;
 grant execute on function app.record_api_calls(date, jsonb) to service_role;
 
-create or replace function public.usage_versus_limits(org_id uuid, for_day date default current_date)
+-- Messages published since the broker's last hand-over, added to today's figures. Unknown and
+-- deleted organizations are skipped. Returns how many organizations' figures grew.
+create function mqtt.record_messages(counts jsonb) returns integer
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  stored integer;
+begin
+  if not coalesce(app.are_organization_counts(counts), false) then
+    raise exception 'message counts must be {"<organization id>": <messages>} with whole, non-negative numbers' using errcode = 'UG001';
+  end if;
+  insert into public.usage_daily as u (org_id, day, mqtt_messages)
+  select c.org_id, current_date, c.n from app.live_organization_counts(counts) c where c.n > 0
+  order by c.org_id
+  on conflict (org_id, day) do update
+    set mqtt_messages = coalesce(u.mqtt_messages, 0) + excluded.mqtt_messages, updated_at = now();
+  get diagnostics stored = row_count;
+  return stored;
+end
+$$;
+revoke all on function mqtt.record_messages(jsonb) from public;
+grant execute on function mqtt.record_messages(jsonb) to mqtt_broker;
+
+-- Today's usage against the tier's limits, for dashboards (members with analytics.read).
+create function public.usage_versus_limits(org_id uuid, for_day date default current_date)
 returns table (metric text, used bigint, limit_value bigint, percent numeric)
 language plpgsql stable security invoker set search_path = ''
 as $$
@@ -133,11 +197,16 @@ begin
   join public.subscription_tiers t on t.tier = o.tier
   cross join lateral (values ('members', u.members::bigint, t.max_members::bigint), ('storage_bytes', u.storage_bytes, t.storage_bytes),
                              ('events', u.events, t.events_per_day), ('api_calls', u.api_calls, t.api_calls_per_day),
-                             ('active_users', u.active_users::bigint, null::bigint), ('jobs', u.jobs, null::bigint)) v(metric, used, limit_value)
+                             ('active_users', u.active_users::bigint, null::bigint), ('jobs', u.jobs, null::bigint),
+                             ('mqtt_messages', u.mqtt_messages, null::bigint)) v(metric, used, limit_value)
   where u.org_id = usage_versus_limits.org_id and u.day = for_day;
 end
 $$;
+revoke all on function public.usage_versus_limits(uuid, date) from public, anon;
+grant execute on function public.usage_versus_limits(uuid, date) to authenticated;
 
--- The counters are copied every five minutes, whether or not events wait for a roll-up (this
--- schedule copies them only; the roll-up schedule does both).
+-- ---------------------------------------------------------------------------------------------
+-- Schedules (pg_cron): usage hourly; the API call counters every five minutes, whether or not
+-- events wait for a roll-up (this schedule copies them only; the roll-up schedule does both).
+select cron.schedule('usage-tracking', '23 * * * *', 'select app.track_usage()');
 select cron.schedule('usage-api-calls', '*/5 * * * *', $$select app.call_function('analytics-aggregation', '{"type": "SCHEDULE", "tasks": ["api_calls"]}'::jsonb)$$);

@@ -1,6 +1,9 @@
--- Tenancy core: subscription tiers, organizations, memberships with one role each, a permission
--- catalog with role defaults and per-member grants/revokes, and the helpers policies use.
--- Errors raised here use stable SQLSTATEs documented in docs/errors.md (class TN).
+-- Tenancy core: subscription tiers and their limits, organizations, memberships with one role
+-- each, the permission catalog with role defaults and per-member grants/revokes, each user's
+-- active organization, and API keys (an organization's machine principals). The helpers that
+-- answer "who is calling and what may they do" come next (20261201000200); the rules and RPCs of
+-- these tables after them.
+-- Errors raised by the tenancy migrations use stable SQLSTATEs documented in docs/errors.md (class TN).
 
 create schema if not exists app;
 comment on schema app is 'Helpers for policies and RPCs; not exposed through the API.';
@@ -10,21 +13,28 @@ create type public.org_role as enum ('owner', 'admin', 'teacher', 'student');
 create type public.subscription_tier as enum ('free', 'basic', 'professional', 'enterprise', 'education');
 
 -- ---------------------------------------------------------------------------------------------
--- Tiers and their limits (read by everyone signed in; changed by migrations only).
+-- Tiers and their limits (read by everyone signed in; changed by migrations only). Members,
+-- storage and file size (tenancy, files), notifications per minute (notification-dispatch),
+-- analytics retention, events per minute and per day (analytics-ingest), API calls per day (usage).
 create table public.subscription_tiers (
   tier public.subscription_tier primary key,
   max_members integer not null check (max_members > 0),
   storage_bytes bigint not null check (storage_bytes >= 0),
   max_file_size_bytes bigint not null check (max_file_size_bytes > 0),
   api_requests_per_minute integer not null check (api_requests_per_minute > 0),
-  retention_days integer not null check (retention_days > 0)
+  retention_days integer not null check (retention_days > 0),
+  notifications_per_minute integer not null default 600 check (notifications_per_minute > 0),
+  analytics_retention_days integer not null default 30 check (analytics_retention_days between 1 and 3650),
+  events_per_minute integer not null default 600 check (events_per_minute > 0),
+  events_per_day bigint not null default 100000 check (events_per_day > 0),
+  api_calls_per_day bigint not null default 10000 check (api_calls_per_day > 0)
 );
 insert into public.subscription_tiers values
-  ('free',          5,        1073741824,   10485760,    60,   30),
-  ('basic',         25,       10737418240,  52428800,    300,  90),
-  ('professional',  100,      107374182400, 104857600,   1200, 365),
-  ('enterprise',    10000,    1099511627776, 524288000,  6000, 730),
-  ('education',     2000,     214748364800, 104857600,   3000, 365);
+  ('free',          5,        1073741824,   10485760,    60,   30,    600, 30,    600,    100000,    10000),
+  ('basic',         25,       10737418240,  52428800,    300,  90,   3000, 90,   3000,   1000000,   100000),
+  ('professional',  100,      107374182400, 104857600,   1200, 365, 12000, 365, 12000,  10000000,  1000000),
+  ('enterprise',    10000,    1099511627776, 524288000,  6000, 730, 60000, 730, 60000, 100000000, 10000000),
+  ('education',     2000,     214748364800, 104857600,   3000, 365, 60000, 730, 60000, 100000000, 10000000);
 alter table public.subscription_tiers enable row level security;
 create policy "signed-in users read the tier catalog" on public.subscription_tiers
   for select to authenticated using (true);
@@ -74,7 +84,9 @@ insert into public.permissions (key, description) values
   ('audit.read',       'Read the organization''s audit log'),
   ('api_keys.manage',  'Create and revoke API keys'),
   ('notifications.send', 'Send notifications to members'),
-  ('exercises.control', 'Run exercises (control topics)');
+  ('exercises.control', 'Run exercises (control topics)'),
+  ('jobs.manage',      'See, retry and cancel the organization''s background jobs'),
+  ('data.export',      'Export the organization''s data and download the archives');
 
 create table public.role_permissions (
   role public.org_role not null,
@@ -110,3 +122,53 @@ create table public.user_active_org (
   updated_at timestamptz not null default now()
 );
 create index user_active_org_org_idx on public.user_active_org (org_id);
+
+-- API keys for machine clients. A key belongs to one organization, carries a set of permission
+-- scopes, may expire, can be revoked, and is shown once: only its SHA-256 is stored (a random
+-- 192-bit secret needs no slow hash). A request made with a key runs as `authenticated` with the
+-- claim `api_key_id` and no `sub`; the policy helpers then answer from the key's scopes, looked
+-- up live, so revoking a key cuts access at its next request. (Its MQTT topics are added by the
+-- broker's policy, 20261201001000.)
+create table public.api_keys (
+  id uuid primary key default gen_random_uuid(),
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null check (length(btrim(name)) between 1 and 100),
+  key_prefix text not null check (key_prefix ~ '^sk_[A-Za-z0-9_-]{8}$'),
+  key_hash bytea not null unique check (length(key_hash) = 32),
+  scopes text[] not null check (cardinality(scopes) between 1 and 64),
+  expires_at timestamptz,
+  last_used_at timestamptz,
+  revoked_at timestamptz,
+  revoked_by uuid references auth.users (id) on delete set null,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  created_by uuid references auth.users (id) on delete set null,
+  updated_by uuid references auth.users (id) on delete set null
+);
+create index api_keys_org_idx on public.api_keys (org_id, created_at desc);
+
+-- ---------------------------------------------------------------------------------------------
+-- Who and when are set by the database, never by clients.
+create function app.stamp_row() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  if tg_op = 'INSERT' then
+    new.created_at := now();
+    new.created_by := (select auth.uid());
+  else
+    new.created_at := old.created_at;
+    new.created_by := old.created_by;
+  end if;
+  new.updated_at := now();
+  new.updated_by := (select auth.uid());
+  return new;
+end
+$$;
+
+create trigger stamp_row before insert or update on public.organizations
+  for each row execute function app.stamp_row();
+create trigger stamp_row before insert or update on public.organization_members
+  for each row execute function app.stamp_row();
+create trigger stamp_row before insert or update on public.api_keys
+  for each row execute function app.stamp_row();

@@ -2,10 +2,6 @@
 -- the tenant.export job. Members holding data.export request one (RPC), follow its progress, and
 -- download it through a signed URL; only the export job itself updates an export's progress.
 
-insert into public.permissions (key, description) values
-  ('data.export', 'Export the organization''s data and download the archives');
-insert into public.role_permissions (role, permission) values ('owner', 'data.export'), ('admin', 'data.export');
-
 insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)
 values ('exports', 'exports', false, 524288000, array['application/json'])
 on conflict (id) do nothing;

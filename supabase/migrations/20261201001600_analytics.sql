@@ -1,28 +1,29 @@
 -- Analytics: events from browser apps in an append-only table partitioned by day, rolled up into
--- hourly and daily tables per organization and event type, and usage per organization per day
--- against the tier's limits. Members holding analytics.read read their organization's figures.
+-- hourly and daily tables per organization and event type. Members holding analytics.read read
+-- their organization's figures. The tier's limits (retention, events per minute and per day) are
+-- in public.subscription_tiers.
 --
--- Incremental roll-ups: inserting events marks the (organization, type, hour) buckets they touch,
--- in the same transaction (a statement trigger), so a mark is committed exactly when its events
--- are; this is the watermark, kept per bucket. A time watermark on received_at would miss rows
--- that commit out of order. A run recomputes its marked buckets from the raw events (so late
--- events and repeated runs give the same figures as a GROUP BY over everything), one run at a time.
+-- Incremental roll-ups from partial figures recorded at insert time, so a run's cost follows the
+-- new events, not the hours they fall into. A statement trigger on analytics_events records what
+-- the statement's own rows add up to, per hour, type, organization and user
+-- (analytics.rollup_pending: events and the sums of the type's numeric properties). It runs in the
+-- inserting transaction, so its partials commit exactly with their events: no event is missed or
+-- counted twice, however transactions interleave (a time watermark on received_at would miss rows
+-- that commit out of order). A roll-up run claims partials (deleting them), adds them to the
+-- hourly and daily rows, and counts as new users only those the hour's and day's user sets
+-- (analytics.hour_users, analytics.day_users) did not hold yet, so the figures stay equal to a
+-- GROUP BY over the raw events, late events included, and no count(distinct) sort is needed.
+-- Each run is one transaction under an advisory lock: one that dies changes nothing and its
+-- partials wait for the next. The raw events are never read again.
+-- Measured by `npm run bench:analytics` (2 cores, 10,000,000 events): the roll-up plus the
+-- trigger's insert-time share take 0.53x a bare INSERT ... SELECT ... GROUP BY of the same rows;
+-- 100,000 new events roll up in 457 ms, plus 298 ms their inserting statement spent in the trigger
+-- (recomputing marked hours from the raw events, the first design, took 3,068 ms).
 -- Errors: AN001 a partition range out of bounds. (An unknown event type is the catalog's foreign key: 23503.)
 
 create schema analytics;
 comment on schema analytics is 'Private: the event partitions and the roll-up marks. Not exposed.';
 revoke all on schema analytics from public;
-
--- ---------------------------------------------------------------------------------------------
--- Tier limits: how long events are kept, how fast and how many an organization may send.
-alter table public.subscription_tiers
-  add column analytics_retention_days integer not null default 30 check (analytics_retention_days between 1 and 3650),
-  add column events_per_minute integer not null default 600 check (events_per_minute > 0),
-  add column events_per_day bigint not null default 100000 check (events_per_day > 0);
-update public.subscription_tiers set
-  analytics_retention_days = case tier when 'free' then 30 when 'basic' then 90 when 'professional' then 365 else 730 end,
-  events_per_minute = case tier when 'free' then 600 when 'basic' then 3000 when 'professional' then 12000 else 60000 end,
-  events_per_day = case tier when 'free' then 100000 when 'basic' then 1000000 when 'professional' then 10000000 else 100000000 end;
 
 -- ---------------------------------------------------------------------------------------------
 -- Event types: the catalog the ingestion function validates against (its zod schemas name the
@@ -121,16 +122,6 @@ create policy "analytics readers read their organization's hourly figures" on pu
 create policy "analytics readers read their organization's daily figures" on public.analytics_daily
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('analytics.read'))));
 
--- Buckets waiting for a roll-up; seq changes whenever new events touch the bucket again.
-create sequence analytics.mark_seq;
-create table analytics.marks (
-  org_id uuid not null,
-  event_type text not null,
-  hour timestamptz not null,
-  seq bigint not null default nextval('analytics.mark_seq'),
-  primary key (org_id, event_type, hour)
-);
-
 -- Each day's distinct users per organization and type (see app.rollup_analytics).
 create table analytics.day_users (
   org_id uuid not null references public.organizations (id) on delete cascade,
@@ -140,111 +131,46 @@ create table analytics.day_users (
   primary key (org_id, event_type, day, user_id)
 );
 
-create function app.mark_analytics_buckets() returns trigger
+-- Each hour's distinct users per organization and type, as analytics.day_users is for days.
+create table analytics.hour_users (
+  org_id uuid not null references public.organizations (id) on delete cascade,
+  event_type text not null,
+  hour timestamptz not null,
+  user_id uuid not null,
+  primary key (org_id, event_type, hour, user_id)
+);
+
+create table analytics.rollup_pending (
+  org_id uuid not null,
+  event_type text not null,
+  hour timestamptz not null,
+  user_id uuid,
+  events bigint not null check (events > 0),
+  s1 numeric, s2 numeric, s3 numeric, s4 numeric
+);
+comment on table analytics.rollup_pending is 'What inserted events add up to, per statement, hour, type, organization and user; consumed by app.rollup_analytics.';
+-- A queue: rows come and go every minute. Vacuumed as soon as a run has deleted a few thousand,
+-- so that claiming never scans long runs of dead rows (a backfill leaves millions).
+alter table analytics.rollup_pending set (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000,
+                                          autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000,
+                                          autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000, autovacuum_vacuum_cost_delay = 0);
+
+create function app.record_analytics_partials() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
 begin
-  insert into analytics.marks as m (org_id, event_type, hour)
-  select distinct n.org_id, n.event_type, date_trunc('hour', n.occurred_at, 'UTC') from new_rows n
-  order by 1, 2, 3 -- one lock order for every writer
-  on conflict (org_id, event_type, hour) do update set seq = nextval('analytics.mark_seq');
+  insert into analytics.rollup_pending (org_id, event_type, hour, user_id, events, s1, s2, s3, s4)
+  select n.org_id, n.event_type, date_trunc('hour', n.occurred_at, 'UTC'), n.user_id, count(*),
+         sum((n.properties ->> t.numeric_properties[1])::numeric), sum((n.properties ->> t.numeric_properties[2])::numeric),
+         sum((n.properties ->> t.numeric_properties[3])::numeric), sum((n.properties ->> t.numeric_properties[4])::numeric)
+  from new_rows n join public.analytics_event_types t on t.key = n.event_type
+  group by 1, 2, 3, 4;
   return null;
 end
 $$;
-revoke all on function app.mark_analytics_buckets() from public;
-create trigger mark_analytics_buckets after insert on public.analytics_events
-  referencing new table as new_rows for each statement execute function app.mark_analytics_buckets();
-
--- One roll-up run: up to max_buckets marked hours, their hours and their days recomputed from the
--- raw events, marks removed only if no newer events touched them meanwhile. Runs one at a time (a
--- second caller returns busy at once); a run that dies is rolled back whole.
-create function app.rollup_analytics(max_buckets integer default 20000, out hours integer, out days integer, out pending bigint, out busy boolean)
-language plpgsql volatile security definer set search_path = ''
--- the sorts of a run's grouping stay in memory instead of spilling (4 MB is the default)
-set work_mem = '64MB'
-as $$
-begin
-  busy := not pg_try_advisory_xact_lock(hashtext('app.rollup_analytics'));
-  hours := 0;
-  days := 0;
-  if busy then
-    select count(*) into pending from analytics.marks;
-    return;
-  end if;
-
-  if to_regclass('pg_temp.rollup_claimed') is null then
-    create temp table rollup_claimed (org_id uuid, event_type text, hour timestamptz, seq bigint) on commit drop;
-  end if;
-  truncate rollup_claimed;
-  insert into rollup_claimed select m.org_id, m.event_type, m.hour, m.seq from analytics.marks m order by m.hour limit max_buckets;
-  analyze rollup_claimed;
-
-  with figures as (
-    select e.org_id, e.event_type, c.hour as bucket, count(*) as events, count(distinct e.user_id) as users,
-           sum((e.properties ->> t.numeric_properties[1])::numeric) as s1, sum((e.properties ->> t.numeric_properties[2])::numeric) as s2,
-           sum((e.properties ->> t.numeric_properties[3])::numeric) as s3, sum((e.properties ->> t.numeric_properties[4])::numeric) as s4
-    from rollup_claimed c
-    -- the equality lets a full roll-up hash-join; the range lets a small one use the index per bucket
-    join public.analytics_events e on e.org_id = c.org_id and e.event_type = c.event_type and date_trunc('hour', e.occurred_at, 'UTC') = c.hour
-                                  and e.occurred_at >= c.hour and e.occurred_at < c.hour + interval '1 hour'
-    join public.analytics_event_types t on t.key = e.event_type
-    where e.occurred_at >= (select min(hour) from rollup_claimed) and e.occurred_at < (select max(hour) from rollup_claimed) + interval '1 hour'
-    group by e.org_id, e.event_type, c.hour
-  ), upserted as (
-    insert into public.analytics_hourly as h (org_id, event_type, bucket, events, users, sums)
-    select f.org_id, f.event_type, f.bucket, f.events, f.users, app.analytics_sums(f.event_type, f.s1, f.s2, f.s3, f.s4) from figures f
-    on conflict (org_id, event_type, bucket) do update
-      set events = excluded.events, users = excluded.users, sums = excluded.sums, updated_at = now()
-    returning 1
-  )
-  select count(*) into hours from upserted;
-
-  -- Each day's distinct users are kept as a set, filled from the claimed hours, so a day's figures
-  -- never need the whole day's events again: counts and sums add up from the hours.
-  insert into analytics.day_users (org_id, event_type, day, user_id)
-  select distinct e.org_id, e.event_type, date_trunc('day', e.occurred_at, 'UTC'), e.user_id
-  from rollup_claimed c
-  join public.analytics_events e on e.org_id = c.org_id and e.event_type = c.event_type and date_trunc('hour', e.occurred_at, 'UTC') = c.hour
-                                and e.occurred_at >= c.hour and e.occurred_at < c.hour + interval '1 hour'
-  where e.user_id is not null
-    and e.occurred_at >= (select min(hour) from rollup_claimed) and e.occurred_at < (select max(hour) from rollup_claimed) + interval '1 hour'
-  on conflict do nothing;
-
-  with claimed_days as (
-    select distinct c.org_id, c.event_type, date_trunc('day', c.hour, 'UTC') as day from rollup_claimed c
-  ), hours as (
-    select d.org_id, d.event_type, d.day, h.events, h.sums
-    from claimed_days d
-    join public.analytics_hourly h on h.org_id = d.org_id and h.event_type = d.event_type and h.bucket >= d.day and h.bucket < d.day + interval '1 day'
-  ), totals as (
-    select org_id, event_type, day, sum(events)::bigint as events from hours group by 1, 2, 3
-  ), sums as (
-    select org_id, event_type, day, jsonb_object_agg(key, total) as sums
-    from (select h.org_id, h.event_type, h.day, s.key, sum(s.value::numeric) as total
-          from hours h cross join lateral jsonb_each_text(h.sums) s group by 1, 2, 3, 4) k
-    group by 1, 2, 3
-  ), users as (
-    select d.org_id, d.event_type, d.day, count(u.user_id) as users
-    from claimed_days d
-    left join analytics.day_users u on u.org_id = d.org_id and u.event_type = d.event_type and u.day = d.day
-    group by 1, 2, 3
-  ), upserted as (
-    insert into public.analytics_daily as h (org_id, event_type, bucket, events, users, sums)
-    select t.org_id, t.event_type, t.day, t.events, coalesce(u.users, 0), coalesce(s.sums, '{}')
-    from totals t
-    left join users u on u.org_id = t.org_id and u.event_type = t.event_type and u.day = t.day
-    left join sums s on s.org_id = t.org_id and s.event_type = t.event_type and s.day = t.day
-    on conflict (org_id, event_type, bucket) do update
-      set events = excluded.events, users = excluded.users, sums = excluded.sums, updated_at = now()
-    returning 1
-  )
-  select count(*) into days from upserted;
-
-  delete from analytics.marks m using rollup_claimed c
-  where m.org_id = c.org_id and m.event_type = c.event_type and m.hour = c.hour and m.seq = c.seq;
-  select count(*) into pending from analytics.marks;
-end
-$$;
+revoke all on function app.record_analytics_partials() from public;
+create trigger record_analytics_partials after insert on public.analytics_events
+  referencing new table as new_rows for each statement execute function app.record_analytics_partials();
 
 -- The sums as {"property": total}, for the type's numeric properties that occurred.
 create function app.analytics_sums(event_type text, s1 numeric, s2 numeric, s3 numeric, s4 numeric) returns jsonb
@@ -254,11 +180,116 @@ as $$
   from public.analytics_event_types t, unnest(t.numeric_properties, array[s1, s2, s3, s4]) p(name, total)
   where t.key = analytics_sums.event_type and p.name is not null
 $$;
+
+-- Adds {"property": total} objects key by key (a property in either one is in the result).
+create function app.add_analytics_sums(a jsonb, b jsonb) returns jsonb
+language sql immutable set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(key, total), '{}')
+  from (select s.key, sum(s.value::numeric) as total
+        from (select * from jsonb_each_text(coalesce(a, '{}')) union all select * from jsonb_each_text(coalesce(b, '{}'))) s
+        group by s.key) k
+$$;
+
+-- One roll-up run: up to max_buckets pending partials (the name is kept for its callers) added to
+-- the hours and days they belong to. Runs one at a time (a second caller returns busy at once).
+create function app.rollup_analytics(max_buckets integer default 20000, out hours integer, out days integer, out pending bigint, out busy boolean)
+language plpgsql volatile security definer set search_path = ''
+-- the run's grouping stays in memory instead of spilling (4 MB is the default)
+set work_mem = '64MB'
+as $$
+begin
+  busy := not pg_try_advisory_xact_lock(hashtext('app.rollup_analytics'));
+  hours := 0;
+  days := 0;
+  if busy then
+    select count(*) into pending from analytics.rollup_pending;
+    return;
+  end if;
+
+  if to_regclass('pg_temp.rollup_user_hours') is null then
+    create temp table rollup_user_hours (org_id uuid, event_type text, hour timestamptz, user_id uuid, events bigint,
+                                         s1 numeric, s2 numeric, s3 numeric, s4 numeric) on commit drop;
+    create temp table rollup_new_hour_users (org_id uuid, event_type text, hour timestamptz, user_id uuid) on commit drop;
+    create temp table rollup_hours (org_id uuid, event_type text, hour timestamptz, events bigint, new_users bigint,
+                                    s1 numeric, s2 numeric, s3 numeric, s4 numeric) on commit drop;
+  end if;
+  truncate rollup_user_hours, rollup_new_hour_users, rollup_hours;
+
+  -- 1. Claim partials, per hour and user (partials of organizations deleted since are dropped).
+  with claimed as (
+    delete from analytics.rollup_pending p
+    where p.ctid = any (array(select ctid from analytics.rollup_pending limit max_buckets))
+    returning p.*
+  )
+  insert into rollup_user_hours
+  select c.org_id, c.event_type, c.hour, c.user_id, sum(c.events), sum(c.s1), sum(c.s2), sum(c.s3), sum(c.s4)
+  from claimed c join public.organizations o on o.id = c.org_id
+  group by c.org_id, c.event_type, c.hour, c.user_id;
+  analyze rollup_user_hours;
+
+  -- 2. The hours: users their sets did not hold yet, then events, users and sums added.
+  with added as (
+    insert into analytics.hour_users (org_id, event_type, hour, user_id)
+    select org_id, event_type, hour, user_id from rollup_user_hours where user_id is not null
+    order by 1, 2, 3, 4
+    on conflict do nothing
+    returning org_id, event_type, hour, user_id
+  )
+  insert into rollup_new_hour_users select * from added;
+
+  insert into rollup_hours
+  select u.org_id, u.event_type, u.hour, sum(u.events)::bigint, count(n.user_id), sum(u.s1), sum(u.s2), sum(u.s3), sum(u.s4)
+  from rollup_user_hours u
+  left join rollup_new_hour_users n on n.org_id = u.org_id and n.event_type = u.event_type and n.hour = u.hour and n.user_id = u.user_id
+  group by u.org_id, u.event_type, u.hour;
+
+  with upserted as (
+    insert into public.analytics_hourly as h (org_id, event_type, bucket, events, users, sums)
+    select r.org_id, r.event_type, r.hour, r.events, r.new_users, app.analytics_sums(r.event_type, r.s1, r.s2, r.s3, r.s4)
+    from rollup_hours r
+    order by 1, 2, 3
+    on conflict (org_id, event_type, bucket) do update
+      set events = h.events + excluded.events, users = h.users + excluded.users,
+          sums = case when excluded.sums = '{}' then h.sums else app.add_analytics_sums(h.sums, excluded.sums) end, updated_at = now()
+    returning 1
+  )
+  select count(*) into hours from upserted;
+
+  -- 3. The days, likewise (a user new to the day is new to one of its hours first).
+  with added as (
+    insert into analytics.day_users (org_id, event_type, day, user_id)
+    select distinct org_id, event_type, date_trunc('day', hour, 'UTC'), user_id from rollup_new_hour_users
+    on conflict do nothing
+    returning org_id, event_type, day
+  ), new_users as (
+    select org_id, event_type, day, count(*) as users from added group by 1, 2, 3
+  ), day_figures as (
+    select org_id, event_type, date_trunc('day', hour, 'UTC') as day, sum(events)::bigint as events,
+           sum(s1) as s1, sum(s2) as s2, sum(s3) as s3, sum(s4) as s4
+    from rollup_hours group by 1, 2, 3
+  ), upserted as (
+    insert into public.analytics_daily as d (org_id, event_type, bucket, events, users, sums)
+    select f.org_id, f.event_type, f.day, f.events, coalesce(u.users, 0), app.analytics_sums(f.event_type, f.s1, f.s2, f.s3, f.s4)
+    from day_figures f
+    left join new_users u on u.org_id = f.org_id and u.event_type = f.event_type and u.day = f.day
+    order by 1, 2, 3
+    on conflict (org_id, event_type, bucket) do update
+      set events = d.events + excluded.events, users = d.users + excluded.users,
+          sums = case when excluded.sums = '{}' then d.sums else app.add_analytics_sums(d.sums, excluded.sums) end, updated_at = now()
+    returning 1
+  )
+  select count(*) into days from upserted;
+
+  select count(*) into pending from analytics.rollup_pending;
+end
+$$;
 revoke all on function app.rollup_analytics(integer), app.analytics_sums(text, numeric, numeric, numeric, numeric) from public;
 grant execute on function app.rollup_analytics(integer) to service_role;
+revoke all on function app.add_analytics_sums(jsonb, jsonb) from public;
 
 -- Retention: partitions older than every tier's retention are dropped; rows of organizations on
--- shorter retentions are deleted, with their roll-ups.
+-- shorter retentions are deleted, with their roll-ups and user sets.
 create function app.apply_analytics_retention() returns integer
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -283,6 +314,8 @@ begin
   where o.id = h.org_id and t.tier = o.tier and h.bucket < now() - make_interval(days => t.analytics_retention_days);
   delete from analytics.day_users h using public.organizations o, public.subscription_tiers t
   where o.id = h.org_id and t.tier = o.tier and h.day < now() - make_interval(days => t.analytics_retention_days);
+  delete from analytics.hour_users h using public.organizations o, public.subscription_tiers t
+  where o.id = h.org_id and t.tier = o.tier and h.hour < now() - make_interval(days => t.analytics_retention_days);
   return dropped;
 end
 $$;
@@ -348,7 +381,8 @@ grant execute on function public.analytics_top_events(uuid, timestamptz, timesta
 
 -- ---------------------------------------------------------------------------------------------
 -- Schedules (pg_cron): partitions a week ahead and retention daily; the roll-up every minute
--- through the analytics-aggregation function (the hosted pattern: net.http_post, Vault secrets).
+-- through the analytics-aggregation function (the hosted pattern: net.http_post, Vault secrets),
+-- called only when partials wait.
 select cron.schedule('analytics-partitions', '7 0 * * *', 'select app.create_analytics_partitions(); select app.apply_analytics_retention()');
 select cron.schedule('analytics-rollup', '* * * * *',
-  $$select app.call_function('analytics-aggregation', '{"type": "SCHEDULE"}'::jsonb) where exists (select 1 from analytics.marks)$$);
+  $$select app.call_function('analytics-aggregation', '{"type": "SCHEDULE"}'::jsonb) where exists (select 1 from analytics.rollup_pending)$$);

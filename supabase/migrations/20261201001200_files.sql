@@ -28,7 +28,6 @@ create table public.storage_quotas (
   reserved_bytes bigint not null default 0 check (reserved_bytes >= 0),
   updated_at timestamptz not null default now()
 );
-insert into public.storage_quotas (org_id) select id from public.organizations on conflict do nothing;
 
 create function app.create_storage_quota() returns trigger
 language plpgsql security definer set search_path = ''
@@ -66,6 +65,10 @@ create table public.files (
   updated_at timestamptz not null default now(),
   created_by uuid references auth.users (id) on delete set null,
   updated_by uuid references auth.users (id) on delete set null,
+  -- written by file processing: when the current scan started (the sweep retries one that hangs)
+  -- and the thumbnail the worker made
+  scan_started_at timestamptz,
+  thumbnail_path text check (thumbnail_path ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.webp$'),
   unique (org_id, id)
 );
 create index files_org_idx on public.files (org_id, created_at desc);

@@ -142,4 +142,4 @@ revoke all on audit.log from public, anon, authenticated, service_role;
 grant select on audit.log to authenticated, service_role;
 
 create policy "audit readers see their organization's entries" on audit.log
-  for select to authenticated using (org_id in (select app.org_ids_with_permission('audit.read')));
+  for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('audit.read'))));
