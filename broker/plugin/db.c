@@ -84,6 +84,10 @@ struct db *db_new(const char *url, db_notify_fn on_notify, void *userdata)
 	struct db *db = calloc(1, sizeof *db);
 	if(!db) return NULL;
 	db->url = strdup(url);
+	if(!db->url){
+		free(db);
+		return NULL;
+	}
 	db->on_notify = on_notify;
 	db->userdata = userdata;
 	db->backoff_ms = 250;

@@ -71,31 +71,41 @@ static void on_notify(const char *payload, void *userdata)
 	if(strncmp(payload, "kick ", 5) == 0 && strlen(payload) < 80){
 		/* Disconnecting here could free the very client whose check is running: do it at the tick. */
 		char **k = realloc(P.kicks, (P.n_kicks + 1) * sizeof *k);
-		if(k){
-			P.kicks = k;
-			P.kicks[P.n_kicks++] = strdup(payload + 5);
+		char *principal = k ? strdup(payload + 5) : NULL;
+		if(k) P.kicks = k;
+		if(principal){
+			P.kicks[P.n_kicks++] = principal;
+		}else{
+			/* The cache is already cleared, so the principal's next check asks Postgres again. */
+			LOG(MOSQ_LOG_ERR, "\"msg\":\"out of memory: a revocation is not acted on at once\",\"notice\":\"%s\"", payload);
 		}
 	}
 }
 
-static void track_session(struct mosquitto *client, time_t exp)
+/* Remembers when a client's credential expires, so the tick disconnects it then. False when
+ * memory runs out: the caller refuses the connection rather than let it outlive its credential. */
+static bool track_session(struct mosquitto *client, time_t exp)
 {
 	const char *id = mosquitto_client_id(client);
+	if(!id) return false;
 	for(size_t i = 0; i < P.n_sessions; i++){
 		if(strcmp(P.sessions[i].client_id, id) == 0){
 			P.sessions[i].client = client;
 			P.sessions[i].exp = exp;
-			return;
+			return true;
 		}
 	}
 	if(P.n_sessions == P.cap_sessions){
 		size_t cap = P.cap_sessions ? P.cap_sessions * 2 : 64;
 		struct session *s = realloc(P.sessions, cap * sizeof *s);
-		if(!s) return;
+		if(!s) return false;
 		P.sessions = s;
 		P.cap_sessions = cap;
 	}
-	P.sessions[P.n_sessions++] = (struct session){ client, strdup(id), exp };
+	char *copy = strdup(id);
+	if(!copy) return false;
+	P.sessions[P.n_sessions++] = (struct session){ client, copy, exp };
+	return true;
 }
 
 static void forget_session(size_t i)
@@ -149,7 +159,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	if(mosquitto_set_username(ed->client, principal) != MOSQ_ERR_SUCCESS){
 		return refuse(ed->client, "token", "internal");
 	}
-	if(exp > 0) track_session(ed->client, exp);
+	if(exp > 0 && !track_session(ed->client, exp)) return refuse(ed->client, "token", "internal");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -242,6 +252,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	P.last_poll_ms = now;
 
 	for(size_t i = 0; i < P.n_kicks; i++){
+		if(!P.kicks[i]) continue;    /* NULL would kick every client */
 		LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials revoked, disconnecting\",\"principal\":\"%s\"", P.kicks[i]);
 		mosquitto_kick_client_by_username(P.kicks[i], false);
 		free(P.kicks[i]);
@@ -262,9 +273,13 @@ static int on_tick(int event, void *event_data, void *userdata)
 				char *id = P.sessions[i].client_id;
 				P.sessions[i].client_id = NULL;
 				forget_session(i);
-				LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials expired, disconnecting\",\"client_id\":\"%s\"", id);
-				mosquitto_kick_client_by_clientid(id, false);
-				free(id);
+				/* never NULL here (track_session stores only copies it made), and NULL would mean
+				 * "every client" to mosquitto_kick_client_by_clientid */
+				if(id){
+					LOG(MOSQ_LOG_NOTICE, "\"msg\":\"credentials expired, disconnecting\",\"client_id\":\"%s\"", id);
+					mosquitto_kick_client_by_clientid(id, false);
+					free(id);
+				}
 			}else{
 				i++;
 			}
@@ -315,6 +330,13 @@ static char *read_file(const char *path)
 	return buf;
 }
 
+static const struct { int event; MOSQ_FUNC_generic_callback fn; } CALLBACKS[] = {
+	{ MOSQ_EVT_BASIC_AUTH, on_basic_auth },
+	{ MOSQ_EVT_ACL_CHECK, on_acl_check },
+	{ MOSQ_EVT_TICK, on_tick },
+	{ MOSQ_EVT_DISCONNECT, on_disconnect },
+};
+
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
 	for(int i = 0; i < supported_version_count; i++){
@@ -359,10 +381,20 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	P.db = db_new(url, on_notify, NULL);
 	if(!P.db) return MOSQ_ERR_NOMEM;
 
-	mosquitto_callback_register(P.id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, NULL);
-	mosquitto_callback_register(P.id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, NULL);
-	mosquitto_callback_register(P.id, MOSQ_EVT_TICK, on_tick, NULL, NULL);
-	mosquitto_callback_register(P.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, NULL);
+	/* All or nothing: a broker without its authentication or ACL callback would let clients in
+	 * unchecked, so a failed registration undoes the others and fails the plugin's start. */
+	for(size_t i = 0; i < sizeof CALLBACKS / sizeof CALLBACKS[0]; i++){
+		int rc = mosquitto_callback_register(P.id, CALLBACKS[i].event, CALLBACKS[i].fn, NULL, NULL);
+		if(rc != MOSQ_ERR_SUCCESS){
+			LOG(MOSQ_LOG_ERR, "\"msg\":\"cannot register a callback\",\"event\":%d,\"error\":\"%s\"", CALLBACKS[i].event, mosquitto_strerror(rc));
+			while(i-- > 0) mosquitto_callback_unregister(P.id, CALLBACKS[i].event, CALLBACKS[i].fn, NULL);
+			db_free(P.db);
+			msg_count_free(P.counts);
+			acl_cache_free(P.cache);
+			free(P.public_pem);
+			return rc;
+		}
+	}
 	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"ready\",\"cache_seconds\":%ld,\"stale_seconds\":%ld,\"hs256\":%s,\"public_key\":%s",
 	    (long)(P.cache_ms / 1000), (long)(P.stale_ms / 1000), P.keys.hs_secret ? "true" : "false", P.public_pem ? "true" : "false");
 	return MOSQ_ERR_SUCCESS;
@@ -371,10 +403,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
 {
 	(void)userdata; (void)opts; (void)opt_count;
-	mosquitto_callback_unregister(P.id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
-	mosquitto_callback_unregister(P.id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
-	mosquitto_callback_unregister(P.id, MOSQ_EVT_TICK, on_tick, NULL);
-	mosquitto_callback_unregister(P.id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+	for(size_t i = 0; i < sizeof CALLBACKS / sizeof CALLBACKS[0]; i++){
+		mosquitto_callback_unregister(P.id, CALLBACKS[i].event, CALLBACKS[i].fn, NULL);
+	}
 	struct acl_cache_stats st = acl_cache_stats(P.cache);
 	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"stopped\",\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_clears\":%llu",
 	    (unsigned long long)st.hits, (unsigned long long)st.misses, (unsigned long long)st.clears);
