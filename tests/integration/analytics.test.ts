@@ -3,7 +3,7 @@
 // a GROUP BY over the raw events after random batches, late events, repeated and concurrent runs.
 import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EVENT_SCHEMAS } from "../../supabase/functions/_shared/analytics/events.ts";
+import { EVENT_SCHEMAS } from "../../supabase/functions/analytics-ingest/events.ts";
 import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql();

@@ -1,14 +1,18 @@
-// The shared handler wrapper: every failure becomes the documented envelope with a request id.
+// The shared handler wrapper: methods and callers declared by the handler are enforced before it
+// runs, every failure becomes the documented envelope with a request id.
+import { Redis } from "@upstash/redis";
+import { SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { type ApiKeyVerifier, bearerToken, type CallerKind, tokenOrganization } from "../../supabase/functions/_shared/auth.ts";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
-import { Redis } from "@upstash/redis";
-import { UnsecuredJWT } from "jose";
-import { parseJson, serveHandler, tokenOrganization } from "../../supabase/functions/_shared/http.ts";
+import { parseJson, serveHandler } from "../../supabase/functions/_shared/http.ts";
 import { redisApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
 
+const SERVICE_KEY = "service-key-for-unit-tests";
+const auth = { serviceKeys: [SERVICE_KEY] };
 const Body = z.object({ name: z.string().min(1), count: z.number().int().positive() });
-const handler = serveHandler("unit", async (req) => {
+const handler = serveHandler("unit", { methods: ["POST"], callers: ["public"], auth }, async (req) => {
   const body = await parseJson(req, Body);
   if (body.name === "forbidden") throw new HttpError(403, "forbidden", "Not for you.");
   if (body.name === "explode") throw new Error("internal detail that must not leak");
@@ -16,6 +20,11 @@ const handler = serveHandler("unit", async (req) => {
 });
 const post = (body: string, headers: Record<string, string> = {}) =>
   handler(new Request("http://x/fn", { method: "POST", body, headers }));
+
+const token = (claims: Record<string, unknown>) => new UnsecuredJWT(claims).encode();
+const signed = (claims: Record<string, unknown>, secret = "not-the-project-secret") =>
+  new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
+const user = { role: "authenticated", sub: "5f0c7c0e-2222-4222-8222-222222222222" };
 
 describe("serveHandler", () => {
   it("passes valid input through and adds CORS and a request id", async () => {
@@ -63,12 +72,92 @@ describe("serveHandler", () => {
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-methods")).toContain("POST");
   });
+
+  it("refuses a method the handler did not declare with 405 and Allow, before the handler runs", async () => {
+    let ran = false;
+    const h = serveHandler("unit", { methods: ["POST"], callers: ["public"], auth }, () => {
+      ran = true;
+      return new Response("ran");
+    });
+    const res = await h(new Request("http://x/fn", { method: "DELETE" }));
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+    expect((await res.json()).error.code).toBe("method_not_allowed");
+    expect(ran).toBe(false);
+  });
+});
+
+describe("callers a handler declares", () => {
+  const seen = (callers: readonly CallerKind[], verifyApiKey?: ApiKeyVerifier) => {
+    const calls: unknown[] = [];
+    const h = serveHandler("unit", { methods: ["POST"], callers, auth: { ...auth, verifyApiKey } }, (_req, ctx) => {
+      calls.push(ctx.caller);
+      return Response.json(ctx.caller);
+    });
+    const call = async (headers: Record<string, string> = {}) => {
+      const before = calls.length;
+      const res = await h(new Request("http://x/fn", { method: "POST", headers }));
+      return { status: res.status, body: await res.json(), ran: calls.length > before };
+    };
+    return call;
+  };
+  const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+  it("a service handler takes the service key, and hands the handler a service caller", async () => {
+    const r = await seen(["service"])(bearer(SERVICE_KEY));
+    expect(r).toMatchObject({ status: 200, body: { kind: "service" } });
+  });
+
+  it("a service handler refuses a forged service_role token, even one the gateway would not see (verify_jwt off)", async () => {
+    const call = seen(["service"]);
+    for (const t of [token({ role: "service_role" }), await signed({ role: "service_role", exp: 9999999999 }), `${SERVICE_KEY}x`, SERVICE_KEY.slice(0, -1)]) {
+      const r = await call(bearer(t));
+      expect(r.status).toBe(401);
+      expect(r.ran).toBe(false);
+    }
+  });
+
+  it("a service handler refuses users, anon and callers without a token", async () => {
+    const call = seen(["service"]);
+    expect(await call(bearer(token(user)))).toMatchObject({ status: 403, ran: false, body: { error: { code: "forbidden" } } });
+    expect(await call(bearer(token({ role: "anon" })))).toMatchObject({ status: 401, ran: false });
+    expect(await call()).toMatchObject({ status: 401, ran: false, body: { error: { code: "unauthorized" } } });
+  });
+
+  it("a user handler hands over the user's id, claims and active organization; the service key is not a user", async () => {
+    const call = seen(["user"]);
+    const org = "5f0c7c0e-1111-4111-8111-111111111111";
+    const r = await call(bearer(token({ ...user, org_id: org })));
+    expect(r).toMatchObject({ status: 200, body: { kind: "user", userId: user.sub, orgId: org } });
+    expect(await call(bearer(SERVICE_KEY))).toMatchObject({ status: 403, ran: false });
+    expect(await call(bearer(token({ role: "authenticated" })))).toMatchObject({ status: 401, ran: false }); // no sub
+    expect(await call(bearer("not-a-jwt"))).toMatchObject({ status: 401, ran: false });
+    expect(await call({ authorization: "Basic abc" })).toMatchObject({ status: 401, ran: false });
+    expect(await call(bearer(token({ role: "postgres", sub: "x" })))).toMatchObject({ status: 401, ran: false });
+  });
+
+  it("a public handler serves anyone; a token it cannot read is still refused", async () => {
+    const call = seen(["public"]);
+    expect(await call()).toMatchObject({ status: 200, body: { kind: "public" } });
+    expect(await call(bearer(token({ role: "anon" })))).toMatchObject({ status: 200, body: { kind: "public" } });
+    expect(await call(bearer("garbage"))).toMatchObject({ status: 401, ran: false });
+  });
+
+  it("an API-key handler asks the verifier, whose refusal is the answer", async () => {
+    const verify: ApiKeyVerifier = (key) => {
+      if (key === "sk_good") return Promise.resolve({ apiKeyId: "k1", orgId: "o1", scopes: ["org.read"] });
+      return Promise.reject(new HttpError(401, "api_key_revoked", "The API key was revoked."));
+    };
+    const call = seen(["api_key"], verify);
+    expect(await call({ "x-api-key": "sk_good" })).toMatchObject({ status: 200, body: { kind: "api_key", apiKeyId: "k1", orgId: "o1" } });
+    expect(await call({ "x-api-key": "sk_revoked" })).toMatchObject({ status: 401, ran: false, body: { error: { code: "api_key_revoked" } } });
+    expect(await call(bearer(token(user)))).toMatchObject({ status: 403, ran: false });
+  });
 });
 
 describe("tokenOrganization (whose API call a request is)", () => {
   const org = "5f0c7c0e-1111-4111-8111-111111111111";
-  const bearer = (claims: Record<string, unknown>) =>
-    new Request("http://x/fn", { headers: { authorization: `Bearer ${new UnsecuredJWT(claims).encode()}` } });
+  const bearer = (claims: Record<string, unknown>) => new Request("http://x/fn", { headers: { authorization: `Bearer ${token(claims)}` } });
   it("is the org_id claim of a signed-in caller", () => {
     expect(tokenOrganization(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
   });
@@ -77,13 +166,23 @@ describe("tokenOrganization (whose API call a request is)", () => {
     expect(tokenOrganization(bearer({ role: "authenticated", sub: "u" }))).toBeNull();
     expect(tokenOrganization(bearer({ role: "authenticated", org_id: "'; drop table x" }))).toBeNull();
     expect(tokenOrganization(new Request("http://x/fn", { headers: { authorization: "Bearer not-a-jwt" } }))).toBeNull();
+    expect(tokenOrganization(new Request("http://x/fn", { headers: { authorization: "Basic x" } }))).toBeNull();
     expect(tokenOrganization(new Request("http://x/fn"))).toBeNull();
   });
   it("a counter that cannot be reached costs the figure, never the caller's request", async () => {
     const away = new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false });
-    const counted = serveHandler("unit", () => Response.json({ ok: true }), { apiCalls: redisApiCallCounter(away) });
+    const counted = serveHandler("unit", { methods: ["GET"], callers: ["user"], apiCalls: redisApiCallCounter(away), auth }, () => Response.json({ ok: true }));
     const res = await counted(bearer({ role: "authenticated", sub: "u", org_id: org }));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true });
+  });
+});
+
+describe("bearerToken (the one parser of Authorization)", () => {
+  it("reads `Bearer <token>`, is null without the header, and refuses anything else", () => {
+    expect(bearerToken(new Request("http://x", { headers: { authorization: "Bearer abc.def" } }))).toBe("abc.def");
+    expect(bearerToken(new Request("http://x"))).toBeNull();
+    expect(() => bearerToken(new Request("http://x", { headers: { authorization: "Bearer a b" } }))).toThrow(HttpError);
+    expect(() => bearerToken(new Request("http://x", { headers: { authorization: "Token abc" } }))).toThrow(HttpError);
   });
 });

@@ -1,14 +1,13 @@
 // Queues from the registry: one dead-letter queue per area, then each job's queue with its retry
 // policy (exponential backoff), expiry and dead letter, dispatching by LISTEN/NOTIFY.
 import type { PgBoss } from "pg-boss";
-import { areaOf, deadLetterQueueOf, type JobDefinition } from "./registry.ts";
+import { deadLetterQueueOf, type JobDefinition } from "./registry.ts";
 
 /** Dead letters wait for a person: kept 30 days, never retried on their own. */
 const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
 
 export async function ensureQueues(boss: PgBoss, jobs: readonly JobDefinition[]) {
-  for (const area of new Set(jobs.map((j) => areaOf(j.queue)))) {
-    const dlq = `${area}.dead-letter`;
+  for (const dlq of new Set(jobs.map((j) => deadLetterQueueOf(j.queue)))) {
     const spec = { retryLimit: 0, retentionSeconds: DEAD_LETTER_RETENTION_SECONDS, deleteAfterSeconds: DEAD_LETTER_RETENTION_SECONDS };
     if (await boss.getQueue(dlq)) await boss.updateQueue(dlq, spec);
     else await boss.createQueue(dlq, spec);

@@ -1,18 +1,17 @@
-// The job registry: each job declares its queue (`<area>.<job>`), its zod payload schema, the
-// permissions it holds in its organization, its queue options and its handler. Enqueueing from
-// TypeScript (enqueue.ts) and from SQL (app.enqueue_job) use the same names; the worker validates
-// every payload with the schema before running it. Later features add their jobs to JOBS.
+// The job registry: each job declares its queue (`<area>.<job>`), its zod payload schema (from the
+// map in supabase/functions/_shared/jobs.ts, which the functions enqueue with), the permissions it
+// holds in its organization, its queue options and its handler. Enqueueing from TypeScript
+// (enqueue.ts, _shared/jobs.ts) and from SQL (app.enqueue_job) use the same names; the worker
+// validates every payload with the schema before running it. Later features add their jobs to JOBS.
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { z } from "zod";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import type { Logger } from "../../supabase/functions/_shared/log.ts";
 import type { TenantJob } from "./tenant-context.ts";
 
-/** What every payload carries (ARCHITECTURE.md, Jobs). org_id is null only for jobs over every organization. */
-export const BasePayload = z.object({
-  org_id: z.uuid().nullable(),
-  correlation_id: z.string().min(1).max(128),
-});
+/** What every payload carries; org_id is null only for jobs over every organization. */
+export { BasePayload } from "../../supabase/functions/_shared/jobs.ts";
 
 export interface JobOptions {
   retryLimit: number;
@@ -31,7 +30,7 @@ export interface JobContext {
   /** finalAttempt: no retry follows if this attempt fails (the job then goes to the dead-letter queue). */
   job: { id: string; queue: string; retryCount: number; finalAttempt: boolean; signal: AbortSignal };
   /** The project's API as the service (SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY), for Storage; null when not configured. */
-  supabase: SupabaseClient | null;
+  supabase: SupabaseClient<Database> | null;
   /** The organization's request context, for jobs with an org_id. */
   tenant: TenantJob | null;
   correlationId: string;

@@ -11,7 +11,8 @@ import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import type { Metrics } from "./metrics.ts";
 import { isLostConnection } from "./process-errors.ts";
 import type { JobDefinition } from "./registry.ts";
-import { asService } from "./tenant-context.ts";
+import { asService } from "../../supabase/functions/_shared/db.ts";
+import { WORKER_USER_AGENT } from "./tenant-context.ts";
 
 const log = createLogger("worker");
 
@@ -64,7 +65,7 @@ export class OrganizationLiveness {
     const unknown = orgIds.filter((id) => !(now - (this.#seen.get(id)?.at ?? -Infinity) < this.ttlMs));
     if (unknown.length) {
       const live = await asService(sql, correlationId, (tx) => tx<{ id: string }[]>`
-        select id from public.organizations where id = any(${unknown}::uuid[]) and deleted_at is null`);
+        select id from public.organizations where id = any(${unknown}::uuid[]) and deleted_at is null`, WORKER_USER_AGENT);
       const alive = new Set(live.map((r) => r.id));
       for (const id of unknown) this.#seen.set(id, { alive: alive.has(id), at: now });
       if (this.#seen.size > 10_000) this.#seen.clear();
@@ -174,5 +175,5 @@ function notifyJobFailed(sql: postgres.Sql, f: { orgId: string; queue: string; j
   return asService(sql, f.correlationId, (tx) => tx`
     select app.notify(${f.orgId}, 'job.failed', ${`A background job failed: ${f.queue}`}, ${f.message.slice(0, 1000)},
                       ${tx.json({ queue: f.queue, job_id: f.jobId })}::jsonb, '{"permission": "jobs.manage"}'::jsonb, null,
-                      ${`job.failed:${f.jobId}`})`);
+                      ${`job.failed:${f.jobId}`})`, WORKER_USER_AGENT);
 }

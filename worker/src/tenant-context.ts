@@ -2,8 +2,13 @@
 // that name the job, the organization and the scopes its registry entry declares, so the same
 // RLS that guards users guards jobs (see app.job_principal in the migrations). Correlation id
 // travels as x-request-id, so the audit log ties changes to the request that caused the job.
+// Work across organizations runs as the service (asService in supabase/functions/_shared/db.ts,
+// with WORKER_USER_AGENT).
 import type postgres from "postgres";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+
+/** How the audit log names the worker's requests. */
+export const WORKER_USER_AGENT = "saas-backend-worker";
 
 export interface TenantJob {
   id: string;
@@ -16,15 +21,6 @@ export function inTenantContext<T>(sql: postgres.Sql, job: TenantJob, fn: (tx: p
   return withRequestContext(sql, {
     role: "authenticated",
     claims: { job_id: job.id, job_org_id: job.orgId, job_scopes: job.scopes },
-    headers: { "x-request-id": job.correlationId, "user-agent": "saas-backend-worker" },
-  }, fn);
-}
-
-/** Work across organizations (maintenance) runs as the service, as ARCHITECTURE.md says service work does. */
-export function asService<T>(sql: postgres.Sql, correlationId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
-  return withRequestContext(sql, {
-    role: "service_role",
-    claims: { role: "service_role" },
-    headers: { "x-request-id": correlationId, "user-agent": "saas-backend-worker" },
+    headers: { "x-request-id": job.correlationId, "user-agent": WORKER_USER_AGENT },
   }, fn);
 }

@@ -3,6 +3,7 @@
 // what is still running then is left to expire and be retried, never lost.
 import http from "node:http";
 import { createClient } from "@supabase/supabase-js";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
@@ -43,7 +44,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   }
   const metrics = createMetrics(boss, () => jobs.map((j) => j.queue));
   const supabase = env.SUPABASE_URL && env.SUPABASE_SERVICE_ROLE_KEY
-    ? createClient(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } })
+    ? createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } })
     : null;
   await startWorkers(boss, jobs, { sql, supabase, metrics, concurrency: env.WORKER_CONCURRENCY, liveness: new OrganizationLiveness() });
 

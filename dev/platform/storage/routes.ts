@@ -14,7 +14,7 @@ import path from "node:path";
 import { jwtVerify, SignJWT } from "jose";
 import type postgres from "postgres";
 import { z } from "zod";
-import { contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
+import { asService, contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readBounded, readJsonBody } from "../runtime/request-body.ts";
 
@@ -88,9 +88,9 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     } catch {
       return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
     }
-    const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-      withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" }, headers: {} }, fn);
-    return uploadObject(req, deps, target, { sub: owner }, asService, upsert);
+    const service = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+      asService(deps.sql, String(req.headers["x-request-id"] ?? ""), fn);
+    return uploadObject(req, deps, target, { sub: owner }, service, upsert);
   }
 
   const auth = await verifyBearer(req.headers.authorization, secret);

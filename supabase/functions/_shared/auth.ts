@@ -1,28 +1,139 @@
-// The caller of a function, from its access token. Functions run behind verify_jwt (hosted: the
-// edge; locally: the gateway), which has already checked the signature and expiry, so the claims
-// are read, not verified again here.
+// Who is calling a function. Each handler declares the callers it serves (serveHandler's
+// `callers`), and the request's caller is resolved here, once:
+// - service: the bearer is the project's service key (SUPABASE_SERVICE_ROLE_KEY), compared in
+//   full. A service function so verifies its caller itself instead of trusting a role claim the
+//   gateway's verify_jwt checked: a token that says service_role but is not the key (forged,
+//   expired, or signed by anyone else) is refused even where verify_jwt is off.
+// - user: an access token of role `authenticated` with a `sub`. Its signature and expiry are
+//   checked by the gateway (hosted: the edge) before the function runs, as verify_jwt = true in
+//   config.toml says; the handler reads the claims.
+// - api_key: an organization's API key (sk_...) in the x-api-key header, verified live by
+//   public.verify_api_key, so a revoked or expired key is refused at its next request.
+// - public: anyone (no token, or the anon key).
 import { decodeJwt } from "jose";
 import { HttpError } from "./errors.ts";
 
-export interface Caller {
-  role: "authenticated" | "service_role" | "anon";
-  userId: string | null;
+export type CallerKind = "user" | "service" | "api_key" | "public";
+
+export interface UserCaller {
+  kind: "user";
+  userId: string;
+  /** The active organization the token names (org_id claim), if any. */
+  orgId: string | null;
   claims: Record<string, unknown>;
   token: string;
 }
+export interface ServiceCaller {
+  kind: "service";
+}
+export interface ApiKeyCaller {
+  kind: "api_key";
+  apiKeyId: string;
+  orgId: string;
+  scopes: string[];
+}
+export interface PublicCaller {
+  kind: "public";
+}
+export type Caller = UserCaller | ServiceCaller | ApiKeyCaller | PublicCaller;
+export type CallerOf<K extends CallerKind> = Extract<Caller, { kind: K }>;
 
-export function callerOf(req: Request): Caller {
-  const m = /^Bearer (\S+)$/.exec(req.headers.get("authorization") ?? "");
-  if (!m) throw new HttpError(401, "unauthorized", "An access token is required.");
-  let claims: Record<string, unknown>;
+/** What an API key stands for, or why it is refused (the HttpError verifyApiKey throws). */
+export type ApiKeyVerifier = (key: string, requestId: string) => Promise<Omit<ApiKeyCaller, "kind">>;
+
+export interface CallerAuth {
+  /** The keys that make a caller the service (the service_role key). */
+  serviceKeys: readonly string[];
+  verifyApiKey?: ApiKeyVerifier;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The bearer token of the Authorization header; null without one, 401 for a malformed header. */
+export function bearerToken(req: Request): string | null {
+  const header = req.headers.get("authorization");
+  if (header === null) return null;
+  const m = /^Bearer (\S+)$/.exec(header);
+  if (!m) throw new HttpError(401, "unauthorized", "The Authorization header is not `Bearer <token>`.");
+  return m[1];
+}
+
+/** A token's claims, read without verifying (see the header); null when it is not a JWT. */
+export function readClaims(token: string): Record<string, unknown> | null {
   try {
-    claims = decodeJwt(m[1]) as Record<string, unknown>;
+    return decodeJwt(token) as Record<string, unknown>;
   } catch {
-    throw new HttpError(401, "unauthorized", "The access token cannot be read.");
+    return null;
   }
-  const role = claims.role;
-  if (role !== "authenticated" && role !== "service_role" && role !== "anon") throw new HttpError(401, "unauthorized", "Unknown role.");
-  return { role, userId: typeof claims.sub === "string" ? claims.sub : null, claims, token: m[1] };
+}
+
+/**
+ * The active organization of a signed-in caller's token (the org_id claim): whose API call a
+ * request is, counted even when the handler then refuses it. Never throws.
+ */
+export function tokenOrganization(req: Request): string | null {
+  let token: string | null;
+  try {
+    token = bearerToken(req);
+  } catch {
+    return null;
+  }
+  const claims = token ? readClaims(token) : null;
+  return claims?.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
+}
+
+/** Compares in time independent of where the strings first differ. */
+function sameSecret(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+const REFUSAL: Record<CallerKind, string> = {
+  service: "the service",
+  user: "signed-in users",
+  api_key: "API keys",
+  public: "anyone",
+};
+
+function refuse(allowed: readonly CallerKind[], status = 403): never {
+  const who = allowed.map((k) => REFUSAL[k]).join(" and ");
+  throw new HttpError(status, status === 401 ? "unauthorized" : "forbidden", `This function serves ${who} only.`);
+}
+
+/** Resolves the request's caller among the kinds the handler serves; 401/403 otherwise. */
+export async function resolveCaller<K extends CallerKind>(
+  req: Request,
+  allowed: readonly K[],
+  auth: CallerAuth,
+  requestId: string,
+): Promise<CallerOf<K>> {
+  const serves = (k: CallerKind): k is K => (allowed as readonly CallerKind[]).includes(k);
+  const apiKey = req.headers.get("x-api-key");
+  if (apiKey !== null && serves("api_key")) {
+    if (!auth.verifyApiKey) throw new Error("resolveCaller: api_key callers need a verifyApiKey");
+    return { kind: "api_key", ...(await auth.verifyApiKey(apiKey, requestId)) } as CallerOf<K>;
+  }
+  const token = bearerToken(req);
+  if (token !== null && auth.serviceKeys.some((k) => k !== "" && sameSecret(k, token))) {
+    if (serves("service")) return { kind: "service" } as CallerOf<K>;
+    refuse(allowed);
+  }
+  const claims = token === null ? null : readClaims(token);
+  if (token !== null && claims === null) throw new HttpError(401, "unauthorized", "The access token cannot be read.");
+  if (claims?.role === "service_role") {
+    // says service_role but is not the service key
+    throw new HttpError(401, "unauthorized", "The service credential is not valid.");
+  }
+  if (claims?.role === "authenticated" && typeof claims.sub === "string" && claims.sub !== "") {
+    if (!serves("user")) refuse(allowed);
+    const orgId = typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
+    return { kind: "user", userId: claims.sub, orgId, claims, token: token! } as CallerOf<K>;
+  }
+  if (claims !== null && claims.role !== "anon") throw new HttpError(401, "unauthorized", "The access token is not one this function accepts.");
+  if (serves("public")) return { kind: "public" } as CallerOf<K>;
+  refuse(allowed, 401);
 }
 
 /** Request headers the audit log records. */

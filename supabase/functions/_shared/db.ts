@@ -3,6 +3,8 @@
 // so RLS policies and auth.uid()/auth.jwt() see the caller. Nothing queries tenant data as a
 // superuser outside migrations and tests of the catalog.
 import type postgres from "postgres";
+import { type ApiKeyVerifier, auditHeaders, type UserCaller } from "./auth.ts";
+import { HttpError } from "./errors.ts";
 
 export type DbRole = "anon" | "authenticated" | "service_role";
 
@@ -39,4 +41,50 @@ export function contextFromClaims(claims: Record<string, unknown>, headers?: Req
   const role = String(claims.role ?? "anon");
   if (!ROLES.has(role)) throw new Error(`unexpected role claim ${role}`);
   return { role: role as DbRole, claims, headers };
+}
+
+/** Service work (webhooks, schedules, jobs over every organization): service_role, with the
+ * correlation id as x-request-id so the audit log ties changes to what caused them. */
+export function asService<T>(
+  sql: postgres.Sql,
+  correlationId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+  userAgent?: string,
+): Promise<T> {
+  const headers = userAgent ? { "x-request-id": correlationId, "user-agent": userAgent } : { "x-request-id": correlationId };
+  return withRequestContext(sql, { role: "service_role", claims: { role: "service_role" }, headers }, fn);
+}
+
+/** A signed-in user's request: `authenticated` with the token's claims and the request's origin. */
+export function asUser<T>(
+  sql: postgres.Sql,
+  caller: UserCaller,
+  req: Request,
+  requestId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return withRequestContext(sql, { role: "authenticated", claims: caller.claims, headers: auditHeaders(req, requestId) }, fn);
+}
+
+/** Postgres errors of public.verify_api_key as HTTP answers (docs/errors.md). */
+const API_KEY_ERRORS: Record<string, [string, string]> = {
+  TN020: ["invalid_api_key", "The API key is not valid."],
+  TN021: ["api_key_revoked", "The API key was revoked."],
+  TN022: ["api_key_expired", "The API key has expired."],
+};
+
+/** Verifies an organization's API key live (public.verify_api_key, as the service). */
+export function apiKeyVerifier(sql: postgres.Sql): ApiKeyVerifier {
+  return async (key, requestId) => {
+    if (!/^sk_[A-Za-z0-9_-]{8,64}$/.test(key)) throw new HttpError(401, "invalid_api_key", "The API key is not valid.");
+    try {
+      const [k] = await asService(sql, requestId, (tx) =>
+        tx<{ api_key_id: string; org_id: string; scopes: string[] }[]>`select api_key_id, org_id, scopes from public.verify_api_key(${key})`);
+      return { apiKeyId: k.api_key_id, orgId: k.org_id, scopes: k.scopes };
+    } catch (e) {
+      const known = API_KEY_ERRORS[(e as { code?: string }).code ?? ""];
+      if (known) throw new HttpError(401, known[0], known[1]);
+      throw e;
+    }
+  };
 }

@@ -1,19 +1,34 @@
-// Wraps a function's handler: CORS preflight, a request id on every answer, errors mapped to the
-// envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500), and, when
-// given a counter, one API call counted for the organization the access token names.
-import { decodeJwt } from "jose";
+// Wraps a function's handler. The handler declares its methods and its callers; the wrapper
+// answers CORS preflights, refuses other methods (405) and other callers (401/403) before the
+// handler runs, hands the handler its typed caller, puts a request id on every answer, maps errors
+// to the envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500), and,
+// when given a counter, counts one API call for the organization a user's token names.
 import { z } from "zod";
+import { type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
 import { corsHeaders } from "./cors.ts";
+import { readEnv } from "./env.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { ApiCallCounter } from "./usage/api-calls.ts";
 
-export interface RequestContext {
+export interface HandlerContext<C = CallerOf<CallerKind>> {
   requestId: string;
   log: Logger;
+  caller: C;
 }
 
-export type Handler = (req: Request, ctx: RequestContext) => Promise<Response> | Response;
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface Route<K extends CallerKind> {
+  methods: readonly Method[];
+  callers: readonly K[];
+  /** Counts API calls per organization (functions browser apps call). */
+  apiCalls?: ApiCallCounter;
+  /** How callers are verified; the service key comes from SUPABASE_SERVICE_ROLE_KEY by default. */
+  auth?: Partial<CallerAuth>;
+}
+
+export type Handler<K extends CallerKind> = (req: Request, ctx: HandlerContext<CallerOf<K>>) => Promise<Response> | Response;
 
 export function requestIdOf(req: Request): string {
   const given = req.headers.get("x-request-id");
@@ -27,49 +42,43 @@ export function withCors(res: Response, requestId: string): Response {
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 }
 
-/**
- * The active organization of a signed-in caller's token (the org_id claim), read without
- * verifying: the gateway (hosted: the edge) verified the token before the function ran.
- */
-export function tokenOrganization(req: Request): string | null {
-  const m = /^Bearer (\S+)$/.exec(req.headers.get("authorization") ?? "");
-  if (!m) return null;
-  try {
-    const claims = decodeJwt(m[1]);
-    return claims.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
-  } catch {
-    return null;
+function errorOf(err: unknown, requestId: string, log: Logger): Response {
+  if (err instanceof HttpError) {
+    return errorResponse(err.status, err.code, err.message, requestId, { details: err.details, headers: err.headers });
   }
+  if (err instanceof z.ZodError) {
+    const details = err.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+    return errorResponse(400, "invalid_request", "The request is not valid.", requestId, { details });
+  }
+  log.error("unhandled error", { error: String(err), stack: err instanceof Error ? err.stack : undefined });
+  return errorResponse(500, "internal_error", "The function failed; its logs have the details under this request id.", requestId);
 }
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function serveHandler(component: string, handler: Handler, opts: { apiCalls?: ApiCallCounter } = {}) {
+export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
   const baseLog = createLogger(component);
+  const auth: CallerAuth = {
+    serviceKeys: route.auth?.serviceKeys ?? [readEnv("SUPABASE_SERVICE_ROLE_KEY") ?? ""].filter(Boolean),
+    verifyApiKey: route.auth?.verifyApiKey,
+  };
+  const allow = route.methods.join(", ");
   return async (req: Request): Promise<Response> => {
     const requestId = requestIdOf(req);
     if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: { ...corsHeaders, "x-request-id": requestId } });
     const log = baseLog.child({ request_id: requestId });
     // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
     // away costs the figure one call, never the caller's request.
-    const orgId = opts.apiCalls ? tokenOrganization(req) : null;
+    const orgId = route.apiCalls ? tokenOrganization(req) : null;
     const counted = orgId
-      ? opts.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }))
+      ? route.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }))
       : null;
     try {
-      return withCors(await handler(req, { requestId, log }), requestId);
+      if (!(route.methods as readonly string[]).includes(req.method)) {
+        throw new HttpError(405, "method_not_allowed", `Use ${allow}.`, undefined, { allow });
+      }
+      const caller = await resolveCaller(req, route.callers, auth, requestId);
+      return withCors(await handler(req, { requestId, log, caller }), requestId);
     } catch (err) {
-      if (err instanceof HttpError) {
-        return withCors(errorResponse(err.status, err.code, err.message, requestId, { details: err.details }), requestId);
-      }
-      if (err instanceof z.ZodError) {
-        const details = err.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-        return withCors(errorResponse(400, "invalid_request", "The request is not valid.", requestId, { details }), requestId);
-      }
-      log.error("unhandled error", { error: String(err), stack: err instanceof Error ? err.stack : undefined });
-      return withCors(
-        errorResponse(500, "internal_error", "The function failed; its logs have the details under this request id.", requestId),
-        requestId,
-      );
+      return withCors(errorOf(err, requestId, log), requestId);
     } finally {
       await counted;
     }

@@ -1,12 +1,12 @@
 // Backfills of analytics roll-ups that outgrow a function call: the same runs as the
 // analytics-aggregation function, until no partial figures wait, with progress in the log.
-import { z } from "zod";
-import { rollUp } from "../../../supabase/functions/_shared/analytics/aggregate.ts";
-import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+import { rollUp } from "../../../supabase/functions/_shared/analytics/rollup.ts";
+import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 
 export const analyticsRollup = defineJob({
   queue: "analytics.rollup",
-  payload: BasePayload.extend({ org_id: z.null() }),
+  payload: JOB_PAYLOADS["analytics.rollup"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 5 },

@@ -3,13 +3,14 @@
 import sharp from "sharp";
 import { extractText, getDocumentProxy } from "unpdf";
 import { z } from "zod";
+import { asService } from "../../../supabase/functions/_shared/db.ts";
 import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
 import { findPii, hasPii } from "../../../supabase/functions/_shared/files/pii.ts";
 import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
-import { connectRealtime, type RealtimeClient } from "../../../supabase/functions/_shared/realtime/client.ts";
-import { withTimeout } from "../../../supabase/functions/_shared/timeout.ts";
-import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
-import { asService, inTenantContext } from "../tenant-context.ts";
+import { lazyPublisher } from "../../../supabase/functions/_shared/realtime/publisher.ts";
+import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
 
 export const THUMBNAIL_SIZE = 256;
 
@@ -19,7 +20,7 @@ export const THUMBNAIL_SIZE = 256;
  */
 export const filesThumbnail = defineJob({
   queue: "files.thumbnail",
-  payload: BasePayload.extend({ org_id: z.uuid(), file_id: z.uuid() }),
+  payload: JOB_PAYLOADS["files.thumbnail"],
   scopes: ["files.read"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 4, expireInSeconds: 300 },
@@ -38,7 +39,7 @@ export const filesThumbnail = defineJob({
     const path = `${data.org_id}/${data.file_id}.webp`;
     const up = await ctx.supabase.storage.from("thumbnails").upload(path, webp, { upsert: true, contentType: "image/webp" });
     if (up.error) throw new Error(`cannot store the thumbnail: ${up.error.message}`);
-    await asService(ctx.sql, ctx.correlationId, (tx) => tx`update public.files set thumbnail_path = ${path} where id = ${data.file_id} and org_id = ${data.org_id}`);
+    await asService(ctx.sql, ctx.correlationId, (tx) => tx`update public.files set thumbnail_path = ${path} where id = ${data.file_id} and org_id = ${data.org_id}`, WORKER_USER_AGENT);
     ctx.log.info("thumbnail made", { file_id: data.file_id, bytes: webp.length });
     return { thumbnail_path: path, bytes: webp.length };
   },
@@ -51,7 +52,7 @@ export const filesThumbnail = defineJob({
  */
 export const filesProcess = defineJob({
   queue: "files.process",
-  payload: BasePayload.extend({ org_id: z.uuid(), file_id: z.uuid() }),
+  payload: JOB_PAYLOADS["files.process"],
   scopes: [],
   tenancy: "organization",
   // one at a time per worker: a large file is held in memory while it is examined
@@ -76,13 +77,10 @@ function filesConfig() {
     MQTT_URL: z.string().min(1).optional(),
     MQTT_PASSWORD: z.string().min(1).optional(),
   });
-  let realtime: RealtimeClient | null = null;
-  const publish: PipelineDeps["publish"] = async (topic, envelope) => {
-    if (!env.MQTT_URL || !env.MQTT_PASSWORD) return;
-    realtime ??= connectRealtime({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, clientId: `worker-files-${process.pid}` });
-    const client = realtime;
-    await withTimeout(client.connected().then(() => client.publish(topic, envelope)), 2000, "broker");
-  };
+  // without a broker configured, file events are not published (they are best effort anyway)
+  const publish: PipelineDeps["publish"] = env.MQTT_URL && env.MQTT_PASSWORD
+    ? lazyPublisher({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, name: "worker-files", timeoutMs: 2000 })
+    : async () => {};
   config = { clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish };
   return config;
 }
@@ -96,7 +94,7 @@ export const MAX_TEXT_CHARS = 1_000_000;
  */
 export const filesExtractText = defineJob({
   queue: "files.extract-text",
-  payload: BasePayload.extend({ org_id: z.uuid(), file_id: z.uuid() }),
+  payload: JOB_PAYLOADS["files.extract-text"],
   scopes: ["files.read"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
@@ -123,7 +121,7 @@ export const filesExtractText = defineJob({
       await tx`insert into public.file_texts (file_id, org_id, content, truncated) values (${data.file_id}, ${data.org_id}, ${content}, ${truncated})
                on conflict (file_id) do update set content = excluded.content, truncated = excluded.truncated, extracted_at = now()`;
       if (pii) await tx`update public.files set contains_pii = true where id = ${data.file_id} and org_id = ${data.org_id} and not contains_pii`;
-    });
+    }, WORKER_USER_AGENT);
     ctx.log.info("text extracted", { file_id: data.file_id, chars: content.length, truncated, contains_pii: pii });
     return { chars: content.length, truncated, contains_pii: pii };
   },

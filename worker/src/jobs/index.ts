@@ -1,4 +1,5 @@
-// Every job the worker runs. Later features add theirs here.
+// Every job the worker runs: one for each queue of the payload map (supabase/functions/_shared/jobs.ts),
+// which a unit test holds them to. Later features add theirs to both.
 import type { JobDefinition } from "../registry.ts";
 import { analyticsRollup } from "./analytics.ts";
 import { filesExtractText, filesProcess, filesThumbnail } from "./files.ts";
@@ -7,7 +8,3 @@ import { notificationsDigest, notificationsEmail } from "./notifications.ts";
 import { tenantDelete, tenantExport } from "./tenant.ts";
 
 export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess, filesExtractText, notificationsEmail, notificationsDigest, analyticsRollup] as readonly JobDefinition[];
-
-export function jobFor(queue: string): JobDefinition | undefined {
-  return JOBS.find((j) => j.queue === queue);
-}

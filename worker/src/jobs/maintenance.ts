@@ -1,17 +1,15 @@
 // Maintenance over every organization, scheduled with pg-boss cron and run as the service.
-import { z } from "zod";
-import { enqueueWith } from "../enqueue.ts";
-import { asService } from "../tenant-context.ts";
-import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
-
-const Maintenance = BasePayload.extend({ org_id: z.null() });
+import { asService } from "../../../supabase/functions/_shared/db.ts";
+import { enqueueJob, JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+import { WORKER_USER_AGENT } from "../tenant-context.ts";
 
 /** Invitations nobody accepted, kept this long past expiry so a late invitee still hears "expired". */
 export const EXPIRED_INVITATION_RETENTION_DAYS = 30;
 
 export const expireInvitations = defineJob({
   queue: "maintenance.expire-invitations",
-  payload: Maintenance,
+  payload: JOB_PAYLOADS["maintenance.expire-invitations"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
@@ -20,7 +18,7 @@ export const expireInvitations = defineJob({
     const deleted = await asService(ctx.sql, ctx.correlationId, (tx) => tx`
       delete from public.invitations
       where accepted_at is null and expires_at < now() - make_interval(days => ${EXPIRED_INVITATION_RETENTION_DAYS})
-      returning id`);
+      returning id`, WORKER_USER_AGENT);
     ctx.log.info("expired invitations removed", { count: deleted.length });
     return { deleted: deleted.length };
   },
@@ -29,7 +27,7 @@ export const expireInvitations = defineJob({
 /** Organizations soft-deleted longer ago than their tier's retention: one tenant.delete job each. */
 export const purgeSoftDeleted = defineJob({
   queue: "maintenance.purge-soft-deleted",
-  payload: Maintenance,
+  payload: JOB_PAYLOADS["maintenance.purge-soft-deleted"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
@@ -38,10 +36,10 @@ export const purgeSoftDeleted = defineJob({
     const due = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ id: string }[]>`
       select o.id from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.deleted_at is not null and o.deleted_at < now() - make_interval(days => t.retention_days)
-      order by o.deleted_at limit 1000`);
+      order by o.deleted_at limit 1000`, WORKER_USER_AGENT);
     for (const org of due) {
       // The singleton key makes repeated sweeps enqueue each organization once.
-      await enqueueWith(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, { singletonKey: `tenant.delete:${org.id}` });
+      await enqueueJob(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, { singletonKey: `tenant.delete:${org.id}` });
     }
     ctx.log.info("organizations past retention queued for deletion", { count: due.length });
     return { queued: due.length };

@@ -11,8 +11,10 @@ import type postgres from "postgres";
 import nodemailer, { type Transporter } from "nodemailer";
 import { z } from "zod";
 import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
-import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
-import { asService } from "../tenant-context.ts";
+import { asService } from "../../../supabase/functions/_shared/db.ts";
+import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+import { WORKER_USER_AGENT } from "../tenant-context.ts";
 
 /** Deliveries claimed per transaction: what a crash can make us send twice. */
 const CHUNK = 10;
@@ -72,7 +74,7 @@ function markSent(tx: postgres.TransactionSql, ids: string[]) {
 
 export const notificationsEmail = defineJob({
   queue: "notifications.email",
-  payload: BasePayload.extend({ org_id: z.uuid(), batch_id: z.uuid() }),
+  payload: JOB_PAYLOADS["notifications.email"],
   scopes: [],
   tenancy: "organization",
   // retried by pg-boss with backoff while SMTP is away; the deliveries keep their own state
@@ -129,7 +131,7 @@ export const notificationsEmail = defineJob({
           done++;
         }
         return { due: due.length, done, error: null };
-      });
+      }, WORKER_USER_AGENT);
       sent += outcome.done;
       if (outcome.error) throw outcome.error;
       if (outcome.due === 0) break;
@@ -158,7 +160,7 @@ export function renderDigest(orgName: string, items: { title: string; body: stri
 
 export const notificationsDigest = defineJob({
   queue: "notifications.digest",
-  payload: BasePayload.extend({ org_id: z.null() }),
+  payload: JOB_PAYLOADS["notifications.digest"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 2 },
@@ -167,7 +169,7 @@ export const notificationsDigest = defineJob({
     const { mailer: smtp, from } = mailer();
     const recipients = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ org_id: string; recipient_id: string }[]>`
       select distinct d.org_id, n.recipient_id from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
-      where d.digest and d.status = 'pending' and d.next_attempt_at <= now() limit 500`);
+      where d.digest and d.status = 'pending' and d.next_attempt_at <= now() limit 500`, WORKER_USER_AGENT);
     let sent = 0, failed = 0;
     for (const r of recipients) {
       await asService(ctx.sql, ctx.correlationId, async (tx) => {
@@ -203,7 +205,7 @@ export const notificationsDigest = defineJob({
         }
         await markSent(tx, ids);
         sent++;
-      });
+      }, WORKER_USER_AGENT);
     }
     ctx.log.info("digests sent", { sent, failed });
     return { sent, failed };

@@ -1,10 +1,9 @@
 // Jobs for one organization.
 import type postgres from "postgres";
-import { z } from "zod";
-import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../registry.ts";
-import { asService, inTenantContext } from "../tenant-context.ts";
-
-const ForOrganization = BasePayload.extend({ org_id: z.uuid() });
+import { asService } from "../../../supabase/functions/_shared/db.ts";
+import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
+import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
 
 /**
  * Hard delete after the grace period (the tier's retention since the soft delete). The audit log
@@ -12,7 +11,7 @@ const ForOrganization = BasePayload.extend({ org_id: z.uuid() });
  */
 export const tenantDelete = defineJob({
   queue: "tenant.delete",
-  payload: ForOrganization,
+  payload: JOB_PAYLOADS["tenant.delete"],
   scopes: [],
   tenancy: "organization",
   runsOnDeletedOrganization: true,
@@ -29,7 +28,7 @@ export const tenantDelete = defineJob({
       if (!org.past_grace) return "within grace period";
       await tx`delete from public.organizations where id = ${data.org_id}`;
       return "deleted";
-    });
+    }, WORKER_USER_AGENT);
     ctx.log.info("tenant delete", { org_id: data.org_id, outcome });
     return { outcome };
   },
@@ -46,7 +45,7 @@ const EXPORT_SECTIONS = ["organization", "members", "member_permissions", "invit
  */
 export const tenantExport = defineJob({
   queue: "tenant.export",
-  payload: ForOrganization.extend({ export_id: z.uuid() }),
+  payload: JOB_PAYLOADS["tenant.export"],
   scopes: ["org.read", "members.invite", "members.manage", "api_keys.manage", "audit.read", "data.export"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, retryLimit: 3, retryDelay: 10, expireInSeconds: 1800, concurrency: 1, batchSize: 1 },

@@ -4,12 +4,14 @@
 // clean, infected, rejected or failed, which settles its quota reservation (a trigger); images get
 // a thumbnail job, PDFs and text a text-extraction job; the organization hears `file.ready` or `file.rejected`. When the scan cannot
 // happen (clamd unreachable, anything unexpected), the file goes back to pending with a backoff
-// and the sweep (migration 20261201001400) sends it again when it is due.
+// and the sweep (migration 20261201001400_file_processing.sql) sends it again when it is due.
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
-import { withRequestContext } from "../db.ts";
+import { asService } from "../db.ts";
+import { enqueueJob } from "../jobs.ts";
 import type { Logger } from "../log.ts";
-import { type Envelope, makeEnvelope } from "../realtime/envelope.ts";
+import { makeEnvelope } from "../realtime/envelope.ts";
+import type { Publish } from "../realtime/publisher.ts";
 import { topics } from "../realtime/topics.ts";
 import { TEXT_TYPES } from "./mime.ts";
 import { findPii, hasPii } from "./pii.ts";
@@ -24,7 +26,7 @@ export interface PipelineDeps {
   sql: postgres.Sql;
   storage: SupabaseClient; // service role
   clamd: { host: string; port: number };
-  publish: (topic: string, envelope: Envelope) => Promise<void>;
+  publish: Publish;
 }
 
 export interface FileRow {
@@ -47,15 +49,9 @@ type Outcome =
 
 export type PipelineResult = { status: "clean" | "rejected" | "infected" | "failed" } | { status: "retry"; reason: string; retryInSeconds: number };
 
-type AsService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>;
-
-export function asServiceOf(sql: postgres.Sql, correlationId: string): AsService {
-  return (fn) => withRequestContext(sql, { role: "service_role", claims: { role: "service_role" }, headers: { "x-request-id": correlationId } }, fn);
-}
-
 /** Claims a pending file by its object path (pending → scanning); null when there is nothing to claim. */
 export async function claimFile(sql: postgres.Sql, objectPath: string, correlationId: string): Promise<FileRow | null> {
-  const [file] = await asServiceOf(sql, correlationId)((tx) => tx<FileRow[]>`
+  const [file] = await asService(sql, correlationId, (tx) => tx<FileRow[]>`
     update public.files set status = 'scanning', scan_attempts = scan_attempts + 1, next_attempt_at = null, scan_started_at = now()
     where object_path = ${objectPath} and status = 'pending'
     returning id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by`);
@@ -64,7 +60,7 @@ export async function claimFile(sql: postgres.Sql, objectPath: string, correlati
 
 /** A file claimed earlier (by the function that handed it on); null when it is no longer scanning. */
 export async function claimedFile(sql: postgres.Sql, fileId: string, correlationId: string): Promise<FileRow | null> {
-  const [file] = await asServiceOf(sql, correlationId)((tx) => tx<FileRow[]>`
+  const [file] = await asService(sql, correlationId, (tx) => tx<FileRow[]>`
     select id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by
     from public.files where id = ${fileId} and status = 'scanning'`);
   return file ?? null;
@@ -72,11 +68,10 @@ export async function claimedFile(sql: postgres.Sql, fileId: string, correlation
 
 /** Examines and settles a claimed file, or puts it back for a retry. */
 export async function runClaimed(file: FileRow, deps: PipelineDeps, log: Logger, correlationId: string): Promise<PipelineResult> {
-  const asService = asServiceOf(deps.sql, correlationId);
   let outcome: Outcome;
   try {
     outcome = await examine(file, deps, log);
-    if (outcome.status !== "retry") await settle(file, outcome, deps, asService);
+    if (outcome.status !== "retry") await settle(file, outcome, deps, correlationId);
   } catch (e) {
     // Anything unexpected (storage, the database): the file goes back to pending and is retried.
     log.error("processing failed", { error: e instanceof Error ? e.message : String(e) });
@@ -84,12 +79,12 @@ export async function runClaimed(file: FileRow, deps: PipelineDeps, log: Logger,
   }
   if (outcome.status === "retry" && file.scan_attempts >= MAX_SCAN_ATTEMPTS) {
     outcome = { status: "failed", reason: outcome.reason };
-    await settle(file, outcome, deps, asService);
+    await settle(file, outcome, deps, correlationId);
   }
   if (outcome.status === "retry") {
     const delay = Math.min(5 * 2 ** (file.scan_attempts - 1), 600);
     const reason = outcome.reason;
-    await asService((tx) => tx`update public.files set status = 'pending', status_reason = ${reason},
+    await asService(deps.sql, correlationId, (tx) => tx`update public.files set status = 'pending', status_reason = ${reason},
                                  next_attempt_at = now() + make_interval(secs => ${delay}) where id = ${file.id}`);
     log.warn("will retry", { reason, in_seconds: delay });
     return { status: "retry", reason, retryInSeconds: delay };
@@ -138,7 +133,7 @@ async function examine(file: FileRow, deps: PipelineDeps, log: Logger): Promise<
   return { status: "clean", detected_mime: detected, sha256, contains_pii: containsPii };
 }
 
-async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry" }>, deps: PipelineDeps, asService: AsService) {
+async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry" }>, deps: PipelineDeps, correlationId: string) {
   if (outcome.status === "infected") {
     // Into quarantine first, then out of reach: a failure in between leaves it scanning, which the
     // sweep retries; it is never readable meanwhile (only clean files are).
@@ -147,7 +142,7 @@ async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry"
     if (!moved) throw new Error("could not move an infected file to quarantine");
     await deps.storage.storage.from("files").remove([file.object_path]);
   }
-  await asService(async (tx) => {
+  await asService(deps.sql, correlationId, async (tx) => {
     await tx`update public.files set
                status = ${outcome.status}, status_reason = ${"reason" in outcome ? outcome.reason.slice(0, 500) : null},
                detected_mime = ${"detected_mime" in outcome ? outcome.detected_mime ?? null : null},
@@ -160,10 +155,10 @@ async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry"
                values (${file.org_id}, ${file.id}, 1, ${file.object_path}, ${file.size_bytes}, ${outcome.sha256}, ${file.uploaded_by})
                on conflict (file_id, version) do nothing`;
       if (file.declared_mime.startsWith("image/")) {
-        await tx`select app.enqueue_job('files.thumbnail', ${tx.json({ org_id: file.org_id, file_id: file.id })}::jsonb)`;
+        await enqueueJob(tx, "files.thumbnail", { org_id: file.org_id, file_id: file.id, correlation_id: correlationId });
       }
       if (EXTRACTABLE.has(file.declared_mime)) {
-        await tx`select app.enqueue_job('files.extract-text', ${tx.json({ org_id: file.org_id, file_id: file.id })}::jsonb)`;
+        await enqueueJob(tx, "files.extract-text", { org_id: file.org_id, file_id: file.id, correlation_id: correlationId });
       }
     }
   });

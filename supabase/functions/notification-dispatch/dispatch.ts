@@ -8,13 +8,14 @@
 // or until the next minute when the organization's or the recipient's rate limit is reached.
 import type postgres from "postgres";
 import { z } from "zod";
-import { callerOf } from "../auth.ts";
-import { withRequestContext } from "../db.ts";
-import { HttpError } from "../errors.ts";
-import { parseJson, type RequestContext } from "../http.ts";
-import { type Envelope, Envelope as EnvelopeSchema } from "../realtime/envelope.ts";
-import { topics } from "../realtime/topics.ts";
-import type { RateLimiter } from "../rate-limit.ts";
+import type { ServiceCaller } from "../_shared/auth.ts";
+import { asService } from "../_shared/db.ts";
+import { type HandlerContext, parseJson } from "../_shared/http.ts";
+import { enqueueJob } from "../_shared/jobs.ts";
+import type { RateLimiter } from "../_shared/rate-limit.ts";
+import { type Envelope, Envelope as EnvelopeSchema } from "../_shared/realtime/envelope.ts";
+import type { Publish } from "../_shared/realtime/publisher.ts";
+import { topics } from "../_shared/realtime/topics.ts";
 
 export const DispatchRequest = z.object({
   type: z.enum(["INSERT", "SWEEP"]),
@@ -25,7 +26,7 @@ export const DispatchRequest = z.object({
 
 export interface DispatchDeps {
   sql: postgres.Sql;
-  publish: (topic: string, envelope: Envelope) => Promise<void>;
+  publish: Publish;
   limiter: RateLimiter;
   chunk?: number;
 }
@@ -46,17 +47,14 @@ interface Due {
   attempts: number;
 }
 
-export async function dispatchBatch(req: Request, ctx: RequestContext, deps: DispatchDeps): Promise<Response> {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
-  if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service calls this function.");
+export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCaller>, deps: DispatchDeps): Promise<Response> {
   const { batch_id } = await parseJson(req, DispatchRequest);
-  const asService = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-    withRequestContext(deps.sql, { role: "service_role", claims: { role: "service_role" }, headers: { "x-request-id": ctx.requestId } }, fn);
+  const service = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asService(deps.sql, ctx.requestId, fn);
   const log = ctx.log.child({ batch_id });
   const chunk = deps.chunk ?? 2000;
   let sent = 0, retrying = 0, orgId: string | null = null;
 
-  const [tier] = await asService((tx) => tx<{ org_id: string; per_minute: number }[]>`
+  const [tier] = await service((tx) => tx<{ org_id: string; per_minute: number }[]>`
     select o.id as org_id, t.notifications_per_minute as per_minute from public.notifications n
     join public.organizations o on o.id = n.org_id join public.subscription_tiers t on t.tier = o.tier
     where n.batch_id = ${batch_id} limit 1`);
@@ -72,7 +70,7 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
   };
   for (;;) {
     // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
-    const result = await asService(async (tx) => {
+    const result = await service(async (tx) => {
       const due = await tx<Due[]>`
         select d.notification_id, n.org_id, n.recipient_id, n.type, n.title, n.body, n.data, n.priority, n.created_at, d.attempts
         from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
@@ -130,13 +128,15 @@ export async function dispatchBatch(req: Request, ctx: RequestContext, deps: Dis
   }
 
   // E-mail goes out from the worker; enqueue once per batch while any is pending.
-  const [email] = await asService((tx) => tx<{ org_id: string; n: number }[]>`
+  const [email] = await service((tx) => tx<{ org_id: string; n: number }[]>`
     select d.org_id, count(*)::int as n from public.notification_deliveries d
     where d.batch_id = ${batch_id} and d.channel = 'email' and d.status = 'pending' and not d.digest and d.next_attempt_at <= now()
     group by d.org_id`);
   if (email) {
-    await asService((tx) => tx`select app.enqueue_job('notifications.email',
-      ${tx.json({ org_id: email.org_id, batch_id, correlation_id: ctx.requestId })}::jsonb, 0, 0, ${`notifications.email:${batch_id}`})`);
+    await service((tx) =>
+      enqueueJob(tx, "notifications.email", { org_id: email.org_id, batch_id, correlation_id: ctx.requestId }, {
+        singletonKey: `notifications.email:${batch_id}`,
+      }));
   }
   if (sent && orgId) {
     await deps.publish(topics.events(orgId), EnvelopeSchema.parse({

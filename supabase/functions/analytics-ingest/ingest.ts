@@ -5,11 +5,11 @@
 // refuses the batch with 503, so the client keeps it and sends again), then one insert as the user,
 // which the events table's policy checks (a member, their own user id).
 import type postgres from "postgres";
-import { auditHeaders, callerOf } from "../auth.ts";
-import { withRequestContext } from "../db.ts";
-import { HttpError } from "../errors.ts";
-import { parseJson, type RequestContext } from "../http.ts";
-import type { RateLimiter } from "../rate-limit.ts";
+import type { UserCaller } from "../_shared/auth.ts";
+import { asUser } from "../_shared/db.ts";
+import { HttpError } from "../_shared/errors.ts";
+import { type HandlerContext, parseJson } from "../_shared/http.ts";
+import type { RateLimiter } from "../_shared/rate-limit.ts";
 import { type AcceptedEvent, checkEvent, IngestRequest, isRejected, type RejectedEvent } from "./events.ts";
 
 export interface IngestDeps {
@@ -18,11 +18,9 @@ export interface IngestDeps {
   now?: () => number;
 }
 
-export async function ingestEvents(req: Request, ctx: RequestContext, deps: IngestDeps): Promise<Response> {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
-  const caller = callerOf(req);
-  if (caller.role !== "authenticated" || !caller.userId) throw new HttpError(403, "forbidden", "Sign in to send events.");
-  const orgId = typeof caller.claims.org_id === "string" ? caller.claims.org_id : null;
+export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>, deps: IngestDeps): Promise<Response> {
+  const { caller } = ctx;
+  const orgId = caller.orgId;
   if (!orgId) throw new HttpError(403, "no_active_organization", "The access token names no active organization.");
   const body = await parseJson(req, IngestRequest);
 
@@ -31,9 +29,9 @@ export async function ingestEvents(req: Request, ctx: RequestContext, deps: Inge
   const rejected: RejectedEvent[] = checked.filter(isRejected);
   let accepted = checked.filter((x): x is AcceptedEvent => !isRejected(x));
 
-  const context = { role: "authenticated" as const, claims: caller.claims, headers: auditHeaders(req, ctx.requestId) };
+  const asCaller = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asUser(deps.sql, caller, req, ctx.requestId, fn);
   if (accepted.length) {
-    const [tier] = await withRequestContext(deps.sql, context, (tx) => tx<{ per_minute: number }[]>`
+    const [tier] = await asCaller((tx) => tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${orgId} and o.id = any (array(select app.user_org_ids()))`);
     if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
@@ -51,7 +49,7 @@ export async function ingestEvents(req: Request, ctx: RequestContext, deps: Inge
     }
   }
   if (accepted.length) {
-    await withRequestContext(deps.sql, context, (tx) => tx`
+    await asCaller((tx) => tx`
       insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
       select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
       from jsonb_to_recordset(${tx.json(accepted as never)}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)`);

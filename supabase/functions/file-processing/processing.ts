@@ -5,10 +5,11 @@
 // Edge Function's memory and time limits.
 import type postgres from "postgres";
 import { z } from "zod";
-import { callerOf } from "../auth.ts";
-import { HttpError } from "../errors.ts";
-import { parseJson, type RequestContext } from "../http.ts";
-import { asServiceOf, claimFile, type PipelineDeps, runClaimed } from "./pipeline.ts";
+import type { ServiceCaller } from "../_shared/auth.ts";
+import { asService } from "../_shared/db.ts";
+import { claimFile, type PipelineDeps, runClaimed } from "../_shared/files/pipeline.ts";
+import { type HandlerContext, parseJson } from "../_shared/http.ts";
+import { enqueueJob } from "../_shared/jobs.ts";
 
 export const ObjectWebhook = z.object({
   type: z.enum(["INSERT", "UPDATE"]),
@@ -23,9 +24,7 @@ export interface ProcessingDeps extends PipelineDeps {
   largeFileBytes: number;
 }
 
-export async function processFile(req: Request, ctx: RequestContext, deps: ProcessingDeps): Promise<Response> {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
-  if (callerOf(req).role !== "service_role") throw new HttpError(403, "forbidden", "Only the service calls this function.");
+export async function processFile(req: Request, ctx: HandlerContext<ServiceCaller>, deps: ProcessingDeps): Promise<Response> {
   const hook = await parseJson(req, ObjectWebhook);
   const file = await claimFile(deps.sql, hook.record.name, ctx.requestId);
   if (!file) {
@@ -47,6 +46,5 @@ export async function processFile(req: Request, ctx: RequestContext, deps: Proce
 }
 
 async function handToWorker(sql: postgres.Sql, file: { id: string; org_id: string }, correlationId: string) {
-  await asServiceOf(sql, correlationId)((tx) =>
-    tx`select app.enqueue_job('files.process', ${tx.json({ org_id: file.org_id, file_id: file.id, correlation_id: correlationId })}::jsonb)`);
+  await asService(sql, correlationId, (tx) => enqueueJob(tx, "files.process", { org_id: file.org_id, file_id: file.id, correlation_id: correlationId }));
 }

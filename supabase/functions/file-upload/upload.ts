@@ -5,11 +5,12 @@
 import { createClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { z } from "zod";
-import { auditHeaders, callerOf } from "../auth.ts";
-import { withRequestContext } from "../db.ts";
-import { HttpError } from "../errors.ts";
-import { parseJson, type RequestContext } from "../http.ts";
-import { extensionFits, FILE_TYPES } from "./mime.ts";
+import type { UserCaller } from "../_shared/auth.ts";
+import type { Database } from "../_shared/database.types.ts";
+import { asUser } from "../_shared/db.ts";
+import { HttpError } from "../_shared/errors.ts";
+import { extensionFits, FILE_TYPES } from "../_shared/files/mime.ts";
+import { type HandlerContext, parseJson } from "../_shared/http.ts";
 
 export const UploadRequest = z.object({
   org_id: z.uuid(),
@@ -35,10 +36,8 @@ const SQL_ERRORS: Record<string, [number, string]> = {
   FL004: [400, "invalid_name"],
 };
 
-export async function startUpload(req: Request, ctx: RequestContext, deps: UploadDeps): Promise<Response> {
-  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "Use POST.");
-  const caller = callerOf(req);
-  if (caller.role !== "authenticated" || !caller.userId) throw new HttpError(403, "forbidden", "Sign in to upload files.");
+export async function startUpload(req: Request, ctx: HandlerContext<UserCaller>, deps: UploadDeps): Promise<Response> {
+  const { caller } = ctx;
   const body = await parseJson(req, UploadRequest);
   if (!extensionFits(body.name, body.mime_type)) {
     throw new HttpError(400, "extension_mismatch", `The name's extension does not fit ${body.mime_type}.`, { allowed: FILE_TYPES[body.mime_type] });
@@ -46,8 +45,7 @@ export async function startUpload(req: Request, ctx: RequestContext, deps: Uploa
 
   let file: { id: string; object_path: string };
   try {
-    [file] = await withRequestContext(deps.sql, { role: "authenticated", claims: caller.claims, headers: auditHeaders(req, ctx.requestId) },
-      (tx) => tx<{ id: string; object_path: string }[]>`
+    [file] = await asUser(deps.sql, caller, req, ctx.requestId, (tx) => tx<{ id: string; object_path: string }[]>`
         select id, object_path from public.request_file_upload(${body.org_id}, ${body.name}, ${body.size}, ${body.mime_type})`);
   } catch (e) {
     const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
@@ -55,11 +53,11 @@ export async function startUpload(req: Request, ctx: RequestContext, deps: Uploa
     throw e;
   }
 
-  const asUser = createClient(deps.supabaseUrl, deps.anonKey, {
+  const userClient = createClient<Database>(deps.supabaseUrl, deps.anonKey, {
     global: { headers: { Authorization: `Bearer ${caller.token}`, "x-request-id": ctx.requestId } },
     auth: { persistSession: false, autoRefreshToken: false },
   });
-  const { data, error } = await asUser.storage.from("files").createSignedUploadUrl(file.object_path);
+  const { data, error } = await userClient.storage.from("files").createSignedUploadUrl(file.object_path);
   if (error || !data) {
     // The reservation is released by the sweep of uploads that never arrive.
     ctx.log.error("signed upload URL refused", { file_id: file.id, error: error?.message });

@@ -1,12 +1,12 @@
 // Reachability of the services the backend depends on, each check bounded in time so one dead
 // service cannot hang the report.
-// @ts-types="./types/clamdjs.d.ts"
+// @ts-types="../_shared/types/clamdjs.d.ts"
 import clamd from "clamdjs";
 import mqtt from "mqtt";
 import postgres from "postgres";
 import { Redis } from "@upstash/redis";
 import { z } from "zod";
-import { withTimeout } from "./timeout.ts";
+import { withTimeout } from "../_shared/timeout.ts";
 
 export const HealthConfig = z.object({
   SUPABASE_DB_URL: z.string().url(),
