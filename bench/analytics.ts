@@ -13,7 +13,7 @@
 // benchmark can drop them afterwards instead of deleting ten million rows.
 import crypto from "node:crypto";
 import postgres from "postgres";
-import { DB_URL, HOST, PORTS, paths } from "../dev/stack/config.ts";
+import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
@@ -44,14 +44,25 @@ async function ingestRate() {
   for (let i = 0; i < SENDERS * 4; i++) {
     const userId = crypto.randomUUID();
     await sql`insert into auth.users (id, aud, role, email, email_confirmed_at) values (${userId}, 'authenticated', 'authenticated', ${`${userId}@bench.local`}, now())`;
-    const [org] = await sql`insert into public.organizations (name, slug, tier) values ('Ingest bench', ${`bench-ingest-${run}-${i}`}, 'enterprise') returning id`;
+    const [org] =
+      await sql`insert into public.organizations (name, slug, tier) values ('Ingest bench', ${`bench-ingest-${run}-${i}`}, 'enterprise') returning id`;
     await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${userId}, 'student')`;
-    senders.push({ userId, orgId: org.id as string, token: (await mintAccessToken(sql, secrets!.jwtSecret, config, { userId, expiresIn: 3600 })).token });
+    senders.push({
+      userId,
+      orgId: org.id as string,
+      token: (await mintAccessToken(sql, secrets!.jwtSecret, config, { userId, expiresIn: 3600 })).token,
+    });
   }
   const batch = () => ({
-    events: Array.from({ length: 500 }, (_, i) => i % 2
-      ? { type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: `/lesson/${i}` } }
-      : { type: "lesson.completed", occurred_at: new Date().toISOString(), properties: { lesson_id: `l${i % 7}`, duration_seconds: i, score: i % 101 } }),
+    events: Array.from(
+      { length: 500 },
+      (_, i) =>
+        i % 2 ? { type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: `/lesson/${i}` } } : {
+          type: "lesson.completed",
+          occurred_at: new Date().toISOString(),
+          properties: { lesson_id: `l${i % 7}`, duration_seconds: i, score: i % 101 },
+        },
+    ),
   });
   let accepted = 0, requests = 0;
   const until = performance.now() + INGEST_SECONDS * 1000;
@@ -60,7 +71,9 @@ async function ingestRate() {
     for (let turn = 0; performance.now() < until; turn++) {
       const s = senders[k + SENDERS * (turn % 4)];
       const res = await fetch(`http://${HOST}:${PORTS.gateway}/functions/v1/analytics-ingest`, {
-        method: "POST", body: JSON.stringify(batch()), headers: { "content-type": "application/json", authorization: `Bearer ${s.token}` },
+        method: "POST",
+        body: JSON.stringify(batch()),
+        headers: { "content-type": "application/json", authorization: `Bearer ${s.token}` },
       });
       const body = await res.json();
       if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${JSON.stringify(body)}`);
@@ -82,7 +95,8 @@ const dayName = (i: number) => new Date(firstDay.getTime() + i * 86400_000).toIS
 async function loadEvents(orgIds: string[], total: number, from: Date, spanSeconds: number, chunk = 1_000_000) {
   for (let done = 0; done < total; done += chunk) {
     const n = Math.min(chunk, total - done);
-    const { ms } = await timed(() => sql`
+    const { ms } = await timed(() =>
+      sql`
       insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
       select o.ids[1 + (i % ${orgIds.length})],
              ('00000000-0000-4000-8000-' || lpad((i % 50)::text, 12, '0'))::uuid,
@@ -92,7 +106,8 @@ async function loadEvents(orgIds: string[], total: number, from: Date, spanSecon
                               when 1 then jsonb_build_object('lesson_id', 'l', 'duration_seconds', i % 600, 'score', i % 101)
                               when 2 then jsonb_build_object('exercise_id', 'e', 'attempt', 1 + i % 3, 'score', i % 97)
                               else jsonb_build_object('video_id', 'v', 'seconds', i % 300) end
-      from (select ${orgIds}::uuid[] as ids) o, generate_series(${done + 1}::bigint, ${done + n}::bigint) i`);
+      from (select ${orgIds}::uuid[] as ids) o, generate_series(${done + 1}::bigint, ${done + n}::bigint) i`
+    );
     log("events loaded", { loaded: done + n, of: total, chunk_ms: Math.round(ms) });
   }
 }
@@ -105,7 +120,11 @@ async function triggerCost(orgIds: string[], n = 1_000_000) {
   const day = new Date(firstDay.getTime() + (DAYS + 1) * 86400_000);
   const name = `analytics.events_${day.toISOString().slice(0, 10).replaceAll("-", "")}`;
   const load = async (withTrigger: boolean) => {
-    await sql.unsafe(`create table ${name} partition of public.analytics_events for values from ('${day.toISOString()}') to ('${new Date(day.getTime() + 86400_000).toISOString()}')`);
+    await sql.unsafe(
+      `create table ${name} partition of public.analytics_events for values from ('${day.toISOString()}') to ('${
+        new Date(day.getTime() + 86400_000).toISOString()
+      }')`,
+    );
     if (!withTrigger) await sql`alter table public.analytics_events disable trigger record_analytics_partials`;
     try {
       return (await timed(() => loadEvents(orgIds, n, day, 86400, n))).ms;
@@ -128,14 +147,17 @@ async function bare(orgIds: string[]) {
   await sql`create unlogged table bench_bare_daily (like public.analytics_daily including defaults)`;
   return timed(async () => {
     for (const [table, grain] of [["bench_bare_hourly", "hour"], ["bench_bare_daily", "day"]] as const) {
-      await sql.unsafe(`
+      await sql.unsafe(
+        `
         insert into ${table} (org_id, event_type, bucket, events, users, sums)
         select e.org_id, e.event_type, date_trunc('${grain}', e.occurred_at, 'UTC'), count(*), count(distinct e.user_id),
                app.analytics_sums(e.event_type, sum((e.properties ->> t.numeric_properties[1])::numeric), sum((e.properties ->> t.numeric_properties[2])::numeric),
                                   sum((e.properties ->> t.numeric_properties[3])::numeric), sum((e.properties ->> t.numeric_properties[4])::numeric))
         from public.analytics_events e join public.analytics_event_types t on t.key = e.event_type
         where e.org_id = any($1::uuid[]) and e.occurred_at >= $2 and e.occurred_at < $3
-        group by 1, 2, 3`, [orgIds, firstDay, new Date(firstDay.getTime() + DAYS * 86400_000)]);
+        group by 1, 2, 3`,
+        [orgIds, firstDay, new Date(firstDay.getTime() + DAYS * 86400_000)],
+      );
     }
   });
 }
@@ -179,7 +201,13 @@ try {
 
   for (let d = 0; d < DAYS; d++) {
     const from = new Date(firstDay.getTime() + d * 86400_000);
-    await sql.unsafe(`create table if not exists analytics.events_${dayName(d)} partition of public.analytics_events for values from ('${from.toISOString()}') to ('${new Date(from.getTime() + 86400_000).toISOString()}')`);
+    await sql.unsafe(
+      `create table if not exists analytics.events_${
+        dayName(d)
+      } partition of public.analytics_events for values from ('${from.toISOString()}') to ('${
+        new Date(from.getTime() + 86400_000).toISOString()
+      }')`,
+    );
   }
   orgIds = (await sql`insert into public.organizations (name, slug, tier)
                       select 'Analytics bench ' || i, 'bench-analytics-' || ${run} || '-' || i, 'enterprise' from generate_series(1, ${ORGS}) i
@@ -195,7 +223,8 @@ try {
   const r = await rollupAll();
   const atInsert = perEvent * EVENTS;
   log("roll-up done", { ms: Math.round(r.ms), ...r.value });
-  const [diff] = await sql`select (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_hourly where org_id = any(${orgIds}::uuid[])
+  const [diff] =
+    await sql`select (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_hourly where org_id = any(${orgIds}::uuid[])
                                    except select org_id, event_type, bucket, events, users, sums from bench_bare_hourly) x)::int as hourly,
                                   (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_daily where org_id = any(${orgIds}::uuid[])
                                    except select org_id, event_type, bucket, events, users, sums from bench_bare_daily) x)::int as daily`;
@@ -220,12 +249,24 @@ try {
 
   console.log(`\n${EVENTS.toLocaleString("en")} events, ${ORGS} organizations, ${DAYS} days`);
   console.log(`bare GROUP BY (hourly + daily)      ${b.ms.toFixed(0).padStart(8)} ms`);
-  console.log(`app.rollup_analytics                ${r.ms.toFixed(0).padStart(8)} ms   (${r.value.hours} hourly, ${r.value.days} daily rows)`);
-  console.log(`  + its insert-time part (trigger)  ${atInsert.toFixed(0).padStart(8)} ms   (${(perEvent * 1e6).toFixed(0)} ms per million events loaded)`);
+  console.log(
+    `app.rollup_analytics                ${
+      r.ms.toFixed(0).padStart(8)
+    } ms   (${r.value.hours} hourly, ${r.value.days} daily rows)`,
+  );
+  console.log(
+    `  + its insert-time part (trigger)  ${atInsert.toFixed(0).padStart(8)} ms   (${
+      (perEvent * 1e6).toFixed(0)
+    } ms per million events loaded)`,
+  );
   console.log(`incremental, ${INCREMENT.toLocaleString("en")} new events    ${inc.ms.toFixed(0).padStart(8)} ms`);
   console.log(`  (its insert-time part: ${(perEvent * INCREMENT).toFixed(0)} ms, spent by the inserting statements)`);
   console.log(`ingest through the function         ${ingest.perSecond.toFixed(0).padStart(8)} events/s\n`);
-  console.log(`ratio=${((r.ms + atInsert) / b.ms).toFixed(2)} incremental_ms=${inc.ms.toFixed(0)} ingest_per_s=${ingest.perSecond.toFixed(0)}`);
+  console.log(
+    `ratio=${((r.ms + atInsert) / b.ms).toFixed(2)} incremental_ms=${inc.ms.toFixed(0)} ingest_per_s=${
+      ingest.perSecond.toFixed(0)
+    }`,
+  );
 } finally {
   log("cleaning up");
   await pauseSchedule(true);

@@ -5,14 +5,18 @@
 import crypto from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
-import { DB_URL, HOST, PORTS, paths } from "../dev/stack/config.ts";
+import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { scanBytes } from "../supabase/functions/_shared/files/scan.ts";
 import { fmt, summarize } from "./stats.ts";
 
-const SAMPLES: Record<string, number> = { "1": Number(process.env.BENCH_SAMPLES_1MB ?? 10), "10": Number(process.env.BENCH_SAMPLES_10MB ?? 5), "50": Number(process.env.BENCH_SAMPLES_50MB ?? 3) };
+const SAMPLES: Record<string, number> = {
+  "1": Number(process.env.BENCH_SAMPLES_1MB ?? 10),
+  "10": Number(process.env.BENCH_SAMPLES_10MB ?? 5),
+  "50": Number(process.env.BENCH_SAMPLES_50MB ?? 3),
+};
 const THROUGHPUT_SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 30);
 const UPLOADERS = 4;
 const log = (msg: string, f: Record<string, unknown> = {}) =>
@@ -26,10 +30,15 @@ const sql = postgres(DB_URL, { max: 2, onnotice: () => {} });
 // An enterprise organization (500 MB files, 1 TB) with a teacher who uploads
 const userId = crypto.randomUUID();
 await sql`insert into auth.users (id, aud, role, email, email_confirmed_at) values (${userId}, 'authenticated', 'authenticated', ${`${userId}@bench.local`}, now())`;
-const [org] = await sql`insert into public.organizations (name, slug, tier) values ('Files bench', ${`bench-files-${userId.slice(0, 8)}`}, 'enterprise') returning id`;
+const [org] = await sql`insert into public.organizations (name, slug, tier) values ('Files bench', ${`bench-files-${
+  userId.slice(0, 8)
+}`}, 'enterprise') returning id`;
 await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${userId}, 'teacher')`;
 const { token } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), { userId, expiresIn: 3600 });
-const client = createClient(API, secrets.anonKey, { global: { headers: { Authorization: `Bearer ${token}` } }, auth: { persistSession: false } });
+const client = createClient(API, secrets.anonKey, {
+  global: { headers: { Authorization: `Bearer ${token}` } },
+  auth: { persistSession: false },
+});
 
 /** Text without personal data: random lowercase words, so it is valid UTF-8 and not compressible to nothing. */
 function textOf(mb: number) {
@@ -40,12 +49,19 @@ function textOf(mb: number) {
 
 async function uploadToClean(bytes: Uint8Array, name: string) {
   const started = performance.now();
-  const { data, error } = await client.functions.invoke("file-upload", { body: { org_id: org.id, name, size: bytes.byteLength, mime_type: "text/plain" } });
+  const { data, error } = await client.functions.invoke("file-upload", {
+    body: { org_id: org.id, name, size: bytes.byteLength, mime_type: "text/plain" },
+  });
   if (error) throw new Error(`file-upload: ${error.message}`);
-  const up = await client.storage.from("files").uploadToSignedUrl(data.path, data.token, new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "text/plain" }));
+  const up = await client.storage.from("files").uploadToSignedUrl(
+    data.path,
+    data.token,
+    new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "text/plain" }),
+  );
   if (up.error) throw new Error(`upload: ${up.error.message}`);
   for (;;) {
-    const [f] = await sql`select status, extract(epoch from processed_at - scan_started_at) * 1000 as processing_ms from public.files where id = ${data.file_id}`;
+    const [f] =
+      await sql`select status, extract(epoch from processed_at - scan_started_at) * 1000 as processing_ms from public.files where id = ${data.file_id}`;
     if (f.status === "clean") return { ms: performance.now() - started, processingMs: Number(f.processing_ms) };
     if (!["pending", "scanning"].includes(f.status)) throw new Error(`file ended ${f.status}`);
     await new Promise((r) => setTimeout(r, 10));
@@ -71,7 +87,12 @@ try {
     }
     const s = summarize(times);
     rows.push({ size: `${mb} MB`, p50: s.p50, p95: s.p95, processing: summarize(processing).p50, scan: summarize(scans).p50 });
-    log("size done", { mb: Number(mb), samples: n, p50_ms: Math.round(s.p50), clamd_scan_p50_ms: Math.round(summarize(scans).p50) });
+    log("size done", {
+      mb: Number(mb),
+      samples: n,
+      p50_ms: Math.round(s.p50),
+      clamd_scan_p50_ms: Math.round(summarize(scans).p50),
+    });
   }
 
   // Throughput: 4 uploaders of 1 MB files for THROUGHPUT_SECONDS
@@ -90,8 +111,16 @@ try {
   console.log(`\nupload → clean: file-upload, signed upload, webhook, processing; processing: the function's claim to settle`);
   console.log(`(download, sniff, sha256, clamd, PII, settle); clamd alone: an INSTREAM scan of the same bytes`);
   console.log(`size     upload→clean p50 ms   p95 ms   processing p50 ms   clamd alone p50 ms`);
-  for (const r of rows) console.log(`${r.size.padEnd(7)} ${fmt(r.p50).padStart(19)} ${fmt(r.p95).padStart(9)} ${fmt(r.processing).padStart(19)} ${fmt(r.scan).padStart(20)}`);
-  console.log(`${UPLOADERS} uploaders of 1 MB files for ${THROUGHPUT_SECONDS} s: ${done} files, ${perMinute.toFixed(0)} files/min\n`);
+  for (const r of rows) {
+    console.log(
+      `${r.size.padEnd(7)} ${fmt(r.p50).padStart(19)} ${fmt(r.p95).padStart(9)} ${fmt(r.processing).padStart(19)} ${
+        fmt(r.scan).padStart(20)
+      }`,
+    );
+  }
+  console.log(
+    `${UPLOADERS} uploaders of 1 MB files for ${THROUGHPUT_SECONDS} s: ${done} files, ${perMinute.toFixed(0)} files/min\n`,
+  );
   const p50_10 = rows.find((r) => r.size === "10 MB")!.p50;
   const scan50 = rows.find((r) => r.size === "50 MB")!.processing;
   console.log(`p50_10mb_ms=${p50_10.toFixed(0)} scan_50mb_ms=${scan50.toFixed(0)} files_per_min=${perMinute.toFixed(0)}`);

@@ -12,9 +12,16 @@ import { fmt, summarize, timeRequests } from "./stats.ts";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 500);
 const BARE_PORT = 54395;
-const log = (msg: string, f: Record<string, unknown> = {}) => console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:gateway", msg, ...f }));
+const log = (msg: string, f: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:gateway", msg, ...f }));
 
-const bare = spawn("deno", ["run", "--allow-net", `--config=${path.join(ROOT, "deno.json")}`, path.join(ROOT, "bench", "fixtures", "bare.ts"), String(BARE_PORT)], {
+const bare = spawn("deno", [
+  "run",
+  "--allow-net",
+  `--config=${path.join(ROOT, "deno.json")}`,
+  path.join(ROOT, "bench", "fixtures", "bare.ts"),
+  String(BARE_PORT),
+], {
   stdio: ["ignore", "pipe", "inherit"],
   env: { ...process.env, PATH: `${path.join(ROOT, "node_modules", ".bin")}:${process.env.PATH}` },
 });
@@ -25,7 +32,8 @@ try {
   const token = secrets().anonKey;
   const gwUrl = `${gateway.url}/functions/v1/noop`;
   const hitBare = async () => void (await (await fetch(bareUrl)).arrayBuffer());
-  const hitGateway = async () => void (await (await fetch(gwUrl, { headers: { Authorization: `Bearer ${token}` } })).arrayBuffer());
+  const hitGateway = async () =>
+    void (await (await fetch(gwUrl, { headers: { Authorization: `Bearer ${token}` } })).arrayBuffer());
   const check = await fetch(gwUrl, { headers: { Authorization: `Bearer ${token}` } });
   if (check.status !== 200) throw new Error(`gateway answered ${check.status}: ${await check.text()}`);
 

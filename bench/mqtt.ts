@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import postgres from "postgres";
-import { brokerInstance, type BrokerInstance } from "../dev/stack/broker-instance.ts";
+import { type BrokerInstance, brokerInstance } from "../dev/stack/broker-instance.ts";
 import { DB_URL, STATE } from "../dev/stack/config.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
@@ -33,7 +33,8 @@ const sql = postgres(DB_URL, { max: 2, onnotice: () => {} });
 // The same people and topics for both brokers
 const suffix = crypto.randomUUID().slice(0, 8);
 const ids = { teacher: crypto.randomUUID(), students: Array.from({ length: SUBSCRIBERS }, () => crypto.randomUUID()) };
-const [org] = await sql`insert into public.organizations (name, slug) values ('MQTT bench', ${`bench-mqtt-${suffix}`}) returning id`;
+const [org] =
+  await sql`insert into public.organizations (name, slug) values ('MQTT bench', ${`bench-mqtt-${suffix}`}) returning id`;
 for (const id of [ids.teacher, ...ids.students]) {
   await sql`insert into auth.users (id, aud, role, email, email_confirmed_at) values (${id}, 'authenticated', 'authenticated', ${`${id}@bench.local`}, now())`;
 }
@@ -44,7 +45,8 @@ const [exercise] = await sql`insert into public.exercises (org_id, title) values
 const topic = `org/${org.id}/exercise/${exercise.id}/control`;
 
 const config = loadProjectConfig(paths.supabase);
-const token = async (userId: string) => (await mintAccessToken(sql, secrets.jwtSecret, config, { userId, expiresIn: 3600 })).token;
+const token = async (userId: string) =>
+  (await mintAccessToken(sql, secrets.jwtSecret, config, { userId, expiresIn: 3600 })).token;
 const pluginCreds = { teacher: await token(ids.teacher), students: await Promise.all(ids.students.map(token)) };
 
 // Static baseline: a password and an ACL line per user, for the same topic
@@ -55,19 +57,31 @@ const aclFile = path.join(staticDir, "acl");
 const staticPassword = crypto.randomBytes(12).toString("base64url");
 fs.writeFileSync(passwordFile, "");
 for (const id of [ids.teacher, ...ids.students]) execFileSync("mosquitto_passwd", ["-b", passwordFile, id, staticPassword]);
-fs.writeFileSync(aclFile, [`user ${ids.teacher}`, `topic readwrite ${topic}`,
-  ...ids.students.flatMap((id) => [`user ${id}`, `topic read ${topic}`])].join("\n") + "\n");
+fs.writeFileSync(
+  aclFile,
+  [`user ${ids.teacher}`, `topic readwrite ${topic}`, ...ids.students.flatMap((id) => [`user ${id}`, `topic read ${topic}`])]
+    .join("\n") + "\n",
+);
 fs.chmodSync(passwordFile, 0o600);
 
 // BENCH_CACHE_SECONDS=0 shows what the cache is worth: every check then asks Postgres.
 const cacheSeconds = process.env.BENCH_CACHE_SECONDS;
-const plugin = brokerInstance("bench-mqtt-plugin", { mqtt: 54388, ws: 54389 }, secrets,
-                              { plugin: cacheSeconds === undefined ? {} : { cache_seconds: Number(cacheSeconds) } });
+const plugin = brokerInstance("bench-mqtt-plugin", { mqtt: 54388, ws: 54389 }, secrets, {
+  plugin: cacheSeconds === undefined ? {} : { cache_seconds: Number(cacheSeconds) },
+});
 const baseline = brokerInstance("bench-mqtt-static", { mqtt: 54393, ws: 54394 }, secrets, { passwordFile, aclFile });
 type Side = { name: string; broker: BrokerInstance; cred: (who: "teacher" | number) => { username: string; password: string } };
 const sides: Side[] = [
-  { name: "static", broker: baseline, cred: (w) => ({ username: w === "teacher" ? ids.teacher : ids.students[w], password: staticPassword }) },
-  { name: "plugin", broker: plugin, cred: (w) => ({ username: "bench", password: w === "teacher" ? pluginCreds.teacher : pluginCreds.students[w] }) },
+  {
+    name: "static",
+    broker: baseline,
+    cred: (w) => ({ username: w === "teacher" ? ids.teacher : ids.students[w], password: staticPassword }),
+  },
+  {
+    name: "plugin",
+    broker: plugin,
+    cred: (w) => ({ username: "bench", password: w === "teacher" ? pluginCreds.teacher : pluginCreds.students[w] }),
+  },
 ];
 
 function connect(url: string, cred: { username: string; password: string }): Promise<MqttClient> {
@@ -89,7 +103,15 @@ async function throughput(side: Side) {
     await s.subscribeAsync(topic, { qos: 0 });
   }
   const pub = await connect(side.broker.url, side.cred("teacher"));
-  const payload = JSON.stringify({ v: 1, id: crypto.randomUUID(), ts: new Date().toISOString(), type: "bench.tick", org_id: org.id, correlation_id: "bench", data: {} });
+  const payload = JSON.stringify({
+    v: 1,
+    id: crypto.randomUUID(),
+    ts: new Date().toISOString(),
+    type: "bench.tick",
+    org_id: org.id,
+    correlation_id: "bench",
+    data: {},
+  });
   const expected = N * subs.length;
   const started = performance.now();
   for (let i = 0; i < N; i++) {
@@ -122,15 +144,30 @@ try {
   for (const s of sides) await throughput(s); // warm-up
   for (let r = 1; r <= ROUNDS; r++) {
     for (const s of sides) rates[s.name].push(await throughput(s));
-    log("round done", { round: r, of: ROUNDS, static_msgs_per_s: Math.round(rates.static.at(-1)!), plugin_msgs_per_s: Math.round(rates.plugin.at(-1)!) });
+    log("round done", {
+      round: r,
+      of: ROUNDS,
+      static_msgs_per_s: Math.round(rates.static.at(-1)!),
+      plugin_msgs_per_s: Math.round(rates.plugin.at(-1)!),
+    });
   }
   const conn = { static: await connectTimes(sides[0]), plugin: await connectTimes(sides[1]) };
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const [st, pl] = [median(rates.static), median(rates.plugin)];
-  console.log(`\n${N} QoS 0 messages to ${SUBSCRIBERS} subscribers per round (median of ${ROUNDS}); ${CONNECTS} sequential connects`);
+  console.log(
+    `\n${N} QoS 0 messages to ${SUBSCRIBERS} subscribers per round (median of ${ROUNDS}); ${CONNECTS} sequential connects`,
+  );
   console.log(`                  msgs/s   deliveries/s   connect p50 ms   p95 ms`);
-  console.log(`static files   ${st.toFixed(0).padStart(8)}   ${(st * SUBSCRIBERS).toFixed(0).padStart(12)}   ${fmt(conn.static.p50).padStart(14)}   ${fmt(conn.static.p95)}`);
-  console.log(`plugin         ${pl.toFixed(0).padStart(8)}   ${(pl * SUBSCRIBERS).toFixed(0).padStart(12)}   ${fmt(conn.plugin.p50).padStart(14)}   ${fmt(conn.plugin.p95)}\n`);
+  console.log(
+    `static files   ${st.toFixed(0).padStart(8)}   ${(st * SUBSCRIBERS).toFixed(0).padStart(12)}   ${
+      fmt(conn.static.p50).padStart(14)
+    }   ${fmt(conn.static.p95)}`,
+  );
+  console.log(
+    `plugin         ${pl.toFixed(0).padStart(8)}   ${(pl * SUBSCRIBERS).toFixed(0).padStart(12)}   ${
+      fmt(conn.plugin.p50).padStart(14)
+    }   ${fmt(conn.plugin.p95)}\n`,
+  );
   console.log(`ratio=${(pl / st).toFixed(2)} connect_p95_ms=${fmt(conn.plugin.p95)}`);
 } finally {
   await Promise.all(sides.map((s) => s.broker.stop()));

@@ -27,7 +27,8 @@ const MQTT_URL = `mqtt://${HOST}:${PORTS.mqtt}`;
 // An enterprise organization (its tier allows 60,000 notifications a minute) of MEMBERS students and a teacher
 const suffix = crypto.randomUUID().slice(0, 8);
 const teacher = crypto.randomUUID();
-const [org] = await sql`insert into public.organizations (name, slug, tier) values ('Notify bench', ${`bench-notify-${suffix}`}, 'enterprise') returning id`;
+const [org] =
+  await sql`insert into public.organizations (name, slug, tier) values ('Notify bench', ${`bench-notify-${suffix}`}, 'enterprise') returning id`;
 const students = (await sql<{ id: string }[]>`
   insert into auth.users (id, aud, role, email, email_confirmed_at)
   select gen_random_uuid(), 'authenticated', 'authenticated', 'bench-' || ${suffix} || '-' || i || '@bench.local', now()
@@ -44,13 +45,25 @@ authenticator.username = "authenticator";
 authenticator.password = secrets.authenticatorPassword;
 const api = postgres(authenticator.toString(), { max: 1, onnotice: () => {} });
 const sendAsTeacher = (title: string) =>
-  withRequestContext(api, { role: "authenticated", claims: { sub: teacher, role: "authenticated" } }, (tx) =>
-    tx<{ batch_id: string; created: number }[]>`select * from public.send_notification(${org.id}, 'announcement.posted', ${title}, 'Hello',
-                                                    '{}'::jsonb, '{"role": "student"}'::jsonb)`);
+  withRequestContext(
+    api,
+    { role: "authenticated", claims: { sub: teacher, role: "authenticated" } },
+    (tx) =>
+      tx<
+        { batch_id: string; created: number }[]
+      >`select * from public.send_notification(${org.id}, 'announcement.posted', ${title}, 'Hello',
+                                                    '{}'::jsonb, '{"role": "student"}'::jsonb)`,
+  );
 
 function connect(): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(MQTT_URL, { username: "service", password: secrets!.serviceRoleKey, protocolVersion: 5, reconnectPeriod: 0, clean: true });
+    const c = mqtt.connect(MQTT_URL, {
+      username: "service",
+      password: secrets!.serviceRoleKey,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      clean: true,
+    });
     c.once("connect", () => resolve(c));
     c.once("error", (e) => {
       c.end(true);
@@ -86,9 +99,21 @@ async function raw(round: number) {
   const pub = await connect();
   const type = `bench.raw_${round}`;
   const t0 = performance.now();
-  await Promise.all(students.map((u) => pub.publishAsync(`org/${org.id}/users/${u}/notifications`, JSON.stringify({
-    v: 1, id: crypto.randomUUID(), ts: new Date().toISOString(), type, org_id: org.id, correlation_id: "bench", data: { title: "Raw" },
-  }), { qos: 1 })));
+  await Promise.all(students.map((u) =>
+    pub.publishAsync(
+      `org/${org.id}/users/${u}/notifications`,
+      JSON.stringify({
+        v: 1,
+        id: crypto.randomUUID(),
+        ts: new Date().toISOString(),
+        type,
+        org_id: org.id,
+        correlation_id: "bench",
+        data: { title: "Raw" },
+      }),
+      { qos: 1 },
+    )
+  ));
   await waitFor("raw messages to arrive", () => seen.get(type) === MEMBERS, t0);
   const ms = performance.now() - t0;
   await pub.endAsync();
@@ -103,7 +128,9 @@ async function notify(round: number) {
   const rpcMs = performance.now() - t0;
   if (batch.created !== MEMBERS) throw new Error(`expected ${MEMBERS} notifications, got ${batch.created}`);
   await waitFor("every MQTT delivery to be recorded", async () => {
-    const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from public.notification_deliveries d join public.notifications x on x.id = d.notification_id
+    const [{ n }] = await sql<
+      { n: number }[]
+    >`select count(*)::int as n from public.notification_deliveries d join public.notifications x on x.id = d.notification_id
                                                 where x.batch_id = ${batch.batch_id} and d.channel = 'mqtt' and d.status = 'sent'`;
     return n === MEMBERS;
   }, t0);
@@ -118,10 +145,21 @@ try {
     const rawMs = await raw(r);
     const n = await notify(r);
     results.push({ raw: rawMs, rpc: n.rpcMs, total: Math.max(n.recordedMs, n.totalMs) });
-    log("round done", { round: r, of: ROUNDS, raw_ms: Math.round(rawMs), rpc_ms: Math.round(n.rpcMs), recorded_ms: Math.round(n.recordedMs), total_ms: Math.round(n.totalMs) });
+    log("round done", {
+      round: r,
+      of: ROUNDS,
+      raw_ms: Math.round(rawMs),
+      rpc_ms: Math.round(n.rpcMs),
+      recorded_ms: Math.round(n.recordedMs),
+      total_ms: Math.round(n.totalMs),
+    });
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const [rawMs, rpcMs, totalMs] = [median(results.map((x) => x.raw)), median(results.map((x) => x.rpc)), median(results.map((x) => x.total))];
+  const [rawMs, rpcMs, totalMs] = [
+    median(results.map((x) => x.raw)),
+    median(results.map((x) => x.rpc)),
+    median(results.map((x) => x.total)),
+  ];
   const rawRate = MEMBERS / (rawMs / 1000);
   const rate = MEMBERS / (totalMs / 1000);
   console.log(`\none notification to ${MEMBERS} members (median of ${ROUNDS} rounds)`);

@@ -42,7 +42,13 @@ const tenantTxJob = defineJob({
 const plainQueue = "bench.plain";
 const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue];
 
-const boss = new PgBoss({ connectionString: DB_URL, schedule: false, useListenNotify: true, application_name: "bench-queue", queueCacheIntervalSeconds: 5 });
+const boss = new PgBoss({
+  connectionString: DB_URL,
+  schedule: false,
+  useListenNotify: true,
+  application_name: "bench-queue",
+  queueCacheIntervalSeconds: 5,
+});
 boss.on("error", (e) => log("pg-boss error", { error: String(e) }));
 const sql = postgres(DB_URL, { max: 10, onnotice: () => {} });
 await boss.start();
@@ -56,7 +62,9 @@ try {
   // Earlier runs leave dead rows behind; both sides start from a vacuumed job table.
   await sql`delete from pgboss.job where name = any(${[...QUEUES, "bench.dead-letter"]}::text[])`;
   await sql.unsafe("vacuum pgboss.job");
-  const [org] = await sql`insert into public.organizations (name, slug) values ('Queue bench', ${`bench-q-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+  const [org] = await sql`insert into public.organizations (name, slug) values ('Queue bench', ${`bench-q-${
+    crypto.randomUUID().slice(0, 8)
+  }`}) returning id`;
 
   const metrics = createMetrics(boss, () => [tenantJob.queue, tenantTxJob.queue]);
   const options = workOptions(tenantJob);
@@ -89,7 +97,8 @@ try {
       ids.push((await boss.send(queue, payload(i)))!);
       while (done === before) await new Promise((r) => setTimeout(r, 0));
     }
-    const rows = await sql`select extract(epoch from (started_on - created_on)) * 1000 as ms from pgboss.job where id = any(${ids}::uuid[])`;
+    const rows =
+      await sql`select extract(epoch from (started_on - created_on)) * 1000 as ms from pgboss.job where id = any(${ids}::uuid[])`;
     return rows.map((r) => Number(r.ms));
   }
 
@@ -112,7 +121,13 @@ try {
     txRates.push(await throughput(tenantTxJob.queue));
     plainLat.push(...(await latency(plainQueue)));
     tenantLat.push(...(await latency(tenantJob.queue)));
-    log("round done", { round: r, of: ROUNDS, plain_jobs_per_s: Math.round(plainRates.at(-1)!), tenant_jobs_per_s: Math.round(tenantRates.at(-1)!), tenant_tx_jobs_per_s: Math.round(txRates.at(-1)!) });
+    log("round done", {
+      round: r,
+      of: ROUNDS,
+      plain_jobs_per_s: Math.round(plainRates.at(-1)!),
+      tenant_jobs_per_s: Math.round(tenantRates.at(-1)!),
+      tenant_tx_jobs_per_s: Math.round(txRates.at(-1)!),
+    });
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const plainRate = median(plainRates);
@@ -124,7 +139,11 @@ try {
   console.log(`                 jobs/s    enqueue->start p50 ms   p95 ms`);
   console.log(`plain pg-boss    ${plainRate.toFixed(0).padStart(6)}    ${fmt(pl.p50).padStart(8)}              ${fmt(pl.p95)}`);
   console.log(`tenant context   ${tenantRate.toFixed(0).padStart(6)}    ${fmt(tl.p50).padStart(8)}              ${fmt(tl.p95)}`);
-  console.log(`tenant + tx      ${txRate.toFixed(0).padStart(6)}    (one empty request-context transaction per job: ratio ${(txRate / plainRate).toFixed(2)})\n`);
+  console.log(
+    `tenant + tx      ${txRate.toFixed(0).padStart(6)}    (one empty request-context transaction per job: ratio ${
+      (txRate / plainRate).toFixed(2)
+    })\n`,
+  );
   console.log(`ratio=${(tenantRate / plainRate).toFixed(2)} jobs_per_s=${tenantRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`);
   await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
 } finally {

@@ -73,7 +73,9 @@ try {
         await tx`select set_config('role', 'authenticated', true),
                         set_config('request.jwt.claims', ${JSON.stringify({ sub: user, role: "authenticated" })}, true)`;
         const t = performance.now();
-        const rows = text === PAGE ? await tx.unsafe(text, [org], { prepare: true }) : await tx.unsafe(text, [], { prepare: true });
+        const rows = text === PAGE
+          ? await tx.unsafe(text, [org], { prepare: true })
+          : await tx.unsafe(text, [], { prepare: true });
         return { ms: performance.now() - t, n: rows.length };
       });
     };
@@ -112,9 +114,14 @@ try {
     const plan = await api.begin(async (tx) => {
       await tx`select set_config('role', 'authenticated', true),
                       set_config('request.jwt.claims', ${JSON.stringify({ sub: probe.user_id, role: "authenticated" })}, true)`;
-      const withFilter = await tx.unsafe(`explain (analyze, buffers, costs off, summary off) ${PAGE.replace("$1", `'${probe.org_id}'`)}`);
+      const withFilter = await tx.unsafe(
+        `explain (analyze, buffers, costs off, summary off) ${PAGE.replace("$1", `'${probe.org_id}'`)}`,
+      );
       const rlsOnly = await tx.unsafe(`explain (analyze, buffers, costs off, summary off) ${PAGE_RLS_ONLY}`);
-      return { withFilter: withFilter.map((r) => r["QUERY PLAN"]).join("\n"), rlsOnly: rlsOnly.map((r) => r["QUERY PLAN"]).join("\n") };
+      return {
+        withFilter: withFilter.map((r) => r["QUERY PLAN"]).join("\n"),
+        rlsOnly: rlsOnly.map((r) => r["QUERY PLAN"]).join("\n"),
+      };
     });
 
     const o = summarize(ownerMs);
@@ -154,7 +161,9 @@ async function ensureData(sql: Sql) {
              select o.id, u.id, 'owner' from public.organizations o
              join auth.users u on u.email = format('owner-%s@bench.test', ltrim(substr(o.slug, 7), '0'))`;
   });
-  const orgIds = (await sql`select id from public.organizations where slug like 'bench-%' order by slug`).map((r) => r.id as string);
+  const orgIds = (await sql`select id from public.organizations where slug like 'bench-%' order by slug`).map((r) =>
+    r.id as string
+  );
   const chunk = 100_000;
   for (let done = n; done < ROWS; done += chunk) {
     // Rows interleaved across organizations in time, as real activity is.

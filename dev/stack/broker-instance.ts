@@ -6,7 +6,7 @@ import path from "node:path";
 import { HOST, STATE } from "./config.ts";
 import { canConnect, waitFor } from "./processes.ts";
 import type { StackSecrets } from "./secrets.ts";
-import { brokerEnv, type BrokerAuth, writeBrokerConfig } from "./services.ts";
+import { type BrokerAuth, brokerEnv, writeBrokerConfig } from "./services.ts";
 
 export interface BrokerInstance {
   url: string;
@@ -17,8 +17,13 @@ export interface BrokerInstance {
   stop(): Promise<void>;
 }
 
-export function brokerInstance(name: string, ports: { mqtt: number; ws: number }, secrets: StackSecrets,
-                               auth: BrokerAuth, env: Record<string, string> = {}): BrokerInstance {
+export function brokerInstance(
+  name: string,
+  ports: { mqtt: number; ws: number },
+  secrets: StackSecrets,
+  auth: BrokerAuth,
+  env: Record<string, string> = {},
+): BrokerInstance {
   const dir = path.join(STATE, name);
   const logFile = path.join(STATE, `${name}.log`);
   let child: ChildProcess | null = null;
@@ -30,10 +35,18 @@ export function brokerInstance(name: string, ports: { mqtt: number; ws: number }
     async start() {
       const conf = writeBrokerConfig(dir, ports, auth);
       const out = fs.openSync(logFile, "a");
-      child = spawn("mosquitto", ["-c", conf], { env: { ...process.env, ...brokerEnv(secrets), ...env }, stdio: ["ignore", out, out] });
+      child = spawn("mosquitto", ["-c", conf], {
+        env: { ...process.env, ...brokerEnv(secrets), ...env },
+        stdio: ["ignore", out, out],
+      });
       fs.closeSync(out);
       const c = child;
-      await waitFor(`broker ${name}`, async () => c.exitCode === null && (await canConnect(ports.mqtt)) && (await canConnect(ports.ws)), 10_000, logFile);
+      await waitFor(
+        `broker ${name}`,
+        async () => c.exitCode === null && (await canConnect(ports.mqtt)) && (await canConnect(ports.ws)),
+        10_000,
+        logFile,
+      );
     },
     async stop() {
       const c = child;

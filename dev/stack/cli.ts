@@ -4,12 +4,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { DB_URL, HOST, PORTS, ROOT, STATE, paths } from "./config.ts";
+import { DB_URL, HOST, paths, PORTS, ROOT, STATE } from "./config.ts";
 import { logger } from "./log.ts";
 import * as pg from "./postgres.ts";
 import { canConnect, portOwner, readPid, spawnDetached, stopProcess, waitFor } from "./processes.ts";
 import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
-import { services, writeFunctionsEnv, type Service } from "./services.ts";
+import { type Service, services, writeFunctionsEnv } from "./services.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
 import { mintAccessToken, TokenError } from "../platform/auth/tokens.ts";
 
@@ -27,11 +27,16 @@ function tail(file: string, lines = 15) {
 
 async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
   const taken: string[] = [];
-  const ports = [...todo.flatMap((s) => s.ports.map((p) => [s.name, p] as const)), ...(pgNeeded ? [["postgres", PORTS.postgres] as const] : [])];
+  const ports = [
+    ...todo.flatMap((s) => s.ports.map((p) => [s.name, p] as const)),
+    ...(pgNeeded ? [["postgres", PORTS.postgres] as const] : []),
+  ];
   for (const [name, port] of ports) {
     if (await canConnect(port)) taken.push(`port ${port} (for ${name}) is already taken by ${portOwner(port)}`);
   }
-  if (taken.length) throw new StartError(`cannot start: ${taken.join("; ")}. Stop that process or free the port; nothing was started.`);
+  if (taken.length) {
+    throw new StartError(`cannot start: ${taken.join("; ")}. Stop that process or free the port; nothing was started.`);
+  }
 }
 
 function historyMismatchMessage(missing: string[], onlySeed: boolean, running: string[]) {
@@ -42,14 +47,22 @@ function historyMismatchMessage(missing: string[], onlySeed: boolean, running: s
     "`supabase migration up` refuses a database whose history it does not know.",
   ];
   if (onlySeed) {
-    return [...head, `It holds only seed data, but the stack is running on it (${running.join(", ")}). Rebuild it with:`, "",
-      "    npm stop && npm start"].join("\n");
+    return [
+      ...head,
+      `It holds only seed data, but the stack is running on it (${running.join(", ")}). Rebuild it with:`,
+      "",
+      "    npm stop && npm start",
+    ].join("\n");
   }
-  return [...head,
+  return [
+    ...head,
     "It holds data beyond the seed, so it was left as it is. To build it again from the current migrations",
-    "(its data is lost; the seed is loaded again):", "",
-    "    npm stop && rm -rf .stack/postgres && npm start", "",
-    `To keep some of it, dump it first: pg_dump --data-only --schema=public ${DB_URL} > local-data.sql`].join("\n");
+    "(its data is lost; the seed is loaded again):",
+    "",
+    "    npm stop && rm -rf .stack/postgres && npm start",
+    "",
+    `To keep some of it, dump it first: pg_dump --data-only --schema=public ${DB_URL} > local-data.sql`,
+  ].join("\n");
 }
 
 async function start() {
@@ -117,17 +130,26 @@ async function start() {
       try {
         await waitFor(s.name, s.healthy, 30_000);
       } catch {
-        throw new StartError(`${s.name} did not become healthy. Its log (${path.join(paths.logs, s.name + ".log")}) ends:\n${tail(path.join(paths.logs, s.name + ".log"))}`);
+        throw new StartError(
+          `${s.name} did not become healthy. Its log (${path.join(paths.logs, s.name + ".log")}) ends:\n${
+            tail(path.join(paths.logs, s.name + ".log"))
+          }`,
+        );
       }
       log.info("service up", { service: s.name });
     }
-    await waitFor("health function", async () => {
-      try {
-        return (await fetch(`http://${HOST}:${PORTS.gateway}/functions/v1/health`)).status === 200;
-      } catch {
-        return false;
-      }
-    }, 60_000, path.join(paths.logs, "functions", "health.log"));
+    await waitFor(
+      "health function",
+      async () => {
+        try {
+          return (await fetch(`http://${HOST}:${PORTS.gateway}/functions/v1/health`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      path.join(paths.logs, "functions", "health.log"),
+    );
   } catch (e) {
     // Nothing half-started: undo what this run started.
     for (const name of startedHere.reverse()) {
@@ -155,7 +177,10 @@ interface Row {
 
 async function statusRows(secrets: StackSecrets): Promise<Row[]> {
   const rows: Row[] = [{
-    name: "postgres", pid: pg.pgIsRunning() ? pg.pgPid() : null, healthy: await canConnect(PORTS.postgres), url: DB_URL,
+    name: "postgres",
+    pid: pg.pgIsRunning() ? pg.pgPid() : null,
+    healthy: await canConnect(PORTS.postgres),
+    url: DB_URL,
   }];
   for (const s of services(secrets)) {
     const pid = readPid(s.name);
@@ -198,14 +223,21 @@ async function status() {
 async function token(argv: string[]) {
   const { values } = parseArgs({
     args: argv,
-    options: { user: { type: "string" }, email: { type: "string" }, "expires-in": { type: "string" }, claims: { type: "boolean" } },
+    options: {
+      user: { type: "string" },
+      email: { type: "string" },
+      "expires-in": { type: "string" },
+      claims: { type: "boolean" },
+    },
   });
   const secrets = readSecrets();
   if (!secrets) throw new StartError("the stack has no secrets yet: run npm start first");
   const sql = postgres(DB_URL, { max: 1, onnotice: () => {} });
   try {
     const { token: t, claims } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), {
-      userId: values.user, email: values.email, expiresIn: values["expires-in"] ? Number(values["expires-in"]) : undefined,
+      userId: values.user,
+      email: values.email,
+      expiresIn: values["expires-in"] ? Number(values["expires-in"]) : undefined,
       supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
     });
     console.log(values.claims ? JSON.stringify(claims, null, 2) : t);
@@ -216,9 +248,24 @@ async function token(argv: string[]) {
 
 function pgtap(argv: string[]) {
   const dir = path.join(ROOT, "supabase", "tests", "database");
-  const files = argv.length ? argv : fs.readdirSync(dir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(dir, f));
-  const r = spawnSync("pg_prove", ["--ext", ".sql", "-h", HOST, "-p", String(PORTS.postgres), "-U", "postgres", "-d", "postgres", ...files], {
-    stdio: "inherit", env: { ...process.env, PGPASSWORD: "postgres" },
+  const files = argv.length
+    ? argv
+    : fs.readdirSync(dir).filter((f) => f.endsWith(".test.sql")).sort().map((f) => path.join(dir, f));
+  const r = spawnSync("pg_prove", [
+    "--ext",
+    ".sql",
+    "-h",
+    HOST,
+    "-p",
+    String(PORTS.postgres),
+    "-U",
+    "postgres",
+    "-d",
+    "postgres",
+    ...files,
+  ], {
+    stdio: "inherit",
+    env: { ...process.env, PGPASSWORD: "postgres" },
   });
   return r.status ?? 1;
 }
@@ -226,8 +273,19 @@ function pgtap(argv: string[]) {
 // The schemas supabase-js callers reach: those config.toml exposes, minus graphql_public.
 const TYPES_FILE = path.join(ROOT, "supabase", "functions", "_shared", "database.types.ts");
 function generatedTypes(): string {
-  const r = spawnSync("supabase", ["gen", "types", "typescript", `--remote=${DB_URL}`, "--schema", "public,audit", "--workdir", ROOT], {
-    encoding: "utf8", cwd: ROOT, maxBuffer: 64 * 1024 * 1024,
+  const r = spawnSync("supabase", [
+    "gen",
+    "types",
+    "typescript",
+    `--remote=${DB_URL}`,
+    "--schema",
+    "public,audit",
+    "--workdir",
+    ROOT,
+  ], {
+    encoding: "utf8",
+    cwd: ROOT,
+    maxBuffer: 64 * 1024 * 1024,
   });
   if (r.status !== 0) throw new StartError(`supabase gen types failed:\n${r.stderr}`);
   return r.stdout;
@@ -250,12 +308,24 @@ function genTypes(check: boolean) {
 const [cmd, ...rest] = process.argv.slice(2);
 try {
   switch (cmd) {
-    case "start": await start(); break;
-    case "stop": await stop(); break;
-    case "status": process.exitCode = await status(); break;
-    case "token": await token(rest); break;
-    case "pgtap": process.exitCode = pgtap(rest); break;
-    case "gen-types": genTypes(rest.includes("--check")); break;
+    case "start":
+      await start();
+      break;
+    case "stop":
+      await stop();
+      break;
+    case "status":
+      process.exitCode = await status();
+      break;
+    case "token":
+      await token(rest);
+      break;
+    case "pgtap":
+      process.exitCode = pgtap(rest);
+      break;
+    case "gen-types":
+      genTypes(rest.includes("--check"));
+      break;
     default:
       console.error("usage: stack start|stop|status|token [--email E | --user ID] [--claims]|pgtap [files]|gen-types");
       process.exitCode = 2;

@@ -69,7 +69,9 @@ async function buildAndDump(workdir: string, out: string) {
     pg.applyMigrations(workdir);
     const schema = spawnSync(`${PG_BIN}/pg_dump`, ["--schema-only", DB_URL], { encoding: "utf8", maxBuffer: 256 << 20 });
     if (schema.status !== 0) throw new Error(schema.stderr);
-    const rows = CATALOG_ROWS.map((q) => pg.psql(`select string_agg(k || ' ' || v::text, E'\\n' order by k) from (${q}) r(k, v)`));
+    const rows = CATALOG_ROWS.map((q) =>
+      pg.psql(`select string_agg(k || ' ' || v::text, E'\\n' order by k) from (${q}) r(k, v)`)
+    );
     fs.writeFileSync(out, JSON.stringify({ schema: schema.stdout, rows }));
   } finally {
     pg.stopPostgres("immediate");
@@ -82,7 +84,9 @@ function normalise(dump: { schema: string; rows: string[] }): string {
   const objects: string[] = [];
   for (const line of dump.schema.split("\n")) {
     if (line.startsWith("-- Name: ")) objects.push("");
-    if (line.startsWith("--") || line.trim() === "" || /^(SET |SELECT pg_catalog\.set_config|\\(un)?restrict )/.test(line)) continue;
+    if (line.startsWith("--") || line.trim() === "" || /^(SET |SELECT pg_catalog\.set_config|\\(un)?restrict )/.test(line)) {
+      continue;
+    }
     if (objects.length) objects[objects.length - 1] += line + "\n";
   }
   return [...objects.sort(), ...dump.rows].join("\n") + "\n";

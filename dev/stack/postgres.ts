@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DB_PASSWORD, DB_URL, HOST, PG_BIN, PG_DATA, PG_SOCKET_DIR, PORTS, ROOT, paths } from "./config.ts";
+import { DB_PASSWORD, DB_URL, HOST, paths, PG_BIN, PG_DATA, PG_SOCKET_DIR, PORTS, ROOT } from "./config.ts";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -31,13 +31,22 @@ export function initCluster() {
     }
   }
   const r = asDbOwner(`${PG_BIN}/initdb`, [
-    "-D", PG_DATA, "-U", "postgres", `--pwfile=${pwfile}`, "--auth-local=trust", "--auth-host=scram-sha-256",
-    "--encoding=UTF8", "--locale=C.UTF-8",
+    "-D",
+    PG_DATA,
+    "-U",
+    "postgres",
+    `--pwfile=${pwfile}`,
+    "--auth-local=trust",
+    "--auth-host=scram-sha-256",
+    "--encoding=UTF8",
+    "--locale=C.UTF-8",
   ]);
   fs.rmSync(pwfile, { force: true });
   if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.stdout}`);
   // Hosted Supabase's settings that change behaviour migrations can see.
-  fs.appendFileSync(path.join(PG_DATA, "postgresql.conf"), `
+  fs.appendFileSync(
+    path.join(PG_DATA, "postgresql.conf"),
+    `
 # --- saas-backend local stack ---
 listen_addresses = '${HOST}'
 port = ${PORTS.postgres}
@@ -53,7 +62,8 @@ timezone = 'UTC'
 log_destination = 'stderr'
 logging_collector = off
 log_min_messages = warning
-`);
+`,
+  );
 }
 
 export function pgIsRunning(): boolean {

@@ -1,5 +1,5 @@
 // Starting, finding and stopping the stack's background processes by pid file.
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";

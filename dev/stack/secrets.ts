@@ -47,7 +47,10 @@ export async function ensureSecrets(): Promise<StackSecrets> {
     jwtSecret,
     anonKey: await apiKey("anon", jwtSecret),
     serviceRoleKey: await apiKey("service_role", jwtSecret),
-    ...(Object.fromEntries(RANDOM_SECRETS.map((k) => [k, crypto.randomBytes(24).toString("base64url")])) as Record<(typeof RANDOM_SECRETS)[number], string>),
+    ...(Object.fromEntries(RANDOM_SECRETS.map((k) => [k, crypto.randomBytes(24).toString("base64url")])) as Record<
+      (typeof RANDOM_SECRETS)[number],
+      string
+    >),
   };
   fs.mkdirSync(path.dirname(paths.secrets), { recursive: true });
   fs.writeFileSync(paths.secrets, JSON.stringify(secrets, null, 2), { mode: 0o600 });

@@ -2,7 +2,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { DB_URL, HOST, PORTS, ROOT, STATE, paths } from "./config.ts";
+import { DB_URL, HOST, paths, PORTS, ROOT, STATE } from "./config.ts";
 import { canConnect, type Spawnable } from "./processes.ts";
 import type { StackSecrets } from "./secrets.ts";
 
@@ -33,31 +33,38 @@ function prepareClamd() {
   fs.copyFileSync(path.join(ROOT, "dev", "platform", "clamav", "test-signatures.ndb"), path.join(db, "test-signatures.ndb"));
   if (hasFreshclamDb()) {
     for (const f of fs.readdirSync(FRESHCLAM_DB)) {
-      if (/\.(cvd|cld)$/.test(f) && !fs.existsSync(path.join(db, f))) fs.symlinkSync(path.join(FRESHCLAM_DB, f), path.join(db, f));
+      if (/\.(cvd|cld)$/.test(f) && !fs.existsSync(path.join(db, f))) {
+        fs.symlinkSync(path.join(FRESHCLAM_DB, f), path.join(db, f));
+      }
     }
   }
-  fs.writeFileSync(path.join(dir, "clamd.conf"), [
-    "Foreground yes",
-    `TCPSocket ${PORTS.clamd}`,
-    `TCPAddr ${HOST}`,
-    `DatabaseDirectory ${db}`,
-    "LogTime yes",
-    "LogVerbose no",
-    // Room for the 50 MB files the file-processing benchmark scans.
-    "StreamMaxLength 100M",
-    "MaxFileSize 100M",
-    "MaxScanSize 200M",
-    "MaxThreads 4",
-    "ReadTimeout 30",
-    "",
-  ].join("\n"));
+  fs.writeFileSync(
+    path.join(dir, "clamd.conf"),
+    [
+      "Foreground yes",
+      `TCPSocket ${PORTS.clamd}`,
+      `TCPAddr ${HOST}`,
+      `DatabaseDirectory ${db}`,
+      "LogTime yes",
+      "LogVerbose no",
+      // Room for the 50 MB files the file-processing benchmark scans.
+      "StreamMaxLength 100M",
+      "MaxFileSize 100M",
+      "MaxScanSize 200M",
+      "MaxThreads 4",
+      "ReadTimeout 30",
+      "",
+    ].join("\n"),
+  );
 }
 
 /** Builds the broker's auth plugin (make rebuilds only when a source changed). */
 export function buildBrokerPlugin(): string {
   const out = path.join(paths.mosquitto, "supabase_auth.so");
   fs.mkdirSync(paths.mosquitto, { recursive: true });
-  execFileSync("make", ["-s", "-C", path.join(ROOT, "broker", "plugin"), `OUT=${out}`], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("make", ["-s", "-C", path.join(ROOT, "broker", "plugin"), `OUT=${out}`], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   return out;
 }
 
@@ -88,7 +95,9 @@ export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number
     const plugin = buildBrokerPlugin();
     owned.push(plugin);
     conf = conf.replaceAll("@PLUGIN@", plugin);
-    for (const [k, v] of Object.entries(auth.plugin)) conf = conf.replace(new RegExp(`^plugin_opt_${k} .*$`, "m"), `plugin_opt_${k} ${v}`);
+    for (const [k, v] of Object.entries(auth.plugin)) {
+      conf = conf.replace(new RegExp(`^plugin_opt_${k} .*$`, "m"), `plugin_opt_${k} ${v}`);
+    }
   } else {
     conf = conf.replace(/^plugin.*$/gm, "") + `password_file ${auth.passwordFile}\nacl_file ${auth.aclFile}\n`;
     owned.push(auth.passwordFile, auth.aclFile);
@@ -116,8 +125,22 @@ export function services(secrets: StackSecrets): Service[] {
     {
       name: "redis",
       command: "redis-server",
-      args: ["--port", String(PORTS.redis), "--bind", HOST, "--dir", paths.redis, "--save", "", "--appendonly", "no",
-        "--protected-mode", "yes", "--daemonize", "no"],
+      args: [
+        "--port",
+        String(PORTS.redis),
+        "--bind",
+        HOST,
+        "--dir",
+        paths.redis,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+      ],
       ports: [PORTS.redis],
       prepare: () => fs.mkdirSync(paths.redis, { recursive: true }),
       healthy: () => canConnect(PORTS.redis),
@@ -127,7 +150,11 @@ export function services(secrets: StackSecrets): Service[] {
       name: "upstash-bridge",
       command: nodeBin,
       args: [runtime("upstash-bridge.ts")],
-      env: { UPSTASH_BRIDGE_PORT: String(PORTS.upstash), UPSTASH_REDIS_REST_TOKEN: secrets.upstashToken, REDIS_URL: `redis://${HOST}:${PORTS.redis}` },
+      env: {
+        UPSTASH_BRIDGE_PORT: String(PORTS.upstash),
+        UPSTASH_REDIS_REST_TOKEN: secrets.upstashToken,
+        REDIS_URL: `redis://${HOST}:${PORTS.redis}`,
+      },
       ports: [PORTS.upstash],
       healthy: () => canConnect(PORTS.upstash),
       url: `http://${HOST}:${PORTS.upstash}`,
@@ -183,10 +210,17 @@ export function services(secrets: StackSecrets): Service[] {
       command: nodeBin,
       args: [path.join(ROOT, "worker", "src", "main.ts")],
       env: {
-        DATABASE_URL: DB_URL, WORKER_PORT: String(PORTS.worker), WORKER_HOST: HOST,
-        SUPABASE_URL: platformEnv.SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
-        CLAMD_HOST: HOST, CLAMD_PORT: String(PORTS.clamd), MQTT_URL: `mqtt://${HOST}:${PORTS.mqtt}`, MQTT_PASSWORD: secrets.serviceRoleKey,
-        SMTP_URL: `smtp://${HOST}:${PORTS.smtp}`, MAIL_FROM: "School workspace <no-reply@school.local>",
+        DATABASE_URL: DB_URL,
+        WORKER_PORT: String(PORTS.worker),
+        WORKER_HOST: HOST,
+        SUPABASE_URL: platformEnv.SUPABASE_URL,
+        SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+        CLAMD_HOST: HOST,
+        CLAMD_PORT: String(PORTS.clamd),
+        MQTT_URL: `mqtt://${HOST}:${PORTS.mqtt}`,
+        MQTT_PASSWORD: secrets.serviceRoleKey,
+        SMTP_URL: `smtp://${HOST}:${PORTS.smtp}`,
+        MAIL_FROM: "School workspace <no-reply@school.local>",
       },
       ports: [PORTS.worker],
       healthy: async () => {
@@ -205,8 +239,12 @@ export function services(secrets: StackSecrets): Service[] {
       command: nodeBin,
       args: [path.join(ROOT, "node_modules", "@pg-boss", "dashboard", "bin", "cli.js")],
       env: {
-        DATABASE_URL: DB_URL, HOST, PORT: String(PORTS.jobDashboard), NODE_ENV: "production",
-        PGBOSS_DASHBOARD_AUTH_USERNAME: "admin", PGBOSS_DASHBOARD_AUTH_PASSWORD: secrets.dashboardPassword,
+        DATABASE_URL: DB_URL,
+        HOST,
+        PORT: String(PORTS.jobDashboard),
+        NODE_ENV: "production",
+        PGBOSS_DASHBOARD_AUTH_USERNAME: "admin",
+        PGBOSS_DASHBOARD_AUTH_PASSWORD: secrets.dashboardPassword,
       },
       ports: [PORTS.jobDashboard],
       healthy: () => canConnect(PORTS.jobDashboard),
@@ -218,14 +256,18 @@ export function services(secrets: StackSecrets): Service[] {
 /** The env file functions read for the stack's services (hosted: set with `supabase secrets set`). */
 export function writeFunctionsEnv(secrets: StackSecrets) {
   fs.mkdirSync(STATE, { recursive: true });
-  fs.writeFileSync(paths.functionsEnv, [
-    `UPSTASH_REDIS_REST_URL=http://${HOST}:${PORTS.upstash}`,
-    `UPSTASH_REDIS_REST_TOKEN=${secrets.upstashToken}`,
-    `CLAMD_HOST=${HOST}`,
-    `CLAMD_PORT=${PORTS.clamd}`,
-    `MQTT_URL=mqtt://${HOST}:${PORTS.mqtt}`,
-    `MQTT_USERNAME=service`,
-    `MQTT_PASSWORD=${secrets.serviceRoleKey}`,
-    "",
-  ].join("\n"), { mode: 0o600 });
+  fs.writeFileSync(
+    paths.functionsEnv,
+    [
+      `UPSTASH_REDIS_REST_URL=http://${HOST}:${PORTS.upstash}`,
+      `UPSTASH_REDIS_REST_TOKEN=${secrets.upstashToken}`,
+      `CLAMD_HOST=${HOST}`,
+      `CLAMD_PORT=${PORTS.clamd}`,
+      `MQTT_URL=mqtt://${HOST}:${PORTS.mqtt}`,
+      `MQTT_USERNAME=service`,
+      `MQTT_PASSWORD=${secrets.serviceRoleKey}`,
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
 }

@@ -1,6 +1,6 @@
 // A second gateway over tests/fixtures/supabase, so tests can exercise functions that throw,
 // crash or fail to boot without shipping such functions in the real project.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { DB_URL, ROOT } from "../../dev/stack/config.ts";
 import { secrets, waitUntil } from "./stack.ts";
@@ -12,7 +12,9 @@ export async function startFixtureGateway(
 ): Promise<{ url: string; stop: () => Promise<void>; proc: ChildProcess }> {
   const FIXTURE_URL = `http://127.0.0.1:${port}`;
   const s = secrets();
-  const proc = spawn(path.join(ROOT, "node_modules", ".bin", "node"), [path.join(ROOT, "dev", "platform", "runtime", "gateway.ts")], {
+  const proc = spawn(path.join(ROOT, "node_modules", ".bin", "node"), [
+    path.join(ROOT, "dev", "platform", "runtime", "gateway.ts"),
+  ], {
     env: {
       ...process.env,
       GATEWAY_PORT: String(port),
@@ -36,10 +38,11 @@ export async function startFixtureGateway(
   return {
     url: FIXTURE_URL,
     proc,
-    stop: () => new Promise<void>((resolve) => {
-      if (proc.exitCode !== null) return resolve();
-      proc.once("exit", () => resolve());
-      proc.kill("SIGTERM");
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once("exit", () => resolve());
+        proc.kill("SIGTERM");
+      }),
   };
 }

@@ -12,7 +12,9 @@ function reachable(port: number) {
 }
 
 export default async function setup() {
-  if (!fs.existsSync(paths.secrets)) throw new Error("the local stack has never been started: run `npm start` (npm test does it for you)");
+  if (!fs.existsSync(paths.secrets)) {
+    throw new Error("the local stack has never been started: run `npm start` (npm test does it for you)");
+  }
   for (const [name, port] of Object.entries(PORTS)) {
     if (name === "worker") continue; // not part of the stack yet
     if (!(await reachable(port))) throw new Error(`the local stack is not fully up (${name} on ${port}): run \`npm start\``);

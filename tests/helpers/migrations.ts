@@ -15,8 +15,17 @@ export function migrationUpWith(fixtures: string[]): { status: number; output: s
   for (const f of fs.existsSync(own) ? fs.readdirSync(own).filter((f) => f.endsWith(".sql")) : []) {
     fs.copyFileSync(path.join(ROOT, "supabase", "migrations", f), path.join(migrations, f));
   }
-  for (const f of fixtures) fs.copyFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), path.join(migrations, f));
-  const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "supabase"), ["migration", "up", `--remote=${DB_URL}`, "--yes", "--workdir", dir], {
+  for (const f of fixtures) {
+    fs.copyFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), path.join(migrations, f));
+  }
+  const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "supabase"), [
+    "migration",
+    "up",
+    `--remote=${DB_URL}`,
+    "--yes",
+    "--workdir",
+    dir,
+  ], {
     encoding: "utf8",
     env: { ...process.env, SUPABASE_TELEMETRY_DISABLED: "1", DO_NOT_TRACK: "1" },
   });

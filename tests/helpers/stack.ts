@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import crypto from "node:crypto";
 import postgres from "postgres";
-import { DB_URL, HOST, PORTS, paths } from "../../dev/stack/config.ts";
+import { DB_URL, HOST, paths, PORTS } from "../../dev/stack/config.ts";
 import type { StackSecrets } from "../../dev/stack/secrets.ts";
 import { loadProjectConfig } from "../../dev/platform/project-config.ts";
 import { mintAccessToken } from "../../dev/platform/auth/tokens.ts";
@@ -40,10 +40,19 @@ export async function createUser(sql: postgres.Sql, email = `user-${crypto.rando
 }
 
 export async function tokenFor(sql: postgres.Sql, userId: string, expiresIn?: number) {
-  return mintAccessToken(sql, secrets().jwtSecret, loadProjectConfig(paths.supabase), { userId, expiresIn, supabaseUrl: API_URL });
+  return mintAccessToken(sql, secrets().jwtSecret, loadProjectConfig(paths.supabase), {
+    userId,
+    expiresIn,
+    supabaseUrl: API_URL,
+  });
 }
 
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

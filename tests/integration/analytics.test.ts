@@ -13,12 +13,15 @@ const users: Record<string, string> = {};
 
 const ingest = (token: string | null, body: unknown) =>
   fetch(`${API_URL}/functions/v1/analytics-ingest`, {
-    method: "POST", body: typeof body === "string" ? body : JSON.stringify(body),
+    method: "POST",
+    body: typeof body === "string" ? body : JSON.stringify(body),
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
   });
 const aggregate = (body: unknown = {}) =>
   fetch(`${API_URL}/functions/v1/analytics-aggregation`, {
-    method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", authorization: `Bearer ${secrets().serviceRoleKey}` },
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json", authorization: `Bearer ${secrets().serviceRoleKey}` },
   });
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 const HOUR = 3600_000;
@@ -38,16 +41,24 @@ async function actual(org: string, grain: "hour" | "day") {
 function randomEvent(rnd: () => number) {
   const kinds = [
     () => ({ type: "page.viewed", properties: { path: `/p/${Math.floor(rnd() * 20)}` } }),
-    () => ({ type: "lesson.completed", properties: { lesson_id: "l1", duration_seconds: Math.floor(rnd() * 600), score: Math.floor(rnd() * 101) } }),
-    () => ({ type: "exercise.submitted", properties: { exercise_id: "e1", attempt: 1 + Math.floor(rnd() * 3), score: Math.floor(rnd() * 101) } }),
+    () => ({
+      type: "lesson.completed",
+      properties: { lesson_id: "l1", duration_seconds: Math.floor(rnd() * 600), score: Math.floor(rnd() * 101) },
+    }),
+    () => ({
+      type: "exercise.submitted",
+      properties: { exercise_id: "e1", attempt: 1 + Math.floor(rnd() * 3), score: Math.floor(rnd() * 101) },
+    }),
   ];
   return { ...kinds[Math.floor(rnd() * kinds.length)](), occurred_at: ago(rnd() * 3 * 24 * HOUR) };
 }
 
 beforeAll(async () => {
   const run = crypto.randomUUID().slice(0, 8);
-  [{ id: orgA }] = await admin`insert into public.organizations (name, slug, tier) values ('Analytics A', ${`an-a-${run}`}, 'enterprise') returning id`;
-  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Analytics B', ${`an-b-${run}`}) returning id`;
+  [{ id: orgA }] =
+    await admin`insert into public.organizations (name, slug, tier) values ('Analytics A', ${`an-a-${run}`}, 'enterprise') returning id`;
+  [{ id: orgB }] =
+    await admin`insert into public.organizations (name, slug) values ('Analytics B', ${`an-b-${run}`}) returning id`;
   for (const k of ["teacher", "s1", "s2", "ownerB"]) users[k] = (await createUser(admin)).id;
   await admin`insert into public.organization_members (org_id, user_id, role) values
     (${orgA}, ${users.teacher}, 'teacher'), (${orgA}, ${users.s1}, 'student'), (${orgA}, ${users.s2}, 'student'), (${orgB}, ${users.ownerB}, 'owner')`;
@@ -77,17 +88,31 @@ describe("ingestion", () => {
     const body = await res.json();
     expect(body.accepted).toBe(2);
     expect(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([
-      [1, "unknown_event_type"], [2, "too_old"], [3, "in_the_future"], [4, "properties_too_large"], [5, "invalid_properties"], [6, "invalid_event"], [7, "invalid_event"],
+      [1, "unknown_event_type"],
+      [2, "too_old"],
+      [3, "in_the_future"],
+      [4, "properties_too_large"],
+      [5, "invalid_properties"],
+      [6, "invalid_event"],
+      [7, "invalid_event"],
     ]);
-    const rows = await admin`select org_id, user_id, event_type from public.analytics_events where user_id = ${users.s1} order by event_type`;
-    expect(rows).toEqual([{ org_id: orgA, user_id: users.s1, event_type: "lesson.started" }, { org_id: orgA, user_id: users.s1, event_type: "video.watched" }]);
+    const rows =
+      await admin`select org_id, user_id, event_type from public.analytics_events where user_id = ${users.s1} order by event_type`;
+    expect(rows).toEqual([{ org_id: orgA, user_id: users.s1, event_type: "lesson.started" }, {
+      org_id: orgA,
+      user_id: users.s1,
+      event_type: "video.watched",
+    }]);
   });
 
   it("refuses bad requests whole, with stable codes, and records nothing", async () => {
     const before = (await admin`select count(*)::int as n from public.analytics_events where org_id = ${orgA}`)[0].n;
     const code = async (res: Response) => [res.status, (await res.json()).error?.code];
     expect(await code(await ingest(tokens.s1, { events: [] }))).toEqual([400, "invalid_request"]);
-    expect(await code(await ingest(tokens.s1, { events: Array.from({ length: 501 }, () => ({})) }))).toEqual([400, "invalid_request"]);
+    expect(await code(await ingest(tokens.s1, { events: Array.from({ length: 501 }, () => ({})) }))).toEqual([
+      400,
+      "invalid_request",
+    ]);
     expect(await code(await ingest(tokens.s1, "{not json"))).toEqual([400, "invalid_json"]);
     expect(await code(await ingest(null, { events: [{}] }))).toEqual([401, "missing_authorization"]); // the gateway (verify_jwt)
     expect(await code(await ingest(secrets().serviceRoleKey, { events: [{}] }))).toEqual([403, "forbidden"]);
@@ -97,16 +122,25 @@ describe("ingestion", () => {
   });
 
   it("meters each organization by its tier: what is over the minute's budget is refused as rate_limited", async () => {
-    const [{ id: org }] = await admin`insert into public.organizations (name, slug, tier) values ('Metered', ${`an-m-${crypto.randomUUID().slice(0, 8)}`}, 'basic') returning id`;
+    const [{ id: org }] = await admin`insert into public.organizations (name, slug, tier) values ('Metered', ${`an-m-${
+      crypto.randomUUID().slice(0, 8)
+    }`}, 'basic') returning id`;
     const member = (await createUser(admin)).id;
     await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'student')`;
     const token = (await tokenFor(admin, member)).token;
-    const [{ per_minute }] = await admin`select events_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
+    const [{ per_minute }] =
+      await admin`select events_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
     await admin`update public.subscription_tiers set events_per_minute = 3 where tier = 'basic'`;
     try {
-      const events = Array.from({ length: 5 }, (_, i) => ({ type: "page.viewed", occurred_at: ago(0), properties: { path: `/${i}` } }));
+      const events = Array.from(
+        { length: 5 },
+        (_, i) => ({ type: "page.viewed", occurred_at: ago(0), properties: { path: `/${i}` } }),
+      );
       const first = await (await ingest(token, { events })).json();
-      expect([first.accepted, first.rejected.map((r: { code: string }) => r.code)]).toEqual([3, ["rate_limited", "rate_limited"]]);
+      expect([first.accepted, first.rejected.map((r: { code: string }) => r.code)]).toEqual([3, [
+        "rate_limited",
+        "rate_limited",
+      ]]);
       const second = await ingest(token, { events });
       expect(second.status).toBe(429);
     } finally {
@@ -147,11 +181,19 @@ describe("roll-ups", () => {
     // another run changes nothing
     const [{ stamp }] = await admin`select max(updated_at) as stamp from public.analytics_hourly where org_id = ${orgA}`;
     expect(await (await aggregate()).json()).toMatchObject({ hours: 0, days: 0 });
-    expect((await admin`select max(updated_at) as stamp from public.analytics_hourly where org_id = ${orgA}`)[0].stamp).toEqual(stamp);
+    expect((await admin`select max(updated_at) as stamp from public.analytics_hourly where org_id = ${orgA}`)[0].stamp).toEqual(
+      stamp,
+    );
   }, 60_000);
 
   it("a run that dies midway leaves the figures as they were, and the next one finishes the work", async () => {
-    await ingest(tokens.teacher, { events: [{ type: "lesson.completed", occurred_at: ago(HOUR), properties: { lesson_id: "l9", duration_seconds: 1, score: 99 } }] });
+    await ingest(tokens.teacher, {
+      events: [{
+        type: "lesson.completed",
+        occurred_at: ago(HOUR),
+        properties: { lesson_id: "l9", duration_seconds: 1, score: 99 },
+      }],
+    });
     const before = await actual(orgA, "hour");
     const conn = await admin.reserve();
     try {
@@ -159,7 +201,9 @@ describe("roll-ups", () => {
       await conn`select app.rollup_analytics()`;
       const [{ pid }] = await conn`select pg_backend_pid() as pid`;
       await admin`select pg_terminate_backend(${pid})`; // dies before it commits
-    } catch { /* the terminated connection */ } finally {
+    } catch {
+      /* the terminated connection */
+    } finally {
       conn.release();
     }
     expect(await actual(orgA, "hour")).toEqual(before);
@@ -168,17 +212,27 @@ describe("roll-ups", () => {
   });
 
   it("runs from pg_cron through net.http_post with the Vault secrets, as on hosted Supabase", async () => {
-    await ingest(tokens.s1, { events: [{ type: "search.performed", occurred_at: ago(0), properties: { query_length: 4, results: 7 } }] });
+    await ingest(tokens.s1, {
+      events: [{ type: "search.performed", occurred_at: ago(0), properties: { query_length: 4, results: 7 } }],
+    });
     const [job] = await admin`select schedule, command from cron.job where jobname = 'analytics-rollup'`;
     expect(job.schedule).toBe("* * * * *");
     await admin.unsafe(job.command); // what pg_cron runs each minute
-    await waitUntil("the roll-up by the scheduled call", async () =>
-      (await admin`select 1 from public.analytics_hourly where org_id = ${orgA} and event_type = 'search.performed' and sums = '{"results": 7}'`).length > 0, 20_000, 200);
+    await waitUntil(
+      "the roll-up by the scheduled call",
+      async () =>
+        (await admin`select 1 from public.analytics_hourly where org_id = ${orgA} and event_type = 'search.performed' and sums = '{"results": 7}'`)
+          .length > 0,
+      20_000,
+      200,
+    );
   }, 30_000);
 
   it("only the service runs roll-ups", async () => {
     const res = await fetch(`${API_URL}/functions/v1/analytics-aggregation`, {
-      method: "POST", body: "{}", headers: { "content-type": "application/json", authorization: `Bearer ${tokens.teacher}` },
+      method: "POST",
+      body: "{}",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokens.teacher}` },
     });
     expect(res.status).toBe(403);
     expect((await aggregate({ max_buckets: 0 })).status).toBe(400);

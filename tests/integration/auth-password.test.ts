@@ -29,13 +29,20 @@ async function userWithPassword(password: string) {
 describe("password sign-in (supabase-js)", () => {
   it("signs in and returns a session whose token carries the organization claims", async () => {
     const user = await userWithPassword("right horse battery");
-    const [org] = await admin`insert into public.organizations (name, slug) values ('Sign-in School', ${`signin-${user.id.slice(0, 8)}`}) returning id`;
+    const [org] = await admin`insert into public.organizations (name, slug) values ('Sign-in School', ${`signin-${
+      user.id.slice(0, 8)
+    }`}) returning id`;
     await admin`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${user.id}, 'teacher')`;
     const supabase = client();
     const { data, error } = await supabase.auth.signInWithPassword({ email: user.email, password: "right horse battery" });
     expect(error).toBeNull();
     expect(data.user?.id).toBe(user.id);
-    expect(decodeJwt(data.session!.access_token)).toMatchObject({ sub: user.id, org_id: org.id, org_role: "teacher", role: "authenticated" });
+    expect(decodeJwt(data.session!.access_token)).toMatchObject({
+      sub: user.id,
+      org_id: org.id,
+      org_role: "teacher",
+      role: "authenticated",
+    });
     const me = await supabase.auth.getUser(data.session!.access_token);
     expect(me.data.user?.email).toBe(user.email);
   });
@@ -52,7 +59,9 @@ describe("password sign-in (supabase-js)", () => {
   it("locks the account after repeated failures, even for the right password, until the lockout ends", async () => {
     const user = await userWithPassword("right horse battery");
     for (let i = 0; i < 2; i++) {
-      expect((await client().auth.signInWithPassword({ email: user.email, password: `guess-${i}` })).error?.message).toBe("Invalid login credentials");
+      expect((await client().auth.signInWithPassword({ email: user.email, password: `guess-${i}` })).error?.message).toBe(
+        "Invalid login credentials",
+      );
     }
     const third = await client().auth.signInWithPassword({ email: user.email, password: "guess-2" });
     expect(third.error?.message).toMatch(/Too many failed sign-in attempts/);
@@ -70,7 +79,9 @@ describe("password sign-in (supabase-js)", () => {
     const noKey = await fetch(`${API_URL}/auth/v1/token?grant_type=password`, { method: "POST", body: "{}" });
     expect(noKey.status).toBe(401);
     const bad = await fetch(`${API_URL}/auth/v1/token?grant_type=password`, {
-      method: "POST", headers: { apikey: secrets().anonKey, "content-type": "application/json" }, body: '{"email":"not-an-email"}',
+      method: "POST",
+      headers: { apikey: secrets().anonKey, "content-type": "application/json" },
+      body: '{"email":"not-an-email"}',
     });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ error_code: "validation_failed" });

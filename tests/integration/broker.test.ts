@@ -57,17 +57,22 @@ async function inbox(c: RealtimeClient, filter: string) {
   return {
     got,
     types: () => got.map((m) => m.envelope.type),
-    waitFor: (type: string, ms = 5000) => waitUntil(`a ${type} message`, async () => got.some((m) => m.envelope.type === type), ms, 10),
+    waitFor: (type: string, ms = 5000) =>
+      waitUntil(`a ${type} message`, async () => got.some((m) => m.envelope.type === type), ms, 10),
   };
 }
 
 const say = (orgId: string | null, type: string) => makeEnvelope({ type, org_id: orgId, data: {} });
 
 beforeAll(async () => {
-  for (const k of Object.keys({ owner: 1, teacher: 1, student: 1, teamer: 1, ownerB: 1 }) as (keyof typeof u)[]) u[k] = (await createUser(admin)).id;
+  for (const k of Object.keys({ owner: 1, teacher: 1, student: 1, teamer: 1, ownerB: 1 }) as (keyof typeof u)[]) {
+    u[k] = (await createUser(admin)).id;
+  }
   const suffix = crypto.randomUUID().slice(0, 8);
-  [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Broker A', ${`broker-a-${suffix}`}) returning id`;
-  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Broker B', ${`broker-b-${suffix}`}) returning id`;
+  [{ id: orgA }] =
+    await admin`insert into public.organizations (name, slug) values ('Broker A', ${`broker-a-${suffix}`}) returning id`;
+  [{ id: orgB }] =
+    await admin`insert into public.organizations (name, slug) values ('Broker B', ${`broker-b-${suffix}`}) returning id`;
   await admin`insert into public.organization_members (org_id, user_id, role) values
     (${orgA}, ${u.owner}, 'owner'), (${orgA}, ${u.teacher}, 'teacher'), (${orgA}, ${u.student}, 'student'),
     (${orgA}, ${u.teamer}, 'student'), (${orgB}, ${u.ownerB}, 'owner')`;
@@ -110,7 +115,9 @@ describe("organizations and roles", () => {
     const student = client(await token(u.student));
     const teacher = client(await token(u.teacher));
     const control = await inbox(student, topics.control(orgA, exercise));
-    await expect(student.publish(topics.control(orgA, exercise), say(orgA, "test.student_control"))).rejects.toMatchObject({ code: "publish_refused" });
+    await expect(student.publish(topics.control(orgA, exercise), say(orgA, "test.student_control"))).rejects.toMatchObject({
+      code: "publish_refused",
+    });
     await teacher.publish(topics.control(orgA, exercise), say(orgA, "test.teacher_control"));
     await control.waitFor("test.teacher_control");
     expect(control.types()).toEqual(["test.teacher_control"]);
@@ -164,7 +171,8 @@ describe("credentials", () => {
     const now = Math.floor(Date.now() / 1000);
     const sign = (claims: Record<string, unknown>, secret = jwtSecret) =>
       new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
-    await expect(rawConnect(await sign({ sub: u.student, role: "authenticated", exp: now + 600 }, "x".repeat(40)))).rejects.toEqual(refused);
+    await expect(rawConnect(await sign({ sub: u.student, role: "authenticated", exp: now + 600 }, "x".repeat(40)))).rejects
+      .toEqual(refused);
     await expect(rawConnect(await sign({ sub: u.student, role: "authenticated", exp: now - 1 }))).rejects.toEqual(refused);
     await expect(rawConnect(await sign({ sub: u.student, role: "authenticated" }))).rejects.toEqual(refused);
     await expect(rawConnect(anonKey)).rejects.toEqual(refused);
@@ -188,7 +196,9 @@ describe("credentials", () => {
   it("devices connect with an API key, publish where their patterns allow, and are cut off when the key is revoked", async () => {
     const secret = `sk_${crypto.randomBytes(24).toString("base64url")}`;
     const [key] = await admin`insert into public.api_keys (org_id, name, key_prefix, key_hash, scopes, mqtt_topics)
-      values (${orgA}, 'sensor', ${secret.slice(0, 11)}, sha256(convert_to(${secret}, 'UTF8')), '{org.read}', '{exercise/+/team/+/feeds/sensor}')
+      values (${orgA}, 'sensor', ${
+      secret.slice(0, 11)
+    }, sha256(convert_to(${secret}, 'UTF8')), '{org.read}', '{exercise/+/team/+/feeds/sensor}')
       returning id`;
     const device = client(secret);
     await device.connected();
@@ -260,13 +270,18 @@ describe("changes in Postgres", () => {
         });
       }
       let round = 0;
-      await waitUntil("the member's access to end", async () => {
-        round++;
-        await service.publish(topics.events(orgA), say(orgA, `test.after_${round}`));
-        await service.publish(topics.health(), say(null, `test.beat_${round}`));
-        await health.waitFor(`test.beat_${round}`);
-        return !events.types().includes(`test.after_${round}`);
-      }, 5000, 50);
+      await waitUntil(
+        "the member's access to end",
+        async () => {
+          round++;
+          await service.publish(topics.events(orgA), say(orgA, `test.after_${round}`));
+          await service.publish(topics.health(), say(null, `test.beat_${round}`));
+          await health.waitFor(`test.beat_${round}`);
+          return !events.types().includes(`test.after_${round}`);
+        },
+        5000,
+        50,
+      );
       const tookMs = Date.now() - removedAt;
       // With the NOTIFY: within poll_ms (50 ms) of the change; without: cache_seconds (2 s) plus a tick.
       expect(tookMs).toBeLessThan(announce ? 500 : 3000);
@@ -284,20 +299,31 @@ describe("faults", () => {
     try {
       await service.publish(topics.events(orgA), say(orgA, "test.while_down"));
       await events.waitFor("test.while_down");
-      await expect(student.subscribe(topics.notifications(orgA, u.student), () => {})).rejects.toMatchObject({ code: "subscription_refused" });
-      await expect(rawConnect(await new SignJWT({ sub: u.teacher, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 60 })
-        .setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret)))).rejects.toBeTruthy();
+      await expect(student.subscribe(topics.notifications(orgA, u.student), () => {})).rejects.toMatchObject({
+        code: "subscription_refused",
+      });
+      await expect(
+        rawConnect(
+          await new SignJWT({ sub: u.teacher, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 60 })
+            .setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret)),
+        ),
+      ).rejects.toBeTruthy();
     } finally {
       startPostgres();
     }
-    await waitUntil("the plugin to reconnect", async () => {
-      try {
-        await student.subscribe(topics.notifications(orgA, u.student), () => {});
-        return true;
-      } catch {
-        return false;
-      }
-    }, 15_000, 250);
+    await waitUntil(
+      "the plugin to reconnect",
+      async () => {
+        try {
+          await student.subscribe(topics.notifications(orgA, u.student), () => {});
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      250,
+    );
     expect(broker.log()).toMatch(/database connection lost/);
   }, 40_000);
 
@@ -307,10 +333,15 @@ describe("faults", () => {
     await broker.stop();
     await broker.start();
     await Promise.all([student.connected(), service.connected()]);
-    await waitUntil("delivery after the restart", async () => {
-      await service.publish(topics.events(orgA), say(orgA, "test.after_restart"));
-      return events.types().includes("test.after_restart");
-    }, 10_000, 200);
+    await waitUntil(
+      "delivery after the restart",
+      async () => {
+        await service.publish(topics.events(orgA), say(orgA, "test.after_restart"));
+        return events.types().includes("test.after_restart");
+      },
+      10_000,
+      200,
+    );
   }, 30_000);
 
   it("drops malformed and oversized messages without hurting other clients", async () => {
@@ -329,28 +360,39 @@ describe("faults", () => {
 });
 
 describe("usage", () => {
-  it("counts the messages published on each organization's topics into usage_daily, refused ones not, and a clean stop loses none", async () => {
-    const [{ id: orgC }] = await admin`insert into public.organizations (name, slug) values ('Broker C', ${`broker-c-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
-    const [teacherC, studentC] = [(await createUser(admin)).id, (await createUser(admin)).id];
-    await admin`insert into public.organization_members (org_id, user_id, role) values (${orgC}, ${teacherC}, 'teacher'), (${orgC}, ${studentC}, 'student')`;
-    const [{ id: drill }] = await admin`insert into public.exercises (org_id, title) values (${orgC}, 'Drill C') returning id`;
-    const messages = async () =>
-      Number((await admin`select mqtt_messages from public.usage_daily where org_id = ${orgC} and day = current_date`)[0]?.mqtt_messages ?? 0);
+  it(
+    "counts the messages published on each organization's topics into usage_daily, refused ones not, and a clean stop loses none",
+    async () => {
+      const [{ id: orgC }] = await admin`insert into public.organizations (name, slug) values ('Broker C', ${`broker-c-${
+        crypto.randomUUID().slice(0, 8)
+      }`}) returning id`;
+      const [teacherC, studentC] = [(await createUser(admin)).id, (await createUser(admin)).id];
+      await admin`insert into public.organization_members (org_id, user_id, role) values (${orgC}, ${teacherC}, 'teacher'), (${orgC}, ${studentC}, 'student')`;
+      const [{ id: drill }] = await admin`insert into public.exercises (org_id, title) values (${orgC}, 'Drill C') returning id`;
+      const messages = async () =>
+        Number(
+          (await admin`select mqtt_messages from public.usage_daily where org_id = ${orgC} and day = current_date`)[0]
+            ?.mqtt_messages ?? 0,
+        );
 
-    const teacher = client(await token(teacherC));
-    const student = client(await token(studentC));
-    for (let i = 0; i < 3; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
-    for (let i = 0; i < 2; i++) await teacher.publish(topics.control(orgC, drill), say(orgC, "test.counted"));
-    await expect(student.publish(topics.control(orgC, drill), say(orgC, "test.refused"))).rejects.toMatchObject({ code: "publish_refused" });
-    await waitUntil("5 messages in usage_daily", async () => (await messages()) === 5, 10_000, 200);
+      const teacher = client(await token(teacherC));
+      const student = client(await token(studentC));
+      for (let i = 0; i < 3; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
+      for (let i = 0; i < 2; i++) await teacher.publish(topics.control(orgC, drill), say(orgC, "test.counted"));
+      await expect(student.publish(topics.control(orgC, drill), say(orgC, "test.refused"))).rejects.toMatchObject({
+        code: "publish_refused",
+      });
+      await waitUntil("5 messages in usage_daily", async () => (await messages()) === 5, 10_000, 200);
 
-    for (let i = 0; i < 4; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
-    await broker.stop();
-    expect(await messages()).toBe(9);
-    await broker.start();
-    await service.connected();
-    await admin`update public.organizations set deleted_at = now() where id = ${orgC}`;
-  }, 30_000);
+      for (let i = 0; i < 4; i++) await service.publish(topics.events(orgC), say(orgC, "test.counted"));
+      await broker.stop();
+      expect(await messages()).toBe(9);
+      await broker.start();
+      await service.connected();
+      await admin`update public.organizations set deleted_at = now() where id = ${orgC}`;
+    },
+    30_000,
+  );
 });
 
 describe("the stack's broker", () => {

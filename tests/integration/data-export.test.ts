@@ -14,18 +14,25 @@ afterAll(() => admin.end());
 
 beforeAll(async () => {
   [owner, student, stranger] = [await createUser(admin), await createUser(admin), await createUser(admin)];
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Export School', ${`export-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Export School', ${`export-${
+    crypto.randomUUID().slice(0, 8)
+  }`}) returning id`;
   await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${owner.id}, 'owner'), (${org}, ${student.id}, 'student')`;
   await admin`insert into public.invitations (org_id, email, role, token_hash, expires_at)
               values (${org}, 'invitee@export.test', 'teacher', sha256(${crypto.randomUUID()}::bytea), now() + interval '1 day')`;
 });
 
 const as = async <T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-  withRequestContext(admin, { role: "authenticated", claims: (await tokenFor(admin, userId)).claims, headers: { "x-request-id": "export-test" } }, fn);
-const storageAs = async (userId: string) => createClient(API_URL, secrets().anonKey, {
-  auth: { persistSession: false, autoRefreshToken: false },
-  global: { headers: { Authorization: `Bearer ${(await tokenFor(admin, userId)).token}` } },
-}).storage.from("exports");
+  withRequestContext(admin, {
+    role: "authenticated",
+    claims: (await tokenFor(admin, userId)).claims,
+    headers: { "x-request-id": "export-test" },
+  }, fn);
+const storageAs = async (userId: string) =>
+  createClient(API_URL, secrets().anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false },
+    global: { headers: { Authorization: `Bearer ${(await tokenFor(admin, userId)).token}` } },
+  }).storage.from("exports");
 
 describe("data export", () => {
   let exportId: string, objectPath: string;
@@ -36,7 +43,10 @@ describe("data export", () => {
     expect(requested).toMatchObject({ status: "queued", progress: 0 });
     expect(requested.job_id).toMatch(/^[0-9a-f-]{36}$/);
     const done = await waitUntil("the export", async () => {
-      const [row] = await as(owner.id, (tx) => tx`select status, progress, object_path, error from public.data_exports where id = ${exportId}`);
+      const [row] = await as(
+        owner.id,
+        (tx) => tx`select status, progress, object_path, error from public.data_exports where id = ${exportId}`,
+      );
       return row.status === "completed" || row.status === "failed" ? row : null;
     }, 20_000);
     expect(done).toMatchObject({ status: "completed", progress: 100, error: null, object_path: `${org}/${exportId}.json` });
@@ -49,7 +59,11 @@ describe("data export", () => {
     const signed = await (await storageAs(owner.id)).createSignedUrl(objectPath, 60);
     expect(signed.error).toBeNull();
     const archive = await (await fetch(signed.data!.signedUrl)).json();
-    expect(archive).toMatchObject({ format: "saas-backend-export/1", org_id: org, organization: { id: org, name: "Export School" } });
+    expect(archive).toMatchObject({
+      format: "saas-backend-export/1",
+      org_id: org,
+      organization: { id: org, name: "Export School" },
+    });
     expect(archive.members.map((m: { user_id: string }) => m.user_id).sort()).toEqual([owner.id, student.id].sort());
     expect(archive.invitations).toEqual([expect.objectContaining({ email: "invitee@export.test", role: "teacher" })]);
     expect(archive.audit_log.length).toBeGreaterThan(0);
@@ -65,7 +79,10 @@ describe("data export", () => {
   });
 
   it("cannot have its progress changed by a member, only by the export job", async () => {
-    const changed = await as(owner.id, (tx) => tx`update public.data_exports set status = 'failed' where id = ${exportId} returning id`);
+    const changed = await as(
+      owner.id,
+      (tx) => tx`update public.data_exports set status = 'failed' where id = ${exportId} returning id`,
+    );
     expect(changed).toEqual([]);
   });
 

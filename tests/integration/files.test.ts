@@ -6,8 +6,8 @@ import crypto from "node:crypto";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_URL, adminSql, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
-import { stopProcess, readPid, spawnDetached } from "../../dev/stack/processes.ts";
+import { adminSql, API_URL, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { readPid, spawnDetached, stopProcess } from "../../dev/stack/processes.ts";
 import { services } from "../../dev/stack/services.ts";
 import { connectRealtime } from "../../supabase/functions/_shared/realtime/client.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
@@ -45,21 +45,32 @@ async function startUpload(who: { client: SupabaseClient }, body: Record<string,
 async function upload(who: { client: SupabaseClient }, org: string, name: string, bytes: Uint8Array, mime: string) {
   const started = await startUpload(who, { org_id: org, name, size: bytes.byteLength, mime_type: mime });
   expect(started.status, JSON.stringify(started.body)).toBe(201);
-  const { error } = await who.client.storage.from("files").uploadToSignedUrl(started.body.path, started.body.token, new Blob([bytes as Uint8Array<ArrayBuffer>], { type: mime }));
+  const { error } = await who.client.storage.from("files").uploadToSignedUrl(
+    started.body.path,
+    started.body.token,
+    new Blob([bytes as Uint8Array<ArrayBuffer>], { type: mime }),
+  );
   expect(error).toBeNull();
   return started.body as { file_id: string; path: string };
 }
 
 const fileRow = async (id: string) => (await admin`select * from public.files where id = ${id}`)[0];
 const settled = (id: string, ms = 20_000) =>
-  waitUntil(`file ${id} to settle`, async () => {
-    const f = await fileRow(id);
-    return f && !["pending", "scanning"].includes(f.status) ? f : null;
-  }, ms, 100);
-const quota = async (org: string) => (await admin`select used_bytes::int, reserved_bytes::int from public.storage_quotas where org_id = ${org}`)[0];
+  waitUntil(
+    `file ${id} to settle`,
+    async () => {
+      const f = await fileRow(id);
+      return f && !["pending", "scanning"].includes(f.status) ? f : null;
+    },
+    ms,
+    100,
+  );
+const quota = async (org: string) =>
+  (await admin`select used_bytes::int, reserved_bytes::int from public.storage_quotas where org_id = ${org}`)[0];
 /** The invariant: used is the clean files' bytes, reserved the unsettled ones'. */
 async function expectQuotaExact(org: string) {
-  const [sums] = await admin`select coalesce(sum(size_bytes) filter (where status = 'clean' and deleted_at is null), 0)::int as used_bytes,
+  const [sums] =
+    await admin`select coalesce(sum(size_bytes) filter (where status = 'clean' and deleted_at is null), 0)::int as used_bytes,
                                     coalesce(sum(size_bytes) filter (where status in ('pending', 'scanning')), 0)::int as reserved_bytes
                              from public.files where org_id = ${org}`;
   expect(await quota(org)).toEqual(sums);
@@ -67,8 +78,10 @@ async function expectQuotaExact(org: string) {
 
 beforeAll(async () => {
   const suffix = crypto.randomUUID().slice(0, 8);
-  [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Files A', ${`files-a-${suffix}`}) returning id`;
-  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Files B', ${`files-b-${suffix}`}) returning id`;
+  [{ id: orgA }] =
+    await admin`insert into public.organizations (name, slug) values ('Files A', ${`files-a-${suffix}`}) returning id`;
+  [{ id: orgB }] =
+    await admin`insert into public.organizations (name, slug) values ('Files B', ${`files-b-${suffix}`}) returning id`;
   teacher = await member(orgA, "teacher");
   student = await member(orgA, "student");
   outsider = await member(orgB, "owner");
@@ -86,11 +99,20 @@ describe("a clean upload", () => {
     const text = new TextEncoder().encode("Lesson plan: fractions.\n");
     const { file_id, path } = await upload(teacher, orgA, "plan.txt", text, "text/plain");
     const f = await settled(file_id);
-    const ready = await waitUntil("file.ready", async () => events.find((e) => e.type === "file.ready" && e.data.file_id === file_id), 5000, 20);
+    const ready = await waitUntil(
+      "file.ready",
+      async () => events.find((e) => e.type === "file.ready" && e.data.file_id === file_id),
+      5000,
+      20,
+    );
     expect(ready).toMatchObject({ org_id: orgA, data: { name: "plan.txt", status: "clean" } });
     await rt.close();
-    expect(f).toMatchObject({ status: "clean", detected_mime: "text/plain", contains_pii: false,
-                              sha256: crypto.createHash("sha256").update(text).digest("hex") });
+    expect(f).toMatchObject({
+      status: "clean",
+      detected_mime: "text/plain",
+      contains_pii: false,
+      sha256: crypto.createHash("sha256").update(text).digest("hex"),
+    });
     expect(await admin`select version from public.file_versions where file_id = ${file_id}`).toEqual([{ version: 1 }]);
     const dl = await student.client.storage.from("files").download(path);
     expect(new Uint8Array(await dl.data!.arrayBuffer())).toEqual(text);
@@ -124,14 +146,23 @@ describe("text for search", () => {
     const { file_id } = await upload(teacher, orgA, "consent.pdf", pdf, "application/pdf");
     // (the scan itself looks for personal data in text files only: in a PDF, it is the extracted text that has it)
     expect(await settled(file_id)).toMatchObject({ status: "clean", detected_mime: "application/pdf" });
-    const row = await waitUntil("the extracted text", async () => (await admin`select content from public.file_texts where file_id = ${file_id}`)[0], 20_000, 100);
+    const row = await waitUntil(
+      "the extracted text",
+      async () => (await admin`select content from public.file_texts where file_id = ${file_id}`)[0],
+      20_000,
+      100,
+    );
     expect(row.content).toContain("Field trip consent");
     expect(await fileRow(file_id)).toMatchObject({ contains_pii: true });
 
     const api = apiSql();
     try {
-      const search = (userId: string) => withRequestContext(api, { role: "authenticated", claims: { sub: userId, role: "authenticated" } },
-        (tx) => tx`select file_id from public.file_texts where search @@ plainto_tsquery('simple', 'consent')`);
+      const search = (userId: string) =>
+        withRequestContext(
+          api,
+          { role: "authenticated", claims: { sub: userId, role: "authenticated" } },
+          (tx) => tx`select file_id from public.file_texts where search @@ plainto_tsquery('simple', 'consent')`,
+        );
       expect((await search(student.id)).map((r) => r.file_id)).toContain(file_id);
       expect(await search(outsider.id)).toEqual([]);
     } finally {
@@ -148,11 +179,19 @@ describe("large files", () => {
     await admin`update public.organizations set tier = 'enterprise' where id = ${orgA}`;
     try {
       const { file_id } = await upload(teacher, orgA, "big.txt", big, "text/plain");
-      const job = await waitUntil("the files.process job", async () =>
-        (await admin`select state from pgboss.job where name = 'files.process' and data ->> 'file_id' = ${file_id}`)[0], 20_000, 100);
+      const job = await waitUntil(
+        "the files.process job",
+        async () =>
+          (await admin`select state from pgboss.job where name = 'files.process' and data ->> 'file_id' = ${file_id}`)[0],
+        20_000,
+        100,
+      );
       expect(job).toBeTruthy();
-      expect(await settled(file_id, 60_000)).toMatchObject({ status: "clean", detected_mime: "text/plain",
-        sha256: crypto.createHash("sha256").update(big).digest("hex") });
+      expect(await settled(file_id, 60_000)).toMatchObject({
+        status: "clean",
+        detected_mime: "text/plain",
+        sha256: crypto.createHash("sha256").update(big).digest("hex"),
+      });
       await expectQuotaExact(orgA);
     } finally {
       await admin`update public.organizations set tier = 'free' where id = ${orgA}`;
@@ -175,7 +214,9 @@ describe("bad uploads", () => {
       const r = await startUpload(teacher, body);
       expect([r.status, r.body?.error?.code], JSON.stringify(body)).toEqual([status, code]);
     }
-    expect((await startUpload(student, { org_id: orgA, name: "x.txt", size: 10, mime_type: "text/plain" })).body.error.code).toBe("forbidden");
+    expect((await startUpload(student, { org_id: orgA, name: "x.txt", size: 10, mime_type: "text/plain" })).body.error.code).toBe(
+      "forbidden",
+    );
     expect(await quota(orgA)).toEqual(before);
   });
 
@@ -193,18 +234,31 @@ describe("bad uploads", () => {
     const started = await startUpload(teacher, { org_id: orgA, name: "a.txt", size: 3, mime_type: "text/plain" });
     const foreign = started.body.path.replace(orgA, orgB);
     expect((await teacher.client.storage.from("files").createSignedUploadUrl(foreign)).error).toBeTruthy();
-    expect((await teacher.client.storage.from("files").upload(`${orgA}/2026/01/01/${crypto.randomUUID()}-x.txt`, new Blob(["abc"]))).error).toBeTruthy();
+    expect(
+      (await teacher.client.storage.from("files").upload(`${orgA}/2026/01/01/${crypto.randomUUID()}-x.txt`, new Blob(["abc"])))
+        .error,
+    ).toBeTruthy();
     expect((await outsider.client.storage.from("files").createSignedUploadUrl(started.body.path)).error).toBeTruthy();
   });
 
   it("rejects a spoofed type and a size that differs from the request, releasing the reservation", async () => {
     const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: "#000" } }).png().toBuffer();
     const spoofed = await upload(teacher, orgA, "notes.txt", new Uint8Array(png), "text/plain");
-    expect(await settled(spoofed.file_id)).toMatchObject({ status: "rejected", status_reason: expect.stringMatching(/^type_mismatch/) });
+    expect(await settled(spoofed.file_id)).toMatchObject({
+      status: "rejected",
+      status_reason: expect.stringMatching(/^type_mismatch/),
+    });
 
     const started = await startUpload(teacher, { org_id: orgA, name: "short.txt", size: 100, mime_type: "text/plain" });
-    await teacher.client.storage.from("files").uploadToSignedUrl(started.body.path, started.body.token, new Blob(["only a few bytes"], { type: "text/plain" }));
-    expect(await settled(started.body.file_id)).toMatchObject({ status: "rejected", status_reason: expect.stringMatching(/^size_mismatch/) });
+    await teacher.client.storage.from("files").uploadToSignedUrl(
+      started.body.path,
+      started.body.token,
+      new Blob(["only a few bytes"], { type: "text/plain" }),
+    );
+    expect(await settled(started.body.file_id)).toMatchObject({
+      status: "rejected",
+      status_reason: expect.stringMatching(/^size_mismatch/),
+    });
     await expectQuotaExact(orgA);
   });
 
@@ -221,21 +275,36 @@ describe("delivery and faults", () => {
   it("does nothing more when the webhook is delivered again", async () => {
     const { file_id, path } = await upload(teacher, orgA, "again.txt", new TextEncoder().encode("again\n"), "text/plain");
     const first = await settled(file_id);
-    const [object] = await admin`select to_jsonb(o) as record from storage.objects o where bucket_id = 'files' and name = ${path}`;
+    const [object] =
+      await admin`select to_jsonb(o) as record from storage.objects o where bucket_id = 'files' and name = ${path}`;
     const res = await fetch(`${API_URL}/functions/v1/file-processing`, {
       method: "POST",
       headers: { Authorization: `Bearer ${secrets().serviceRoleKey}`, "content-type": "application/json" },
       body: JSON.stringify({ type: "INSERT", table: "objects", schema: "storage", record: object.record, old_record: null }),
     });
     expect(await res.json()).toMatchObject({ processed: false });
-    expect(await fileRow(file_id)).toMatchObject({ status: "clean", scan_attempts: first.scan_attempts, processed_at: first.processed_at });
+    expect(await fileRow(file_id)).toMatchObject({
+      status: "clean",
+      scan_attempts: first.scan_attempts,
+      processed_at: first.processed_at,
+    });
   });
 
   it("refuses webhook calls that are not the service's, and malformed payloads", async () => {
-    const call = (token: string, body: unknown) => fetch(`${API_URL}/functions/v1/file-processing`, {
-      method: "POST", headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body),
-    });
-    expect((await call(teacher.token, { type: "INSERT", table: "objects", schema: "storage", record: { bucket_id: "files", name: "x" } })).status).toBe(403);
+    const call = (token: string, body: unknown) =>
+      fetch(`${API_URL}/functions/v1/file-processing`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect(
+      (await call(teacher.token, {
+        type: "INSERT",
+        table: "objects",
+        schema: "storage",
+        record: { bucket_id: "files", name: "x" },
+      })).status,
+    ).toBe(403);
     const bad = await call(secrets().serviceRoleKey, { type: "INSERT", table: "users" });
     expect([bad.status, (await bad.json()).error.code]).toEqual([400, "invalid_request"]);
   });
@@ -246,10 +315,15 @@ describe("delivery and faults", () => {
     let file_id: string;
     try {
       ({ file_id } = await upload(teacher, orgA, "waiting.txt", new TextEncoder().encode("waiting for clamd\n"), "text/plain"));
-      const row = await waitUntil("a failed scan attempt", async () => {
-        const f = await fileRow(file_id);
-        return f.status === "pending" && f.scan_attempts >= 1 && f.next_attempt_at ? f : null;
-      }, 20_000, 100);
+      const row = await waitUntil(
+        "a failed scan attempt",
+        async () => {
+          const f = await fileRow(file_id);
+          return f.status === "pending" && f.scan_attempts >= 1 && f.next_attempt_at ? f : null;
+        },
+        20_000,
+        100,
+      );
       expect(row.status_reason).toBe("scanner_unavailable");
     } finally {
       if (!readPid("clamd")) spawnDetached(clamd);

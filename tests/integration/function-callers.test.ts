@@ -17,11 +17,15 @@ const signedByProject = (claims: Record<string, unknown>) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret));
 const call = (fn: string, bearer: string, method = "POST") =>
   fetch(`${API_URL}/functions/v1/${fn}`, {
-    method, body: method === "GET" ? undefined : "{}", headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+    method,
+    body: method === "GET" ? undefined : "{}",
+    headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
   });
 
 beforeAll(async () => {
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Callers', ${`callers-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Callers', ${`callers-${
+    crypto.randomUUID().slice(0, 8)
+  }`}) returning id`;
   member = (await createUser(admin)).id;
   await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'owner')`;
   userToken = (await tokenFor(admin, member)).token;
@@ -63,11 +67,20 @@ describe("API keys (apiKeyVerifier, against public.verify_api_key)", () => {
   it("stands for its organization and scopes while live; revoked, unknown and malformed keys are refused with their codes", async () => {
     const verify = apiKeyVerifier(admin);
     const [created] = await admin.begin(async (tx) => {
-      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${JSON.stringify({ sub: member, role: "authenticated" })}, true)`;
-      return tx<{ api_key_id: string; api_key: string }[]>`select api_key_id, api_key from public.create_api_key(${org}, 'device', array['org.read'])`;
+      await tx`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', ${
+        JSON.stringify({ sub: member, role: "authenticated" })
+      }, true)`;
+      return tx<
+        { api_key_id: string; api_key: string }[]
+      >`select api_key_id, api_key from public.create_api_key(${org}, 'device', array['org.read'])`;
     });
-    await expect(verify(created.api_key, "t-1")).resolves.toEqual({ apiKeyId: created.api_key_id, orgId: org, scopes: ["org.read"] });
-    const code = (p: Promise<unknown>) => p.then(() => "accepted", (e) => (e instanceof HttpError ? `${e.status} ${e.code}` : String(e)));
+    await expect(verify(created.api_key, "t-1")).resolves.toEqual({
+      apiKeyId: created.api_key_id,
+      orgId: org,
+      scopes: ["org.read"],
+    });
+    const code = (p: Promise<unknown>) =>
+      p.then(() => "accepted", (e) => (e instanceof HttpError ? `${e.status} ${e.code}` : String(e)));
     expect(await code(verify(`sk_${crypto.randomBytes(24).toString("base64url")}`, "t-2"))).toBe("401 invalid_api_key");
     expect(await code(verify("sk_'; select 1 --", "t-3"))).toBe("401 invalid_api_key");
     await admin`update public.api_keys set revoked_at = now() where id = ${created.api_key_id}`;

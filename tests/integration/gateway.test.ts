@@ -64,7 +64,10 @@ describe("JWT verification", () => {
 
 describe("requests", () => {
   it("answers CORS preflight without a token", async () => {
-    const res = await call("echo", { method: "OPTIONS", headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST" } });
+    const res = await call("echo", {
+      method: "OPTIONS",
+      headers: { Origin: "https://app.example", "Access-Control-Request-Method": "POST" },
+    });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-headers")).toContain("authorization");
   });
@@ -74,7 +77,12 @@ describe("requests", () => {
     const body = await res.json();
     expect(res.headers.get("x-request-id")).toBe("req-abc-123");
     expect(body.request_id).toBe("req-abc-123");
-    expect(body.env).toEqual({ SUPABASE_URL: true, SUPABASE_ANON_KEY: true, SUPABASE_SERVICE_ROLE_KEY: true, SUPABASE_DB_URL: true });
+    expect(body.env).toEqual({
+      SUPABASE_URL: true,
+      SUPABASE_ANON_KEY: true,
+      SUPABASE_SERVICE_ROLE_KEY: true,
+      SUPABASE_DB_URL: true,
+    });
   });
 
   it("answers 404 function_not_found for unknown and private (_shared) names", async () => {
@@ -94,7 +102,9 @@ describe("fault isolation", () => {
   });
 
   it("turns a throw into a 500 envelope with the request id", async () => {
-    const res = await call("throws", { headers: { Authorization: `Bearer ${secrets().anonKey}`, "x-request-id": "req-throw-1" } });
+    const res = await call("throws", {
+      headers: { Authorization: `Bearer ${secrets().anonKey}`, "x-request-id": "req-throw-1" },
+    });
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({
       error: { code: "internal_error", message: expect.any(String) },

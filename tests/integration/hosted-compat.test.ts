@@ -26,7 +26,12 @@ async function cleanup() {
   await sql`delete from supabase_migrations.schema_migrations where version like '2999%'`.catch(() => {});
 }
 
-const claimsOf = (id: string, extra: Record<string, unknown> = {}) => ({ sub: id, role: "authenticated", aud: "authenticated", ...extra });
+const claimsOf = (id: string, extra: Record<string, unknown> = {}) => ({
+  sub: id,
+  role: "authenticated",
+  aud: "authenticated",
+  ...extra,
+});
 
 beforeAll(async () => {
   await cleanup();
@@ -51,14 +56,24 @@ describe("a hosted-style migration", () => {
   it("enforces policies written with auth.uid() and auth.jwt()", async () => {
     const a = await createUser(sql);
     const b = await createUser(sql);
-    const note = await withRequestContext(sql, { role: "authenticated", claims: claimsOf(a.id, { app_metadata: { tier: "gold" } }) }, (tx) =>
-      tx`insert into compat_fixture.notes (body) values ('mine') returning owner_id, tier`);
+    const note = await withRequestContext(sql, {
+      role: "authenticated",
+      claims: claimsOf(a.id, { app_metadata: { tier: "gold" } }),
+    }, (tx) => tx`insert into compat_fixture.notes (body) values ('mine') returning owner_id, tier`);
     expect(note[0]).toEqual({ owner_id: a.id, tier: "gold" });
-    const seenByB = await withRequestContext(sql, { role: "authenticated", claims: claimsOf(b.id) }, (tx) =>
-      tx`select * from compat_fixture.notes`);
+    const seenByB = await withRequestContext(
+      sql,
+      { role: "authenticated", claims: claimsOf(b.id) },
+      (tx) => tx`select * from compat_fixture.notes`,
+    );
     expect(seenByB).toHaveLength(0);
-    await expect(withRequestContext(sql, { role: "authenticated", claims: claimsOf(b.id) }, (tx) =>
-      tx`insert into compat_fixture.notes (owner_id, body) values (${a.id}, 'forged')`)).rejects.toMatchObject({ code: "42501" });
+    await expect(
+      withRequestContext(
+        sql,
+        { role: "authenticated", claims: claimsOf(b.id) },
+        (tx) => tx`insert into compat_fixture.notes (owner_id, body) values (${a.id}, 'forged')`,
+      ),
+    ).rejects.toMatchObject({ code: "42501" });
     await expect(withRequestContext(sql, { role: "anon", claims: {} }, (tx) => tx`select * from compat_fixture.notes`))
       .rejects.toMatchObject({ code: "42501" });
   });
@@ -66,13 +81,28 @@ describe("a hosted-style migration", () => {
   it("enforces storage policies keyed on storage.foldername()", async () => {
     const a = await createUser(sql);
     const b = await createUser(sql);
-    await withRequestContext(sql, { role: "authenticated", claims: claimsOf(a.id) }, (tx) =>
-      tx`insert into storage.objects (bucket_id, name, owner) values ('compat-fixture', ${`${a.id}/report.pdf`}, ${a.id})`);
-    await expect(withRequestContext(sql, { role: "authenticated", claims: claimsOf(a.id) }, (tx) =>
-      tx`insert into storage.objects (bucket_id, name) values ('compat-fixture', ${`${b.id}/planted.pdf`})`)).rejects.toMatchObject({ code: "42501" });
-    const [mine, theirs] = await Promise.all([a, b].map((u) =>
-      withRequestContext(sql, { role: "authenticated", claims: claimsOf(u.id) }, (tx) =>
-        tx`select name from storage.objects where bucket_id = 'compat-fixture'`)));
+    await withRequestContext(
+      sql,
+      { role: "authenticated", claims: claimsOf(a.id) },
+      (tx) =>
+        tx`insert into storage.objects (bucket_id, name, owner) values ('compat-fixture', ${`${a.id}/report.pdf`}, ${a.id})`,
+    );
+    await expect(
+      withRequestContext(
+        sql,
+        { role: "authenticated", claims: claimsOf(a.id) },
+        (tx) => tx`insert into storage.objects (bucket_id, name) values ('compat-fixture', ${`${b.id}/planted.pdf`})`,
+      ),
+    ).rejects.toMatchObject({ code: "42501" });
+    const [mine, theirs] = await Promise.all(
+      [a, b].map((u) =>
+        withRequestContext(
+          sql,
+          { role: "authenticated", claims: claimsOf(u.id) },
+          (tx) => tx`select name from storage.objects where bucket_id = 'compat-fixture'`,
+        )
+      ),
+    );
     expect(mine.map((r) => r.name)).toEqual([`${a.id}/report.pdf`]);
     expect(theirs).toHaveLength(0);
   });
@@ -87,10 +117,19 @@ describe("a hosted-style migration", () => {
     });
     // Like pg_net, delivery is concurrent and at least once: no order between the two requests.
     const byType = Object.fromEntries(rows.map((r) => [r.payload.type, r]));
-    expect(byType.INSERT.payload).toEqual({ type: "INSERT", table: "orders", schema: "compat_fixture", record: { id: Number(order.id), item: "chalk" }, old_record: null });
+    expect(byType.INSERT.payload).toEqual({
+      type: "INSERT",
+      table: "orders",
+      schema: "compat_fixture",
+      record: { id: Number(order.id), item: "chalk" },
+      old_record: null,
+    });
     expect(byType.UPDATE.payload).toEqual({
-      type: "UPDATE", table: "orders", schema: "compat_fixture",
-      record: { id: Number(order.id), item: "more chalk" }, old_record: { id: Number(order.id), item: "chalk" },
+      type: "UPDATE",
+      table: "orders",
+      schema: "compat_fixture",
+      record: { id: Number(order.id), item: "more chalk" },
+      old_record: { id: Number(order.id), item: "chalk" },
     });
     expect(byType.INSERT.auth_header).toBe("Bearer compat-placeholder");
     // the function logs each payload before it answers, so the responses may be recorded a moment later
@@ -141,7 +180,12 @@ describe("a hosted-style migration", () => {
     const [job] = await sql`select schedule, command from cron.job where jobname = 'compat-fixture-tick'`;
     expect(job.schedule).toBe("* * * * *");
     // pg_cron 1.4 (Debian 12) schedules by the minute: the first run is at most ~60 s away.
-    await waitUntil("a cron tick", async () => (await sql`select count(*)::int as n from compat_fixture.ticks`)[0].n > 0, 70_000, 1000);
+    await waitUntil(
+      "a cron tick",
+      async () => (await sql`select count(*)::int as n from compat_fixture.ticks`)[0].n > 0,
+      70_000,
+      1000,
+    );
   }, 80_000);
 });
 

@@ -22,10 +22,26 @@ const u: Record<"teacher" | "s1" | "s2" | "ownerB", { id: string; email: string 
 
 const asUser = <T>(userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
   withRequestContext(api, { role: "authenticated", claims: { sub: userId, role: "authenticated" } }, fn);
-const send = (userId: string, args: { org: string; type?: string; title?: string; body?: string; recipients?: unknown; key?: string; priority?: string }) =>
-  asUser(userId, (tx) => tx<{ batch_id: string; created: number }[]>`select * from public.send_notification(${args.org}, ${args.type ?? "announcement.posted"}, ${args.title ?? "Trip"},
-                            ${args.body ?? "Bring lunch"}, '{}'::jsonb, ${tx.json((args.recipients ?? { role: "student" }) as never)}::jsonb, ${args.priority ?? null}, ${args.key ?? null})`);
-const mailTo = async (email: string) => (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as { subject: string; text: string; headers: Record<string, string> }[];
+const send = (
+  userId: string,
+  args: { org: string; type?: string; title?: string; body?: string; recipients?: unknown; key?: string; priority?: string },
+) =>
+  asUser(
+    userId,
+    (tx) =>
+      tx<{ batch_id: string; created: number }[]>`select * from public.send_notification(${args.org}, ${
+        args.type ?? "announcement.posted"
+      }, ${args.title ?? "Trip"},
+                            ${args.body ?? "Bring lunch"}, '{}'::jsonb, ${
+        tx.json((args.recipients ?? { role: "student" }) as never)
+      }::jsonb, ${args.priority ?? null}, ${args.key ?? null})`,
+  );
+const mailTo = async (email: string) =>
+  (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as {
+    subject: string;
+    text: string;
+    headers: Record<string, string>;
+  }[];
 
 async function inbox(userId: string, org: string) {
   const { token } = await tokenFor(admin, userId);
@@ -49,8 +65,10 @@ async function restartService(name: string, whileDown: () => Promise<void>) {
 
 beforeAll(async () => {
   const suffix = crypto.randomUUID().slice(0, 8);
-  [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Notify A', ${`notify-a-${suffix}`}) returning id`;
-  [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Notify B', ${`notify-b-${suffix}`}) returning id`;
+  [{ id: orgA }] =
+    await admin`insert into public.organizations (name, slug) values ('Notify A', ${`notify-a-${suffix}`}) returning id`;
+  [{ id: orgB }] =
+    await admin`insert into public.organizations (name, slug) values ('Notify B', ${`notify-b-${suffix}`}) returning id`;
   for (const k of ["teacher", "s1", "s2", "ownerB"] as const) u[k] = await createUser(admin);
   await admin`insert into public.organization_members (org_id, user_id, role) values
     (${orgA}, ${u.teacher.id}, 'teacher'), (${orgA}, ${u.s1.id}, 'student'), (${orgA}, ${u.s2.id}, 'student'), (${orgB}, ${u.ownerB.id}, 'owner')`;
@@ -63,11 +81,20 @@ afterAll(async () => {
 
 describe("sending to a role", () => {
   it("delivers over MQTT to each recipient only, mails them, and records every channel", async () => {
-    const [s1, s2, teacher, other] = await Promise.all([inbox(u.s1.id, orgA), inbox(u.s2.id, orgA), inbox(u.teacher.id, orgA), inbox(u.ownerB.id, orgB)]);
+    const [s1, s2, teacher, other] = await Promise.all([
+      inbox(u.s1.id, orgA),
+      inbox(u.s2.id, orgA),
+      inbox(u.teacher.id, orgA),
+      inbox(u.ownerB.id, orgB),
+    ]);
     const [{ batch_id, created }] = await send(u.teacher.id, { org: orgA, title: "Trip on Friday", body: "Bring lunch." });
     expect(created).toBe(2);
     await waitUntil("both students' messages", async () => s1.length === 1 && s2.length === 1, 10_000, 20);
-    expect(s1[0]).toMatchObject({ type: "announcement.posted", org_id: orgA, data: { title: "Trip on Friday", body: "Bring lunch." } });
+    expect(s1[0]).toMatchObject({
+      type: "announcement.posted",
+      org_id: orgA,
+      data: { title: "Trip on Friday", body: "Bring lunch." },
+    });
     const [mine] = await asUser(u.s1.id, (tx) => tx`select id from public.notifications where batch_id = ${batch_id}`);
     expect(s1[0].id).toBe(mine.id); // the envelope's id is the notification's
     expect(teacher).toEqual([]);
@@ -76,11 +103,17 @@ describe("sending to a role", () => {
     const mail = await waitUntil("the e-mail", async () => (await mailTo(u.s1.email))[0], 15_000, 100);
     expect(mail).toMatchObject({ subject: "Trip on Friday", headers: { "x-notification-id": mine.id } });
     expect(mail.text).toContain("Bring lunch.");
-    const states = await waitUntil("all deliveries recorded", async () => {
-      const rows = await admin`select d.channel, d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+    const states = await waitUntil(
+      "all deliveries recorded",
+      async () => {
+        const rows =
+          await admin`select d.channel, d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
                                where n.batch_id = ${batch_id} order by 1, 2`;
-      return rows.every((r) => r.status === "sent") ? rows : null;
-    }, 15_000, 100);
+        return rows.every((r) => r.status === "sent") ? rows : null;
+      },
+      15_000,
+      100,
+    );
     expect(states.map((r) => `${r.channel}:${r.status}`)).toEqual(["email:sent", "email:sent", "mqtt:sent", "mqtt:sent"]);
   });
 
@@ -88,14 +121,17 @@ describe("sending to a role", () => {
     const [{ batch_id }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "Just you" });
     const [n] = await admin`select id from public.notifications where batch_id = ${batch_id}`;
     expect(await asUser(u.s2.id, (tx) => tx`select 1 from public.notifications where id = ${n.id}`)).toEqual([]);
-    expect(await asUser(u.s2.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`)).toEqual([]);
-    expect(await asUser(u.s1.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`)).toHaveLength(1);
+    expect(await asUser(u.s2.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`))
+      .toEqual([]);
+    expect(await asUser(u.s1.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`))
+      .toHaveLength(1);
   });
 });
 
 describe("preferences and idempotency", () => {
   it("skips the channels a member turned off, and makes one notification per key", async () => {
-    await asUser(u.s2.id, (tx) => tx`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
+    await asUser(u.s2.id, (tx) =>
+      tx`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
                                      values (${orgA}, ${u.s2.id}, 'announcement.posted', 'email', false)`);
     const key = `trip-${crypto.randomUUID()}`;
     const [first] = await send(u.teacher.id, { org: orgA, key, title: "Keyed" });
@@ -126,79 +162,149 @@ describe("bad input", () => {
 describe("quiet hours, digests and locales", () => {
   let org: string;
   const m: Record<"teacher" | "quiet" | "digest" | "french", { id: string; email: string }> = {} as never;
-  const deliveries = (batch: string, userId: string) => admin`select d.channel, d.status, d.digest from public.notification_deliveries d
+  const deliveries = (batch: string, userId: string) =>
+    admin`select d.channel, d.status, d.digest from public.notification_deliveries d
     join public.notifications n on n.id = d.notification_id where d.batch_id = ${batch} and n.recipient_id = ${userId} order by d.channel`;
   beforeAll(async () => {
-    [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Rules school', ${`rules-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+    [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Rules school', ${`rules-${
+      crypto.randomUUID().slice(0, 8)
+    }`}) returning id`;
     for (const k of ["teacher", "quiet", "digest", "french"] as const) m[k] = await createUser(admin);
     await admin`insert into public.organization_members (org_id, user_id, role) values
       (${org}, ${m.teacher.id}, 'teacher'), (${org}, ${m.quiet.id}, 'student'), (${org}, ${m.digest.id}, 'student'), (${org}, ${m.french.id}, 'student')`;
     // each member chooses their own settings, through their own request context
-    await asUser(m.quiet.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
+    await asUser(m.quiet.id, (tx) =>
+      tx`insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
       values (${org}, ${m.quiet.id}, (now() at time zone 'UTC' - interval '1 hour')::time, (now() at time zone 'UTC' + interval '1 hour')::time)`);
-    await asUser(m.digest.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, email_digest) values (${org}, ${m.digest.id}, 'hourly')`);
-    await asUser(m.french.id, (tx) => tx`insert into public.notification_settings (org_id, user_id, locale) values (${org}, ${m.french.id}, 'fr-CA')`);
+    await asUser(
+      m.digest.id,
+      (tx) =>
+        tx`insert into public.notification_settings (org_id, user_id, email_digest) values (${org}, ${m.digest.id}, 'hourly')`,
+    );
+    await asUser(
+      m.french.id,
+      (tx) => tx`insert into public.notification_settings (org_id, user_id, locale) values (${org}, ${m.french.id}, 'fr-CA')`,
+    );
   });
   afterAll(() => admin`update public.organizations set deleted_at = now() where id = ${org}`);
 
   it("a member in quiet hours gets nothing until they end, then everything; urgent ones at once", async () => {
     const [quiet, other] = await Promise.all([inbox(m.quiet.id, org), inbox(m.french.id, org)]);
-    const [{ batch_id }] = await send(m.teacher.id, { org, recipients: { user_ids: [m.quiet.id, m.french.id] }, title: "After school" });
+    const [{ batch_id }] = await send(m.teacher.id, {
+      org,
+      recipients: { user_ids: [m.quiet.id, m.french.id] },
+      title: "After school",
+    });
     await waitUntil("the other member's message", async () => other.some((e) => e.data.title === "After school"), 10_000, 20);
     await send(m.teacher.id, { org, recipients: { user_ids: [m.quiet.id] }, title: "Fire drill", priority: "urgent" });
     await waitUntil("the urgent message", async () => quiet.some((e) => e.data.title === "Fire drill"), 10_000, 20);
     expect(quiet.map((e) => e.data.title)).toEqual(["Fire drill"]);
     expect(await deliveries(batch_id, m.quiet.id)).toEqual([
-      { channel: "email", status: "pending", digest: false }, { channel: "mqtt", status: "pending", digest: false }]);
+      { channel: "email", status: "pending", digest: false },
+      { channel: "mqtt", status: "pending", digest: false },
+    ]);
 
     // the hours end (here: the member clears them and the deliveries come due), the sweep sends
     await asUser(m.quiet.id, (tx) => tx`delete from public.notification_settings where user_id = ${m.quiet.id}`);
     await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute' where batch_id = ${batch_id}`;
     await admin`select app.sweep_notifications()`;
     await waitUntil("the message after quiet hours", async () => quiet.some((e) => e.data.title === "After school"), 15_000, 50);
-    await waitUntil("the mail after quiet hours", async () => (await mailTo(m.quiet.email)).some((x) => x.subject === "After school"), 15_000, 100);
+    await waitUntil(
+      "the mail after quiet hours",
+      async () => (await mailTo(m.quiet.email)).some((x) => x.subject === "After school"),
+      15_000,
+      100,
+    );
   }, 40_000);
 
   it("a member with a digest gets their e-mail as one message when it is due, MQTT at once", async () => {
     const rt = await inbox(m.digest.id, org);
     const batches: { batch_id: string }[] = [];
     for (const title of ["Homework 1", "Homework 2"]) {
-      batches.push((await send(m.teacher.id, { org, recipients: { user_ids: [m.digest.id, m.french.id] }, title, body: `${title} is online.` }))[0]);
+      batches.push(
+        (await send(m.teacher.id, {
+          org,
+          recipients: { user_ids: [m.digest.id, m.french.id] },
+          title,
+          body: `${title} is online.`,
+        }))[0],
+      );
     }
-    await waitUntil("both messages over MQTT", async () => rt.filter((e) => String(e.data.title).startsWith("Homework")).length === 2, 10_000, 20);
+    await waitUntil(
+      "both messages over MQTT",
+      async () => rt.filter((e) => String(e.data.title).startsWith("Homework")).length === 2,
+      10_000,
+      20,
+    );
     // the other recipient's mail has gone out; the digest member's waits
-    await waitUntil("the other member's mail", async () => (await mailTo(m.french.email)).filter((x) => x.subject.startsWith("Homework")).length === 2, 15_000, 100);
+    await waitUntil(
+      "the other member's mail",
+      async () => (await mailTo(m.french.email)).filter((x) => x.subject.startsWith("Homework")).length === 2,
+      15_000,
+      100,
+    );
     expect(await mailTo(m.digest.email)).toEqual([]);
-    expect((await deliveries(batches[0].batch_id, m.digest.id))[0]).toEqual({ channel: "email", status: "pending", digest: true });
+    expect((await deliveries(batches[0].batch_id, m.digest.id))[0]).toEqual({
+      channel: "email",
+      status: "pending",
+      digest: true,
+    });
 
     // the next full hour, brought forward; the schedule's job (enqueued here rather than waited for)
     await admin`update public.notification_deliveries set next_attempt_at = now() where digest and org_id = ${org}`;
     await admin`select app.enqueue_job('notifications.digest', '{"org_id": null}'::jsonb)`;
-    const [digest] = await waitUntil("the digest", async () => {
-      const mails = await mailTo(m.digest.email);
-      return mails.length ? mails : null;
-    }, 20_000, 100);
+    const [digest] = await waitUntil(
+      "the digest",
+      async () => {
+        const mails = await mailTo(m.digest.email);
+        return mails.length ? mails : null;
+      },
+      20_000,
+      100,
+    );
     expect(digest.subject).toBe("2 notifications from Rules school");
     expect(digest.text).toMatch(/Homework 1[^]*Homework 1 is online\.[^]*Homework 2[^]*Homework 2 is online\./);
-    for (const b of batches) expect((await deliveries(b.batch_id, m.digest.id))[0]).toMatchObject({ channel: "email", status: "sent" });
+    for (const b of batches) {
+      expect((await deliveries(b.batch_id, m.digest.id))[0]).toMatchObject({ channel: "email", status: "sent" });
+    }
     // sent once: another run finds nothing due
     await admin`select app.enqueue_job('notifications.digest', '{"org_id": null}'::jsonb)`;
     await new Promise((r) => setTimeout(r, 1500));
     expect(await mailTo(m.digest.email)).toHaveLength(1);
   }, 60_000);
 
-  it("e-mail is written from the template for the member's locale: the organization's, then the default, then English", async () => {
-    await admin`insert into public.notification_templates (org_id, type, locale, subject, body)
+  it(
+    "e-mail is written from the template for the member's locale: the organization's, then the default, then English",
+    async () => {
+      await admin`insert into public.notification_templates (org_id, type, locale, subject, body)
                 values (${org}, 'announcement.posted', 'fr', 'Annonce : {{title}}', 'Bonjour, {{body}}')`;
-    await send(m.teacher.id, { org, recipients: { user_ids: [m.french.id, m.quiet.id] }, title: "Sortie", body: "apportez un repas." });
-    const fr = await waitUntil("the French mail", async () => (await mailTo(m.french.email)).find((x) => x.subject === "Annonce : Sortie"), 15_000, 100);
-    expect(fr.text).toContain("Bonjour, apportez un repas.");
-    await waitUntil("the English mail", async () => (await mailTo(m.quiet.email)).find((x) => x.subject === "Sortie"), 15_000, 100);
-  }, 40_000);
+      await send(m.teacher.id, {
+        org,
+        recipients: { user_ids: [m.french.id, m.quiet.id] },
+        title: "Sortie",
+        body: "apportez un repas.",
+      });
+      const fr = await waitUntil(
+        "the French mail",
+        async () => (await mailTo(m.french.email)).find((x) => x.subject === "Annonce : Sortie"),
+        15_000,
+        100,
+      );
+      expect(fr.text).toContain("Bonjour, apportez un repas.");
+      await waitUntil(
+        "the English mail",
+        async () => (await mailTo(m.quiet.email)).find((x) => x.subject === "Sortie"),
+        15_000,
+        100,
+      );
+    },
+    40_000,
+  );
 });
 
 describe("rate limits", () => {
-  const states = async (batch: string) => admin`select d.status, d.last_error from public.notification_deliveries d
+  const states = async (batch: string) =>
+    admin`select d.status, d.last_error from public.notification_deliveries d
     join public.notifications n on n.id = d.notification_id where n.batch_id = ${batch} and d.channel = 'mqtt' order by d.status`;
   const makeDueAndSweep = async (batch: string) => {
     await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute'
@@ -208,18 +314,28 @@ describe("rate limits", () => {
 
   it("an organization over its tier's budget gets the rest in a later window: deferred, not lost", async () => {
     // an organization of its own, so no earlier test has used this minute's budget
-    const [{ id: org }] = await admin`insert into public.organizations (name, slug, tier) values ('Budget', ${`budget-${crypto.randomUUID().slice(0, 8)}`}, 'basic') returning id`;
+    const [{ id: org }] = await admin`insert into public.organizations (name, slug, tier) values ('Budget', ${`budget-${
+      crypto.randomUUID().slice(0, 8)
+    }`}, 'basic') returning id`;
     const members = [await createUser(admin), await createUser(admin), await createUser(admin)];
-    await admin`insert into public.organization_members (org_id, user_id, role) select ${org}, u, 'owner' from unnest(${members.map((m) => m.id)}::uuid[]) u`;
-    const [{ per_minute }] = await admin`select notifications_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
+    await admin`insert into public.organization_members (org_id, user_id, role) select ${org}, u, 'owner' from unnest(${
+      members.map((m) => m.id)
+    }::uuid[]) u`;
+    const [{ per_minute }] =
+      await admin`select notifications_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
     await admin`update public.subscription_tiers set notifications_per_minute = 1 where tier = 'basic'`;
     let batch: string;
     try {
       [{ batch_id: batch }] = await send(members[0].id, { org, recipients: { everyone: true }, title: "Budget" });
-      const rows = await waitUntil("the dispatch", async () => {
-        const r = await states(batch);
-        return r.some((x) => x.status === "sent") ? r : null;
-      }, 15_000, 50);
+      const rows = await waitUntil(
+        "the dispatch",
+        async () => {
+          const r = await states(batch);
+          return r.some((x) => x.status === "sent") ? r : null;
+        },
+        15_000,
+        50,
+      );
       expect(rows.filter((r) => r.status === "sent")).toHaveLength(1);
       expect(rows.filter((r) => r.status === "pending").map((r) => r.last_error)).toEqual(["rate_limited", "rate_limited"]);
     } finally {
@@ -234,10 +350,20 @@ describe("rate limits", () => {
     let batch: string;
     await restartService("redis", async () => {
       [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "No Redis" });
-      await waitUntil("the deferral", async () => (await states(batch)).some((r) => r.last_error === "rate_limiter_unavailable"), 15_000, 100);
+      await waitUntil(
+        "the deferral",
+        async () => (await states(batch)).some((r) => r.last_error === "rate_limiter_unavailable"),
+        15_000,
+        100,
+      );
     });
     await makeDueAndSweep(batch!);
-    await waitUntil("the delivery after Redis is back", async () => (await states(batch!)).every((r) => r.status === "sent"), 15_000, 100);
+    await waitUntil(
+      "the delivery after Redis is back",
+      async () => (await states(batch!)).every((r) => r.status === "sent"),
+      15_000,
+      100,
+    );
   }, 60_000);
 });
 
@@ -245,12 +371,28 @@ describe("outages", () => {
   it("e-mail waits while SMTP is down and goes out once it is back", async () => {
     let batch: string;
     await restartService("smtp-sink", async () => {
-      [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s1.id] }, title: "While SMTP was down" });
-      await waitUntil("a failed send attempt", async () =>
-        (await admin`select 1 from pgboss.job where name = 'notifications.email' and data ->> 'batch_id' = ${batch} and retry_count > 0`).length > 0, 20_000, 200);
+      [{ batch_id: batch }] = await send(u.teacher.id, {
+        org: orgA,
+        recipients: { user_ids: [u.s1.id] },
+        title: "While SMTP was down",
+      });
+      await waitUntil(
+        "a failed send attempt",
+        async () =>
+          (await admin`select 1 from pgboss.job where name = 'notifications.email' and data ->> 'batch_id' = ${batch} and retry_count > 0`)
+            .length > 0,
+        20_000,
+        200,
+      );
     });
-    await waitUntil("the mail after SMTP is back", async () => (await mailTo(u.s1.email)).some((m) => m.subject === "While SMTP was down"), 40_000, 200);
-    const [d] = await admin`select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+    await waitUntil(
+      "the mail after SMTP is back",
+      async () => (await mailTo(u.s1.email)).some((m) => m.subject === "While SMTP was down"),
+      40_000,
+      200,
+    );
+    const [d] =
+      await admin`select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
                             where n.batch_id = ${batch!} and d.channel = 'email'`;
     expect(d.status).toBe("sent");
   }, 90_000);
@@ -258,15 +400,29 @@ describe("outages", () => {
   it("MQTT deliveries wait while the broker is down and go out from the sweep", async () => {
     let batch: string;
     await restartService("mosquitto", async () => {
-      [{ batch_id: batch }] = await send(u.teacher.id, { org: orgA, recipients: { user_ids: [u.s2.id] }, title: "While the broker was down" });
-      await waitUntil("a failed publish", async () =>
-        (await admin`select d.attempts from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
-                     where n.batch_id = ${batch} and d.channel = 'mqtt' and d.status = 'pending' and d.attempts > 0`).length > 0, 30_000, 200);
+      [{ batch_id: batch }] = await send(u.teacher.id, {
+        org: orgA,
+        recipients: { user_ids: [u.s2.id] },
+        title: "While the broker was down",
+      });
+      await waitUntil(
+        "a failed publish",
+        async () =>
+          (await admin`select d.attempts from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                     where n.batch_id = ${batch} and d.channel = 'mqtt' and d.status = 'pending' and d.attempts > 0`).length > 0,
+        30_000,
+        200,
+      );
     });
     const s2 = await inbox(u.s2.id, orgA);
     await admin`update public.notification_deliveries set next_attempt_at = now() - interval '1 minute'
                 where notification_id in (select id from public.notifications where batch_id = ${batch!})`;
     await admin`select app.sweep_notifications()`;
-    await waitUntil("the message after the broker is back", async () => s2.some((e) => e.data.title === "While the broker was down"), 20_000, 50);
+    await waitUntil(
+      "the message after the broker is back",
+      async () => s2.some((e) => e.data.title === "While the broker was down"),
+      20_000,
+      50,
+    );
   }, 90_000);
 });

@@ -10,7 +10,11 @@ import { readPid } from "../../dev/stack/processes.ts";
 import { waitUntil } from "../helpers/stack.ts";
 
 const stack = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync("bash", [path.join(ROOT, "dev", "bin", "stack"), ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 120_000 });
+  spawnSync("bash", [path.join(ROOT, "dev", "bin", "stack"), ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+  });
 
 describe("the local stack", () => {
   it("reports a dead service, and the next start brings back only that one", async () => {

@@ -24,9 +24,11 @@ beforeAll(async () => {
   for (const op of ["select", "insert", "update", "delete"] as const) {
     await admin.unsafe(`drop policy if exists "standin-test ${op}" on storage.objects`);
     const clause = `bucket_id = '${BUCKET}' and (storage.foldername(name))[1] = (select auth.uid())::text`;
-    await admin.unsafe(op === "insert"
-      ? `create policy "standin-test ${op}" on storage.objects for insert to authenticated with check (${clause})`
-      : `create policy "standin-test ${op}" on storage.objects for ${op} to authenticated using (${clause})`);
+    await admin.unsafe(
+      op === "insert"
+        ? `create policy "standin-test ${op}" on storage.objects for insert to authenticated with check (${clause})`
+        : `create policy "standin-test ${op}" on storage.objects for ${op} to authenticated using (${clause})`,
+    );
   }
   alice = await createUser(admin);
   bob = await createUser(admin);
@@ -35,7 +37,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const op of ["select", "insert", "update", "delete"]) await admin.unsafe(`drop policy if exists "standin-test ${op}" on storage.objects`);
+  for (const op of ["select", "insert", "update", "delete"]) {
+    await admin.unsafe(`drop policy if exists "standin-test ${op}" on storage.objects`);
+  }
   await admin`delete from storage.objects where bucket_id = ${BUCKET}`;
   await admin`delete from storage.buckets where id = ${BUCKET}`;
   await admin.end();
@@ -47,8 +51,12 @@ const text = (s: string) => new Blob([s], { type: "text/plain" });
 function rawPost(pathname: string, token: string) {
   return new Promise<number>((resolve, reject) => {
     const req = http.request(`${API_URL}${pathname}`, {
-      method: "POST", headers: { "content-type": "text/plain", apikey: secrets().anonKey, authorization: `Bearer ${token}` },
-    }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+      method: "POST",
+      headers: { "content-type": "text/plain", apikey: secrets().anonKey, authorization: `Bearer ${token}` },
+    }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
     req.on("error", reject);
     req.end("x");
   });
@@ -59,7 +67,8 @@ describe("storage stand-in (supabase-js)", () => {
     const up = await asAlice.upload(`${alice.id}/hello.txt`, text("hello"), { contentType: "text/plain" });
     expect(up.error).toBeNull();
     expect(up.data?.fullPath).toBe(`${BUCKET}/${alice.id}/hello.txt`);
-    const [row] = await admin`select owner, metadata->>'size' as size from storage.objects where bucket_id = ${BUCKET} and name = ${`${alice.id}/hello.txt`}`;
+    const [row] =
+      await admin`select owner, metadata->>'size' as size from storage.objects where bucket_id = ${BUCKET} and name = ${`${alice.id}/hello.txt`}`;
     expect(row).toEqual({ owner: alice.id, size: "5" });
     const down = await asAlice.download(`${alice.id}/hello.txt`);
     expect(await down.data?.text()).toBe("hello");
@@ -67,24 +76,34 @@ describe("storage stand-in (supabase-js)", () => {
 
   it("lets the policies decide: another user neither reads nor writes there, anon sees nothing", async () => {
     expect((await asBob.download(`${alice.id}/hello.txt`)).error).toMatchObject({ status: 404 });
-    expect((await asBob.upload(`${alice.id}/intruder.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({ status: 403 });
+    expect((await asBob.upload(`${alice.id}/intruder.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({
+      status: 403,
+    });
     expect((await client().download(`${alice.id}/hello.txt`)).error).not.toBeNull();
   });
 
   it("enforces the bucket's size limit and types, refuses traversal and duplicates", async () => {
-    expect((await asAlice.upload(`${alice.id}/big.txt`, text("x".repeat(65)), { contentType: "text/plain" })).error).toMatchObject({ status: 413 });
-    expect((await asAlice.upload(`${alice.id}/page.html`, new Blob(["<p>"], { type: "text/html" }), { contentType: "text/html" })).error)
+    expect((await asAlice.upload(`${alice.id}/big.txt`, text("x".repeat(65)), { contentType: "text/plain" })).error)
+      .toMatchObject({ status: 413 });
+    expect(
+      (await asAlice.upload(`${alice.id}/page.html`, new Blob(["<p>"], { type: "text/html" }), { contentType: "text/html" }))
+        .error,
+    )
       .toMatchObject({ status: 415 });
     // "..", even encoded, is resolved by URL parsing (client or gateway), so it lands in bob's
     // folder, which the policies refuse; names with "." or ".." segments are refused besides.
-    expect((await asAlice.upload(`${alice.id}/../${bob.id}/x.txt`, text("x"), { contentType: "text/plain" })).error).toMatchObject({ status: 403 });
+    expect((await asAlice.upload(`${alice.id}/../${bob.id}/x.txt`, text("x"), { contentType: "text/plain" })).error)
+      .toMatchObject({ status: 403 });
     const token = (await tokenFor(admin, alice.id)).token;
     const status = await rawPost(`/storage/v1/object/${BUCKET}/${alice.id}/%2e%2e/${bob.id}/x.txt`, token);
     expect([400, 403]).toContain(status); // the gateway's URL parsing resolves it too: bob's folder, refused
     expect(await rawPost(`/storage/v1/object/${BUCKET}/${alice.id}/bad-%E0%A4%A.txt`, token)).toBe(400); // malformed encoding
     expect(await admin`select 1 from storage.objects where bucket_id = ${BUCKET} and name like ${`${bob.id}/%`}`).toHaveLength(0);
-    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain" })).error).toMatchObject({ status: 409 });
-    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain", upsert: true })).error).toBeNull();
+    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain" })).error).toMatchObject({
+      status: 409,
+    });
+    expect((await asAlice.upload(`${alice.id}/hello.txt`, text("again"), { contentType: "text/plain", upsert: true })).error)
+      .toBeNull();
     expect(await (await asAlice.download(`${alice.id}/hello.txt`)).data?.text()).toBe("again");
   });
 

@@ -5,7 +5,7 @@
 import { jwtVerify } from "jose";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contextFromClaims, withRequestContext, type RequestContext } from "../../supabase/functions/_shared/db.ts";
+import { contextFromClaims, type RequestContext, withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { adminSql, apiSql, createUser, secrets, tokenFor } from "../helpers/stack.ts";
 
 const admin = adminSql();
@@ -32,7 +32,11 @@ async function claimsOf(user: User) {
   return payload as Record<string, unknown>;
 }
 
-const headers = (requestId: string) => ({ "x-forwarded-for": "192.0.2.10", "user-agent": "flows-test", "x-request-id": requestId });
+const headers = (requestId: string) => ({
+  "x-forwarded-for": "192.0.2.10",
+  "user-agent": "flows-test",
+  "x-request-id": requestId,
+});
 
 async function as<T>(user: User, fn: (tx: postgres.TransactionSql) => Promise<T>, requestId = crypto.randomUUID()) {
   return withRequestContext(api, contextFromClaims(await claimsOf(user), headers(requestId)), fn);
@@ -65,7 +69,10 @@ describe("tenancy flows", () => {
   });
 
   it("invites by e-mail and shows the token once", async () => {
-    const [inv] = await as(owner, (tx) => tx`select * from public.create_invitation(${orgA}, ${invitee.email.toUpperCase()}, 'teacher')`);
+    const [inv] = await as(
+      owner,
+      (tx) => tx`select * from public.create_invitation(${orgA}, ${invitee.email.toUpperCase()}, 'teacher')`,
+    );
     inviteToken = inv.token;
     expect(inviteToken).toMatch(/^inv_[A-Za-z0-9_-]{32}$/);
     const listed = await as(owner, (tx) => tx`select email, role from public.invitations where org_id = ${orgA}`);
@@ -105,7 +112,10 @@ describe("tenancy flows", () => {
     await as(invitee, (tx) => tx`select public.set_active_organization(${orgA})`);
     const tokenBefore = await claimsOf(invitee);
     expect(tokenBefore.org_id).toBe(orgA);
-    const removed = await as(owner, (tx) => tx`delete from public.organization_members where org_id = ${orgA} and user_id = ${invitee.id} returning 1`);
+    const removed = await as(
+      owner,
+      (tx) => tx`delete from public.organization_members where org_id = ${orgA} and user_id = ${invitee.id} returning 1`,
+    );
     expect(removed).toHaveLength(1);
     const ctx: RequestContext = contextFromClaims(tokenBefore, headers("stale"));
     const seen = await withRequestContext(api, ctx, (tx) => tx`select id from public.organizations where id = ${orgA}`);
@@ -115,27 +125,41 @@ describe("tenancy flows", () => {
   });
 
   it("issues an API key that the service verifies and that acts within its scopes", async () => {
-    const [key] = await as(owner, (tx) => tx`select * from public.create_api_key(${orgA}, 'SIS import', ${["org.read", "audit.read"]})`);
+    const [key] = await as(
+      owner,
+      (tx) => tx`select * from public.create_api_key(${orgA}, 'SIS import', ${["org.read", "audit.read"]})`,
+    );
     expect(key.api_key).toMatch(/^sk_/);
     const service: RequestContext = { role: "service_role", claims: { role: "service_role" } };
-    const [verified] = await withRequestContext(api, service, (tx) => tx`select * from public.verify_api_key(${key.api_key}, 'org.read')`);
+    const [verified] = await withRequestContext(
+      api,
+      service,
+      (tx) => tx`select * from public.verify_api_key(${key.api_key}, 'org.read')`,
+    );
     expect(verified).toMatchObject({ api_key_id: key.api_key_id, org_id: orgA, scopes: ["audit.read", "org.read"] });
     const keyContext: RequestContext = { role: "authenticated", claims: { api_key_id: verified.api_key_id } };
     const orgs = await withRequestContext(api, keyContext, (tx) => tx`select id from public.organizations`);
     expect(orgs).toEqual([{ id: orgA }]);
     await as(owner, (tx) => tx`select public.revoke_api_key(${key.api_key_id})`);
-    expect(await sqlstate(withRequestContext(api, service, (tx) => tx`select * from public.verify_api_key(${key.api_key})`))).toBe("TN021");
+    expect(await sqlstate(withRequestContext(api, service, (tx) => tx`select * from public.verify_api_key(${key.api_key})`)))
+      .toBe("TN021");
     expect(await withRequestContext(api, keyContext, (tx) => tx`select id from public.organizations`)).toEqual([]);
   });
 
   it("leaves an audit trail the owner can read, with actor, origin and request id", async () => {
-    const trail = await as(owner, (tx) => tx`
+    const trail = await as(owner, (tx) =>
+      tx`
       select table_name, action, actor_user_id, host(ip) as ip, user_agent, request_id
       from audit.log where org_id = ${orgA} order by id`);
     const tables = trail.map((r) => `${r.action} ${r.table_name}`);
     expect(tables).toEqual(expect.arrayContaining([
-      "INSERT public.organizations", "INSERT public.organization_members", "INSERT public.invitations",
-      "UPDATE public.invitations", "DELETE public.organization_members", "INSERT public.api_keys", "UPDATE public.api_keys",
+      "INSERT public.organizations",
+      "INSERT public.organization_members",
+      "INSERT public.invitations",
+      "UPDATE public.invitations",
+      "DELETE public.organization_members",
+      "INSERT public.api_keys",
+      "UPDATE public.api_keys",
     ]));
     const removal = trail.find((r) => r.action === "DELETE" && r.table_name === "public.organization_members");
     expect(removal).toMatchObject({ actor_user_id: owner.id, ip: "192.0.2.10", user_agent: "flows-test" });

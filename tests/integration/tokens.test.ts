@@ -13,7 +13,14 @@ describe("access tokens", () => {
     const user = await createUser(sql);
     const { token } = await tokenFor(sql, user.id, 600);
     const { payload } = await jwtVerify(token, new TextEncoder().encode(secrets().jwtSecret));
-    expect(payload).toMatchObject({ sub: user.id, email: user.email, role: "authenticated", aud: "authenticated", aal: "aal1", is_anonymous: false });
+    expect(payload).toMatchObject({
+      sub: user.id,
+      email: user.email,
+      role: "authenticated",
+      aud: "authenticated",
+      aal: "aal1",
+      is_anonymous: false,
+    });
     expect(payload.exp! - payload.iat!).toBe(600);
     expect(payload.session_id).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -21,8 +28,12 @@ describe("access tokens", () => {
   it("drive auth.uid() in the request context", async () => {
     const user = await createUser(sql);
     const { claims } = await tokenFor(sql, user.id);
-    const [row] = await withRequestContext(sql, contextFromClaims(claims, { "x-request-id": "r1" }), (tx) =>
-      tx`select auth.uid() as uid, current_user as role, current_setting('request.headers', true)::jsonb ->> 'x-request-id' as rid`);
+    const [row] = await withRequestContext(
+      sql,
+      contextFromClaims(claims, { "x-request-id": "r1" }),
+      (tx) =>
+        tx`select auth.uid() as uid, current_user as role, current_setting('request.headers', true)::jsonb ->> 'x-request-id' as rid`,
+    );
     expect(row).toEqual({ uid: user.id, role: "authenticated", rid: "r1" });
   });
 
@@ -44,6 +55,8 @@ describe("access tokens", () => {
   });
 
   it("refuse to run a request context with a role outside the three API roles", async () => {
-    await expect(withRequestContext(sql, { role: "postgres" as never, claims: {} }, (tx) => tx`select 1`)).rejects.toThrow(/role must be/);
+    await expect(withRequestContext(sql, { role: "postgres" as never, claims: {} }, (tx) => tx`select 1`)).rejects.toThrow(
+      /role must be/,
+    );
   });
 });

@@ -57,10 +57,18 @@ describe("the Upstash REST bridge", () => {
   it("refuses a wrong token and malformed bodies", async () => {
     const bad = new Redis({ url, token: "wrong", enableTelemetry: false, retry: false });
     await expect(bad.get("x")).rejects.toThrow();
-    const res = await fetch(url, { method: "POST", headers: { Authorization: `Bearer ${secrets().upstashToken}` }, body: "{not json" });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${secrets().upstashToken}` },
+      body: "{not json",
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatch(/JSON/);
-    const res2 = await fetch(url, { method: "POST", headers: { Authorization: `Bearer ${secrets().upstashToken}` }, body: JSON.stringify({ cmd: "GET" }) });
+    const res2 = await fetch(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${secrets().upstashToken}` },
+      body: JSON.stringify({ cmd: "GET" }),
+    });
     expect(res2.status).toBe(400);
   });
 });

@@ -14,7 +14,11 @@ let org: string, member: string, token: string;
 const today = () => utcDay(new Date());
 
 const call = (fn: string, body: string, bearer = token) =>
-  fetch(`${API_URL}/functions/v1/${fn}`, { method: "POST", body, headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` } });
+  fetch(`${API_URL}/functions/v1/${fn}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+  });
 const aggregate = async () => {
   const res = await call("analytics-aggregation", "{}", secrets().serviceRoleKey);
   expect(res.status).toBe(200);
@@ -24,7 +28,9 @@ const recorded = async () =>
   (await admin`select api_calls, updated_at from public.usage_daily where org_id = ${org} and day = ${today()}::date`)[0] ?? null;
 
 beforeAll(async () => {
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Usage', ${`usage-${crypto.randomUUID().slice(0, 8)}`}) returning id`;
+  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Usage', ${`usage-${
+    crypto.randomUUID().slice(0, 8)
+  }`}) returning id`;
   member = (await createUser(admin)).id;
   await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'student')`;
   token = (await tokenFor(admin, member)).token;
@@ -36,11 +42,14 @@ afterAll(async () => {
 
 describe("API calls", () => {
   it("counts each function request of a signed-in member for the token's organization, refused ones too", async () => {
-    const event = JSON.stringify({ events: [{ type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: "/" } }] });
+    const event = JSON.stringify({
+      events: [{ type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: "/" } }],
+    });
     expect((await call("analytics-ingest", event)).status).toBe(200);
     expect((await call("analytics-ingest", event)).status).toBe(200);
     expect((await call("analytics-ingest", "{ not json")).status).toBe(400);
-    expect((await call("file-upload", JSON.stringify({ org_id: org, name: "a.txt", size: 0, mime_type: "text/plain" }))).status).toBeGreaterThanOrEqual(400);
+    expect((await call("file-upload", JSON.stringify({ org_id: org, name: "a.txt", size: 0, mime_type: "text/plain" }))).status)
+      .toBeGreaterThanOrEqual(400);
     // the service's own calls (cron, webhooks) name no organization and are not counted
     await aggregate();
     expect((await readApiCalls(redis, today()))[org]).toBe(4);

@@ -25,23 +25,37 @@ const opts = { jobs: TEST_JOBS };
 
 async function jobRow(id: string) {
   // Polled through a Postgres restart: a dropped connection reads as "not yet".
-  const [row] = await poller`select id, name, state::text, retry_count, output, data, source_name, source_output, started_on, created_on, completed_on
+  const [row] =
+    await poller`select id, name, state::text, retry_count, output, data, source_name, source_output, started_on, created_on, completed_on
                             from pgboss.job where id = ${id}`.catch((e) => {
-    if (/CONNECTION_|ECONNREFUSED|57P01|terminating connection/.test(`${e.code} ${e.message}`)) return [];
-    throw e;
-  });
+      if (/CONNECTION_|ECONNREFUSED|57P01|terminating connection/.test(`${e.code} ${e.message}`)) return [];
+      throw e;
+    });
   return row;
 }
 const settled = (id: string, timeoutMs = 15_000) =>
-  waitUntil(`job ${id} to settle`, async () => {
-    const r = await jobRow(id);
-    return r && ["completed", "failed", "cancelled"].includes(r.state) ? r : null;
-  }, timeoutMs, 50);
+  waitUntil(
+    `job ${id} to settle`,
+    async () => {
+      const r = await jobRow(id);
+      return r && ["completed", "failed", "cancelled"].includes(r.state) ? r : null;
+    },
+    timeoutMs,
+    50,
+  );
 const deadLetterOf = (sourceId: string, timeoutMs = 20_000) =>
-  waitUntil(`dead letter of ${sourceId}`, async () => (await admin`select * from pgboss.job where source_id = ${sourceId}`)[0], timeoutMs, 100);
+  waitUntil(
+    `dead letter of ${sourceId}`,
+    async () => (await admin`select * from pgboss.job where source_id = ${sourceId}`)[0],
+    timeoutMs,
+    100,
+  );
 
 beforeAll(async () => {
-  worker = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "off", WORKER_SHUTDOWN_GRACE_SECONDS: "5" }), TEST_JOBS);
+  worker = await startWorker(
+    loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "off", WORKER_SHUTDOWN_GRACE_SECONDS: "5" }),
+    TEST_JOBS,
+  );
   owner = await createUser(admin);
   student = await createUser(admin);
   const outsider = await createUser(admin);
@@ -69,7 +83,9 @@ describe("enqueueing", () => {
   it("from TypeScript: a bad payload is refused before it is queued", async () => {
     await expect(enqueue(worker.boss, "test.slow", { org_id: "not-a-uuid", correlation_id: "x", ms: 0 }, opts))
       .rejects.toMatchObject({ code: "invalid_payload" });
-    await expect(enqueue(worker.boss, "test.nope", { org_id: orgA, correlation_id: "x" }, opts)).rejects.toBeInstanceOf(EnqueueError);
+    await expect(enqueue(worker.boss, "test.nope", { org_id: orgA, correlation_id: "x" }, opts)).rejects.toBeInstanceOf(
+      EnqueueError,
+    );
   });
 
   it("from SQL: app.enqueue_job writes the job pg-boss runs, adding a correlation id", async () => {
@@ -87,7 +103,13 @@ describe("enqueueing", () => {
 
   it("from SQL: only the service may call it", async () => {
     const { claims } = await tokenFor(admin, owner.id);
-    await expect(withRequestContext(admin, { role: "authenticated", claims }, (tx) => tx`select app.enqueue_job('test.slow', '{"org_id": null}')`))
+    await expect(
+      withRequestContext(
+        admin,
+        { role: "authenticated", claims },
+        (tx) => tx`select app.enqueue_job('test.slow', '{"org_id": null}')`,
+      ),
+    )
       .rejects.toMatchObject({ code: "42501" });
   });
 
@@ -124,8 +146,14 @@ describe("faults", () => {
     expect(dead).toMatchObject({ name: "test.dead-letter", source_name: "test.flaky", source_retry_count: 2 });
     expect(dead.source_output).toMatchObject({ error: "handler_failed", message: "planned failure 3 of 9" });
     // the organization's job managers hear of the last failure, once; students do not
-    const told = await admin`select recipient_id, title, body, data from public.notifications where type = 'job.failed' and data ->> 'job_id' = ${id!}`;
-    expect(told).toEqual([{ recipient_id: owner.id, title: "A background job failed: test.flaky", body: "planned failure 3 of 9", data: { queue: "test.flaky", job_id: id } }]);
+    const told =
+      await admin`select recipient_id, title, body, data from public.notifications where type = 'job.failed' and data ->> 'job_id' = ${id!}`;
+    expect(told).toEqual([{
+      recipient_id: owner.id,
+      title: "A background job failed: test.flaky",
+      body: "planned failure 3 of 9",
+      data: { queue: "test.flaky", job_id: id },
+    }]);
   });
 
   it("a job for a deleted organization completes as a no-op", async () => {
@@ -152,7 +180,10 @@ describe("admin RPCs", () => {
     withRequestContext(admin, { role: "authenticated", claims: (await tokenFor(admin, userId)).claims }, fn);
 
   it("list, cancel, retry and replay the organization's own jobs", async () => {
-    const later = await enqueue(worker.boss, "test.slow", { org_id: orgA, correlation_id: "later", ms: 0 }, { ...opts, startAfterSeconds: 3600 });
+    const later = await enqueue(worker.boss, "test.slow", { org_id: orgA, correlation_id: "later", ms: 0 }, {
+      ...opts,
+      startAfterSeconds: 3600,
+    });
     const listed = await asUser(owner.id, (tx) => tx`select id, queue, state from public.list_jobs(${orgA})`);
     expect(listed).toEqual(expect.arrayContaining([{ id: later, queue: "test.slow", state: "created" }]));
     // this organization's jobs only: the tests' own, and the e-mail of the job.failed notifications earlier tests caused
@@ -175,8 +206,13 @@ describe("admin RPCs", () => {
   });
 
   it("refuse members without jobs.manage and other organizations' jobs", async () => {
-    const id = await enqueue(worker.boss, "test.slow", { org_id: orgB, correlation_id: "b-job", ms: 0 }, { ...opts, startAfterSeconds: 3600 });
-    await expect(asUser(student.id, (tx) => tx`select * from public.list_jobs(${orgA})`)).rejects.toMatchObject({ code: "42501" });
+    const id = await enqueue(worker.boss, "test.slow", { org_id: orgB, correlation_id: "b-job", ms: 0 }, {
+      ...opts,
+      startAfterSeconds: 3600,
+    });
+    await expect(asUser(student.id, (tx) => tx`select * from public.list_jobs(${orgA})`)).rejects.toMatchObject({
+      code: "42501",
+    });
     await expect(asUser(owner.id, (tx) => tx`select * from public.list_jobs(${orgB})`)).rejects.toMatchObject({ code: "42501" });
     await expect(asUser(owner.id, (tx) => tx`select public.cancel_job(${id!})`)).rejects.toMatchObject({ code: "JB003" });
     expect((await jobRow(id!)).state).toBe("created");
@@ -187,7 +223,9 @@ describe("graceful shutdown", () => {
   it("finishes the running job before stopping", async () => {
     const jobs = [slowForShutdown];
     const second = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "off" }), jobs);
-    const id = await enqueue(second.boss, "test.slow-shutdown", { org_id: orgA, correlation_id: "slow-stop", ms: 1500 }, { jobs });
+    const id = await enqueue(second.boss, "test.slow-shutdown", { org_id: orgA, correlation_id: "slow-stop", ms: 1500 }, {
+      jobs,
+    });
     await waitUntil("the slow job to start", async () => (await jobRow(id!))?.state === "active", 10_000, 20);
     await second.stop();
     expect((await jobRow(id!)).state).toBe("completed");
@@ -198,13 +236,28 @@ describe("schedules", () => {
   it("a registry job's schedule sends jobs on time (an RRULE every 2 s)", async () => {
     const jobs = [{ ...tick, schedule: { cron: "FREQ=SECONDLY;INTERVAL=2" } }];
     const since = new Date();
-    const own = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "on", WORKER_CRON_MONITOR_SECONDS: "1", WORKER_SHUTDOWN_GRACE_SECONDS: "5" }), jobs);
+    const own = await startWorker(
+      loadWorkerEnv({
+        DATABASE_URL: DB_URL,
+        WORKER_PORT: "0",
+        WORKER_SCHEDULES: "on",
+        WORKER_CRON_MONITOR_SECONDS: "1",
+        WORKER_SHUTDOWN_GRACE_SECONDS: "5",
+      }),
+      jobs,
+    );
     try {
       // pg-boss evaluates schedules in passes (one instance claims each) and sends the latest due occurrence
-      const done = await waitUntil("a scheduled job to complete", async () => {
-        const r = await admin`select output from pgboss.job where name = 'test.tick' and created_on >= ${since} and state = 'completed'`;
-        return r.length ? r : null;
-      }, 45_000, 250);
+      const done = await waitUntil(
+        "a scheduled job to complete",
+        async () => {
+          const r =
+            await admin`select output from pgboss.job where name = 'test.tick' and created_on >= ${since} and state = 'completed'`;
+          return r.length ? r : null;
+        },
+        45_000,
+        250,
+      );
       expect(done[0].output).toEqual({ ticked: true });
     } finally {
       await own.boss.unschedule("test.tick");
@@ -216,9 +269,20 @@ describe("schedules", () => {
 describe("Postgres restarting mid-job", () => {
   it("the worker reconnects and the job finishes once in effect", async () => {
     const jobs = [restartProbe];
-    const own = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "off", WORKER_SUPERVISE_SECONDS: "1", WORKER_SHUTDOWN_GRACE_SECONDS: "5" }), jobs);
+    const own = await startWorker(
+      loadWorkerEnv({
+        DATABASE_URL: DB_URL,
+        WORKER_PORT: "0",
+        WORKER_SCHEDULES: "off",
+        WORKER_SUPERVISE_SECONDS: "1",
+        WORKER_SHUTDOWN_GRACE_SECONDS: "5",
+      }),
+      jobs,
+    );
     try {
-      const id = await enqueue(own.boss, "test.restart-probe", { org_id: orgA, correlation_id: "restart-probe", ms: 1500 }, { jobs });
+      const id = await enqueue(own.boss, "test.restart-probe", { org_id: orgA, correlation_id: "restart-probe", ms: 1500 }, {
+        jobs,
+      });
       await waitUntil("the probe to start", async () => (await jobRow(id!))?.state === "active", 10_000, 20);
       stopPostgres("fast"); // ends every connection, the job's included
       startPostgres();
@@ -236,13 +300,16 @@ describe("Postgres restarting mid-job", () => {
 
 describe("the stack's worker", () => {
   it("has every registry queue with its dead-letter queue, the maintenance schedules, health and metrics", async () => {
-    const queues = await admin`select name, dead_letter, notify, retry_backoff from pgboss.queue where name like 'maintenance.%' or name like 'tenant.%'`;
+    const queues =
+      await admin`select name, dead_letter, notify, retry_backoff from pgboss.queue where name like 'maintenance.%' or name like 'tenant.%'`;
     expect(queues).toEqual(expect.arrayContaining([
       { name: "maintenance.expire-invitations", dead_letter: "maintenance.dead-letter", notify: true, retry_backoff: true },
       { name: "tenant.delete", dead_letter: "tenant.dead-letter", notify: true, retry_backoff: true },
     ]));
     const schedules = await admin`select name, cron from pgboss.schedule order by name`;
-    expect(schedules.map((s) => s.name)).toEqual(expect.arrayContaining(["maintenance.expire-invitations", "maintenance.purge-soft-deleted"]));
+    expect(schedules.map((s) => s.name)).toEqual(
+      expect.arrayContaining(["maintenance.expire-invitations", "maintenance.purge-soft-deleted"]),
+    );
     const health = await fetch(`http://${HOST}:${PORTS.worker}/health`);
     expect(await health.json()).toMatchObject({ status: "ok", database: true });
     const metrics = await (await fetch(`http://${HOST}:${PORTS.worker}/metrics`)).text();
@@ -260,11 +327,18 @@ describe("the stack's worker", () => {
 
   it("purges organizations past their retention through tenant.delete, keeping their audit trail", async () => {
     const [{ id }] = await admin`insert into public.organizations (name, slug, deleted_at)
-                                 values ('Long gone', ${`purge-${crypto.randomUUID().slice(0, 8)}`}, now() - interval '400 days') returning id`;
+                                 values ('Long gone', ${`purge-${
+      crypto.randomUUID().slice(0, 8)
+    }`}, now() - interval '400 days') returning id`;
     const [{ id: sweep }] = await admin`select app.enqueue_job('maintenance.purge-soft-deleted', '{"org_id": null}') as id`;
     await settled(sweep);
-    await waitUntil("the organization to be purged", async () => (await admin`select 1 from public.organizations where id = ${id}`).length === 0, 15_000);
-    const trail = await admin`select action from audit.log where org_id = ${id} and table_name = 'public.organizations' order by id`;
+    await waitUntil(
+      "the organization to be purged",
+      async () => (await admin`select 1 from public.organizations where id = ${id}`).length === 0,
+      15_000,
+    );
+    const trail =
+      await admin`select action from audit.log where org_id = ${id} and table_name = 'public.organizations' order by id`;
     expect(trail.map((r) => r.action)).toEqual(["INSERT", "DELETE"]);
   });
 });

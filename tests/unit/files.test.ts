@@ -4,7 +4,37 @@ import { extensionFits } from "../../supabase/functions/_shared/files/mime.ts";
 import { findPii, hasPii } from "../../supabase/functions/_shared/files/pii.ts";
 import { detectMime } from "../../supabase/functions/_shared/files/sniff.ts";
 
-const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]);
+const PNG = new Uint8Array([
+  0x89,
+  0x50,
+  0x4e,
+  0x47,
+  0x0d,
+  0x0a,
+  0x1a,
+  0x0a,
+  0,
+  0,
+  0,
+  13,
+  0x49,
+  0x48,
+  0x44,
+  0x52,
+  0,
+  0,
+  0,
+  1,
+  0,
+  0,
+  0,
+  1,
+  8,
+  2,
+  0,
+  0,
+  0,
+]);
 const text = (s: string) => new TextEncoder().encode(s);
 
 describe("extensions", () => {

@@ -110,7 +110,14 @@ describe("callers a handler declares", () => {
 
   it("a service handler refuses a forged service_role token, even one the gateway would not see (verify_jwt off)", async () => {
     const call = seen(["service"]);
-    for (const t of [token({ role: "service_role" }), await signed({ role: "service_role", exp: 9999999999 }), `${SERVICE_KEY}x`, SERVICE_KEY.slice(0, -1)]) {
+    for (
+      const t of [
+        token({ role: "service_role" }),
+        await signed({ role: "service_role", exp: 9999999999 }),
+        `${SERVICE_KEY}x`,
+        SERVICE_KEY.slice(0, -1),
+      ]
+    ) {
       const r = await call(bearer(t));
       expect(r.status).toBe(401);
       expect(r.ran).toBe(false);
@@ -149,15 +156,23 @@ describe("callers a handler declares", () => {
       return Promise.reject(new HttpError(401, "api_key_revoked", "The API key was revoked."));
     };
     const call = seen(["api_key"], verify);
-    expect(await call({ "x-api-key": "sk_good" })).toMatchObject({ status: 200, body: { kind: "api_key", apiKeyId: "k1", orgId: "o1" } });
-    expect(await call({ "x-api-key": "sk_revoked" })).toMatchObject({ status: 401, ran: false, body: { error: { code: "api_key_revoked" } } });
+    expect(await call({ "x-api-key": "sk_good" })).toMatchObject({
+      status: 200,
+      body: { kind: "api_key", apiKeyId: "k1", orgId: "o1" },
+    });
+    expect(await call({ "x-api-key": "sk_revoked" })).toMatchObject({
+      status: 401,
+      ran: false,
+      body: { error: { code: "api_key_revoked" } },
+    });
     expect(await call(bearer(token(user)))).toMatchObject({ status: 403, ran: false });
   });
 });
 
 describe("tokenOrganization (whose API call a request is)", () => {
   const org = "5f0c7c0e-1111-4111-8111-111111111111";
-  const bearer = (claims: Record<string, unknown>) => new Request("http://x/fn", { headers: { authorization: `Bearer ${token(claims)}` } });
+  const bearer = (claims: Record<string, unknown>) =>
+    new Request("http://x/fn", { headers: { authorization: `Bearer ${token(claims)}` } });
   it("is the org_id claim of a signed-in caller", () => {
     expect(tokenOrganization(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
   });
@@ -171,7 +186,11 @@ describe("tokenOrganization (whose API call a request is)", () => {
   });
   it("a counter that cannot be reached costs the figure, never the caller's request", async () => {
     const away = new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false });
-    const counted = serveHandler("unit", { methods: ["GET"], callers: ["user"], apiCalls: redisApiCallCounter(away), auth }, () => Response.json({ ok: true }));
+    const counted = serveHandler(
+      "unit",
+      { methods: ["GET"], callers: ["user"], apiCalls: redisApiCallCounter(away), auth },
+      () => Response.json({ ok: true }),
+    );
     const res = await counted(bearer({ role: "authenticated", sub: "u", org_id: org }));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true });

@@ -13,9 +13,14 @@ describe("the job payload map", () => {
   });
 
   it("refuses a payload that does not fit before anything is sent", async () => {
-    const never = new Proxy({}, { get: () => { throw new Error("nothing may be sent"); } });
+    const never = new Proxy({}, {
+      get: () => {
+        throw new Error("nothing may be sent");
+      },
+    });
     // @ts-expect-error a file job needs a file_id, and the compiler says so too
-    await expect(enqueueJob(never as never, "files.thumbnail", { org_id: crypto.randomUUID(), correlation_id: "c" })).rejects.toThrow();
+    await expect(enqueueJob(never as never, "files.thumbnail", { org_id: crypto.randomUUID(), correlation_id: "c" })).rejects
+      .toThrow();
     expect(() => validatePayload("files.thumbnail", { org_id: "not-a-uuid", file_id: crypto.randomUUID(), correlation_id: "c" }))
       .toThrow(EnqueueError);
     expect(() => validatePayload("no.such-queue", {})).toThrow(/no job is registered/);

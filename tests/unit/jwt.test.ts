@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { verifyBearer } from "../../dev/platform/runtime/jwt.ts";
 
 const secret = new TextEncoder().encode("unit-test-secret-unit-test-secret");
-const sign = (claims: Record<string, unknown>, alg = "HS256", key = secret) => new SignJWT(claims).setProtectedHeader({ alg }).sign(key);
+const sign = (claims: Record<string, unknown>, alg = "HS256", key = secret) =>
+  new SignJWT(claims).setProtectedHeader({ alg }).sign(key);
 const exp = Math.floor(Date.now() / 1000) + 60;
 
 describe("verifyBearer", () => {
@@ -16,9 +17,21 @@ describe("verifyBearer", () => {
   it("rejects missing, malformed, unsigned-role, expiry-less and other-alg tokens", async () => {
     expect(await verifyBearer(undefined, secret)).toMatchObject({ ok: false, code: "missing_authorization" });
     expect(await verifyBearer("Basic abc", secret)).toMatchObject({ ok: false, code: "missing_authorization" });
-    expect(await verifyBearer(`Bearer ${await sign({ role: "postgres", exp })}`, secret)).toMatchObject({ ok: false, code: "invalid_jwt" });
-    expect(await verifyBearer(`Bearer ${await sign({ role: "anon" })}`, secret)).toMatchObject({ ok: false, code: "invalid_jwt" });
-    expect(await verifyBearer(`Bearer ${await sign({ role: "anon", exp }, "HS512")}`, secret)).toMatchObject({ ok: false, code: "invalid_jwt" });
-    expect(await verifyBearer(`Bearer ${await sign({ role: "anon", exp: exp - 120 })}`, secret)).toMatchObject({ ok: false, code: "jwt_expired" });
+    expect(await verifyBearer(`Bearer ${await sign({ role: "postgres", exp })}`, secret)).toMatchObject({
+      ok: false,
+      code: "invalid_jwt",
+    });
+    expect(await verifyBearer(`Bearer ${await sign({ role: "anon" })}`, secret)).toMatchObject({
+      ok: false,
+      code: "invalid_jwt",
+    });
+    expect(await verifyBearer(`Bearer ${await sign({ role: "anon", exp }, "HS512")}`, secret)).toMatchObject({
+      ok: false,
+      code: "invalid_jwt",
+    });
+    expect(await verifyBearer(`Bearer ${await sign({ role: "anon", exp: exp - 120 })}`, secret)).toMatchObject({
+      ok: false,
+      code: "jwt_expired",
+    });
   });
 });

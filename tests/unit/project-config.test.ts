@@ -20,13 +20,17 @@ describe("project config", () => {
     expect(cfg.jwtExpiry).toBe(3600);
   });
   it("parses the custom access token hook uri", () => {
-    const dir = withConfig('[auth.hook.custom_access_token]\nenabled = true\nuri = "pg-functions://postgres/public/custom_access_token_hook"\n');
+    const dir = withConfig(
+      '[auth.hook.custom_access_token]\nenabled = true\nuri = "pg-functions://postgres/public/custom_access_token_hook"\n',
+    );
     expect(loadProjectConfig(dir).accessTokenHook).toEqual({ schema: "public", name: "custom_access_token_hook" });
   });
   it("reads the project's password verification hook, and none when disabled", () => {
     expect(loadProjectConfig(path.join(ROOT, "supabase")).passwordVerificationHook)
       .toEqual({ schema: "public", name: "hook_password_verification_attempt" });
-    const dir = withConfig('[auth.hook.password_verification_attempt]\nenabled = false\nuri = "pg-functions://postgres/public/x"\n');
+    const dir = withConfig(
+      '[auth.hook.password_verification_attempt]\nenabled = false\nuri = "pg-functions://postgres/public/x"\n',
+    );
     expect(loadProjectConfig(dir).passwordVerificationHook).toBeNull();
   });
   it("rejects a hook uri that is not pg-functions://", () => {

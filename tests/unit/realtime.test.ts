@@ -3,7 +3,12 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { filterMatches } from "../../supabase/functions/_shared/realtime/client.ts";
-import { encodeEnvelope, makeEnvelope, MAX_MESSAGE_BYTES, parseEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
+import {
+  encodeEnvelope,
+  makeEnvelope,
+  MAX_MESSAGE_BYTES,
+  parseEnvelope,
+} from "../../supabase/functions/_shared/realtime/envelope.ts";
 import { classifyTopic, topics } from "../../supabase/functions/_shared/realtime/topics.ts";
 
 const org = crypto.randomUUID();
@@ -47,10 +52,17 @@ describe("envelope", () => {
     expect(parseEnvelope("{")).toMatchObject({ ok: false, error: { code: "invalid_json" } });
     expect(parseEnvelope(new Uint8Array([0xff, 0xfe]))).toMatchObject({ ok: false, error: { code: "invalid_json" } });
     const good = makeEnvelope({ type: "a.b", org_id: null, data: {} });
-    for (const bad of [{ ...good, v: 2 }, { ...good, type: "Shout" }, { ...good, extra: 1 }, { ...good, data: [] }, { ...good, org_id: "x" }]) {
+    for (
+      const bad of [{ ...good, v: 2 }, { ...good, type: "Shout" }, { ...good, extra: 1 }, { ...good, data: [] }, {
+        ...good,
+        org_id: "x",
+      }]
+    ) {
       expect(parseEnvelope(JSON.stringify(bad))).toMatchObject({ ok: false, error: { code: "invalid_envelope" } });
     }
     expect(parseEnvelope("x".repeat(MAX_MESSAGE_BYTES + 1))).toMatchObject({ ok: false, error: { code: "message_too_large" } });
-    expect(() => encodeEnvelope(makeEnvelope({ type: "a.b", org_id: null, data: { s: "x".repeat(MAX_MESSAGE_BYTES) } }))).toThrow(RangeError);
+    expect(() => encodeEnvelope(makeEnvelope({ type: "a.b", org_id: null, data: { s: "x".repeat(MAX_MESSAGE_BYTES) } }))).toThrow(
+      RangeError,
+    );
   });
 });

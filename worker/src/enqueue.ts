@@ -50,6 +50,11 @@ export async function enqueue(boss: PgBoss, queue: string, payload: unknown, opt
   });
 }
 
-export function enqueueWith(sql: postgres.Sql | postgres.TransactionSql, queue: string, payload: unknown, opts: EnqueueOptions = {}): Promise<string | null> {
+export function enqueueWith(
+  sql: postgres.Sql | postgres.TransactionSql,
+  queue: string,
+  payload: unknown,
+  opts: EnqueueOptions = {},
+): Promise<string | null> {
   return sendJob(sql, queue, validatePayload(queue, payload, opts.jobs), opts);
 }

@@ -33,7 +33,9 @@ export type WorkerEnv = z.infer<typeof Env>;
 export function loadWorkerEnv(env: Record<string, string | undefined> = process.env): WorkerEnv {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new Error(`worker configuration is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new Error(
+      `worker configuration is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   return parsed.data;
 }

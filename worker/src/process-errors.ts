@@ -5,8 +5,14 @@
 // worker carries on; anything else unhandled is a bug, and the process exits for its supervisor
 // to restart it (jobs it held expire and are retried).
 const LOST_CONNECTION = new Set([
-  "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED", "ECONNREFUSED", "ECONNRESET",
-  "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "57P01",
+  "57P02",
+  "57P03", // admin shutdown, crash shutdown, cannot connect now
 ]);
 
 /**

@@ -8,7 +8,11 @@ const DEAD_LETTER_RETENTION_SECONDS = 30 * 24 * 3600;
 
 export async function ensureQueues(boss: PgBoss, jobs: readonly JobDefinition[]) {
   for (const dlq of new Set(jobs.map((j) => deadLetterQueueOf(j.queue)))) {
-    const spec = { retryLimit: 0, retentionSeconds: DEAD_LETTER_RETENTION_SECONDS, deleteAfterSeconds: DEAD_LETTER_RETENTION_SECONDS };
+    const spec = {
+      retryLimit: 0,
+      retentionSeconds: DEAD_LETTER_RETENTION_SECONDS,
+      deleteAfterSeconds: DEAD_LETTER_RETENTION_SECONDS,
+    };
     if (await boss.getQueue(dlq)) await boss.updateQueue(dlq, spec);
     else await boss.createQueue(dlq, spec);
   }

@@ -57,4 +57,11 @@ export function defineJob<P extends z.ZodType>(def: JobDefinition<P>): JobDefini
 export const areaOf = (queue: string) => queue.slice(0, queue.indexOf("."));
 export const deadLetterQueueOf = (queue: string) => `${areaOf(queue)}.dead-letter`;
 
-export const DEFAULT_OPTIONS: JobOptions = { retryLimit: 5, retryDelay: 2, retryDelayMax: 300, expireInSeconds: 900, concurrency: 2, batchSize: 5 };
+export const DEFAULT_OPTIONS: JobOptions = {
+  retryLimit: 5,
+  retryDelay: 2,
+  retryDelayMax: 300,
+  expireInSeconds: 900,
+  concurrency: 2,
+  batchSize: 5,
+};

@@ -12,6 +12,7 @@ import type { Metrics } from "./metrics.ts";
 import { isLostConnection } from "./process-errors.ts";
 import type { JobDefinition } from "./registry.ts";
 import { asService } from "../../supabase/functions/_shared/db.ts";
+import { withTimeout } from "../../supabase/functions/_shared/timeout.ts";
 import { WORKER_USER_AGENT } from "./tenant-context.ts";
 
 const log = createLogger("worker");
@@ -26,8 +27,11 @@ export interface RunnerOptions {
 
 export async function startWorkers(boss: PgBoss, jobs: readonly JobDefinition[], opts: RunnerOptions) {
   for (const def of jobs) {
-    await boss.work(def.queue, workOptions(def, opts.concurrency[def.queue]),
-      (batch: JobWithMetadata<Record<string, unknown>>[]) => runBatch(def, batch, opts));
+    await boss.work(
+      def.queue,
+      workOptions(def, opts.concurrency[def.queue]),
+      (batch: JobWithMetadata<Record<string, unknown>>[]) => runBatch(def, batch, opts),
+    );
   }
 }
 
@@ -64,7 +68,8 @@ export class OrganizationLiveness {
     const now = Date.now();
     const unknown = orgIds.filter((id) => !(now - (this.#seen.get(id)?.at ?? -Infinity) < this.ttlMs));
     if (unknown.length) {
-      const live = await asService(sql, correlationId, (tx) => tx<{ id: string }[]>`
+      const live = await asService(sql, correlationId, (tx) =>
+        tx<{ id: string }[]>`
         select id from public.organizations where id = any(${unknown}::uuid[]) and deleted_at is null`, WORKER_USER_AGENT);
       const alive = new Set(live.map((r) => r.id));
       for (const id of unknown) this.#seen.set(id, { alive: alive.has(id), at: now });
@@ -75,11 +80,21 @@ export class OrganizationLiveness {
 }
 
 /** Runs a fetched batch together. */
-export async function runBatch(def: JobDefinition, batch: JobWithMetadata<Record<string, unknown>>[], opts: RunnerOptions): Promise<JobResult[]> {
-  const orgIds = [...new Set(batch.map((j) => j.data?.org_id).filter((id): id is string => typeof id === "string" && UUID.test(id)))];
+export async function runBatch(
+  def: JobDefinition,
+  batch: JobWithMetadata<Record<string, unknown>>[],
+  opts: RunnerOptions,
+): Promise<JobResult[]> {
+  const orgIds = [
+    ...new Set(batch.map((j) => j.data?.org_id).filter((id): id is string => typeof id === "string" && UUID.test(id))),
+  ];
   // (bounded like a handler: a check stuck on a dead connection fails the batch, which is retried)
   const deleted = orgIds.length && !def.runsOnDeletedOrganization
-    ? await untilExpired(throughOutages(() => opts.liveness.deletedAmong(opts.sql, orgIds, batch[0].id), def.queue), def.options.expireInSeconds, batch[0].signal)
+    ? await untilExpired(
+      throughOutages(() => opts.liveness.deletedAmong(opts.sql, orgIds, batch[0].id), def.queue),
+      def.options.expireInSeconds,
+      batch[0].signal,
+    )
     : new Set<string>();
   return Promise.all(batch.map((job) => runOne(def, job, opts, deleted)));
 }
@@ -103,8 +118,12 @@ async function throughOutages<T>(ask: () => Promise<T>, queue: string): Promise<
 }
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<string, unknown>>, opts: RunnerOptions,
-                             deletedOrgs: ReadonlySet<string>): Promise<JobResult> {
+export async function runOne(
+  def: JobDefinition,
+  job: JobWithMetadata<Record<string, unknown>>,
+  opts: RunnerOptions,
+  deletedOrgs: ReadonlySet<string>,
+): Promise<JobResult> {
   const correlationId = typeof job.data?.correlation_id === "string" ? job.data.correlation_id : job.id;
   const jlog = log.child({ correlation_id: correlationId, queue: def.queue, job_id: job.id, attempt: job.retryCount + 1 });
   const settle = (outcome: string, result: JobResult) => {
@@ -127,14 +146,24 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
 
   const started = performance.now();
   try {
-    const output = await untilExpired(def.handler({
-      sql: opts.sql,
-      log: jlog,
-      job: { id: job.id, queue: def.queue, retryCount: job.retryCount, finalAttempt: job.retryCount >= job.retryLimit, signal: job.signal },
-      supabase: opts.supabase ?? null,
-      tenant: orgId ? { id: job.id, orgId, scopes: def.scopes, correlationId } : null,
-      correlationId,
-    }, parsed.data), def.options.expireInSeconds, job.signal);
+    const output = await untilExpired(
+      def.handler({
+        sql: opts.sql,
+        log: jlog,
+        job: {
+          id: job.id,
+          queue: def.queue,
+          retryCount: job.retryCount,
+          finalAttempt: job.retryCount >= job.retryLimit,
+          signal: job.signal,
+        },
+        supabase: opts.supabase ?? null,
+        tenant: orgId ? { id: job.id, orgId, scopes: def.scopes, correlationId } : null,
+        correlationId,
+      }, parsed.data),
+      def.options.expireInSeconds,
+      job.signal,
+    );
     opts.metrics.duration.observe({ queue: def.queue }, (performance.now() - started) / 1000);
     jlog.info("job completed", { ms: +(performance.now() - started).toFixed(1) });
     return settle("completed", { id: job.id, status: "completed", output: output ?? null });
@@ -158,21 +187,16 @@ export async function runOne(def: JobDefinition, job: JobWithMetadata<Record<str
  * or the loop that runs it, for good. The stuck promise is left behind; its connection is gone.
  */
 function untilExpired<T>(work: Promise<T>, seconds: number, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const expired = () => reject(new Error(`the attempt ran past expireInSeconds (${seconds} s); it is retried`));
-    if (signal?.aborted) return expired();
-    const timer = setTimeout(expired, seconds * 1000);
-    signal?.addEventListener("abort", expired, { once: true });
-    work.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", expired);
-    });
-  });
+  return withTimeout(work, seconds * 1000, "the attempt (past expireInSeconds, so it is retried)", signal);
 }
 
 /** The last attempt failed: the organization's job managers hear it, once per job. */
-function notifyJobFailed(sql: postgres.Sql, f: { orgId: string; queue: string; jobId: string; message: string; correlationId: string }) {
-  return asService(sql, f.correlationId, (tx) => tx`
+function notifyJobFailed(
+  sql: postgres.Sql,
+  f: { orgId: string; queue: string; jobId: string; message: string; correlationId: string },
+) {
+  return asService(sql, f.correlationId, (tx) =>
+    tx`
     select app.notify(${f.orgId}, 'job.failed', ${`A background job failed: ${f.queue}`}, ${f.message.slice(0, 1000)},
                       ${tx.json({ queue: f.queue, job_id: f.jobId })}::jsonb, '{"permission": "jobs.manage"}'::jsonb, null,
                       ${`job.failed:${f.jobId}`})`, WORKER_USER_AGENT);

@@ -17,7 +17,11 @@ export interface TenantJob {
   correlationId: string;
 }
 
-export function inTenantContext<T>(sql: postgres.Sql, job: TenantJob, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+export function inTenantContext<T>(
+  sql: postgres.Sql,
+  job: TenantJob,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
   return withRequestContext(sql, {
     role: "authenticated",
     claims: { job_id: job.id, job_org_id: job.orgId, job_scopes: job.scopes },

@@ -25,7 +25,10 @@ export interface Worker {
 export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]): Promise<Worker> {
   // useListenNotify: jobs on notify queues start as soon as they are committed, not at the next poll.
   const boss = new PgBoss({
-    connectionString: env.DATABASE_URL, application_name: "saas-backend-worker", schedule: env.WORKER_SCHEDULES === "on", useListenNotify: true,
+    connectionString: env.DATABASE_URL,
+    application_name: "saas-backend-worker",
+    schedule: env.WORKER_SCHEDULES === "on",
+    useListenNotify: true,
     superviseIntervalSeconds: env.WORKER_SUPERVISE_SECONDS,
     cronMonitorIntervalSeconds: env.WORKER_CRON_MONITOR_SECONDS,
     // pg-boss decides per queue from its cached queue list whether NOTIFY applies; queues made at
@@ -34,19 +37,33 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   });
   let healthy = true;
   boss.on("error", (e: unknown) => log.error("pg-boss error", { error: e instanceof Error ? e.message : JSON.stringify(e) }));
-  const sql = postgres(env.DATABASE_URL, { max: 10, onnotice: () => {}, connection: { application_name: "saas-backend-worker-jobs" } });
+  const sql = postgres(env.DATABASE_URL, {
+    max: 10,
+    onnotice: () => {},
+    connection: { application_name: "saas-backend-worker-jobs" },
+  });
   await boss.start();
   await ensureQueues(boss, jobs);
   if (env.WORKER_SCHEDULES === "on") {
     for (const job of jobs.filter((j) => j.schedule)) {
-      await boss.schedule(job.queue, job.schedule!.cron, { org_id: null, correlation_id: `schedule:${job.queue}` }, { tz: "UTC" });
+      await boss.schedule(job.queue, job.schedule!.cron, { org_id: null, correlation_id: `schedule:${job.queue}` }, {
+        tz: "UTC",
+      });
     }
   }
   const metrics = createMetrics(boss, () => jobs.map((j) => j.queue));
   const supabase = env.SUPABASE_URL && env.SUPABASE_SERVICE_ROLE_KEY
-    ? createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } })
+    ? createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, {
+      auth: { persistSession: false, autoRefreshToken: false },
+    })
     : null;
-  await startWorkers(boss, jobs, { sql, supabase, metrics, concurrency: env.WORKER_CONCURRENCY, liveness: new OrganizationLiveness() });
+  await startWorkers(boss, jobs, {
+    sql,
+    supabase,
+    metrics,
+    concurrency: env.WORKER_CONCURRENCY,
+    liveness: new OrganizationLiveness(),
+  });
 
   const server = http.createServer(async (req, res) => {
     if (req.url === "/health") {
@@ -69,7 +86,9 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
         return void res.end(`metrics unavailable: ${e}`);
       }
     }
-    res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"not_found","message":"GET /health or /metrics"}}');
+    res.writeHead(404, { "content-type": "application/json" }).end(
+      '{"error":{"code":"not_found","message":"GET /health or /metrics"}}',
+    );
   });
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(env.WORKER_PORT, env.WORKER_HOST, resolve));
   const port = (server.address() as { port: number }).port;
@@ -77,7 +96,9 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
 
   let stopping: Promise<void> | null = null;
   return {
-    boss, sql, port,
+    boss,
+    sql,
+    port,
     stop() {
       stopping ??= (async () => {
         healthy = false;

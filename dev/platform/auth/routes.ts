@@ -29,7 +29,10 @@ const HookDecision = z.object({
 });
 
 type Reply = { status: number; body?: unknown };
-const gotrueError = (status: number, errorCode: string, msg: string): Reply => ({ status, body: { code: status, error_code: errorCode, msg } });
+const gotrueError = (status: number, errorCode: string, msg: string): Reply => ({
+  status,
+  body: { code: status, error_code: errorCode, msg },
+});
 const INVALID_CREDENTIALS = gotrueError(400, "invalid_credentials", "Invalid login credentials");
 
 export async function handleAuth(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promise<Reply> {
@@ -37,14 +40,18 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
   if (!(await apiKeyOk(req, deps))) return gotrueError(401, "no_authorization", "A valid apikey header is required.");
   if (route === "/token" && req.method === "POST") {
     const grant = url.searchParams.get("grant_type");
-    if (grant !== "password") return gotrueError(400, "unsupported_grant_type", `grant_type ${grant} is not provided by the local stack`);
+    if (grant !== "password") {
+      return gotrueError(400, "unsupported_grant_type", `grant_type ${grant} is not provided by the local stack`);
+    }
     const parsed = PasswordGrant.safeParse(await readJsonBody(req));
     if (!parsed.success) return gotrueError(400, "validation_failed", "An e-mail address and a password are required.");
     return passwordGrant(parsed.data.email, parsed.data.password, deps);
   }
   if (route === "/user" && req.method === "GET") {
     const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
-    if (!check.ok || typeof check.claims.sub !== "string") return gotrueError(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
+    if (!check.ok || typeof check.claims.sub !== "string") {
+      return gotrueError(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
+    }
     const user = await userById(deps.sql, check.claims.sub);
     return user ? { status: 200, body: user } : gotrueError(404, "user_not_found", "User from sub claim in JWT does not exist");
   }
@@ -66,9 +73,15 @@ async function passwordGrant(email: string, password: string, deps: AuthDeps): P
     if (config.passwordVerificationHook) {
       const raw = await callPgHook(tx, config.passwordVerificationHook, { user_id: user.id, valid: user.valid });
       const answer = HookDecision.safeParse(raw);
-      if (!answer.success) return gotrueError(500, "hook_payload_invalid", "The password verification hook answered with an invalid payload.");
+      if (!answer.success) {
+        return gotrueError(500, "hook_payload_invalid", "The password verification hook answered with an invalid payload.");
+      }
       if (answer.data.decision === "reject") {
-        return gotrueError(400, "invalid_credentials", answer.data.message || "Further password verification attempts will be rejected.");
+        return gotrueError(
+          400,
+          "invalid_credentials",
+          answer.data.message || "Further password verification attempts will be rejected.",
+        );
       }
     }
     if (!user.valid) return INVALID_CREDENTIALS;
@@ -79,7 +92,10 @@ async function passwordGrant(email: string, password: string, deps: AuthDeps): P
   });
   if (!("userId" in outcome)) return outcome;
   try {
-    const { token, claims } = await mintAccessToken(deps.sql, deps.jwtSecret, config, { userId: outcome.userId, supabaseUrl: deps.supabaseUrl });
+    const { token, claims } = await mintAccessToken(deps.sql, deps.jwtSecret, config, {
+      userId: outcome.userId,
+      supabaseUrl: deps.supabaseUrl,
+    });
     const expiresAt = Number(claims.exp);
     return {
       status: 200,
@@ -108,9 +124,19 @@ async function userById(sql: postgres.Sql, id: string) {
   });
   if (!u) return null;
   return {
-    id: u.id, aud: u.aud, role: u.role, email: u.email, email_confirmed_at: u.email_confirmed_at, phone: u.phone ?? "",
-    last_sign_in_at: u.last_sign_in_at, app_metadata: u.raw_app_meta_data ?? {}, user_metadata: u.raw_user_meta_data ?? {},
-    identities: [], created_at: u.created_at, updated_at: u.updated_at, is_anonymous: u.is_anonymous,
+    id: u.id,
+    aud: u.aud,
+    role: u.role,
+    email: u.email,
+    email_confirmed_at: u.email_confirmed_at,
+    phone: u.phone ?? "",
+    last_sign_in_at: u.last_sign_in_at,
+    app_metadata: u.raw_app_meta_data ?? {},
+    user_metadata: u.raw_user_meta_data ?? {},
+    identities: [],
+    created_at: u.created_at,
+    updated_at: u.updated_at,
+    is_anonymous: u.is_anonymous,
   };
 }
 

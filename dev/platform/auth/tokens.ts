@@ -34,7 +34,9 @@ export async function mintAccessToken(
     const [user] = opts.userId
       ? await tx`select * from auth.users where id = ${opts.userId}::uuid and deleted_at is null`
       : await tx`select * from auth.users where lower(email) = lower(${opts.email!}) and deleted_at is null`;
-    if (!user) throw new TokenError("user_not_found", `no user with ${opts.userId ? `id ${opts.userId}` : `email ${opts.email}`}`);
+    if (!user) {
+      throw new TokenError("user_not_found", `no user with ${opts.userId ? `id ${opts.userId}` : `email ${opts.email}`}`);
+    }
     if (user.banned_until && new Date(user.banned_until) > new Date()) throw new TokenError("user_banned", "user is banned");
     const now = Math.floor(Date.now() / 1000);
     const method = opts.authenticationMethod ?? "password";
@@ -61,14 +63,18 @@ export async function mintAccessToken(
       error?: { message?: string; http_code?: number };
     };
     if (result?.error) throw new TokenError("hook_error", result.error.message ?? "access token hook returned an error");
-    if (!result?.claims || typeof result.claims !== "object") throw new TokenError("hook_error", "access token hook returned no claims");
+    if (!result?.claims || typeof result.claims !== "object") {
+      throw new TokenError("hook_error", "access token hook returned no claims");
+    }
     // GoTrue rejects hooks that drop the required claims; so do we.
     for (const k of ["aud", "exp", "iat", "sub", "role", "aal", "session_id"]) {
       if (!(k in result.claims)) throw new TokenError("hook_error", `access token hook removed required claim ${k}`);
     }
     return result.claims;
   });
-  const token = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(jwtSecret));
+  const token = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
+    new TextEncoder().encode(jwtSecret),
+  );
   return { token, claims };
 }
 

@@ -15,12 +15,20 @@ function wrap(handler: Handler): Handler {
       return await handler(req, info);
     } catch (err) {
       console.error(JSON.stringify({
-        ts: new Date().toISOString(), level: "error", component: "function", function: functionName,
-        request_id: requestId, msg: "unhandled error in function", error: String(err),
+        ts: new Date().toISOString(),
+        level: "error",
+        component: "function",
+        function: functionName,
+        request_id: requestId,
+        msg: "unhandled error in function",
+        error: String(err),
         stack: err instanceof Error ? err.stack : undefined,
       }));
       return Response.json(
-        { error: { code: "internal_error", message: "The function failed; its logs have the details under this request id." }, request_id: requestId },
+        {
+          error: { code: "internal_error", message: "The function failed; its logs have the details under this request id." },
+          request_id: requestId,
+        },
         { status: 500, headers: { "x-request-id": requestId } },
       );
     }

@@ -1,6 +1,6 @@
 // One Deno process per Edge Function, started on first request, restarted after a crash or a
 // code change. A crash or a boot error in one function never touches the others.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
@@ -55,9 +55,16 @@ export class FunctionPool {
     const { root, env, log, logsDir } = this.opts;
     const host = path.join(root, "dev", "platform", "runtime", "function-host.ts");
     const proc = spawn("deno", [
-      "run", "--no-prompt", `--config=${path.join(root, "deno.json")}`,
-      "--allow-net", "--allow-env", "--allow-read", "--allow-sys", `--allow-write=${process.env.TMPDIR ?? "/tmp"}`,
-      host, this.entry(name),
+      "run",
+      "--no-prompt",
+      `--config=${path.join(root, "deno.json")}`,
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      `--allow-write=${process.env.TMPDIR ?? "/tmp"}`,
+      host,
+      this.entry(name),
     ], { cwd: root, env: env(), stdio: ["ignore", "pipe", "pipe"] });
     const out = fs.createWriteStream(path.join(logsDir, `${name}.log`), { flags: "a" });
     const stderrTail: string[] = [];
@@ -82,7 +89,9 @@ export class FunctionPool {
         if (this.instances.get(name)?.proc === proc) this.instances.delete(name);
         log.warn("function process exited", { function: name, code, signal });
         // Strip ANSI colour codes so the boot error reads cleanly in the JSON envelope.
-        reject(new FunctionBootError(stderrTail.join("\n").replace(/\x1b\[[0-9;]*m/g, "").slice(-2000) || `exited with code ${code}`));
+        reject(
+          new FunctionBootError(stderrTail.join("\n").replace(/\x1b\[[0-9;]*m/g, "").slice(-2000) || `exited with code ${code}`),
+        );
       });
     });
     ready.then((port) => log.info("function started", { function: name, port, pid: proc.pid }), () => {});
@@ -101,11 +110,13 @@ export class FunctionPool {
   async stop() {
     const procs = [...this.instances.values()].map((i) => i.proc);
     this.instances.clear();
-    await Promise.all(procs.map((p) => new Promise<void>((r) => {
-      if (p.exitCode !== null || p.signalCode !== null) return r();
-      p.once("exit", () => r());
-      p.kill("SIGTERM");
-      setTimeout(() => p.kill("SIGKILL"), 3000).unref();
-    })));
+    await Promise.all(procs.map((p) =>
+      new Promise<void>((r) => {
+        if (p.exitCode !== null || p.signalCode !== null) return r();
+        p.once("exit", () => r());
+        p.kill("SIGTERM");
+        setTimeout(() => p.kill("SIGKILL"), 3000).unref();
+      })
+    ));
   }
 }

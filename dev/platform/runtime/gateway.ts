@@ -68,11 +68,16 @@ function projectConfig() {
 // The auth stand-in's connection (GoTrue's, hosted); it switches to supabase_auth_admin per call.
 const authSql = process.env.SUPABASE_DB_URL ? postgres(process.env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} }) : null;
 const authDeps = authSql && {
-  sql: authSql, jwtSecret: JWT_SECRET, config: () => projectConfig(), supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
+  sql: authSql,
+  jwtSecret: JWT_SECRET,
+  config: () => projectConfig(),
+  supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
 };
 
 const storageDeps = authSql && {
-  sql: authSql, jwtSecret: JWT_SECRET, dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
+  sql: authSql,
+  jwtSecret: JWT_SECRET,
+  dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
 };
 
 const pool = new FunctionPool({
@@ -99,9 +104,14 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
  * A platform stand-in's answer (JSON, or a file to stream), with CORS and the request id; an
  * unexpected failure answers 500 in that service's own error shape and is logged, never thrown.
  */
-async function serveStandIn(req: http.IncomingMessage, res: http.ServerResponse, requestId: string, service: string,
-                            handle: () => Promise<{ status: number; body?: unknown; file?: { path: string; contentType: string; size: number } }>,
-                            failure: unknown) {
+async function serveStandIn(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  requestId: string,
+  service: string,
+  handle: () => Promise<{ status: number; body?: unknown; file?: { path: string; contentType: string; size: number } }>,
+  failure: unknown,
+) {
   const headers = { ...corsHeaders, "x-request-id": requestId };
   if (req.method === "OPTIONS") return void res.writeHead(204, headers).end();
   try {
@@ -131,17 +141,29 @@ const server = http.createServer(async (req, res) => {
   const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
   const url = new URL(req.url ?? "/", "http://localhost");
   res.on("finish", () => {
-    log.info("request", { request_id: requestId, method: req.method, path: url.pathname, status: res.statusCode, ms: +(performance.now() - started).toFixed(2) });
+    log.info("request", {
+      request_id: requestId,
+      method: req.method,
+      path: url.pathname,
+      status: res.statusCode,
+      ms: +(performance.now() - started).toFixed(2),
+    });
   });
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
   if (url.pathname.startsWith("/auth/v1/") && authDeps) {
-    return serveStandIn(req, res, requestId, "auth", () => handleAuth(req, url, authDeps),
-      { code: 500, error_code: "unexpected_failure", msg: "Unexpected failure." });
+    return serveStandIn(req, res, requestId, "auth", () => handleAuth(req, url, authDeps), {
+      code: 500,
+      error_code: "unexpected_failure",
+      msg: "Unexpected failure.",
+    });
   }
   if (url.pathname.startsWith("/storage/v1/") && storageDeps) {
-    return serveStandIn(req, res, requestId, "storage", () => handleStorage(req, url, storageDeps),
-      { statusCode: "500", error: "internal", message: "Unexpected failure." });
+    return serveStandIn(req, res, requestId, "storage", () => handleStorage(req, url, storageDeps), {
+      statusCode: "500",
+      error: "internal",
+      message: "Unexpected failure.",
+    });
   }
   const m = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
   if (!m) return sendError(res, 404, "not_found", `No route for ${url.pathname}.`, requestId);
@@ -172,7 +194,10 @@ const server = http.createServer(async (req, res) => {
   }
 
   const upstream = http.request({
-    host: "127.0.0.1", port, method: req.method, path: url.pathname + url.search,
+    host: "127.0.0.1",
+    port,
+    method: req.method,
+    path: url.pathname + url.search,
     headers: { ...req.headers, "x-request-id": requestId, "x-forwarded-for": req.socket.remoteAddress ?? "" },
   }, (up) => {
     const headers = { ...up.headers };
@@ -183,8 +208,9 @@ const server = http.createServer(async (req, res) => {
   });
   upstream.on("error", (e) => {
     log.error("function crashed during request", { request_id: requestId, function: name, error: String(e) });
-    if (!res.headersSent) sendError(res, 502, "function_crashed", `Function ${name} stopped while handling the request.`, requestId);
-    else res.destroy();
+    if (!res.headersSent) {
+      sendError(res, 502, "function_crashed", `Function ${name} stopped while handling the request.`, requestId);
+    } else res.destroy();
   });
   req.pipe(upstream);
 });

@@ -35,8 +35,13 @@ async function deliver(r: QueuedRequest) {
     const content = await res.text();
     log.info("delivered", { request_id: r.id, url: r.url, status: res.status, ms: Date.now() - started });
     return {
-      id: r.id, status_code: res.status, content_type: res.headers.get("content-type"),
-      headers: Object.fromEntries(res.headers), content, timed_out: false, error_msg: null,
+      id: r.id,
+      status_code: res.status,
+      content_type: res.headers.get("content-type"),
+      headers: Object.fromEntries(res.headers),
+      content,
+      timed_out: false,
+      error_msg: null,
     };
   } catch (err) {
     const timedOut = (err as Error).name === "TimeoutError";
@@ -95,7 +100,10 @@ async function drain() {
 
 await sql.listen("net_http_request_queue", () => void drain(), () => void drain());
 setInterval(() => void drain(), 1000).unref();
-setInterval(() => void sql`delete from net._http_response where created < now() - ${RESPONSE_TTL}::interval`.catch(() => {}), 60_000).unref();
+setInterval(
+  () => void sql`delete from net._http_response where created < now() - ${RESPONSE_TTL}::interval`.catch(() => {}),
+  60_000,
+).unref();
 log.info("started");
 void drain();
 

@@ -26,10 +26,15 @@ const smtp = new SMTPServer({
     simpleParser(stream).then((mail) => {
       const to = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
       const record = {
-        id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, received_at: new Date().toISOString(),
-        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null, to,
-        subject: mail.subject ?? "", text: mail.text ?? "", html: typeof mail.html === "string" ? mail.html : null,
-        message_id: mail.messageId ?? null, headers: Object.fromEntries([...mail.headers].filter(([k]) => k.startsWith("x-")).map(([k, v]) => [k, String(v)])),
+        id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+        received_at: new Date().toISOString(),
+        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null,
+        to,
+        subject: mail.subject ?? "",
+        text: mail.text ?? "",
+        html: typeof mail.html === "string" ? mail.html : null,
+        message_id: mail.messageId ?? null,
+        headers: Object.fromEntries([...mail.headers].filter(([k]) => k.startsWith("x-")).map(([k, v]) => [k, String(v)])),
       };
       fs.writeFileSync(path.join(env.MAIL_DIR, `${record.id}.json`), JSON.stringify(record));
       log("mail caught", { to, subject: record.subject, message_id: record.message_id });

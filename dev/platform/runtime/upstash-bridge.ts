@@ -91,7 +91,7 @@ const server = http.createServer(async (req, res) => {
     }
   }
   if (path !== "" && path !== "/") return send(res, 404, { error: "ERR unknown endpoint" });
-  if (!isCommand(body)) return send(res, 400, { error: "ERR body must be a command array like [\"GET\",\"key\"]" });
+  if (!isCommand(body)) return send(res, 400, { error: 'ERR body must be a command array like ["GET","key"]' });
   const out = await run(body, base64);
   send(res, "error" in out ? 400 : 200, out);
 });

@@ -25,13 +25,17 @@ export interface StorageDeps {
 }
 
 type Reply = { status: number; body?: unknown; file?: { path: string; contentType: string; size: number } };
-const storageError = (status: number, error: string, message: string): Reply => ({ status, body: { statusCode: String(status), error, message } });
+const storageError = (status: number, error: string, message: string): Reply => ({
+  status,
+  body: { statusCode: String(status), error, message },
+});
 const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 /** Bucket ids and object names as the Storage API accepts them: no traversal, no control characters. */
 const BucketId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
 const ObjectName = z.string().min(1).max(1024).refine(
-  (n) => !n.startsWith("/") && !n.split("/").some((p) => p === "" || p === "." || p === "..") && !/[\u0000-\u001f\u007f\\]/.test(n),
+  (n) =>
+    !n.startsWith("/") && !n.split("/").some((p) => p === "" || p === "." || p === "..") && !/[\u0000-\u001f\u007f\\]/.test(n),
   "invalid object name",
 );
 
@@ -63,7 +67,9 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     if (!target) return storageError(400, "invalid_key", "Invalid object path");
     try {
       const { payload } = await jwtVerify(url.searchParams.get("token") ?? "", secret, { algorithms: ["HS256"] });
-      if (payload.url !== `${target.bucket}/${target.name}`) return storageError(400, "invalid_signature", "The token is for another object");
+      if (payload.url !== `${target.bucket}/${target.name}`) {
+        return storageError(400, "invalid_signature", "The token is for another object");
+      }
     } catch {
       return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
     }
@@ -126,9 +132,17 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
       return "yes";
     });
     if (allowed === "no") return storageError(403, "Unauthorized", "new row violates row-level security policy");
-    if (allowed === "exists" && req.headers["x-upsert"] !== "true") return storageError(409, "Duplicate", "The resource already exists");
-    const token = await new SignJWT({ url: `${target.bucket}/${target.name}`, kind: "upload", owner: sub, upsert: req.headers["x-upsert"] === "true" })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 2 * 3600).sign(secret);
+    if (allowed === "exists" && req.headers["x-upsert"] !== "true") {
+      return storageError(409, "Duplicate", "The resource already exists");
+    }
+    const token = await new SignJWT({
+      url: `${target.bucket}/${target.name}`,
+      kind: "upload",
+      owner: sub,
+      upsert: req.headers["x-upsert"] === "true",
+    })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 2 * 3600)
+      .sign(secret);
     return { status: 200, body: { url: `/object/upload/sign/${encodePath(target)}?token=${token}` } };
   }
 
@@ -138,7 +152,9 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     if (!target) return storageError(400, "invalid_key", "Invalid object path");
     const body = z.object({ expiresIn: z.number().int().min(1).max(7 * 24 * 3600) }).safeParse(await readJsonBody(req));
     if (!body.success) return storageError(400, "invalid_request", "expiresIn must be 1 to 604800 seconds");
-    const visible = await asCaller((tx) => tx`select 1 from storage.objects where bucket_id = ${target.bucket} and name = ${target.name}`);
+    const visible = await asCaller((tx) =>
+      tx`select 1 from storage.objects where bucket_id = ${target.bucket} and name = ${target.name}`
+    );
     if (!visible.length) return storageError(404, "not_found", "Object not found");
     const token = await new SignJWT({ url: `${target.bucket}/${target.name}` }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
       .setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + body.data.expiresIn).sign(secret);
@@ -164,16 +180,24 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     const bucket = BucketId.safeParse(decoded(remove[1]));
     const body = z.object({ prefixes: z.array(ObjectName).min(1).max(1000) }).safeParse(await readJsonBody(req));
     if (!bucket.success || !body.success) return storageError(400, "invalid_request", "prefixes must be a list of object names");
-    const removed = await asCaller((tx) => tx`delete from storage.objects where bucket_id = ${bucket.data} and name = any(${body.data.prefixes})
-                                              returning id, name, bucket_id, metadata, created_at, updated_at`);
+    const removed = await asCaller((tx) =>
+      tx`delete from storage.objects where bucket_id = ${bucket.data} and name = any(${body.data.prefixes})
+                                              returning id, name, bucket_id, metadata, created_at, updated_at`
+    );
     for (const r of removed) fs.rmSync(filePath(deps, { bucket: bucket.data, name: r.name }), { force: true });
     return { status: 200, body: removed };
   }
   return storageError(404, "not_found", `The local storage stand-in does not provide ${req.method} ${route}`);
 }
 
-async function uploadObject(req: http.IncomingMessage, deps: StorageDeps, target: { bucket: string; name: string }, claims: Record<string, unknown>,
-                            asCaller: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>, upsert: boolean): Promise<Reply> {
+async function uploadObject(
+  req: http.IncomingMessage,
+  deps: StorageDeps,
+  target: { bucket: string; name: string },
+  claims: Record<string, unknown>,
+  asCaller: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
+  upsert: boolean,
+): Promise<Reply> {
   const [bucket] = await deps.sql`select file_size_limit, allowed_mime_types from storage.buckets where id = ${target.bucket}`;
   if (!bucket) return storageError(404, "not_found", "Bucket not found");
   const limit = Math.min(Number(bucket.file_size_limit ?? MAX_UPLOAD_BYTES), MAX_UPLOAD_BYTES);
@@ -221,15 +245,28 @@ async function uploadObject(req: http.IncomingMessage, deps: StorageDeps, target
       fs.rmSync(tmp, { force: true });
       return storageError(415, "invalid_mime_type", `mime type ${contentType} is not supported`);
     }
-    const metadata = { size, mimetype: contentType, eTag: `"${hash.digest("hex")}"`, cacheControl,
-                       lastModified: new Date().toISOString(), contentLength: size, httpStatusCode: 200 };
+    const metadata = {
+      size,
+      mimetype: contentType,
+      eTag: `"${hash.digest("hex")}"`,
+      cacheControl,
+      lastModified: new Date().toISOString(),
+      contentLength: size,
+      httpStatusCode: 200,
+    };
     const owner = typeof claims.sub === "string" ? claims.sub : null;
-    const rows = await asCaller(async (tx) => upsert
-      ? tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
+    const rows = await asCaller(async (tx) =>
+      upsert
+        ? tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${
+          tx.json(metadata)
+        })
            on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
            returning id`
-      : tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
-           returning id`);
+        : tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${
+          tx.json(metadata)
+        })
+           returning id`
+    );
     const dest = filePath(deps, target);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.renameSync(tmp, dest);
@@ -243,14 +280,20 @@ async function uploadObject(req: http.IncomingMessage, deps: StorageDeps, target
   }
 }
 
-async function serveFile(deps: StorageDeps, target: { bucket: string; name: string },
-                         access: "service" | (<T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>)): Promise<Reply> {
+async function serveFile(
+  deps: StorageDeps,
+  target: { bucket: string; name: string },
+  access: "service" | (<T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>),
+): Promise<Reply> {
   const query = (tx: postgres.TransactionSql | postgres.Sql) =>
     tx`select metadata from storage.objects where bucket_id = ${target.bucket} and name = ${target.name}`;
   const rows = access === "service" ? await query(deps.sql) : await access((tx) => query(tx));
   const file = filePath(deps, target);
   if (!rows.length || !fs.existsSync(file)) return storageError(404, "not_found", "Object not found");
-  return { status: 200, file: { path: file, contentType: rows[0].metadata?.mimetype ?? "application/octet-stream", size: fs.statSync(file).size } };
+  return {
+    status: 200,
+    file: { path: file, contentType: rows[0].metadata?.mimetype ?? "application/octet-stream", size: fs.statSync(file).size },
+  };
 }
 
 function filePath(deps: StorageDeps, target: { bucket: string; name: string }) {

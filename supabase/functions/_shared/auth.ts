@@ -131,7 +131,9 @@ export async function resolveCaller<K extends CallerKind>(
     const orgId = typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
     return { kind: "user", userId: claims.sub, orgId, claims, token: token! } as CallerOf<K>;
   }
-  if (claims !== null && claims.role !== "anon") throw new HttpError(401, "unauthorized", "The access token is not one this function accepts.");
+  if (claims !== null && claims.role !== "anon") {
+    throw new HttpError(401, "unauthorized", "The access token is not one this function accepts.");
+  }
   if (serves("public")) return { kind: "public" } as CallerOf<K>;
   refuse(allowed, 401);
 }

@@ -78,8 +78,14 @@ export function apiKeyVerifier(sql: postgres.Sql): ApiKeyVerifier {
   return async (key, requestId) => {
     if (!/^sk_[A-Za-z0-9_-]{8,64}$/.test(key)) throw new HttpError(401, "invalid_api_key", "The API key is not valid.");
     try {
-      const [k] = await asService(sql, requestId, (tx) =>
-        tx<{ api_key_id: string; org_id: string; scopes: string[] }[]>`select api_key_id, org_id, scopes from public.verify_api_key(${key})`);
+      const [k] = await asService(
+        sql,
+        requestId,
+        (tx) =>
+          tx<
+            { api_key_id: string; org_id: string; scopes: string[] }[]
+          >`select api_key_id, org_id, scopes from public.verify_api_key(${key})`,
+      );
       return { apiKeyId: k.api_key_id, orgId: k.org_id, scopes: k.scopes };
     } catch (e) {
       const known = API_KEY_ERRORS[(e as { code?: string }).code ?? ""];

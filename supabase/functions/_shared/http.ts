@@ -63,7 +63,9 @@ export function serveHandler<K extends CallerKind>(component: string, route: Rou
   const allow = route.methods.join(", ");
   return async (req: Request): Promise<Response> => {
     const requestId = requestIdOf(req);
-    if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: { ...corsHeaders, "x-request-id": requestId } });
+    if (req.method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: { ...corsHeaders, "x-request-id": requestId } });
+    }
     const log = baseLog.child({ request_id: requestId });
     // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
     // away costs the figure one call, never the caller's request.

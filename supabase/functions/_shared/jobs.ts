@@ -42,9 +42,16 @@ export interface SendOptions {
  * SQL API); in the caller's transaction when given one. Returns the job id, or null when a job
  * with the same singleton key is already waiting.
  */
-export async function sendJob(sql: postgres.Sql | postgres.TransactionSql, queue: string, data: Record<string, unknown>, opts: SendOptions = {}) {
+export async function sendJob(
+  sql: postgres.Sql | postgres.TransactionSql,
+  queue: string,
+  data: Record<string, unknown>,
+  opts: SendOptions = {},
+) {
   const [row] = await sql<{ id: string | null }[]>`
-    select app.enqueue_job(${queue}, ${sql.json(data as postgres.JSONValue)}, ${opts.priority ?? 0}, ${opts.startAfterSeconds ?? 0},
+    select app.enqueue_job(${queue}, ${sql.json(data as postgres.JSONValue)}, ${opts.priority ?? 0}, ${
+    opts.startAfterSeconds ?? 0
+  },
                            ${opts.singletonKey ?? null}) as id`;
   return row.id;
 }

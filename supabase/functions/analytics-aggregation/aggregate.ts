@@ -33,25 +33,39 @@ export async function copyApiCalls(sql: postgres.Sql, redis: Redis, correlationI
   const stored: Record<string, number> = {};
   for (const day of days) {
     const counts = await readApiCalls(redis, day);
-    const [r] = await asService(sql, correlationId, (tx) =>
-      tx<{ stored: number }[]>`select app.record_api_calls(${day}::date, ${tx.json(counts)}::jsonb) as stored`);
+    const [r] = await asService(
+      sql,
+      correlationId,
+      (tx) => tx<{ stored: number }[]>`select app.record_api_calls(${day}::date, ${tx.json(counts)}::jsonb) as stored`,
+    );
     stored[day] = r.stored;
   }
   return stored;
 }
 
-export async function aggregate(req: Request, ctx: HandlerContext<ServiceCaller>, deps: { sql: postgres.Sql; redis?: Redis }): Promise<Response> {
+export async function aggregate(
+  req: Request,
+  ctx: HandlerContext<ServiceCaller>,
+  deps: { sql: postgres.Sql; redis?: Redis },
+): Promise<Response> {
   const body = await parseJson(req, AggregateRequest);
   const answer: Record<string, unknown> = {};
   if (body.tasks.includes("rollup")) {
     const result = await rollUp(deps.sql, ctx.requestId, {
-      maxBuckets: body.max_buckets, budgetMs: body.budget_ms,
+      maxBuckets: body.max_buckets,
+      budgetMs: body.budget_ms,
       onRun: (r) => ctx.log.info("roll-up run", { ...r }),
     });
     let handedToWorker = false;
     if (result.pending > 0 && !result.busy) {
-      const job = await asService(deps.sql, ctx.requestId, (tx) =>
-        enqueueJob(tx, "analytics.rollup", { org_id: null, correlation_id: ctx.requestId }, { singletonKey: "analytics.rollup" }));
+      const job = await asService(
+        deps.sql,
+        ctx.requestId,
+        (tx) =>
+          enqueueJob(tx, "analytics.rollup", { org_id: null, correlation_id: ctx.requestId }, {
+            singletonKey: "analytics.rollup",
+          }),
+      );
       handedToWorker = job !== null;
     }
     Object.assign(answer, result, { handed_to_worker: handedToWorker });

@@ -11,4 +11,10 @@ const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
 const sql = postgres(env.SUPABASE_DB_URL, { max: 2, onnotice: () => {} });
 const redis = redisFromEnv();
 
-Deno.serve(serveHandler("analytics-aggregation", { methods: ["POST"], callers: ["service"] }, (req, ctx) => aggregate(req, ctx, { sql, redis })));
+Deno.serve(
+  serveHandler(
+    "analytics-aggregation",
+    { methods: ["POST"], callers: ["service"] },
+    (req, ctx) => aggregate(req, ctx, { sql, redis }),
+  ),
+);

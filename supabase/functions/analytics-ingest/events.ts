@@ -9,8 +9,16 @@ const count = z.number().int().min(0).max(1_000_000_000);
 export const EVENT_SCHEMAS = {
   "page.viewed": z.object({ path: z.string().min(1).max(500), referrer: z.string().max(500).optional() }).strict(),
   "lesson.started": z.object({ lesson_id: id }).strict(),
-  "lesson.completed": z.object({ lesson_id: id, duration_seconds: z.number().min(0).max(86_400), score: z.number().min(0).max(100).optional() }).strict(),
-  "exercise.submitted": z.object({ exercise_id: id, attempt: z.number().int().min(1).max(1000), score: z.number().min(0).max(100).optional() }).strict(),
+  "lesson.completed": z.object({
+    lesson_id: id,
+    duration_seconds: z.number().min(0).max(86_400),
+    score: z.number().min(0).max(100).optional(),
+  }).strict(),
+  "exercise.submitted": z.object({
+    exercise_id: id,
+    attempt: z.number().int().min(1).max(1000),
+    score: z.number().min(0).max(100).optional(),
+  }).strict(),
   "video.watched": z.object({ video_id: id, seconds: z.number().min(0).max(86_400) }).strict(),
   "search.performed": z.object({ query_length: z.number().int().min(0).max(1000), results: count }).strict(),
 } as const;
@@ -41,14 +49,27 @@ export interface AcceptedEvent {
 }
 export interface RejectedEvent {
   index: number;
-  code: "invalid_event" | "unknown_event_type" | "invalid_properties" | "properties_too_large" | "too_old" | "in_the_future" | "rate_limited";
+  code:
+    | "invalid_event"
+    | "unknown_event_type"
+    | "invalid_properties"
+    | "properties_too_large"
+    | "too_old"
+    | "in_the_future"
+    | "rate_limited";
   message: string;
 }
 
 /** Checks one event; the reasons are per event so that the rest of a batch is kept. */
 export function checkEvent(raw: unknown, index: number, now: number): AcceptedEvent | RejectedEvent {
   const shape = Event.safeParse(raw);
-  if (!shape.success) return { index, code: "invalid_event", message: shape.error.issues.map((i) => `${i.path.join(".") || "event"}: ${i.message}`).join("; ") };
+  if (!shape.success) {
+    return {
+      index,
+      code: "invalid_event",
+      message: shape.error.issues.map((i) => `${i.path.join(".") || "event"}: ${i.message}`).join("; "),
+    };
+  }
   const e = shape.data;
   if (!(e.type in EVENT_SCHEMAS)) return { index, code: "unknown_event_type", message: `unknown event type ${e.type}` };
   const at = Date.parse(e.occurred_at);
@@ -58,7 +79,13 @@ export function checkEvent(raw: unknown, index: number, now: number): AcceptedEv
     return { index, code: "properties_too_large", message: `properties are over ${LIMITS.propertiesBytes} bytes` };
   }
   const props = EVENT_SCHEMAS[e.type as EventType].safeParse(e.properties);
-  if (!props.success) return { index, code: "invalid_properties", message: props.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") };
+  if (!props.success) {
+    return {
+      index,
+      code: "invalid_properties",
+      message: props.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+    };
+  }
   return { event_type: e.type as EventType, occurred_at: new Date(at).toISOString(), properties: props.data };
 }
 

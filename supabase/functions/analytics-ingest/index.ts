@@ -15,5 +15,10 @@ const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
 const redis = redisFromEnv();
 const limiter = redisRateLimiter(redis);
 
-Deno.serve(serveHandler("analytics-ingest", { methods: ["POST"], callers: ["user"], apiCalls: redisApiCallCounter(redis) }, (req, ctx) =>
-  ingestEvents(req, ctx, { sql, limiter })));
+Deno.serve(
+  serveHandler(
+    "analytics-ingest",
+    { methods: ["POST"], callers: ["user"], apiCalls: redisApiCallCounter(redis) },
+    (req, ctx) => ingestEvents(req, ctx, { sql, limiter }),
+  ),
+);

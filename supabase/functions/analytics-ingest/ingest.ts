@@ -31,9 +31,11 @@ export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>
 
   const asCaller = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asUser(deps.sql, caller, req, ctx.requestId, fn);
   if (accepted.length) {
-    const [tier] = await asCaller((tx) => tx<{ per_minute: number }[]>`
+    const [tier] = await asCaller((tx) =>
+      tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
-      where o.id = ${orgId} and o.id = any (array(select app.user_org_ids()))`);
+      where o.id = ${orgId} and o.id = any (array(select app.user_org_ids()))`
+    );
     if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
     let granted: number;
     try {
@@ -45,14 +47,22 @@ export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>
     const over = accepted.slice(granted);
     accepted = accepted.slice(0, granted);
     for (const e of over) {
-      rejected.push({ index: checked.indexOf(e), code: "rate_limited", message: "the organization's events per minute are used up; send again later" });
+      rejected.push({
+        index: checked.indexOf(e),
+        code: "rate_limited",
+        message: "the organization's events per minute are used up; send again later",
+      });
     }
   }
   if (accepted.length) {
-    await asCaller((tx) => tx`
+    await asCaller((tx) =>
+      tx`
       insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
       select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
-      from jsonb_to_recordset(${tx.json(accepted as never)}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)`);
+      from jsonb_to_recordset(${
+        tx.json(accepted as never)
+      }::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)`
+    );
   }
   rejected.sort((a, b) => a.index - b.index);
   ctx.log.info("events ingested", { org_id: orgId, accepted: accepted.length, rejected: rejected.length });

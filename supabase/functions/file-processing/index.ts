@@ -22,9 +22,19 @@ const env = loadEnv({
   FILES_LARGE_FILE_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
 });
 const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
-const storage = createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, { auth: { persistSession: false, autoRefreshToken: false } });
+const storage = createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, {
+  auth: { persistSession: false, autoRefreshToken: false },
+});
 // File events are best effort: a broker that does not answer in 2 s must not hold up settling files.
 const publish = lazyPublisher({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, name: "file-processing", timeoutMs: 2000 });
 
-Deno.serve(serveHandler("file-processing", { methods: ["POST"], callers: ["service"] }, (req, ctx) =>
-  processFile(req, ctx, { sql, storage, clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish, largeFileBytes: env.FILES_LARGE_FILE_BYTES })));
+Deno.serve(
+  serveHandler("file-processing", { methods: ["POST"], callers: ["service"] }, (req, ctx) =>
+    processFile(req, ctx, {
+      sql,
+      storage,
+      clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT },
+      publish,
+      largeFileBytes: env.FILES_LARGE_FILE_BYTES,
+    })),
+);

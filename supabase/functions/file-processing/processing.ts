@@ -46,5 +46,9 @@ export async function processFile(req: Request, ctx: HandlerContext<ServiceCalle
 }
 
 async function handToWorker(sql: postgres.Sql, file: { id: string; org_id: string }, correlationId: string) {
-  await asService(sql, correlationId, (tx) => enqueueJob(tx, "files.process", { org_id: file.org_id, file_id: file.id, correlation_id: correlationId }));
+  await asService(
+    sql,
+    correlationId,
+    (tx) => enqueueJob(tx, "files.process", { org_id: file.org_id, file_id: file.id, correlation_id: correlationId }),
+  );
 }

@@ -11,5 +11,10 @@ import { startUpload } from "./upload.ts";
 const env = loadEnv({ SUPABASE_DB_URL: z.string().url(), SUPABASE_URL: z.string().url(), SUPABASE_ANON_KEY: z.string().min(1) });
 const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
 
-Deno.serve(serveHandler("file-upload", { methods: ["POST"], callers: ["user"], apiCalls: redisApiCallCounter(redisFromEnv()) }, (req, ctx) =>
-  startUpload(req, ctx, { sql, supabaseUrl: env.SUPABASE_URL, anonKey: env.SUPABASE_ANON_KEY })));
+Deno.serve(
+  serveHandler(
+    "file-upload",
+    { methods: ["POST"], callers: ["user"], apiCalls: redisApiCallCounter(redisFromEnv()) },
+    (req, ctx) => startUpload(req, ctx, { sql, supabaseUrl: env.SUPABASE_URL, anonKey: env.SUPABASE_ANON_KEY }),
+  ),
+);

@@ -15,8 +15,10 @@ import { type HandlerContext, parseJson } from "../_shared/http.ts";
 export const UploadRequest = z.object({
   org_id: z.uuid(),
   // deno-lint-ignore no-control-regex -- control characters are what a name must not have
-  name: z.string().min(1).max(255).refine((n) => !/[/\\\u0000-\u001f\u007f]/.test(n) && n !== "." && n !== "..",
-    "a file name has no slashes or control characters"),
+  name: z.string().min(1).max(255).refine(
+    (n) => !/[/\\\u0000-\u001f\u007f]/.test(n) && n !== "." && n !== "..",
+    "a file name has no slashes or control characters",
+  ),
   size: z.number().int().positive(),
   mime_type: z.string().refine((m) => m in FILE_TYPES, "this type of file is not accepted"),
 }).strict();
@@ -40,12 +42,15 @@ export async function startUpload(req: Request, ctx: HandlerContext<UserCaller>,
   const { caller } = ctx;
   const body = await parseJson(req, UploadRequest);
   if (!extensionFits(body.name, body.mime_type)) {
-    throw new HttpError(400, "extension_mismatch", `The name's extension does not fit ${body.mime_type}.`, { allowed: FILE_TYPES[body.mime_type] });
+    throw new HttpError(400, "extension_mismatch", `The name's extension does not fit ${body.mime_type}.`, {
+      allowed: FILE_TYPES[body.mime_type],
+    });
   }
 
   let file: { id: string; object_path: string };
   try {
-    [file] = await asUser(deps.sql, caller, req, ctx.requestId, (tx) => tx<{ id: string; object_path: string }[]>`
+    [file] = await asUser(deps.sql, caller, req, ctx.requestId, (tx) =>
+      tx<{ id: string; object_path: string }[]>`
         select id, object_path from public.request_file_upload(${body.org_id}, ${body.name}, ${body.size}, ${body.mime_type})`);
   } catch (e) {
     const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
@@ -64,5 +69,11 @@ export async function startUpload(req: Request, ctx: HandlerContext<UserCaller>,
     throw new HttpError(502, "storage_unavailable", "Storage did not issue an upload URL; try again.");
   }
   ctx.log.info("upload started", { file_id: file.id, org_id: body.org_id, size: body.size, mime_type: body.mime_type });
-  return Response.json({ file_id: file.id, bucket: "files", path: file.object_path, token: data.token, signed_url: data.signedUrl }, { status: 201 });
+  return Response.json({
+    file_id: file.id,
+    bucket: "files",
+    path: file.object_path,
+    token: data.token,
+    signed_url: data.signedUrl,
+  }, { status: 201 });
 }

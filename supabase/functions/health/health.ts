@@ -63,8 +63,12 @@ async function checkClamd(host: string, port: number) {
 function checkMosquitto(url: string, username: string, password: string) {
   return new Promise<void>((resolve, reject) => {
     const client = mqtt.connect(url, {
-      username, password, reconnectPeriod: 0, connectTimeout: 2000,
-      clientId: `health-${crypto.randomUUID().slice(0, 8)}`, clean: true,
+      username,
+      password,
+      reconnectPeriod: 0,
+      connectTimeout: 2000,
+      clientId: `health-${crypto.randomUUID().slice(0, 8)}`,
+      clean: true,
     });
     client.once("connect", () => client.end(true, {}, () => resolve()));
     client.once("error", (e) => {

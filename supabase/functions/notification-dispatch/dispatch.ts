@@ -54,10 +54,12 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   const chunk = deps.chunk ?? 2000;
   let sent = 0, retrying = 0, orgId: string | null = null;
 
-  const [tier] = await service((tx) => tx<{ org_id: string; per_minute: number }[]>`
+  const [tier] = await service((tx) =>
+    tx<{ org_id: string; per_minute: number }[]>`
     select o.id as org_id, t.notifications_per_minute as per_minute from public.notifications n
     join public.organizations o on o.id = n.org_id join public.subscription_tiers t on t.tier = o.tier
-    where n.batch_id = ${batch_id} limit 1`);
+    where n.batch_id = ${batch_id} limit 1`
+  );
   if (!tier) return Response.json({ batch_id, mqtt_sent: 0, reason: "no such batch" });
   let deferred = 0;
   // Where the time goes, for the log line: claiming, asking the rate limiter, publishing, recording.
@@ -86,7 +88,10 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       let reason = "rate_limited";
       try {
         const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, due.length, tier.per_minute);
-        const perUser = await deps.limiter.takeEach(due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`), PER_RECIPIENT_PER_MINUTE);
+        const perUser = await deps.limiter.takeEach(
+          due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`),
+          PER_RECIPIENT_PER_MINUTE,
+        );
         allowed = due.slice(0, orgGrant).filter((_, i) => perUser[i]);
       } catch (e) {
         log.warn("rate limiter unavailable, deliveries wait", { error: String(e) });
@@ -101,7 +106,9 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       }
 
       lap("limit");
-      const outcomes = await Promise.allSettled(allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))));
+      const outcomes = await Promise.allSettled(
+        allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))),
+      );
       const ok = allowed.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
       const failed = allowed.filter((_, i) => outcomes[i].status === "rejected");
       lap("publish");
@@ -128,33 +135,57 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   }
 
   // E-mail goes out from the worker; enqueue once per batch while any is pending.
-  const [email] = await service((tx) => tx<{ org_id: string; n: number }[]>`
+  const [email] = await service((tx) =>
+    tx<{ org_id: string; n: number }[]>`
     select d.org_id, count(*)::int as n from public.notification_deliveries d
     where d.batch_id = ${batch_id} and d.channel = 'email' and d.status = 'pending' and not d.digest and d.next_attempt_at <= now()
-    group by d.org_id`);
+    group by d.org_id`
+  );
   if (email) {
     await service((tx) =>
       enqueueJob(tx, "notifications.email", { org_id: email.org_id, batch_id, correlation_id: ctx.requestId }, {
         singletonKey: `notifications.email:${batch_id}`,
-      }));
+      })
+    );
   }
   if (sent && orgId) {
-    await deps.publish(topics.events(orgId), EnvelopeSchema.parse({
-      v: 1, id: batch_id, ts: new Date().toISOString(), type: "notification.batch", org_id: orgId, correlation_id: ctx.requestId,
-      data: { batch_id, delivered: sent },
-    })).catch((e) => log.warn("batch event not published", { error: String(e) }));
+    await deps.publish(
+      topics.events(orgId),
+      EnvelopeSchema.parse({
+        v: 1,
+        id: batch_id,
+        ts: new Date().toISOString(),
+        type: "notification.batch",
+        org_id: orgId,
+        correlation_id: ctx.requestId,
+        data: { batch_id, delivered: sent },
+      }),
+    ).catch((e) => log.warn("batch event not published", { error: String(e) }));
   }
   log.info("batch dispatched", {
-    mqtt_sent: sent, mqtt_retrying: retrying, mqtt_deferred: deferred, email_pending: email?.n ?? 0,
+    mqtt_sent: sent,
+    mqtt_retrying: retrying,
+    mqtt_deferred: deferred,
+    email_pending: email?.n ?? 0,
     ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])),
   });
-  return Response.json({ batch_id, mqtt_sent: sent, mqtt_retrying: retrying, mqtt_deferred: deferred, email_pending: email?.n ?? 0 },
-    { status: retrying ? 503 : 200 });
+  return Response.json({
+    batch_id,
+    mqtt_sent: sent,
+    mqtt_retrying: retrying,
+    mqtt_deferred: deferred,
+    email_pending: email?.n ?? 0,
+  }, { status: retrying ? 503 : 200 });
 }
 
 function envelopeOf(n: Due, correlationId: string): Envelope {
   return {
-    v: 1, id: n.notification_id, ts: new Date(n.created_at).toISOString(), type: n.type, org_id: n.org_id, correlation_id: correlationId,
+    v: 1,
+    id: n.notification_id,
+    ts: new Date(n.created_at).toISOString(),
+    type: n.type,
+    org_id: n.org_id,
+    correlation_id: correlationId,
     data: { title: n.title, body: n.body, priority: n.priority, ...n.data },
   };
 }

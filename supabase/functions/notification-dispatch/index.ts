@@ -18,4 +18,10 @@ const limiter = redisRateLimiter(redisFromEnv());
 // A broker that does not answer in 5 s counts as away: the deliveries are retried later.
 const publish = lazyPublisher({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, name: "notification-dispatch", timeoutMs: 5000 });
 
-Deno.serve(serveHandler("notification-dispatch", { methods: ["POST"], callers: ["service"] }, (req, ctx) => dispatchBatch(req, ctx, { sql, publish, limiter })));
+Deno.serve(
+  serveHandler(
+    "notification-dispatch",
+    { methods: ["POST"], callers: ["service"] },
+    (req, ctx) => dispatchBatch(req, ctx, { sql, publish, limiter }),
+  ),
+);

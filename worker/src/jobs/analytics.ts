@@ -13,7 +13,8 @@ export const analyticsRollup = defineJob({
   async handler(ctx) {
     let runs = 0;
     const result = await rollUp(ctx.sql, ctx.correlationId, {
-      maxBuckets: 20_000, budgetMs: 30 * 60_000,
+      maxBuckets: 20_000,
+      budgetMs: 30 * 60_000,
       onRun: (r) => {
         runs++;
         ctx.log.info("roll-up progress", { run: runs, ...r });

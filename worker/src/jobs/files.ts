@@ -27,7 +27,8 @@ export const filesThumbnail = defineJob({
   async handler(ctx, data) {
     // The file is read in the organization's request context: a payload naming another
     // organization's file finds nothing.
-    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) => tx<{ object_path: string; declared_mime: string }[]>`
+    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) =>
+      tx<{ object_path: string; declared_mime: string }[]>`
       select object_path, declared_mime from public.files
       where id = ${data.file_id} and status = 'clean' and declared_mime like 'image/%'`);
     if (!file) return { skipped: "not a clean image of this organization" };
@@ -35,11 +36,17 @@ export const filesThumbnail = defineJob({
     const { data: blob, error } = await ctx.supabase.storage.from("files").download(file.object_path);
     if (error || !blob) throw new Error(`cannot read ${file.object_path}: ${error?.message}`);
     const webp = await sharp(Buffer.from(await blob.arrayBuffer()), { limitInputPixels: 100_000_000 })
-      .rotate().resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: "inside", withoutEnlargement: true }).webp({ quality: 80 }).toBuffer();
+      .rotate().resize(THUMBNAIL_SIZE, THUMBNAIL_SIZE, { fit: "inside", withoutEnlargement: true }).webp({ quality: 80 })
+      .toBuffer();
     const path = `${data.org_id}/${data.file_id}.webp`;
     const up = await ctx.supabase.storage.from("thumbnails").upload(path, webp, { upsert: true, contentType: "image/webp" });
     if (up.error) throw new Error(`cannot store the thumbnail: ${up.error.message}`);
-    await asService(ctx.sql, ctx.correlationId, (tx) => tx`update public.files set thumbnail_path = ${path} where id = ${data.file_id} and org_id = ${data.org_id}`, WORKER_USER_AGENT);
+    await asService(
+      ctx.sql,
+      ctx.correlationId,
+      (tx) => tx`update public.files set thumbnail_path = ${path} where id = ${data.file_id} and org_id = ${data.org_id}`,
+      WORKER_USER_AGENT,
+    );
     ctx.log.info("thumbnail made", { file_id: data.file_id, bytes: webp.length });
     return { thumbnail_path: path, bytes: webp.length };
   },
@@ -62,7 +69,12 @@ export const filesProcess = defineJob({
     if (!file || file.org_id !== data.org_id) return { skipped: "not scanning" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
     const cfg = filesConfig();
-    const result = await runClaimed(file, { sql: ctx.sql, storage: ctx.supabase, clamd: cfg.clamd, publish: cfg.publish }, ctx.log, ctx.correlationId);
+    const result = await runClaimed(
+      file,
+      { sql: ctx.sql, storage: ctx.supabase, clamd: cfg.clamd, publish: cfg.publish },
+      ctx.log,
+      ctx.correlationId,
+    );
     return result;
   },
 });
@@ -99,7 +111,8 @@ export const filesExtractText = defineJob({
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
   async handler(ctx, data) {
-    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) => tx<{ object_path: string; declared_mime: string }[]>`
+    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) =>
+      tx<{ object_path: string; declared_mime: string }[]>`
       select object_path, declared_mime from public.files where id = ${data.file_id} and status = 'clean'`);
     if (!file || !EXTRACTABLE.has(file.declared_mime)) return { skipped: "not a clean extractable file of this organization" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
@@ -120,7 +133,9 @@ export const filesExtractText = defineJob({
     await asService(ctx.sql, ctx.correlationId, async (tx) => {
       await tx`insert into public.file_texts (file_id, org_id, content, truncated) values (${data.file_id}, ${data.org_id}, ${content}, ${truncated})
                on conflict (file_id) do update set content = excluded.content, truncated = excluded.truncated, extracted_at = now()`;
-      if (pii) await tx`update public.files set contains_pii = true where id = ${data.file_id} and org_id = ${data.org_id} and not contains_pii`;
+      if (pii) {
+        await tx`update public.files set contains_pii = true where id = ${data.file_id} and org_id = ${data.org_id} and not contains_pii`;
+      }
     }, WORKER_USER_AGENT);
     ctx.log.info("text extracted", { file_id: data.file_id, chars: content.length, truncated, contains_pii: pii });
     return { chars: content.length, truncated, contains_pii: pii };

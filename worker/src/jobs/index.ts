@@ -7,4 +7,15 @@ import { expireInvitations, purgeSoftDeleted } from "./maintenance.ts";
 import { notificationsDigest, notificationsEmail } from "./notifications.ts";
 import { tenantDelete, tenantExport } from "./tenant.ts";
 
-export const JOBS: readonly JobDefinition[] = [expireInvitations, purgeSoftDeleted, tenantDelete, tenantExport, filesThumbnail, filesProcess, filesExtractText, notificationsEmail, notificationsDigest, analyticsRollup] as readonly JobDefinition[];
+export const JOBS: readonly JobDefinition[] = [
+  expireInvitations,
+  purgeSoftDeleted,
+  tenantDelete,
+  tenantExport,
+  filesThumbnail,
+  filesProcess,
+  filesExtractText,
+  notificationsEmail,
+  notificationsDigest,
+  analyticsRollup,
+] as readonly JobDefinition[];

@@ -15,7 +15,8 @@ export const expireInvitations = defineJob({
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   schedule: { cron: "17 * * * *" },
   async handler(ctx) {
-    const deleted = await asService(ctx.sql, ctx.correlationId, (tx) => tx`
+    const deleted = await asService(ctx.sql, ctx.correlationId, (tx) =>
+      tx`
       delete from public.invitations
       where accepted_at is null and expires_at < now() - make_interval(days => ${EXPIRED_INVITATION_RETENTION_DAYS})
       returning id`, WORKER_USER_AGENT);
@@ -33,13 +34,16 @@ export const purgeSoftDeleted = defineJob({
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   schedule: { cron: "43 3 * * *" },
   async handler(ctx) {
-    const due = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ id: string }[]>`
+    const due = await asService(ctx.sql, ctx.correlationId, (tx) =>
+      tx<{ id: string }[]>`
       select o.id from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.deleted_at is not null and o.deleted_at < now() - make_interval(days => t.retention_days)
       order by o.deleted_at limit 1000`, WORKER_USER_AGENT);
     for (const org of due) {
       // The singleton key makes repeated sweeps enqueue each organization once.
-      await enqueueJob(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, { singletonKey: `tenant.delete:${org.id}` });
+      await enqueueJob(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, {
+        singletonKey: `tenant.delete:${org.id}`,
+      });
     }
     ctx.log.info("organizations past retention queued for deletion", { count: due.length });
     return { queued: due.length };

@@ -33,8 +33,11 @@ interface PendingMail {
 
 /** {{title}}, {{body}}, {{data.key}}; anything else is left as written. */
 export function render(template: string, values: { title: string; body: string; data: Record<string, unknown> }) {
-  return template.replace(/\{\{\s*(title|body|data\.([A-Za-z0-9_]+))\s*\}\}/g, (_, key: string, dataKey?: string) =>
-    dataKey ? String(values.data[dataKey] ?? "") : key === "title" ? values.title : values.body);
+  return template.replace(
+    /\{\{\s*(title|body|data\.([A-Za-z0-9_]+))\s*\}\}/g,
+    (_, key: string, dataKey?: string) =>
+      dataKey ? String(values.data[dataKey] ?? "") : key === "title" ? values.title : values.body,
+  );
 }
 
 let transport: { mailer: Transporter; from: string } | null = null;
@@ -44,9 +47,12 @@ function mailer() {
   const url = new URL(env.SMTP_URL);
   transport = {
     mailer: nodemailer.createTransport({
-      host: url.hostname, port: Number(url.port || (url.protocol === "smtps:" ? 465 : 587)), secure: url.protocol === "smtps:",
+      host: url.hostname,
+      port: Number(url.port || (url.protocol === "smtps:" ? 465 : 587)),
+      secure: url.protocol === "smtps:",
       auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-      connectionTimeout: 5000, socketTimeout: 10000,
+      connectionTimeout: 5000,
+      socketTimeout: 10000,
     }),
     from: env.MAIL_FROM,
   };
@@ -113,7 +119,10 @@ export const notificationsEmail = defineJob({
           const values = { title: m.title, body: m.body, data: m.data };
           try {
             await smtp.sendMail({
-              from, to: m.email, subject: render(m.subject_template, values), text: render(m.body_template, values),
+              from,
+              to: m.email,
+              subject: render(m.subject_template, values),
+              text: render(m.body_template, values),
               messageId: `<${m.notification_id}@notifications.local>`,
               headers: { "x-notification-id": m.notification_id, "x-correlation-id": ctx.correlationId },
             });
@@ -153,7 +162,10 @@ interface DigestItem {
 /** One digest message: the notifications, oldest first. */
 export function renderDigest(orgName: string, items: { title: string; body: string; created_at: Date }[]) {
   const subject = `${items.length} notification${items.length === 1 ? "" : "s"} from ${orgName}`;
-  const text = items.map((i) => `• ${i.title} (${i.created_at.toISOString().slice(0, 16).replace("T", " ")} UTC)` + (i.body ? `\n  ${i.body.replace(/\n/g, "\n  ")}` : ""))
+  const text = items.map((i) =>
+    `• ${i.title} (${i.created_at.toISOString().slice(0, 16).replace("T", " ")} UTC)` +
+    (i.body ? `\n  ${i.body.replace(/\n/g, "\n  ")}` : "")
+  )
     .join("\n\n") + `\n\n— your ${orgName} digest`;
   return { subject, text };
 }
@@ -167,7 +179,8 @@ export const notificationsDigest = defineJob({
   schedule: { cron: "* * * * *" },
   async handler(ctx) {
     const { mailer: smtp, from } = mailer();
-    const recipients = await asService(ctx.sql, ctx.correlationId, (tx) => tx<{ org_id: string; recipient_id: string }[]>`
+    const recipients = await asService(ctx.sql, ctx.correlationId, (tx) =>
+      tx<{ org_id: string; recipient_id: string }[]>`
       select distinct d.org_id, n.recipient_id from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
       where d.digest and d.status = 'pending' and d.next_attempt_at <= now() limit 500`, WORKER_USER_AGENT);
     let sent = 0, failed = 0;
@@ -193,7 +206,11 @@ export const notificationsDigest = defineJob({
         const digestId = crypto.createHash("sha256").update([...ids].sort().join(",")).digest("hex").slice(0, 32);
         try {
           await smtp.sendMail({
-            from, to: items[0].email, subject, text, messageId: `<digest-${digestId}@notifications.local>`,
+            from,
+            to: items[0].email,
+            subject,
+            text,
+            messageId: `<digest-${digestId}@notifications.local>`,
             headers: { "x-notification-digest": String(items.length), "x-correlation-id": ctx.correlationId },
           });
         } catch (e) {

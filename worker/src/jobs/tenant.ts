@@ -52,12 +52,20 @@ export const tenantExport = defineJob({
   async handler(ctx, data) {
     const tenant = ctx.tenant!;
     const progress = (fields: Record<string, unknown>) =>
-      inTenantContext(ctx.sql, tenant, (tx) => tx`update public.data_exports set ${tx(fields)} where id = ${data.export_id} returning id`);
+      inTenantContext(
+        ctx.sql,
+        tenant,
+        (tx) => tx`update public.data_exports set ${tx(fields)} where id = ${data.export_id} returning id`,
+      );
     try {
       if (!ctx.supabase) throw new Error("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required for exports");
       const [found] = await progress({ status: "running", progress: 0, error: null });
       if (!found) return { skipped: "export not found" };
-      const archive: Record<string, unknown> = { format: "saas-backend-export/1", exported_at: new Date().toISOString(), org_id: data.org_id };
+      const archive: Record<string, unknown> = {
+        format: "saas-backend-export/1",
+        exported_at: new Date().toISOString(),
+        org_id: data.org_id,
+      };
       for (const [i, section] of EXPORT_SECTIONS.entries()) {
         archive[section] = await inTenantContext(ctx.sql, tenant, (tx) => readSection(tx, section, data.org_id));
         await progress({ progress: Math.round(((i + 1) / (EXPORT_SECTIONS.length + 1)) * 100) });
@@ -70,7 +78,9 @@ export const tenantExport = defineJob({
       await progress({ status: "completed", progress: 100, object_path: objectPath, completed_at: new Date() });
       return { object_path: objectPath };
     } catch (e) {
-      if (ctx.job.finalAttempt) await progress({ status: "failed", error: String(e instanceof Error ? e.message : e).slice(0, 2000) });
+      if (ctx.job.finalAttempt) {
+        await progress({ status: "failed", error: String(e instanceof Error ? e.message : e).slice(0, 2000) });
+      }
       throw e;
     }
   },
@@ -78,11 +88,17 @@ export const tenantExport = defineJob({
 
 function readSection(tx: postgres.TransactionSql, section: (typeof EXPORT_SECTIONS)[number], orgId: string) {
   switch (section) {
-    case "organization": return tx`select * from public.organizations where id = ${orgId}`.then((r) => r[0] ?? null);
-    case "members": return tx`select m.user_id, m.role, m.created_at from public.organization_members m where m.org_id = ${orgId} order by m.created_at`;
-    case "member_permissions": return tx`select user_id, permission, granted, created_at from public.member_permissions where org_id = ${orgId}`;
-    case "invitations": return tx`select id, email, role, expires_at, accepted_at, revoked_at, created_at from public.invitations where org_id = ${orgId}`;
-    case "api_keys": return tx`select id, name, key_prefix, scopes, expires_at, last_used_at, revoked_at, created_at from public.api_keys where org_id = ${orgId}`;
-    case "audit_log": return tx`select * from audit.log where org_id = ${orgId} order by id`;
+    case "organization":
+      return tx`select * from public.organizations where id = ${orgId}`.then((r) => r[0] ?? null);
+    case "members":
+      return tx`select m.user_id, m.role, m.created_at from public.organization_members m where m.org_id = ${orgId} order by m.created_at`;
+    case "member_permissions":
+      return tx`select user_id, permission, granted, created_at from public.member_permissions where org_id = ${orgId}`;
+    case "invitations":
+      return tx`select id, email, role, expires_at, accepted_at, revoked_at, created_at from public.invitations where org_id = ${orgId}`;
+    case "api_keys":
+      return tx`select id, name, key_prefix, scopes, expires_at, last_used_at, revoked_at, created_at from public.api_keys where org_id = ${orgId}`;
+    case "audit_log":
+      return tx`select * from audit.log where org_id = ${orgId} order by id`;
   }
 }

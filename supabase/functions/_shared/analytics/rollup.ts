@@ -12,12 +12,19 @@ export interface Rollup {
 }
 
 /** Runs roll-ups as the service until done or out of budget. */
-export async function rollUp(sql: postgres.Sql, correlationId: string, opts: { maxBuckets: number; budgetMs: number; onRun?: (r: Rollup) => void }) {
+export async function rollUp(
+  sql: postgres.Sql,
+  correlationId: string,
+  opts: { maxBuckets: number; budgetMs: number; onRun?: (r: Rollup) => void },
+) {
   const started = performance.now();
   const total = { runs: 0, hours: 0, days: 0, pending: 0, busy: false };
   do {
-    const [r] = await asService(sql, correlationId, (tx) =>
-      tx<Rollup[]>`select hours, days, pending::int as pending, busy from app.rollup_analytics(${opts.maxBuckets})`);
+    const [r] = await asService(
+      sql,
+      correlationId,
+      (tx) => tx<Rollup[]>`select hours, days, pending::int as pending, busy from app.rollup_analytics(${opts.maxBuckets})`,
+    );
     total.runs++;
     total.hours += r.hours;
     total.days += r.days;

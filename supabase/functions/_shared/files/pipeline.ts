@@ -47,11 +47,16 @@ type Outcome =
   | { status: "failed"; reason: string }
   | { status: "retry"; reason: string };
 
-export type PipelineResult = { status: "clean" | "rejected" | "infected" | "failed" } | { status: "retry"; reason: string; retryInSeconds: number };
+export type PipelineResult = { status: "clean" | "rejected" | "infected" | "failed" } | {
+  status: "retry";
+  reason: string;
+  retryInSeconds: number;
+};
 
 /** Claims a pending file by its object path (pending → scanning); null when there is nothing to claim. */
 export async function claimFile(sql: postgres.Sql, objectPath: string, correlationId: string): Promise<FileRow | null> {
-  const [file] = await asService(sql, correlationId, (tx) => tx<FileRow[]>`
+  const [file] = await asService(sql, correlationId, (tx) =>
+    tx<FileRow[]>`
     update public.files set status = 'scanning', scan_attempts = scan_attempts + 1, next_attempt_at = null, scan_started_at = now()
     where object_path = ${objectPath} and status = 'pending'
     returning id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by`);
@@ -60,7 +65,8 @@ export async function claimFile(sql: postgres.Sql, objectPath: string, correlati
 
 /** A file claimed earlier (by the function that handed it on); null when it is no longer scanning. */
 export async function claimedFile(sql: postgres.Sql, fileId: string, correlationId: string): Promise<FileRow | null> {
-  const [file] = await asService(sql, correlationId, (tx) => tx<FileRow[]>`
+  const [file] = await asService(sql, correlationId, (tx) =>
+    tx<FileRow[]>`
     select id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by
     from public.files where id = ${fileId} and status = 'scanning'`);
   return file ?? null;
@@ -84,7 +90,8 @@ export async function runClaimed(file: FileRow, deps: PipelineDeps, log: Logger,
   if (outcome.status === "retry") {
     const delay = Math.min(5 * 2 ** (file.scan_attempts - 1), 600);
     const reason = outcome.reason;
-    await asService(deps.sql, correlationId, (tx) => tx`update public.files set status = 'pending', status_reason = ${reason},
+    await asService(deps.sql, correlationId, (tx) =>
+      tx`update public.files set status = 'pending', status_reason = ${reason},
                                  next_attempt_at = now() + make_interval(secs => ${delay}) where id = ${file.id}`);
     log.warn("will retry", { reason, in_seconds: delay });
     return { status: "retry", reason, retryInSeconds: delay };
@@ -92,12 +99,20 @@ export async function runClaimed(file: FileRow, deps: PipelineDeps, log: Logger,
 
   log.info("file settled", { status: outcome.status, reason: "reason" in outcome ? outcome.reason : undefined });
   const ready = outcome.status === "clean";
-  await deps.publish(topics.events(file.org_id), makeEnvelope({
-    type: ready ? "file.ready" : "file.rejected",
-    org_id: file.org_id,
-    correlation_id: correlationId,
-    data: { file_id: file.id, name: file.name, status: outcome.status, ...(ready ? {} : { reason: (outcome as { reason: string }).reason }) },
-  })).catch((e) => log.warn("event not published", { error: String(e) }));
+  await deps.publish(
+    topics.events(file.org_id),
+    makeEnvelope({
+      type: ready ? "file.ready" : "file.rejected",
+      org_id: file.org_id,
+      correlation_id: correlationId,
+      data: {
+        file_id: file.id,
+        name: file.name,
+        status: outcome.status,
+        ...(ready ? {} : { reason: (outcome as { reason: string }).reason }),
+      },
+    }),
+  ).catch((e) => log.warn("event not published", { error: String(e) }));
   return { status: outcome.status };
 }
 
@@ -111,7 +126,12 @@ async function examine(file: FileRow, deps: PipelineDeps, log: Logger): Promise<
   const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
   const detected = await detectMime(bytes, file.declared_mime);
   if (detected !== file.declared_mime) {
-    return { status: "rejected", reason: `type_mismatch: declared ${file.declared_mime}, found ${detected}`, detected_mime: detected, sha256 };
+    return {
+      status: "rejected",
+      reason: `type_mismatch: declared ${file.declared_mime}, found ${detected}`,
+      detected_mime: detected,
+      sha256,
+    };
   }
 
   const started = performance.now();
@@ -138,7 +158,11 @@ async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry"
     // Into quarantine first, then out of reach: a failure in between leaves it scanning, which the
     // sweep retries; it is never readable meanwhile (only clean files are).
     const { data } = await deps.storage.storage.from("files").download(file.object_path);
-    const moved = data && !(await deps.storage.storage.from("quarantine").upload(file.object_path, data, { upsert: true, contentType: "application/octet-stream" })).error;
+    const moved = data &&
+      !(await deps.storage.storage.from("quarantine").upload(file.object_path, data, {
+        upsert: true,
+        contentType: "application/octet-stream",
+      })).error;
     if (!moved) throw new Error("could not move an infected file to quarantine");
     await deps.storage.storage.from("files").remove([file.object_path]);
   }

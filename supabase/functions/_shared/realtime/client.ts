@@ -46,7 +46,8 @@ export function filterMatches(filter: string, topic: string): boolean {
 
 /** An error the broker answered (a refusal), told apart from a lost connection. */
 function refusal(e: unknown, code: "publish_refused" | "subscription_refused", message: string) {
-  const answered = typeof e === "object" && e !== null && ("packet" in e && (e as { packet?: unknown }).packet !== undefined || "code" in e);
+  const answered = typeof e === "object" && e !== null &&
+    ("packet" in e && (e as { packet?: unknown }).packet !== undefined || "code" in e);
   return answered ? Object.assign(new Error(message, { cause: e }), { code }) : e;
 }
 
@@ -55,8 +56,14 @@ export function connectRealtime(config: RealtimeConfig, log: Logger = createLogg
   const clientId = cfg.clientId ?? `rt-${crypto.randomUUID()}`;
   const clog = log.child({ client_id: clientId });
   const options: IClientOptions = {
-    clientId, username: cfg.username, password: cfg.password, clean: true, resubscribe: true,
-    connectTimeout: cfg.connectTimeoutMs, reconnectPeriod: cfg.minReconnectMs, protocolVersion: 5,
+    clientId,
+    username: cfg.username,
+    password: cfg.password,
+    clean: true,
+    resubscribe: true,
+    connectTimeout: cfg.connectTimeoutMs,
+    reconnectPeriod: cfg.minReconnectMs,
+    protocolVersion: 5,
   };
   const client = mqtt.connect(cfg.url, options);
   const handlers = new Map<string, MessageHandler>();
@@ -103,7 +110,9 @@ export function connectRealtime(config: RealtimeConfig, log: Logger = createLogg
     async publish(topic, envelope, opts = {}) {
       const kind = classifyTopic(topic);
       if (!kind) throw new TypeError(`not a topic of this backend: ${topic}`);
-      if (kind.orgId !== null && envelope.org_id !== kind.orgId) throw new TypeError("the envelope's org_id must be the topic's organization");
+      if (kind.orgId !== null && envelope.org_id !== kind.orgId) {
+        throw new TypeError("the envelope's org_id must be the topic's organization");
+      }
       try {
         await client.publishAsync(topic, encodeEnvelope(envelope), { qos: QOS[kind.kind], retain: opts.retain ?? false });
       } catch (e) {

@@ -15,22 +15,34 @@ export const Envelope = z.object({
 }).strict();
 export type Envelope = z.infer<typeof Envelope>;
 
-export type EnvelopeError = { code: "message_too_large" | "invalid_json" | "invalid_envelope"; message: string; issues?: unknown };
+export type EnvelopeError = {
+  code: "message_too_large" | "invalid_json" | "invalid_envelope";
+  message: string;
+  issues?: unknown;
+};
 
-export function makeEnvelope(input: { type: string; org_id: string | null; data: Record<string, unknown>; correlation_id?: string }): Envelope {
+export function makeEnvelope(
+  input: { type: string; org_id: string | null; data: Record<string, unknown>; correlation_id?: string },
+): Envelope {
   const id = crypto.randomUUID();
   return Envelope.parse({ v: 1, id, ts: new Date().toISOString(), correlation_id: input.correlation_id ?? id, ...input });
 }
 
 export function encodeEnvelope(envelope: Envelope): string {
   const text = JSON.stringify(Envelope.parse(envelope));
-  if (new TextEncoder().encode(text).byteLength > MAX_MESSAGE_BYTES) throw new RangeError(`message over ${MAX_MESSAGE_BYTES} bytes`);
+  if (new TextEncoder().encode(text).byteLength > MAX_MESSAGE_BYTES) {
+    throw new RangeError(`message over ${MAX_MESSAGE_BYTES} bytes`);
+  }
   return text;
 }
 
-export function parseEnvelope(payload: Uint8Array | string): { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError } {
+export function parseEnvelope(
+  payload: Uint8Array | string,
+): { ok: true; envelope: Envelope } | { ok: false; error: EnvelopeError } {
   const bytes = typeof payload === "string" ? new TextEncoder().encode(payload).byteLength : payload.byteLength;
-  if (bytes > MAX_MESSAGE_BYTES) return { ok: false, error: { code: "message_too_large", message: `${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES}` } };
+  if (bytes > MAX_MESSAGE_BYTES) {
+    return { ok: false, error: { code: "message_too_large", message: `${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES}` } };
+  }
   let json: unknown;
   try {
     json = JSON.parse(typeof payload === "string" ? payload : new TextDecoder("utf-8", { fatal: true }).decode(payload));
@@ -38,7 +50,8 @@ export function parseEnvelope(payload: Uint8Array | string): { ok: true; envelop
     return { ok: false, error: { code: "invalid_json", message: "the payload is not UTF-8 JSON" } };
   }
   const parsed = Envelope.safeParse(json);
-  return parsed.success
-    ? { ok: true, envelope: parsed.data }
-    : { ok: false, error: { code: "invalid_envelope", message: "the payload is not a message envelope", issues: parsed.error.issues } };
+  return parsed.success ? { ok: true, envelope: parsed.data } : {
+    ok: false,
+    error: { code: "invalid_envelope", message: "the payload is not a message envelope", issues: parsed.error.issues },
+  };
 }

@@ -19,7 +19,12 @@ export interface PublisherConfig {
 export function lazyPublisher(config: PublisherConfig): Publish {
   let client: RealtimeClient | null = null;
   return async (topic, envelope) => {
-    client ??= connectRealtime({ url: config.url, password: config.password, maxReconnectMs: 2000, clientId: `${config.name}-${crypto.randomUUID()}` });
+    client ??= connectRealtime({
+      url: config.url,
+      password: config.password,
+      maxReconnectMs: 2000,
+      clientId: `${config.name}-${crypto.randomUUID()}`,
+    });
     const c = client;
     await withTimeout(c.connected().then(() => c.publish(topic, envelope)), config.timeoutMs, "broker");
   };

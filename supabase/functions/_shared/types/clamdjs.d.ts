@@ -9,6 +9,11 @@ declare module "clamdjs" {
   export function ping(host: string, port: number, timeout?: number): Promise<boolean>;
   export function version(host: string, port: number, timeout?: number): Promise<string>;
   export function isCleanReply(reply: string): boolean;
-  const clamd: { createScanner: typeof createScanner; ping: typeof ping; version: typeof version; isCleanReply: typeof isCleanReply };
+  const clamd: {
+    createScanner: typeof createScanner;
+    ping: typeof ping;
+    version: typeof version;
+    isCleanReply: typeof isCleanReply;
+  };
   export default clamd;
 }
