@@ -4,6 +4,7 @@
 // the same run; then files per minute with 4 uploaders of 1 MB files.
 import crypto from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
+import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import postgres from "postgres";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
@@ -35,7 +36,7 @@ const [org] = await sql`insert into public.organizations (name, slug, tier) valu
 }`}, 'enterprise') returning id`;
 await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${userId}, 'teacher')`;
 const { token } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), { userId, expiresIn: 3600 });
-const client = createClient(API, secrets.anonKey, {
+const client = createClient<Database>(API, secrets.anonKey, {
   global: { headers: { Authorization: `Bearer ${token}` } },
   auth: { persistSession: false },
 });

@@ -2,12 +2,14 @@
 // the custom access token hook's claims, and the password verification attempt hook locks an
 // account after repeated failures, then lets it in again once the lockout ends.
 import { createClient } from "@supabase/supabase-js";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminSql, API_URL, createUser, secrets } from "../helpers/stack.ts";
 
 const admin = adminSql();
-const client = () => createClient(API_URL, secrets().anonKey, { auth: { persistSession: false, autoRefreshToken: false } });
+const client = () =>
+  createClient<Database>(API_URL, secrets().anonKey, { auth: { persistSession: false, autoRefreshToken: false } });
 let policyBefore: { max_failures: number; failure_window: string; lockout: string };
 
 beforeAll(async () => {

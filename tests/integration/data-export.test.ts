@@ -3,6 +3,7 @@
 // the `exports` bucket, and the owner downloads it with a signed URL through supabase-js.
 import crypto from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
@@ -29,7 +30,7 @@ const as = async <T>(userId: string, fn: (tx: postgres.TransactionSql) => Promis
     headers: { "x-request-id": "export-test" },
   }, fn);
 const storageAs = async (userId: string) =>
-  createClient(API_URL, secrets().anonKey, {
+  createClient<Database>(API_URL, secrets().anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
     global: { headers: { Authorization: `Bearer ${(await tokenFor(admin, userId)).token}` } },
   }).storage.from("exports");

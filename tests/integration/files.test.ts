@@ -4,6 +4,7 @@
 // a repeated webhook; clamd away and back.
 import crypto from "node:crypto";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminSql, API_URL, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
@@ -18,22 +19,22 @@ import type { Envelope } from "../../supabase/functions/_shared/realtime/envelop
 const admin = adminSql();
 const EICAR = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 let orgA: string, orgB: string;
-let teacher: { id: string; client: SupabaseClient; token: string };
-let student: { id: string; client: SupabaseClient; token: string };
-let outsider: { id: string; client: SupabaseClient };
+let teacher: { id: string; client: SupabaseClient<Database>; token: string };
+let student: { id: string; client: SupabaseClient<Database>; token: string };
+let outsider: { id: string; client: SupabaseClient<Database> };
 
 async function member(org: string | null, role: string) {
   const user = await createUser(admin);
   if (org) await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${user.id}, ${role})`;
   const { token } = await tokenFor(admin, user.id);
-  const client = createClient(API_URL, secrets().anonKey, {
+  const client = createClient<Database>(API_URL, secrets().anonKey, {
     global: { headers: { Authorization: `Bearer ${token}` } },
     auth: { persistSession: false, autoRefreshToken: false },
   });
   return { id: user.id, client, token };
 }
 
-async function startUpload(who: { client: SupabaseClient }, body: Record<string, unknown>) {
+async function startUpload(who: { client: SupabaseClient<Database> }, body: Record<string, unknown>) {
   const { data, error } = await who.client.functions.invoke("file-upload", { body });
   if (error) {
     const res = (error as { context?: Response }).context;
@@ -42,7 +43,7 @@ async function startUpload(who: { client: SupabaseClient }, body: Record<string,
   return { status: 201, body: data };
 }
 
-async function upload(who: { client: SupabaseClient }, org: string, name: string, bytes: Uint8Array, mime: string) {
+async function upload(who: { client: SupabaseClient<Database> }, org: string, name: string, bytes: Uint8Array, mime: string) {
   const started = await startUpload(who, { org_id: org, name, size: bytes.byteLength, mime_type: mime });
   expect(started.status, JSON.stringify(started.body)).toBe(201);
   const { error } = await who.client.storage.from("files").uploadToSignedUrl(

@@ -3,6 +3,7 @@
 // path checks, signed URLs and removal. The test bucket and its policies exist only during the run.
 import http from "node:http";
 import { createClient } from "@supabase/supabase-js";
+import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminSql, API_URL, createUser, secrets, tokenFor } from "../helpers/stack.ts";
 
@@ -12,7 +13,7 @@ let alice: { id: string }, bob: { id: string };
 let asAlice: ReturnType<typeof client>, asBob: ReturnType<typeof client>;
 
 function client(token?: string) {
-  return createClient(API_URL, secrets().anonKey, {
+  return createClient<Database>(API_URL, secrets().anonKey, {
     auth: { persistSession: false, autoRefreshToken: false },
     global: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
   }).storage.from(BUCKET);

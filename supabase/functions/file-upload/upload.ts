@@ -14,8 +14,8 @@ import { type HandlerContext, parseJson } from "../_shared/http.ts";
 
 export const UploadRequest = z.object({
   org_id: z.uuid(),
-  // deno-lint-ignore no-control-regex -- control characters are what a name must not have
   name: z.string().min(1).max(255).refine(
+    // deno-lint-ignore no-control-regex -- control characters are what a name must not have
     (n) => !/[/\\\u0000-\u001f\u007f]/.test(n) && n !== "." && n !== "..",
     "a file name has no slashes or control characters",
   ),

@@ -1,4 +1,4 @@
-// The MQTT topic tree of ARCHITECTURE.md, built from typed ids so no caller assembles a topic by
+// The MQTT topic tree of docs/architecture.md, built from typed ids so no caller assembles a topic by
 // hand (a stray wildcard or slash in an id would address someone else's topic). Which client may
 // use which topic is decided by the broker, from Postgres (schema mqtt).
 import { z } from "zod";
