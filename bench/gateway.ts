@@ -4,6 +4,7 @@
 // on the machine hits both sides alike.
 import { spawn } from "node:child_process";
 import path from "node:path";
+import readline from "node:readline";
 import { ROOT } from "../dev/stack/config.ts";
 import { startFixtureGateway } from "../tests/helpers/fixture-gateway.ts";
 import { secrets, waitUntil } from "../tests/helpers/stack.ts";
@@ -11,7 +12,6 @@ import { fmt, summarize, timeRequests } from "./stats.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 500);
-const BARE_PORT = 54395;
 const log = (msg: string, f: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:gateway", msg, ...f }));
 
@@ -20,14 +20,20 @@ const bare = spawn("deno", [
   "--allow-net",
   `--config=${path.join(ROOT, "deno.json")}`,
   path.join(ROOT, "bench", "fixtures", "bare.ts"),
-  String(BARE_PORT),
 ], {
   stdio: ["ignore", "pipe", "inherit"],
   env: { ...process.env, PATH: `${path.join(ROOT, "node_modules", ".bin")}:${process.env.PATH}` },
 });
-const gateway = await startFixtureGateway(54396, path.join(ROOT, "bench", "fixtures", "supabase"));
+const gateway = await startFixtureGateway("bench", path.join(ROOT, "bench", "fixtures", "supabase"));
 try {
-  const bareUrl = `http://127.0.0.1:${BARE_PORT}/`;
+  const barePort = await new Promise<number>((resolve, reject) => {
+    const lines = readline.createInterface({ input: bare.stdout! });
+    lines.on("line", (line) => {
+      if (line.startsWith('{"ready":')) resolve(JSON.parse(line).ready);
+    });
+    bare.once("exit", (code) => reject(new Error(`the bare server exited (code ${code})`)));
+  });
+  const bareUrl = `http://127.0.0.1:${barePort}/`;
   await waitUntil("bare server", async () => fetch(bareUrl).then((r) => r.ok, () => false), 20_000);
   const token = secrets().anonKey;
   const gwUrl = `${gateway.url}/functions/v1/noop`;

@@ -66,10 +66,10 @@ fs.chmodSync(passwordFile, 0o600);
 
 // BENCH_CACHE_SECONDS=0 shows what the cache is worth: every check then asks Postgres.
 const cacheSeconds = process.env.BENCH_CACHE_SECONDS;
-const plugin = brokerInstance("bench-mqtt-plugin", { mqtt: 54388, ws: 54389 }, secrets, {
+const plugin = brokerInstance("bench-mqtt-plugin", null, secrets, {
   plugin: cacheSeconds === undefined ? {} : { cache_seconds: Number(cacheSeconds) },
 });
-const baseline = brokerInstance("bench-mqtt-static", { mqtt: 54393, ws: 54394 }, secrets, { passwordFile, aclFile });
+const baseline = brokerInstance("bench-mqtt-static", null, secrets, { passwordFile, aclFile });
 type Side = { name: string; broker: BrokerInstance; cred: (who: "teacher" | number) => { username: string; password: string } };
 const sides: Side[] = [
   {

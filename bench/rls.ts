@@ -16,7 +16,9 @@ import type { Sql } from "postgres";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const STATE = path.join(ROOT, ".stack", "bench-rls");
 process.env.STACK_STATE_DIR = STATE;
-process.env.STACK_POSTGRES_PORT = process.env.BENCH_PG_PORT ?? "54399";
+// its own cluster, kept between runs, on a port the kernel hands out (or BENCH_PG_PORT)
+const { freePort } = await import("../dev/stack/ports.ts");
+process.env.STACK_POSTGRES_PORT = process.env.BENCH_PG_PORT ?? String(await freePort());
 process.env.PATH = `${path.join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`;
 
 const { DB_URL } = await import("../dev/stack/config.ts");

@@ -7,7 +7,8 @@ import postgres from "postgres";
 import { DB_URL, HOST, paths, PORTS, ROOT, STATE } from "./config.ts";
 import { logger } from "./log.ts";
 import * as pg from "./postgres.ts";
-import { canConnect, portOwner, readPid, spawnDetached, stopProcess, waitFor } from "./processes.ts";
+import { canConnect, portOwner, readPid, sleep, spawnDetached, stopProcess, waitFor } from "./processes.ts";
+import { portHolder, reservePorts } from "./ports.ts";
 import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
 import { type Service, services, writeFunctionsEnv } from "./services.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
@@ -25,6 +26,11 @@ function tail(file: string, lines = 15) {
   }
 }
 
+/**
+ * Every port this start needs must be free. A listener there is another program: nothing is
+ * started. A port held only by connections (the kernel gave it to an outgoing connection as its
+ * local port; see ports.ts) is waited for, briefly, since such connections end.
+ */
 async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
   const taken: string[] = [];
   const ports = [
@@ -32,10 +38,42 @@ async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
     ...(pgNeeded ? [["postgres", PORTS.postgres] as const] : []),
   ];
   for (const [name, port] of ports) {
-    if (await canConnect(port)) taken.push(`port ${port} (for ${name}) is already taken by ${portOwner(port)}`);
+    if (await canConnect(port)) {
+      taken.push(`port ${port} (for ${name}) is already taken by ${portOwner(port)}`);
+      continue;
+    }
+    const deadline = Date.now() + PORT_WAIT_MS;
+    let holder = portHolder(port);
+    if (holder?.kind === "connection") log.info("port held by a connection, waiting", { port, for: name, owner: holder.owner });
+    while (holder?.kind === "connection" && Date.now() < deadline) {
+      await sleep(250);
+      holder = portHolder(port);
+    }
+    if (holder?.kind === "connection") {
+      taken.push(
+        `port ${port} (for ${name}) is held by a connection of ${holder.owner} (the kernel gave it the port as its local one)`,
+      );
+    }
   }
   if (taken.length) {
     throw new StartError(`cannot start: ${taken.join("; ")}. Stop that process or free the port; nothing was started.`);
+  }
+}
+
+/** How long a start waits for connections that hold one of its ports to end. */
+const PORT_WAIT_MS = 10_000;
+
+/** Keeps outgoing connections off the stack's ports (Linux, as root; otherwise says how, once). */
+function reserveStackPorts() {
+  const r = reservePorts(Object.values(PORTS));
+  if (r.state === "reserved") log.info("stack ports reserved from the ephemeral range", { ports: Object.values(PORTS) });
+  if (r.state === "not-permitted") {
+    log.warn(
+      "the stack's ports lie in the kernel's ephemeral range, so an outgoing connection can take one; reserve them once with",
+      {
+        command: r.command,
+      },
+    );
   }
 }
 
@@ -70,6 +108,7 @@ async function start() {
   const secrets = await ensureSecrets();
   const all = services(secrets);
   const todo = all.filter((s) => !readPid(s.name));
+  reserveStackPorts();
   const pgRunning = pg.clusterExists() && pg.pgIsRunning();
   await checkPortsFree(todo, !pgRunning);
 

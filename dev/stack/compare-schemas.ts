@@ -10,10 +10,10 @@
 // rewrite of history. Exits 0 when equal, 1 with a unified diff otherwise.
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SELF = fileURLToPath(import.meta.url);
@@ -30,17 +30,6 @@ const CATALOG_ROWS = [
   "select 'lockout', to_jsonb(t) from app.password_lockout_policy t",
   "select jobname, jsonb_build_object('schedule', schedule, 'command', command, 'database', database, 'username', username, 'active', active) from cron.job",
 ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A supabase workdir holding config.toml and the migrations of `rev` (or of the working tree). */
 function workdirFor(rev: string | undefined, into: string) {

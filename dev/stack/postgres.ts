@@ -84,7 +84,19 @@ export function startPostgres() {
   const logFile = path.join(paths.logs, "postgres.log");
   fs.closeSync(fs.openSync(logFile, "a"));
   if (isRoot) execFileSync("chown", ["postgres:postgres", logFile]);
-  const r = asDbOwner(`${PG_BIN}/pg_ctl`, ["-D", PG_DATA, "-l", logFile, "-w", "-t", "60", "start"]);
+  // the port on the command line, so a cluster kept between runs (a benchmark's) can move to another
+  const r = asDbOwner(`${PG_BIN}/pg_ctl`, [
+    "-D",
+    PG_DATA,
+    "-l",
+    logFile,
+    "-w",
+    "-t",
+    "60",
+    "-o",
+    `-p ${PORTS.postgres}`,
+    "start",
+  ]);
   if (r.status !== 0) {
     const tail = fs.readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n");
     throw new Error(`postgres failed to start:\n${r.stderr}${r.stdout}\n${tail}`);

@@ -3,13 +3,24 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { DB_URL, ROOT } from "../../dev/stack/config.ts";
+import { withFreePorts } from "../../dev/stack/ports.ts";
 import { secrets, waitUntil } from "./stack.ts";
 
-/** Each test file that needs one picks its own port, so files can run in parallel. */
-export async function startFixtureGateway(
-  port: number,
+export interface FixtureGateway {
+  url: string;
+  stop: () => Promise<void>;
+  proc: ChildProcess;
+}
+
+/** A gateway on a port the kernel hands out (another one when it loses the port before binding). */
+export function startFixtureGateway(
+  logName: string,
   supabaseDir = path.join(ROOT, "tests", "fixtures", "supabase"),
-): Promise<{ url: string; stop: () => Promise<void>; proc: ChildProcess }> {
+): Promise<FixtureGateway> {
+  return withFreePorts(1, ([port]) => startOn(port, supabaseDir, logName));
+}
+
+async function startOn(port: number, supabaseDir: string, logName: string): Promise<FixtureGateway> {
   const FIXTURE_URL = `http://127.0.0.1:${port}`;
   const s = secrets();
   const proc = spawn(path.join(ROOT, "node_modules", ".bin", "node"), [
@@ -19,7 +30,8 @@ export async function startFixtureGateway(
       ...process.env,
       GATEWAY_PORT: String(port),
       SUPABASE_DIR: supabaseDir,
-      STACK_LOGS_DIR: path.join(ROOT, ".stack", "logs", `fixture-gateway-${port}`),
+      // one folder per gateway, reused by later runs: the file that started it names it
+      STACK_LOGS_DIR: path.join(ROOT, ".stack", "logs", `fixture-gateway-${logName}`),
       JWT_SECRET: s.jwtSecret,
       SUPABASE_URL: FIXTURE_URL,
       SUPABASE_ANON_KEY: s.anonKey,
@@ -28,21 +40,24 @@ export async function startFixtureGateway(
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  await waitUntil("fixture gateway", async () => {
-    try {
-      return (await fetch(`${FIXTURE_URL}/health`)).ok;
-    } catch {
-      return false;
-    }
-  }, 15_000);
-  return {
-    url: FIXTURE_URL,
-    proc,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once("exit", () => resolve());
-        proc.kill("SIGTERM");
-      }),
-  };
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (proc.exitCode !== null) return resolve();
+      proc.once("exit", () => resolve());
+      proc.kill("SIGTERM");
+    });
+  try {
+    await waitUntil("fixture gateway", async () => {
+      if (proc.exitCode !== null) throw new Error(`the fixture gateway exited (code ${proc.exitCode}) on port ${port}`);
+      try {
+        return (await fetch(`${FIXTURE_URL}/health`)).ok;
+      } catch {
+        return false;
+      }
+    }, 15_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url: FIXTURE_URL, proc, stop };
 }

@@ -1,12 +1,14 @@
 // Applies fixture migrations with the supabase CLI exactly as `db push`/`migration up` would:
-// a scratch project folder holding the project's own migrations plus the fixtures.
+// a scratch project folder holding the project's own migrations plus the fixtures. A fixture may
+// name an address the test only knows when it runs (a fixture gateway's port): `replace` swaps
+// such text in the copy, as a person would edit the file before pushing it.
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DB_URL, ROOT } from "../../dev/stack/config.ts";
 
-export function migrationUpWith(fixtures: string[]): { status: number; output: string } {
+export function migrationUpWith(fixtures: string[], replace: Record<string, string> = {}): { status: number; output: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "migrations-"));
   const migrations = path.join(dir, "supabase", "migrations");
   fs.mkdirSync(migrations, { recursive: true });
@@ -16,7 +18,9 @@ export function migrationUpWith(fixtures: string[]): { status: number; output: s
     fs.copyFileSync(path.join(ROOT, "supabase", "migrations", f), path.join(migrations, f));
   }
   for (const f of fixtures) {
-    fs.copyFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), path.join(migrations, f));
+    let text = fs.readFileSync(path.join(ROOT, "tests", "fixtures", "hosted-migrations", f), "utf8");
+    for (const [from, to] of Object.entries(replace)) text = text.replaceAll(from, to);
+    fs.writeFileSync(path.join(migrations, f), text);
   }
   const r = spawnSync(path.join(ROOT, "node_modules", ".bin", "supabase"), [
     "migration",

@@ -224,7 +224,7 @@ describe("asymmetric signing keys", () => {
     const theirs = await generateKeyPair("ES256");
     const pemFile = path.join(STATE, "test-broker-es256.pem");
     fs.writeFileSync(pemFile, await exportSPKI(ours.publicKey), { mode: 0o644 });
-    const es = testBroker("test-broker-es256", { mqtt: 54376, ws: 54377 }, { MQTT_AUTH_JWT_PUBLIC_KEY_FILE: pemFile });
+    const es = testBroker("test-broker-es256", { MQTT_AUTH_JWT_PUBLIC_KEY_FILE: pemFile });
     await es.start();
     try {
       const claims = { sub: u.student, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 600 };

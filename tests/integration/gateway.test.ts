@@ -16,7 +16,7 @@ const call = (name: string, init: RequestInit = {}) => fetch(`${gateway.url}/fun
 const bearer = (t: string) => ({ headers: { Authorization: `Bearer ${t}` } });
 
 beforeAll(async () => {
-  gateway = await startFixtureGateway(54397);
+  gateway = await startFixtureGateway("gateway-test");
 });
 afterAll(async () => {
   await gateway?.stop();
