@@ -1,5 +1,6 @@
 // Reads supabase/config.toml, the same file hosted deploys use, for what the local platform needs:
-// functions' verify_jwt and the auth hooks (custom access token, password verification attempt).
+// functions' verify_jwt, the auth hooks (custom access token, password verification attempt) and
+// the Data API's settings ([api]: exposed schemas, extra search path, max rows) for PostgREST.
 import fs from "node:fs";
 import path from "node:path";
 import { parse } from "smol-toml";
@@ -9,6 +10,7 @@ export interface ProjectConfig {
   accessTokenHook: PgFunctionHook | null;
   passwordVerificationHook: PgFunctionHook | null;
   jwtExpiry: number;
+  api: { schemas: string[]; extraSearchPath: string[]; maxRows: number };
 }
 
 export interface PgFunctionHook {
@@ -33,5 +35,11 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
     accessTokenHook: pgFunctionHook(raw, "custom_access_token"),
     passwordVerificationHook: pgFunctionHook(raw, "password_verification_attempt"),
     jwtExpiry: Number(raw.auth?.jwt_expiry ?? 3600),
+    api: {
+      // hosted exposes these two with whatever the project lists
+      schemas: [...new Set(["public", "graphql_public", ...(raw.api?.schemas ?? [])].map(String))],
+      extraSearchPath: (raw.api?.extra_search_path ?? ["public", "extensions"]).map(String),
+      maxRows: Number(raw.api?.max_rows ?? 1000),
+    },
   };
 }

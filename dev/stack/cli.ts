@@ -152,6 +152,8 @@ async function start() {
       // What pg_net calls to functions need (app.call_function): the API URL and the service key.
       pg.setVaultSecret("project_url", `http://${HOST}:${PORTS.gateway}`);
       pg.setVaultSecret("service_role_key", secrets.serviceRoleKey);
+      // PostgREST's schema cache follows the migrations (the DDL event triggers do it too).
+      pg.psql("notify pgrst, 'reload schema'");
       log.info("migrations applied", { output: out.trim().split("\n")[0] });
     } catch (e) {
       if (e instanceof pg.MigrationError) throw new StartError(`a migration failed, the stack will not start:\n${e.message}`);

@@ -20,6 +20,9 @@ export const PORTS = {
   // the SMTP sink: SMTP, and HTTP to read what it caught (Supabase's local stack puts its mail viewer on 54324)
   smtp: 54327,
   mailHttp: 54324,
+  // PostgREST, reached through the gateway's /rest/v1 only, and its admin server (health)
+  postgrest: 54328,
+  postgrestAdmin: 54329,
 };
 
 export const HOST = "127.0.0.1";
@@ -39,6 +42,7 @@ export const paths = {
   mosquitto: path.join(STATE, "mosquitto"),
   storage: path.join(STATE, "storage"),
   mail: path.join(STATE, "mail"),
+  postgrest: path.join(STATE, "postgrest"),
   supabase: path.join(ROOT, "supabase"),
   functions: path.join(ROOT, "supabase", "functions"),
   baselineSql: path.join(ROOT, "dev", "platform", "sql"),

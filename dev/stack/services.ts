@@ -3,6 +3,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { DB_URL, HOST, paths, PORTS, ROOT, STATE } from "./config.ts";
+import { loadProjectConfig } from "../platform/project-config.ts";
+import { psql } from "./postgres.ts";
 import { canConnect, type Spawnable } from "./processes.ts";
 import type { StackSecrets } from "./secrets.ts";
 
@@ -109,6 +111,45 @@ export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number
   return file;
 }
 
+/**
+ * PostgREST configured as hosted Supabase configures it: the schemas config.toml's [api] exposes,
+ * plus `storage` and `graphql_public` where they exist (hosted exposes both); the extra search
+ * path and max rows from config.toml; `anon` for requests without a token; the role from the
+ * token's `role` claim; `authenticator` logging in with the stack's password; schema cache
+ * reloads on NOTIFY pgrst (sent after migrations, and by the DDL event triggers of the baseline).
+ */
+function writePostgrestConfig(secrets: StackSecrets): string {
+  const api = loadProjectConfig(paths.supabase).api;
+  const wanted = [...api.schemas, "storage"];
+  const existing = new Set(psql(`select string_agg(nspname, ',') from pg_namespace`).split(","));
+  const schemas = [...new Set(wanted.filter((s) => existing.has(s)))];
+  const db = new URL(DB_URL);
+  db.username = "authenticator";
+  db.password = secrets.authenticatorPassword;
+  const q = (v: string | number) => typeof v === "number" ? String(v) : JSON.stringify(v);
+  const conf = {
+    "db-uri": db.toString(),
+    "db-schemas": schemas.join(", "),
+    "db-extra-search-path": api.extraSearchPath.join(", "),
+    "db-anon-role": "anon",
+    "db-max-rows": api.maxRows,
+    "db-pool": 10,
+    "db-channel-enabled": "true",
+    "jwt-secret": secrets.jwtSecret,
+    "jwt-role-claim-key": ".role",
+    "server-host": HOST,
+    "server-port": PORTS.postgrest,
+    "admin-server-port": PORTS.postgrestAdmin,
+    "openapi-server-proxy-uri": `http://${HOST}:${PORTS.gateway}/rest/v1/`,
+    "log-level": "warn",
+  };
+  fs.mkdirSync(paths.postgrest, { recursive: true });
+  const file = path.join(paths.postgrest, "postgrest.conf");
+  const body = Object.entries(conf).map(([k, v]) => `${k} = ${k === "db-channel-enabled" ? v : q(v)}`).join("\n");
+  fs.writeFileSync(file, body + "\n", { mode: 0o600 });
+  return file;
+}
+
 export function services(secrets: StackSecrets): Service[] {
   const platformEnv = {
     SUPABASE_URL: `http://${HOST}:${PORTS.gateway}`,
@@ -188,6 +229,21 @@ export function services(secrets: StackSecrets): Service[] {
       url: `smtp://${HOST}:${PORTS.smtp}  mail caught: http://${HOST}:${PORTS.mailHttp}/messages`,
     },
     {
+      name: "postgrest",
+      command: path.join(ROOT, "node_modules", ".bin", "postgrest"),
+      args: [path.join(paths.postgrest, "postgrest.conf")],
+      ports: [PORTS.postgrest, PORTS.postgrestAdmin],
+      prepare: () => void writePostgrestConfig(secrets),
+      healthy: async () => {
+        try {
+          return (await fetch(`http://${HOST}:${PORTS.postgrestAdmin}/ready`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      url: `http://${HOST}:${PORTS.gateway}/rest/v1 (PostgREST 12 on ${HOST}:${PORTS.postgrest})`,
+    },
+    {
       name: "net-worker",
       command: nodeBin,
       args: [runtime("net-worker.ts")],
@@ -200,10 +256,15 @@ export function services(secrets: StackSecrets): Service[] {
       name: "gateway",
       command: nodeBin,
       args: [runtime("gateway.ts")],
-      env: { ...platformEnv, GATEWAY_PORT: String(PORTS.gateway), STORAGE_DIR: paths.storage },
+      env: {
+        ...platformEnv,
+        GATEWAY_PORT: String(PORTS.gateway),
+        STORAGE_DIR: paths.storage,
+        POSTGREST_URL: `http://${HOST}:${PORTS.postgrest}`,
+      },
       ports: [PORTS.gateway],
       healthy: () => canConnect(PORTS.gateway),
-      url: `http://${HOST}:${PORTS.gateway}/functions/v1/<name>`,
+      url: `http://${HOST}:${PORTS.gateway}  (/rest/v1, /auth/v1, /storage/v1, /functions/v1/<name>)`,
     },
     {
       name: "worker",

@@ -1,13 +1,14 @@
-// The local API gateway on :54321. Serves every folder of supabase/functions under
-// /functions/v1/<name> the way the hosted gateway does: CORS preflight, JWT verification unless
-// config.toml sets verify_jwt = false, a request id on every answer, hosted env names injected.
-// /auth/v1 is the password sign-in stand-in (../auth/routes.ts), /storage/v1 the Storage API's
-// (../storage/routes.ts).
+// The local API gateway on :54321, as hosted Supabase's gateway: /rest/v1 is the real PostgREST
+// (rest-proxy.ts, the project's API key required), /auth/v1 the auth stand-in (../auth/routes.ts),
+// /storage/v1 the Storage API's (../storage/routes.ts), and every folder of supabase/functions is
+// served under /functions/v1/<name> (JWT verification unless config.toml sets verify_jwt = false,
+// hosted env names injected). CORS on every route (cors.ts), a request id on every answer.
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import crypto from "node:crypto";
-import { corsHeaders } from "../../../supabase/functions/_shared/cors.ts";
+import { answerPreflight, corsOf, isPreflight } from "./cors.ts";
+import { proxyRest } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
 import postgres from "postgres";
@@ -80,6 +81,10 @@ const storageDeps = authSql && {
   dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
 };
 
+// PostgREST behind /rest/v1, and the API keys it takes (the stack's anon and service_role keys).
+const restUpstream = process.env.POSTGREST_URL ? new URL(process.env.POSTGREST_URL) : null;
+const projectApiKeys = () => [process.env.SUPABASE_ANON_KEY ?? "", process.env.SUPABASE_SERVICE_ROLE_KEY ?? ""].filter(Boolean);
+
 const pool = new FunctionPool({
   root: ROOT,
   functionsDir: FUNCTIONS_DIR,
@@ -96,7 +101,7 @@ fs.watch(FUNCTIONS_DIR, { recursive: true }, (_e, file) => {
 });
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string, requestId: string) {
-  res.writeHead(status, { ...corsHeaders, "content-type": "application/json", "x-request-id": requestId });
+  res.writeHead(status, { ...corsOf(), "content-type": "application/json", "x-request-id": requestId });
   res.end(JSON.stringify(errorBody(code, message, requestId)));
 }
 
@@ -112,7 +117,7 @@ async function serveStandIn(
   handle: () => Promise<{ status: number; body?: unknown; file?: { path: string; contentType: string; size: number } }>,
   failure: unknown,
 ) {
-  const headers = { ...corsHeaders, "x-request-id": requestId };
+  const headers = { ...corsOf(), "x-request-id": requestId };
   if (req.method === "OPTIONS") return void res.writeHead(204, headers).end();
   try {
     const reply = await handle();
@@ -151,6 +156,10 @@ const server = http.createServer(async (req, res) => {
   });
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+  if (isPreflight(req)) return answerPreflight(req, res, requestId);
+  if ((url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/")) && restUpstream) {
+    return proxyRest(req, res, url, requestId, { upstream: restUpstream, apiKeys: projectApiKeys });
+  }
   if (url.pathname.startsWith("/auth/v1/") && authDeps) {
     return serveStandIn(req, res, requestId, "auth", () => handleAuth(req, url, authDeps), {
       code: 500,
@@ -175,7 +184,7 @@ const server = http.createServer(async (req, res) => {
   }
   if (!pool.exists(name)) return sendError(res, 404, "function_not_found", `Function ${name} does not exist.`, requestId);
   if (req.method === "OPTIONS") {
-    res.writeHead(204, { ...corsHeaders, "x-request-id": requestId });
+    res.writeHead(204, { ...corsOf(), "x-request-id": requestId });
     return void res.end();
   }
 
@@ -201,7 +210,7 @@ const server = http.createServer(async (req, res) => {
     headers: { ...req.headers, "x-request-id": requestId, "x-forwarded-for": req.socket.remoteAddress ?? "" },
   }, (up) => {
     const headers = { ...up.headers };
-    for (const [k, v] of Object.entries(corsHeaders)) if (!(k.toLowerCase() in headers)) headers[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries(corsOf())) if (!(k in headers)) headers[k] = v;
     headers["x-request-id"] = requestId;
     res.writeHead(up.statusCode ?? 502, headers);
     up.pipe(res);
