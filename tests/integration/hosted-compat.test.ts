@@ -148,7 +148,13 @@ describe("a hosted-style migration", () => {
     try {
       await tx`begin`;
       const [{ id }] = await tx`select compat_fixture.call_sink('after-commit') as id`;
-      await new Promise((r) => setTimeout(r, 1500));
+      // a call committed later arrives while this one waits for its transaction
+      await sql`select compat_fixture.call_sink('committed-meanwhile')`;
+      await waitUntil(
+        "the committed call",
+        async () =>
+          (await sql`select 1 from compat_fixture.webhook_log where payload->>'message' = 'committed-meanwhile'`).length > 0,
+      );
       expect(await sql`select 1 from compat_fixture.webhook_log where payload->>'message' = 'after-commit'`).toHaveLength(0);
       await tx`commit`;
       const [row] = await waitUntil("the call", async () => {
@@ -173,7 +179,13 @@ describe("a hosted-style migration", () => {
       await tx`rollback and chain`.catch(() => {});
       throw new Error("roll back");
     }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 2000));
+    // a call committed after the rolled-back one has arrived: the other would have by now
+    await sql`select compat_fixture.call_sink('committed-after-rollback')`;
+    await waitUntil(
+      "the committed call",
+      async () =>
+        (await sql`select 1 from compat_fixture.webhook_log where payload->>'message' = 'committed-after-rollback'`).length > 0,
+    );
     expect(await sql`select 1 from compat_fixture.webhook_log where payload->>'message' = 'rolled-back'`).toHaveLength(0);
   });
 
