@@ -9,9 +9,31 @@ import type http from "node:http";
 const DEFAULT_ALLOWED = "authorization, x-client-info, apikey, content-type, x-request-id";
 export const EXPOSED = "content-range, content-profile, content-location, x-supabase-api-version, x-sb-error-code, x-request-id";
 
-/** Headers every answer carries. */
+/**
+ * Headers every answer carries: CORS, and the security headers an API's answers need. nosniff
+ * (no answer is run as something it was not labelled), no Referer leaves with a link, and no
+ * cache keeps an answer: they carry tokens (auth, signed URLs) and tenants' personal data.
+ */
 export function corsOf(): Record<string, string> {
-  return { "access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED };
+  return { "access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED, ...SECURITY_HEADERS };
+}
+
+export const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+/** Types a browser would render or run as a page of the API's origin (HTML, SVG, XML). */
+const ACTIVE_CONTENT =
+  /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml|[a-z]+\/[a-z0-9.+-]*\+xml)$/i;
+
+/**
+ * A user's file, downloaded: never sniffed into something else, and a type a browser would run
+ * (an uploaded page or SVG with script) is a download, never a page of the API's origin.
+ */
+export function fileHeaders(contentType: string): Record<string, string> {
+  return ACTIVE_CONTENT.test(contentType.split(";")[0].trim()) ? { "content-disposition": "attachment" } : {};
 }
 
 export function isPreflight(req: http.IncomingMessage): boolean {

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import crypto from "node:crypto";
-import { answerPreflight, corsOf, isPreflight } from "./cors.ts";
+import { answerPreflight, corsOf, fileHeaders, isPreflight } from "./cors.ts";
 import { proxyRest } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
@@ -122,7 +122,12 @@ async function serveStandIn(
   try {
     const reply = await handle();
     if (reply.file) {
-      res.writeHead(200, { ...headers, "content-type": reply.file.contentType, "content-length": reply.file.size });
+      res.writeHead(200, {
+        ...headers,
+        ...fileHeaders(reply.file.contentType),
+        "content-type": reply.file.contentType,
+        "content-length": reply.file.size,
+      });
       const stream = fs.createReadStream(reply.file.path);
       stream.on("error", (e) => {
         log.error(`${service} file stream failed`, { request_id: requestId, error: String(e) });

@@ -5,7 +5,7 @@
 // when given a counter, counts one API call for the organization a user's token names.
 import { z } from "zod";
 import { type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
-import { corsHeaders } from "./cors.ts";
+import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
 import { errorResponse, HttpError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -37,7 +37,7 @@ export function requestIdOf(req: Request): string {
 
 export function withCors(res: Response, requestId: string): Response {
   const headers = new Headers(res.headers);
-  for (const [k, v] of Object.entries(corsHeaders)) if (!headers.has(k)) headers.set(k, v);
+  for (const [k, v] of Object.entries({ ...corsHeaders, ...securityHeaders })) if (!headers.has(k)) headers.set(k, v);
   headers.set("x-request-id", requestId);
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
 }
@@ -64,7 +64,7 @@ export function serveHandler<K extends CallerKind>(component: string, route: Rou
   return async (req: Request): Promise<Response> => {
     const requestId = requestIdOf(req);
     if (req.method === "OPTIONS") {
-      return new Response(null, { status: 204, headers: { ...corsHeaders, "x-request-id": requestId } });
+      return new Response(null, { status: 204, headers: { ...corsHeaders, ...securityHeaders, "x-request-id": requestId } });
     }
     const log = baseLog.child({ request_id: requestId });
     // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
