@@ -1,6 +1,7 @@
 // The local Storage stand-in through supabase-js's storage client: uploads and downloads decided
 // by the policies on storage.objects (as the caller's role), the bucket's size and type limits,
 // path checks, signed URLs and removal. The test bucket and its policies exist only during the run.
+import crypto from "node:crypto";
 import http from "node:http";
 import { createClient } from "@supabase/supabase-js";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
@@ -118,6 +119,33 @@ describe("storage stand-in (supabase-js)", () => {
     expect((await asBob.createSignedUrl(`${alice.id}/hello.txt`, 60)).error).toMatchObject({ status: 404 });
     const expiring = await asAlice.createSignedUrl(`${alice.id}/hello.txt`, 1);
     await waitUntil("the signed URL to expire", async () => (await fetch(expiring.data!.signedUrl)).status === 400, 5000);
+  });
+
+  it("a plain upload needs only the INSERT policy (as on hosted Storage); an upsert needs UPDATE and SELECT too", async () => {
+    const bucket = `insert-only-${crypto.randomUUID().slice(0, 8)}`;
+    await admin`insert into storage.buckets (id, name, public) values (${bucket}, ${bucket}, false)`;
+    const clause = `bucket_id = '${bucket}' and (storage.foldername(name))[1] = (select auth.uid())::text`;
+    await admin.unsafe(`create policy "${bucket} insert" on storage.objects for insert to authenticated with check (${clause})`);
+    try {
+      const dropbox = createClient<Database>(API_URL, secrets().anonKey, {
+        auth: { persistSession: false, autoRefreshToken: false },
+        global: { headers: { Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` } },
+      }).storage.from(bucket);
+      const put = await dropbox.upload(`${alice.id}/report.txt`, text("handed in"));
+      expect(put.error).toBeNull();
+      expect(put.data?.path).toBe(`${alice.id}/report.txt`);
+      expect(
+        (await admin`select 1 from storage.objects where bucket_id = ${bucket} and name = ${`${alice.id}/report.txt`}`).length,
+      ).toBe(1);
+      // reading it back, or replacing it, is not what an INSERT policy grants
+      expect((await dropbox.download(`${alice.id}/report.txt`)).error).not.toBeNull();
+      const again = await dropbox.upload(`${alice.id}/report.txt`, text("changed"), { upsert: true });
+      expect(again.error).not.toBeNull();
+    } finally {
+      await admin.unsafe(`drop policy "${bucket} insert" on storage.objects`);
+      await admin`delete from storage.objects where bucket_id = ${bucket}`;
+      await admin`delete from storage.buckets where id = ${bucket}`;
+    }
   });
 
   it("removes objects the caller may delete, and only those", async () => {

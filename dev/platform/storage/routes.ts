@@ -255,17 +255,19 @@ async function uploadObject(
       httpStatusCode: 200,
     };
     const owner = typeof claims.sub === "string" ? claims.sub : null;
+    // A plain upload needs only the INSERT policy, as on hosted Storage: the id is made here, so
+    // nothing is read back (RETURNING would make the SELECT policy apply too). An upsert needs
+    // INSERT, and UPDATE and SELECT for the object it replaces, which Postgres itself asks of
+    // INSERT ... ON CONFLICT DO UPDATE.
+    const id = crypto.randomUUID();
     const rows = await asCaller(async (tx) =>
       upsert
-        ? tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${
-          tx.json(metadata)
-        })
-           on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
-           returning id`
-        : tx`insert into storage.objects (bucket_id, name, owner, owner_id, metadata) values (${target.bucket}, ${target.name}, ${owner}, ${owner}, ${
-          tx.json(metadata)
-        })
-           returning id`
+        ? tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
+             on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
+             returning id`
+        : tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})`.then(() => [{ id }])
     );
     const dest = filePath(deps, target);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
