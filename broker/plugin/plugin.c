@@ -41,6 +41,7 @@ struct session {               /* a connected client whose credentials expire */
 static struct {
 	mosquitto_plugin_id_t *id;
 	struct token_keys keys;
+	const char *secret_key;    /* the project's secret API key (sb_secret_…): a service login; NULL for none */
 	char *public_pem;
 	struct db *db;
 	struct acl_cache *cache;
@@ -115,6 +116,15 @@ static void forget_session(size_t i)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Compares in time independent of where the strings first differ. */
+static bool same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+	for(size_t i = 0; i < la && i < lb; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
 static int refuse(struct mosquitto *client, const char *kind, const char *reason)
 {
 	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"connection refused\",\"client_id\":\"%s\",\"address\":\"%s\",\"credential\":\"%s\",\"reason\":\"%s\"",
@@ -129,6 +139,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	char principal[64];
 	time_t exp = 0;
 	if(!ed->password || !*ed->password) return refuse(ed->client, "none", "no_password");
+
+	if(strncmp(ed->password, "sb_secret_", 10) == 0){
+		if(!P.secret_key || !same_secret(ed->password, P.secret_key)) return refuse(ed->client, "secret_key", "unknown_key");
+		if(mosquitto_set_username(ed->client, "service") != MOSQ_ERR_SUCCESS) return refuse(ed->client, "secret_key", "internal");
+		return MOSQ_ERR_SUCCESS;       /* a secret key does not expire; revoking it is rotating it */
+	}
 
 	if(strncmp(ed->password, "sk_", 3) == 0){
 		char key_id[37], sqlstate[6] = "";
@@ -352,6 +368,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	P.id = identifier;
 	const char *url = getenv("MQTT_AUTH_DB_URL");
 	P.keys.hs_secret = getenv("MQTT_AUTH_JWT_SECRET");
+	P.secret_key = getenv("MQTT_AUTH_SECRET_KEY");
+	if(P.secret_key && strncmp(P.secret_key, "sb_secret_", 10) != 0){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_SECRET_KEY must be the project's sb_secret_ key");
+		return MOSQ_ERR_INVAL;
+	}
 	const char *pem_file = getenv("MQTT_AUTH_JWT_PUBLIC_KEY_FILE");
 	if(P.keys.hs_secret && strlen(P.keys.hs_secret) < 32){
 		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_JWT_SECRET must be at least 32 characters");

@@ -242,10 +242,12 @@ function printStatus(secrets: StackSecrets, rows: Row[]) {
    Functions URL: http://${HOST}:${PORTS.gateway}/functions/v1
           DB URL: ${DB_URL}
       JWT secret: ${secrets.jwtSecret}
-        anon key: ${secrets.anonKey}
-service_role key: ${secrets.serviceRoleKey}
+ publishable key: ${secrets.publishableKey}
+      secret key: ${secrets.secretKey}
+        anon key: ${secrets.anonKey}  (legacy)
+service_role key: ${secrets.serviceRoleKey}  (legacy)
   Upstash (REST): http://${HOST}:${PORTS.upstash}  token ${secrets.upstashToken}
-            MQTT: mqtt://${HOST}:${PORTS.mqtt}  ws://${HOST}:${PORTS.mqttWs}  (password: an access token, an API key, or the service_role key)
+            MQTT: mqtt://${HOST}:${PORTS.mqtt}  ws://${HOST}:${PORTS.mqttWs}  (password: an access token, an API key, the secret key or the service_role key)
             Logs: ${paths.logs}
 `);
 }

@@ -1,5 +1,6 @@
 // The stack's secrets, made once on first start and kept in .stack/secrets.json (git-ignored):
-// the JWT secret, the anon and service_role keys signed with it, and service credentials
+// the JWT secret, the legacy anon and service_role keys signed with it, the new publishable and
+// secret keys (sb_publishable_…, sb_secret_…: random, not JWTs), and service credentials
 // (among them the passwords of `authenticator`, the role PostgREST-style callers log in as, and of
 // `mqtt_broker`, the role the broker's auth plugin logs in as).
 import crypto from "node:crypto";
@@ -16,10 +17,15 @@ export interface StackSecrets {
   mqttBrokerDbPassword: string;
   authenticatorPassword: string;
   dashboardPassword: string;
+  publishableKey: string;
+  secretKey: string;
 }
 
 /** Random service credentials; a secrets file from an older stack gets the ones it lacks. */
 const RANDOM_SECRETS = ["upstashToken", "mqttBrokerDbPassword", "authenticatorPassword", "dashboardPassword"] as const;
+/** The new API keys: a prefix naming the kind, then random bytes (hosted's shape). */
+const PREFIXED_KEYS = { publishableKey: "sb_publishable_", secretKey: "sb_secret_" } as const;
+const prefixedKey = (prefix: string) => prefix + crypto.randomBytes(24).toString("base64url");
 
 const TEN_YEARS = 10 * 365 * 24 * 3600;
 
@@ -36,9 +42,11 @@ export async function ensureSecrets(): Promise<StackSecrets> {
   const existing = readSecrets();
   if (existing) {
     const missing = RANDOM_SECRETS.filter((k) => !existing[k]);
-    if (missing.length === 0) return existing;
+    const missingKeys = (Object.keys(PREFIXED_KEYS) as (keyof typeof PREFIXED_KEYS)[]).filter((k) => !existing[k]);
+    if (missing.length === 0 && missingKeys.length === 0) return existing;
     const upgraded = { ...existing };
     for (const k of missing) upgraded[k] = crypto.randomBytes(24).toString("base64url");
+    for (const k of missingKeys) upgraded[k] = prefixedKey(PREFIXED_KEYS[k]);
     fs.writeFileSync(paths.secrets, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
     return upgraded;
   }
@@ -47,6 +55,8 @@ export async function ensureSecrets(): Promise<StackSecrets> {
     jwtSecret,
     anonKey: await apiKey("anon", jwtSecret),
     serviceRoleKey: await apiKey("service_role", jwtSecret),
+    publishableKey: prefixedKey(PREFIXED_KEYS.publishableKey),
+    secretKey: prefixedKey(PREFIXED_KEYS.secretKey),
     ...(Object.fromEntries(RANDOM_SECRETS.map((k) => [k, crypto.randomBytes(24).toString("base64url")])) as Record<
       (typeof RANDOM_SECRETS)[number],
       string

@@ -75,7 +75,11 @@ export function brokerEnv(secrets: StackSecrets) {
   db.username = "mqtt_broker";
   db.password = secrets.mqttBrokerDbPassword;
   db.searchParams.set("connect_timeout", "2");
-  return { MQTT_AUTH_DB_URL: db.toString(), MQTT_AUTH_JWT_SECRET: secrets.jwtSecret };
+  return {
+    MQTT_AUTH_DB_URL: db.toString(),
+    MQTT_AUTH_JWT_SECRET: secrets.jwtSecret,
+    ...(secrets.secretKey ? { MQTT_AUTH_SECRET_KEY: secrets.secretKey } : {}),
+  };
 }
 
 /** How a broker authenticates: the plugin (with option overrides), or static files (benchmark baseline). */
@@ -155,6 +159,8 @@ export function services(secrets: StackSecrets): Service[] {
     SUPABASE_URL: `http://${HOST}:${PORTS.gateway}`,
     SUPABASE_ANON_KEY: secrets.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: secrets.serviceRoleKey,
+    SUPABASE_PUBLISHABLE_KEY: secrets.publishableKey,
+    SUPABASE_SECRET_KEY: secrets.secretKey,
     SUPABASE_DB_URL: DB_URL,
     JWT_SECRET: secrets.jwtSecret,
     PROJECT_ROOT: ROOT,

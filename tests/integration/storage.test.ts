@@ -148,6 +148,90 @@ describe("storage stand-in (supabase-js)", () => {
     }
   });
 
+  it("lists a folder's files and sub-folders as the caller may see them, and only those", async () => {
+    await asAlice.upload(`${alice.id}/list/a.txt`, text("a"));
+    await asAlice.upload(`${alice.id}/list/b.txt`, text("b"));
+    await asAlice.upload(`${alice.id}/list/sub/c.txt`, text("c"));
+    const { data, error } = await asAlice.list(`${alice.id}/list`);
+    expect(error).toBeNull();
+    const entries = data!.map((e) => `${e.name} ${e.id === null ? "folder" : "file"}`);
+    expect(entries).toEqual(["a.txt file", "b.txt file", "sub folder"]);
+    expect(data!.find((e) => e.name === "a.txt")?.metadata).toMatchObject({ size: 1, mimetype: "text/plain" });
+    expect((await asAlice.list(`${alice.id}/list`, { search: "b" })).data!.map((e) => e.name)).toEqual(["b.txt"]);
+    expect((await asAlice.list(`${alice.id}/list`, { limit: 1, offset: 1 })).data!.map((e) => e.name)).toEqual(["b.txt"]);
+    expect((await asBob.list(`${alice.id}/list`)).data).toEqual([]);
+  });
+
+  it("tells an object's details (info, exists) only to who may read it", async () => {
+    await asAlice.upload(`${alice.id}/info.txt`, text("info"));
+    const info = await asAlice.info(`${alice.id}/info.txt`);
+    expect(info.error).toBeNull();
+    expect(info.data).toMatchObject({ name: `${alice.id}/info.txt`, size: 4, contentType: "text/plain" });
+    expect((await asAlice.exists(`${alice.id}/info.txt`)).data).toBe(true);
+    expect((await asAlice.exists(`${alice.id}/nothing.txt`)).data).toBe(false);
+    expect((await asBob.exists(`${alice.id}/info.txt`)).data).toBe(false);
+  });
+
+  it("signs several URLs at once, each only for an object the caller may read", async () => {
+    await asAlice.upload(`${alice.id}/many.txt`, text("many"));
+    const { data, error } = await asAlice.createSignedUrls([`${alice.id}/many.txt`, `${bob.id}/not-mine.txt`], 60);
+    expect(error).toBeNull();
+    expect(data![0].error).toBeNull();
+    expect(await (await fetch(data![0].signedUrl!)).text()).toBe("many");
+    expect(data![1]).toMatchObject({ signedUrl: null });
+    expect(data![1].error).toBeTruthy();
+  });
+
+  it("serves public buckets' objects by their public URL, and nothing of a private bucket", async () => {
+    const pub = `public-${crypto.randomUUID().slice(0, 8)}`;
+    await admin`insert into storage.buckets (id, name, public) values (${pub}, ${pub}, true)`;
+    await admin.unsafe(
+      `create policy "${pub} insert" on storage.objects for insert to authenticated with check (bucket_id = '${pub}')`,
+    );
+    try {
+      const bucket = createClient<Database>(API_URL, secrets().anonKey, {
+        auth: { persistSession: false, autoRefreshToken: false },
+        global: { headers: { Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` } },
+      }).storage.from(pub);
+      expect((await bucket.upload("logo.txt", text("public!"))).error).toBeNull();
+      const { publicUrl } = bucket.getPublicUrl("logo.txt").data;
+      const res = await fetch(publicUrl);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe("public!");
+      await asAlice.upload(`${alice.id}/private.txt`, text("private"));
+      const privateUrl = asAlice.getPublicUrl(`${alice.id}/private.txt`).data.publicUrl;
+      expect((await fetch(privateUrl)).status).toBe(404);
+    } finally {
+      await admin.unsafe(`drop policy "${pub} insert" on storage.objects`);
+      await admin`delete from storage.objects where bucket_id = ${pub}`;
+      await admin`delete from storage.buckets where id = ${pub}`;
+    }
+  });
+
+  it("moves and copies within what the caller's policies allow, bytes included", async () => {
+    await asAlice.upload(`${alice.id}/move-me.txt`, text("moving"));
+    expect((await asAlice.move(`${alice.id}/move-me.txt`, `${alice.id}/moved.txt`)).error).toBeNull();
+    expect(await (await asAlice.download(`${alice.id}/moved.txt`)).data!.text()).toBe("moving");
+    expect((await asAlice.exists(`${alice.id}/move-me.txt`)).data).toBe(false);
+    expect((await asAlice.copy(`${alice.id}/moved.txt`, `${alice.id}/copy.txt`)).error).toBeNull();
+    expect(await (await asAlice.download(`${alice.id}/copy.txt`)).data!.text()).toBe("moving");
+    // out of one's own folder, or someone else's object: refused, nothing changes
+    expect((await asAlice.move(`${alice.id}/copy.txt`, `${bob.id}/stolen.txt`)).error).not.toBeNull();
+    expect((await asBob.copy(`${alice.id}/copy.txt`, `${bob.id}/stolen.txt`)).error).not.toBeNull();
+    expect((await asBob.move(`${alice.id}/copy.txt`, `${bob.id}/stolen.txt`)).error).not.toBeNull();
+    expect(await (await asAlice.download(`${alice.id}/copy.txt`)).data!.text()).toBe("moving");
+    expect(await admin`select 1 from storage.objects where bucket_id = ${BUCKET} and name = ${`${bob.id}/stolen.txt`}`)
+      .toHaveLength(0);
+  });
+
+  it("an upload URL's token never downloads the object", async () => {
+    const signedUpload = await asAlice.createSignedUploadUrl(`${alice.id}/drop.txt`);
+    expect(signedUpload.error).toBeNull();
+    expect((await asAlice.uploadToSignedUrl(`${alice.id}/drop.txt`, signedUpload.data!.token, text("dropped"))).error).toBeNull();
+    const asDownload = `${API_URL}/storage/v1/object/sign/${BUCKET}/${alice.id}/drop.txt?token=${signedUpload.data!.token}`;
+    expect((await fetch(asDownload)).status).toBe(400);
+  });
+
   it("removes objects the caller may delete, and only those", async () => {
     expect((await asBob.remove([`${alice.id}/hello.txt`])).data).toEqual([]);
     const removed = await asAlice.remove([`${alice.id}/hello.txt`]);

@@ -108,6 +108,20 @@ describe("callers a handler declares", () => {
     expect(r).toMatchObject({ status: 200, body: { kind: "service" } });
   });
 
+  it("a service handler takes the project's secret key in apikey (the gateway puts a role token in Authorization)", async () => {
+    const secret = "sb_secret_unit-test-secret-key-0000000000";
+    const h = serveHandler(
+      "unit",
+      { methods: ["POST"], callers: ["service"], auth: { serviceKeys: [SERVICE_KEY, secret] } },
+      (_r, ctx) => Response.json(ctx.caller),
+    );
+    const call = (headers: Record<string, string>) => h(new Request("http://x/fn", { method: "POST", headers }));
+    const minted = token({ role: "service_role" }); // what the gateway puts in Authorization
+    expect((await call({ apikey: secret, authorization: `Bearer ${minted}` })).status).toBe(200);
+    expect((await call({ apikey: `${secret}x`, authorization: `Bearer ${minted}` })).status).toBe(401);
+    expect((await call({ apikey: "sb_publishable_whatever", authorization: `Bearer ${minted}` })).status).toBe(401);
+  });
+
   it("a service handler refuses a forged service_role token, even one the gateway would not see (verify_jwt off)", async () => {
     const call = seen(["service"]);
     for (

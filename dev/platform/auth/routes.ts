@@ -18,6 +18,8 @@ export interface AuthDeps {
   jwtSecret: string;
   config: () => ProjectConfig;
   supabaseUrl: string;
+  /** The new publishable and secret keys (not JWTs), taken as hosted's gateway takes them. */
+  newKeys?: () => readonly string[];
 }
 
 // supabase-js also sends gotrue_meta_security (captcha); unknown fields are ignored, as GoTrue does.
@@ -140,10 +142,11 @@ async function userById(sql: postgres.Sql, id: string) {
   };
 }
 
-/** Like the hosted API gateway: every call carries the project's anon or service_role key. */
+/** Like the hosted API gateway: every call carries one of the project's API keys. */
 async function apiKeyOk(req: http.IncomingMessage, deps: AuthDeps) {
   const key = req.headers.apikey;
   if (typeof key !== "string") return false;
+  if (deps.newKeys?.().includes(key)) return true;
   const check = await verifyBearer(`Bearer ${key}`, new TextEncoder().encode(deps.jwtSecret));
   return check.ok && (check.claims.role === "anon" || check.claims.role === "service_role");
 }

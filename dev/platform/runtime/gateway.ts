@@ -7,6 +7,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import crypto from "node:crypto";
+import { applyNewKey, keyMinter, type ProjectKeys } from "./api-keys.ts";
 import { answerPreflight, corsOf, fileHeaders, isPreflight } from "./cors.ts";
 import { proxyRest } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
@@ -27,6 +28,13 @@ const PORT = Number(process.env.GATEWAY_PORT ?? 54321);
 const JWT_SECRET = process.env.JWT_SECRET;
 if (!JWT_SECRET) throw new Error("JWT_SECRET is required");
 const secret = new TextEncoder().encode(JWT_SECRET);
+const keys: ProjectKeys = {
+  anon: process.env.SUPABASE_ANON_KEY ?? "",
+  serviceRole: process.env.SUPABASE_SERVICE_ROLE_KEY ?? "",
+  publishable: process.env.SUPABASE_PUBLISHABLE_KEY ?? "",
+  secret: process.env.SUPABASE_SECRET_KEY ?? "",
+};
+const mintRoleToken = keyMinter(JWT_SECRET);
 
 /** The env a function sees: hosted names, the stack's service settings, and supabase/functions/.env. */
 function functionEnv(): Record<string, string> {
@@ -40,6 +48,9 @@ function functionEnv(): Record<string, string> {
   for (const k of ["SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL"]) {
     env[k] = process.env[k] ?? "";
   }
+  // the new keys under hosted's names: JSON dictionaries of named keys
+  env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify(keys.publishable ? { default: keys.publishable } : {});
+  env.SUPABASE_SECRET_KEYS = JSON.stringify(keys.secret ? { default: keys.secret } : {});
   for (const file of [process.env.FUNCTIONS_ENV_FILE, path.join(FUNCTIONS_DIR, ".env")]) {
     if (file && fs.existsSync(file)) Object.assign(env, parseEnvFile(fs.readFileSync(file, "utf8")));
   }
@@ -73,6 +84,7 @@ const authDeps = authSql && {
   jwtSecret: JWT_SECRET,
   config: () => projectConfig(),
   supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
+  newKeys: () => [keys.publishable, keys.secret].filter(Boolean),
 };
 
 const storageDeps = authSql && {
@@ -81,9 +93,9 @@ const storageDeps = authSql && {
   dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
 };
 
-// PostgREST behind /rest/v1, and the API keys it takes (the stack's anon and service_role keys).
+// PostgREST behind /rest/v1, and the API keys the project issues (legacy and new).
 const restUpstream = process.env.POSTGREST_URL ? new URL(process.env.POSTGREST_URL) : null;
-const projectApiKeys = () => [process.env.SUPABASE_ANON_KEY ?? "", process.env.SUPABASE_SERVICE_ROLE_KEY ?? ""].filter(Boolean);
+const projectApiKeys = () => [keys.anon, keys.serviceRole, keys.publishable, keys.secret].filter(Boolean);
 
 const pool = new FunctionPool({
   root: ROOT,
@@ -162,7 +174,14 @@ const server = http.createServer(async (req, res) => {
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
   if (isPreflight(req)) return answerPreflight(req, res, requestId);
-  if ((url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/")) && restUpstream) {
+  const isRest = url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/");
+  const headerKey = typeof req.headers.apikey === "string" ? req.headers.apikey : null;
+  const refusal = await applyNewKey(req, headerKey ?? (isRest ? url.searchParams.get("apikey") : null), keys, mintRoleToken);
+  if (refusal) {
+    res.writeHead(refusal.status, { ...corsOf(), "content-type": "application/json", "x-request-id": requestId });
+    return void res.end(JSON.stringify(refusal.body));
+  }
+  if (isRest && restUpstream) {
     return proxyRest(req, res, url, requestId, { upstream: restUpstream, apiKeys: projectApiKeys });
   }
   if (url.pathname.startsWith("/auth/v1/") && authDeps) {

@@ -1,8 +1,11 @@
 // The smallest stand-in for the Supabase Storage API, under /storage/v1, for what supabase-js's
 // storage client needs so far: upload (POST/PUT /object/{bucket}/{path}), download (GET
-// /object[/authenticated]/{bucket}/{path}), signed download URLs (POST and GET
-// /object/sign/{bucket}/{path}), signed upload URLs (POST /object/upload/sign/{bucket}/{path}, then
-// PUT there with the token), remove (DELETE /object/{bucket}). Like the Storage API it writes
+// /object[/authenticated]/{bucket}/{path}), public objects (GET /object/public/{bucket}/{path}),
+// signed download URLs (POST and GET /object/sign/{bucket}/{path}; several at once, POST
+// /object/sign/{bucket}), signed upload URLs (POST /object/upload/sign/{bucket}/{path}, then PUT
+// there with the token), info and exists (GET /object/info/{bucket}/{path}), list (POST
+// /object/list/{bucket}), move and copy (POST /object/move, /object/copy), remove (DELETE
+// /object/{bucket}). Like the Storage API it writes
 // and reads storage.objects as the caller's role with the caller's claims, so the project's own
 // policies on storage.objects decide; it enforces the bucket's file_size_limit and
 // allowed_mime_types; bytes live on disk under STORAGE_DIR/<bucket>/<name>. Errors use the Storage
@@ -67,12 +70,24 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     if (!target) return storageError(400, "invalid_key", "Invalid object path");
     try {
       const { payload } = await jwtVerify(url.searchParams.get("token") ?? "", secret, { algorithms: ["HS256"] });
-      if (payload.url !== `${target.bucket}/${target.name}`) {
+      // an upload URL's token never reads the object back
+      if (payload.url !== `${target.bucket}/${target.name}` || payload.kind !== undefined) {
         return storageError(400, "invalid_signature", "The token is for another object");
       }
     } catch {
       return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
     }
+    return serveFile(deps, target, "service");
+  }
+
+  // Public buckets' objects: anyone reads them, by the URL getPublicUrl builds.
+  const publicGet = /^\/object\/public\/(.+)$/.exec(route);
+  if (publicGet && (req.method === "GET" || req.method === "HEAD")) {
+    const target = parseTarget(publicGet[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    const [bucket] = await deps.sql`select public from storage.buckets where id = ${target.bucket}`;
+    // a private bucket's object answers as a missing one: nothing is told about it
+    if (!bucket?.public) return storageError(404, "not_found", "Object not found");
     return serveFile(deps, target, "service");
   }
 
@@ -144,6 +159,145 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
       .setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(Math.floor(Date.now() / 1000) + 2 * 3600)
       .sign(secret);
     return { status: 200, body: { url: `/object/upload/sign/${encodePath(target)}?token=${token}` } };
+  }
+
+  // Several signed URLs at once (createSignedUrls): one per path the caller may read, an error for the rest.
+  const signMany = /^\/object\/sign\/([^/]+)$/.exec(route);
+  if (signMany && req.method === "POST") {
+    const bucket = BucketId.safeParse(decoded(signMany[1]));
+    const body = z.object({
+      expiresIn: z.number().int().min(1).max(7 * 24 * 3600),
+      paths: z.array(z.string().max(1024)).min(1).max(1000),
+    })
+      .safeParse(await readJsonBody(req));
+    if (!bucket.success || !body.success) {
+      return storageError(400, "invalid_request", "paths must be 1 to 1000 object names and expiresIn 1 to 604800 seconds");
+    }
+    const names = body.data.paths.filter((p) => ObjectName.safeParse(p).success);
+    const visible = new Set(
+      (await asCaller((tx) => tx`select name from storage.objects where bucket_id = ${bucket.data} and name = any(${names})`))
+        .map((r) => r.name as string),
+    );
+    const exp = Math.floor(Date.now() / 1000) + body.data.expiresIn;
+    const signed = await Promise.all(body.data.paths.map(async (p) => {
+      if (!visible.has(p)) {
+        return { path: p, signedURL: null, error: "Either the object does not exist or you do not have access to it" };
+      }
+      const token = await new SignJWT({ url: `${bucket.data}/${p}` }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .setIssuedAt().setExpirationTime(exp).sign(secret);
+      return { path: p, signedURL: `/object/sign/${encodePath({ bucket: bucket.data, name: p })}?token=${token}`, error: null };
+    }));
+    return { status: 200, body: signed };
+  }
+
+  // An object's details (info, and exists, which asks info), for callers who may read it.
+  const info = /^\/object\/info\/(?:authenticated\/)?(.+)$/.exec(route);
+  if (info && (req.method === "GET" || req.method === "HEAD")) {
+    const target = parseTarget(info[1]);
+    if (!target) return storageError(400, "invalid_key", "Invalid object path");
+    const [o] = await asCaller((tx) =>
+      tx`select id, name, bucket_id, version, metadata, created_at, updated_at from storage.objects
+         where bucket_id = ${target.bucket} and name = ${target.name}`
+    );
+    if (!o) return storageError(404, "not_found", "Object not found");
+    const m = (o.metadata ?? {}) as Record<string, unknown>;
+    return {
+      status: 200,
+      body: {
+        id: o.id,
+        name: o.name,
+        bucket_id: o.bucket_id,
+        version: o.version ?? null,
+        size: m.size ?? null,
+        content_type: m.mimetype ?? null,
+        cache_control: m.cacheControl ?? null,
+        etag: m.eTag ?? null,
+        last_modified: m.lastModified ?? o.updated_at,
+        created_at: o.created_at,
+        metadata: m,
+      },
+    };
+  }
+
+  // Listing a folder (list): its files and its sub-folders, as the caller may see them.
+  const list = /^\/object\/list\/([^/]+)$/.exec(route);
+  if (list && req.method === "POST") {
+    const bucket = BucketId.safeParse(decoded(list[1]));
+    const body = z.object({
+      prefix: z.string().max(1024).default(""),
+      limit: z.number().int().min(1).max(1000).default(100),
+      offset: z.number().int().min(0).default(0),
+      sortBy: z.object({
+        column: z.enum(["name", "created_at", "updated_at", "last_accessed_at"]).default("name"),
+        order: z.enum(["asc", "desc"]).default("asc"),
+      })
+        .default({ column: "name", order: "asc" }),
+      search: z.string().max(1024).default(""),
+    }).safeParse(await readJsonBody(req));
+    if (!bucket.success || !body.success) return storageError(400, "invalid_request", "The list request is not valid");
+    const { prefix, limit, offset, sortBy, search } = body.data;
+    const folder = prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`;
+    const rows = await asCaller((tx) =>
+      tx`
+      with visible as (
+        select o.*, substr(o.name, ${folder.length + 1}) as rest from storage.objects o
+        where o.bucket_id = ${bucket.data} and starts_with(o.name, ${folder})
+      ), entries as (
+        select split_part(rest, '/', 1) as name, null::uuid as id, null::timestamptz as updated_at, null::timestamptz as created_at,
+               null::timestamptz as last_accessed_at, null::jsonb as metadata
+        from visible where position('/' in rest) > 0 group by 1
+        union all
+        select rest, id, updated_at, created_at, last_accessed_at, metadata from visible where position('/' in rest) = 0
+      )
+      select * from entries where ${search} = '' or name ilike (${search.replace(/[\\%_]/g, "\\$&")} || '%')
+      order by ${tx(sortBy.column)} ${sortBy.order === "desc" ? tx`desc` : tx`asc`}, name
+      limit ${limit} offset ${offset}`
+    );
+    return { status: 200, body: rows };
+  }
+
+  // move: the caller's UPDATE policy must let the object go (USING) and take its new name (WITH
+  // CHECK); copy: SELECT of the source and INSERT of the copy, as the caller. Bytes follow.
+  if ((route === "/object/move" || route === "/object/copy") && req.method === "POST") {
+    const body = z.object({
+      bucketId: BucketId,
+      sourceKey: ObjectName,
+      destinationKey: ObjectName,
+      destinationBucket: BucketId.optional(),
+    }).safeParse(await readJsonBody(req));
+    if (!body.success) return storageError(400, "invalid_request", "bucketId, sourceKey and destinationKey must be valid names");
+    const from = { bucket: body.data.bucketId, name: body.data.sourceKey };
+    const to = { bucket: body.data.destinationBucket ?? body.data.bucketId, name: body.data.destinationKey };
+    const source = filePath(deps, from);
+    try {
+      if (route === "/object/move") {
+        const moved = await asCaller((tx) =>
+          tx`update storage.objects set bucket_id = ${to.bucket}, name = ${to.name}, updated_at = now()
+             where bucket_id = ${from.bucket} and name = ${from.name} returning id`
+        );
+        if (!moved.length) return storageError(404, "not_found", "Object not found");
+        fs.mkdirSync(path.dirname(filePath(deps, to)), { recursive: true });
+        fs.renameSync(source, filePath(deps, to));
+        return { status: 200, body: { message: "Successfully moved" } };
+      }
+      const sub = typeof ctx.claims.sub === "string" ? ctx.claims.sub : null;
+      const id = crypto.randomUUID();
+      const copied = await asCaller((tx) =>
+        tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+           select ${id}, ${to.bucket}, ${to.name}, ${sub}, ${sub}, o.metadata from storage.objects o
+           where o.bucket_id = ${from.bucket} and o.name = ${from.name}`
+      );
+      if (copied.count === 0) return storageError(404, "not_found", "Object not found");
+      fs.mkdirSync(path.dirname(filePath(deps, to)), { recursive: true });
+      fs.copyFileSync(source, filePath(deps, to));
+      return { status: 200, body: { Id: id, Key: `${to.bucket}/${to.name}` } };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
+      if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
+      if (code === "23503") return storageError(404, "not_found", "Bucket not found");
+      throw e;
+    }
   }
 
   const sign = /^\/object\/sign\/(.+)$/.exec(route);

@@ -1,7 +1,8 @@
 // Who is calling a function. Each handler declares the callers it serves (serveHandler's
 // `callers`), and the request's caller is resolved here, once:
-// - service: the bearer is the project's service key (SUPABASE_SERVICE_ROLE_KEY), compared in
-//   full. A service function so verifies its caller itself instead of trusting a role claim the
+// - service: the bearer is the project's service key (SUPABASE_SERVICE_ROLE_KEY), or the `apikey`
+//   header is one of its secret keys (SUPABASE_SECRET_KEYS: the gateway then puts a short-lived
+//   service_role token in Authorization, as hosted's does), compared in full. A service function so verifies its caller itself instead of trusting a role claim the
 //   gateway's verify_jwt checked: a token that says service_role but is not the key (forged,
 //   expired, or signed by anyone else) is refused even where verify_jwt is off.
 // - user: an access token of role `authenticated` with a `sub`. Its signature and expiry are
@@ -115,8 +116,14 @@ export async function resolveCaller<K extends CallerKind>(
     if (!auth.verifyApiKey) throw new Error("resolveCaller: api_key callers need a verifyApiKey");
     return { kind: "api_key", ...(await auth.verifyApiKey(apiKey, requestId)) } as CallerOf<K>;
   }
+  const isServiceKey = (s: string) => auth.serviceKeys.some((k) => k !== "" && sameSecret(k, s));
+  const apikey = req.headers.get("apikey");
+  if (apikey !== null && apikey.startsWith("sb_secret_") && isServiceKey(apikey)) {
+    if (serves("service")) return { kind: "service" } as CallerOf<K>;
+    refuse(allowed);
+  }
   const token = bearerToken(req);
-  if (token !== null && auth.serviceKeys.some((k) => k !== "" && sameSecret(k, token))) {
+  if (token !== null && isServiceKey(token)) {
     if (serves("service")) return { kind: "service" } as CallerOf<K>;
     refuse(allowed);
   }

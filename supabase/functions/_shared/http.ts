@@ -24,7 +24,7 @@ export interface Route<K extends CallerKind> {
   callers: readonly K[];
   /** Counts API calls per organization (functions browser apps call). */
   apiCalls?: ApiCallCounter;
-  /** How callers are verified; the service key comes from SUPABASE_SERVICE_ROLE_KEY by default. */
+  /** How callers are verified; the service keys come from SUPABASE_SERVICE_ROLE_KEY and SUPABASE_SECRET_KEYS by default. */
   auth?: Partial<CallerAuth>;
 }
 
@@ -54,10 +54,21 @@ function errorOf(err: unknown, requestId: string, log: Logger): Response {
   return errorResponse(500, "internal_error", "The function failed; its logs have the details under this request id.", requestId);
 }
 
+/** The legacy service_role key and the secret keys (hosted: a JSON dictionary of named keys). */
+function serviceKeysFromEnv(): string[] {
+  let secrets: unknown[] = [];
+  try {
+    secrets = Object.values(JSON.parse(readEnv("SUPABASE_SECRET_KEYS") ?? "{}"));
+  } catch {
+    // a malformed dictionary names no key
+  }
+  return [readEnv("SUPABASE_SERVICE_ROLE_KEY"), ...secrets].filter((k): k is string => typeof k === "string" && k !== "");
+}
+
 export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
   const baseLog = createLogger(component);
   const auth: CallerAuth = {
-    serviceKeys: route.auth?.serviceKeys ?? [readEnv("SUPABASE_SERVICE_ROLE_KEY") ?? ""].filter(Boolean),
+    serviceKeys: route.auth?.serviceKeys ?? serviceKeysFromEnv(),
     verifyApiKey: route.auth?.verifyApiKey,
   };
   const allow = route.methods.join(", ");
