@@ -224,6 +224,33 @@ describe("storage stand-in (supabase-js)", () => {
       .toHaveLength(0);
   });
 
+  it("downloads answer ETag with 304 for If-None-Match, byte ranges with 206, and 416 past the end", async () => {
+    await asAlice.upload(`${alice.id}/digits.txt`, text("0123456789"));
+    const url = `${API_URL}/storage/v1/object/authenticated/${BUCKET}/${alice.id}/digits.txt`;
+    const auth = { Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` };
+    const whole = await fetch(url, { headers: auth });
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get("accept-ranges")).toBe("bytes");
+    const etag = whole.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(await whole.text()).toBe("0123456789");
+    expect((await fetch(url, { headers: { ...auth, "If-None-Match": etag } })).status).toBe(304);
+    expect((await fetch(url, { headers: { ...auth, "If-None-Match": '"other"' } })).status).toBe(200);
+    const part = await fetch(url, { headers: { ...auth, Range: "bytes=2-5" } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe("bytes 2-5/10");
+    expect(await part.text()).toBe("2345");
+    const tail = await fetch(url, { headers: { ...auth, Range: "bytes=-3" } });
+    expect([tail.status, await tail.text()]).toEqual([206, "789"]);
+    const past = await fetch(url, { headers: { ...auth, Range: "bytes=20-" } });
+    expect([past.status, past.headers.get("content-range")]).toEqual([416, "bytes */10"]);
+    const unread = await fetch(url, { headers: { ...auth, Range: "bytes=0-1,4-5" } }); // several ranges: the whole file
+    expect([unread.status, await unread.text()]).toEqual([200, "0123456789"]);
+    // another user's object stays a 404 whatever the headers
+    const bobAuth = { Authorization: `Bearer ${(await tokenFor(admin, bob.id)).token}` };
+    expect((await fetch(url, { headers: { ...bobAuth, Range: "bytes=0-1", "If-None-Match": etag } })).status).toBe(404);
+  });
+
   it("an upload URL's token never downloads the object", async () => {
     const signedUpload = await asAlice.createSignedUploadUrl(`${alice.id}/drop.txt`);
     expect(signedUpload.error).toBeNull();

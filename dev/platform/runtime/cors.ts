@@ -7,7 +7,8 @@
 import type http from "node:http";
 
 const DEFAULT_ALLOWED = "authorization, x-client-info, apikey, content-type, x-request-id";
-export const EXPOSED = "content-range, content-profile, content-location, x-supabase-api-version, x-sb-error-code, x-request-id";
+export const EXPOSED =
+  "content-range, content-profile, content-location, etag, accept-ranges, x-supabase-api-version, x-sb-error-code, x-request-id";
 
 /**
  * Headers every answer carries: CORS, and the security headers an API's answers need. nosniff

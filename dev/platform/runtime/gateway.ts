@@ -9,6 +9,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { applyNewKey, keyMinter, type ProjectKeys } from "./api-keys.ts";
 import { answerPreflight, corsOf, fileHeaders, isPreflight } from "./cors.ts";
+import { planFileReply, type StoredFile } from "./file-reply.ts";
 import { proxyRest } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
@@ -126,7 +127,7 @@ async function serveStandIn(
   res: http.ServerResponse,
   requestId: string,
   service: string,
-  handle: () => Promise<{ status: number; body?: unknown; file?: { path: string; contentType: string; size: number } }>,
+  handle: () => Promise<{ status: number; body?: unknown; file?: StoredFile }>,
   failure: unknown,
 ) {
   const headers = { ...corsOf(), "x-request-id": requestId };
@@ -134,13 +135,16 @@ async function serveStandIn(
   try {
     const reply = await handle();
     if (reply.file) {
-      res.writeHead(200, {
+      const plan = planFileReply(req, reply.file);
+      res.writeHead(plan.status, {
         ...headers,
         ...fileHeaders(reply.file.contentType),
         "content-type": reply.file.contentType,
-        "content-length": reply.file.size,
+        ...plan.headers,
       });
-      const stream = fs.createReadStream(reply.file.path);
+      if (!("start" in plan)) return void res.end(); // 304, 416: headers only
+      if (req.method === "HEAD" || reply.file.size === 0) return void res.end();
+      const stream = fs.createReadStream(reply.file.path, { start: plan.start, end: plan.end });
       stream.on("error", (e) => {
         log.error(`${service} file stream failed`, { request_id: requestId, error: String(e) });
         res.destroy();

@@ -18,6 +18,7 @@ import { jwtVerify, SignJWT } from "jose";
 import type postgres from "postgres";
 import { z } from "zod";
 import { asService, contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
+import type { StoredFile } from "../runtime/file-reply.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readBounded, readJsonBody } from "../runtime/request-body.ts";
 
@@ -27,7 +28,7 @@ export interface StorageDeps {
   dir: string;
 }
 
-type Reply = { status: number; body?: unknown; file?: { path: string; contentType: string; size: number } };
+type Reply = { status: number; body?: unknown; file?: StoredFile };
 const storageError = (status: number, error: string, message: string): Reply => ({
   status,
   body: { statusCode: String(status), error, message },
@@ -448,7 +449,12 @@ async function serveFile(
   if (!rows.length || !fs.existsSync(file)) return storageError(404, "not_found", "Object not found");
   return {
     status: 200,
-    file: { path: file, contentType: rows[0].metadata?.mimetype ?? "application/octet-stream", size: fs.statSync(file).size },
+    file: {
+      path: file,
+      contentType: rows[0].metadata?.mimetype ?? "application/octet-stream",
+      size: fs.statSync(file).size,
+      etag: typeof rows[0].metadata?.eTag === "string" ? rows[0].metadata.eTag : undefined,
+    },
   };
 }
 
