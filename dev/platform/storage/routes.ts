@@ -14,13 +14,16 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import type http from "node:http";
 import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import busboy from "busboy";
 import { jwtVerify, SignJWT } from "jose";
 import type postgres from "postgres";
 import { z } from "zod";
 import { asService, contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
 import type { StoredFile } from "../runtime/file-reply.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
-import { readBounded, readJsonBody } from "../runtime/request-body.ts";
+import { readJsonBody } from "../runtime/request-body.ts";
 
 export interface StorageDeps {
   sql: postgres.Sql;
@@ -366,21 +369,20 @@ async function uploadObject(
   try {
     const declared = String(req.headers["content-type"] ?? "application/octet-stream");
     if (declared.toLowerCase().startsWith("multipart/form-data")) {
-      // supabase-js sends Blobs and Files as a form: the file part carries the type, the size and
-      // the cache setting; read whole (bounded), as the form must be parsed before the bytes are known.
-      const body = await readBounded(req, limit + 64 * 1024);
-      if (!body) return tooLarge();
-      const form = await new Response(new Uint8Array(body), { headers: { "content-type": declared } }).formData();
-      const file = [...form.values()].find((v): v is File => typeof v !== "string");
-      if (!file) return storageError(400, "invalid_request", "The form has no file");
-      const bytes = Buffer.from(await file.arrayBuffer());
-      size = bytes.length;
-      if (size > limit) return tooLarge();
-      contentType = (file.type || "application/octet-stream").split(";")[0].trim().toLowerCase();
-      const cc = form.get("cacheControl");
-      if (typeof cc === "string" && /^\d{1,9}$/.test(cc)) cacheControl = `max-age=${cc}`;
-      hash.update(bytes);
-      fs.writeFileSync(tmp, bytes);
+      // supabase-js sends Blobs and Files as a form: the file part carries the type, a field the
+      // cache setting. Streamed to disk as it arrives (busboy), so a large upload never sits in memory.
+      const form = await receiveForm(req, tmp, limit, hash);
+      if (form.kind === "too_large") {
+        fs.rmSync(tmp, { force: true });
+        return tooLarge();
+      }
+      if (form.kind !== "file") {
+        fs.rmSync(tmp, { force: true });
+        return storageError(400, "invalid_request", form.kind === "no_file" ? "The form has no file" : "The form cannot be read");
+      }
+      size = form.size;
+      contentType = (form.contentType || "application/octet-stream").split(";")[0].trim().toLowerCase();
+      if (form.cacheControl) cacheControl = form.cacheControl;
     } else {
       contentType = declared.split(";")[0].trim().toLowerCase();
       const out = fs.createWriteStream(tmp);
@@ -435,6 +437,51 @@ async function uploadObject(
     if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
     throw e;
   }
+}
+
+type FormResult =
+  | { kind: "file"; size: number; contentType: string; cacheControl?: string }
+  | { kind: "too_large" | "no_file" | "malformed" };
+
+/** Reads a multipart upload's first file part into `tmp`, hashing it on the way; nothing is held in memory. */
+function receiveForm(req: http.IncomingMessage, tmp: string, limit: number, hash: crypto.Hash): Promise<FormResult> {
+  return new Promise((resolve, reject) => {
+    let form: busboy.Busboy;
+    try {
+      form = busboy({ headers: req.headers, limits: { files: 1, fileSize: limit, fields: 20, fieldSize: 64 * 1024 } });
+    } catch {
+      return resolve({ kind: "malformed" });
+    }
+    let cacheControl: string | undefined;
+    let written: Promise<{ size: number; contentType: string; truncated: boolean }> | null = null;
+    form.on("field", (name, value) => {
+      if (name === "cacheControl" && /^\d{1,9}$/.test(value)) cacheControl = `max-age=${value}`;
+    });
+    form.on("file", (_name, stream, info) => {
+      if (written) return void stream.resume(); // one file per upload
+      let size = 0;
+      let truncated = false;
+      stream.on("limit", () => (truncated = true));
+      const count = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          size += chunk.length;
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      });
+      written = pipeline(stream, count, fs.createWriteStream(tmp)).then(() => ({ size, contentType: info.mimeType, truncated }));
+    });
+    form.on("error", () => resolve({ kind: "malformed" }));
+    form.on("close", () => {
+      if (!written) return resolve({ kind: "no_file" });
+      written.then(
+        (w) =>
+          resolve(w.truncated ? { kind: "too_large" } : { kind: "file", size: w.size, contentType: w.contentType, cacheControl }),
+        reject,
+      );
+    });
+    req.pipe(form);
+  });
 }
 
 async function serveFile(
