@@ -263,6 +263,34 @@ describe("bad uploads", () => {
     await expectQuotaExact(orgA);
   });
 
+  it("never replaces a processed file's bytes: not by an upsert, not through an upload URL issued with upsert (FL006)", async () => {
+    const clean = new TextEncoder().encode("lesson notes");
+    const started = await startUpload(teacher, {
+      org_id: orgA,
+      name: "notes.txt",
+      size: clean.byteLength,
+      mime_type: "text/plain",
+    });
+    expect(started.status).toBe(201);
+    const files = teacher.client.storage.from("files");
+    // while the file is pending, its uploader may ask for an upload URL that overwrites
+    const overwriting = await files.createSignedUploadUrl(started.body.path, { upsert: true });
+    expect(overwriting.error).toBeNull();
+    expect(
+      (await files.uploadToSignedUrl(started.body.path, started.body.token, new Blob([clean], { type: "text/plain" }))).error,
+    ).toBeNull();
+    expect((await settled(started.body.file_id)).status).toBe("clean");
+
+    const eicar = new Blob([new TextEncoder().encode(EICAR.padEnd(clean.byteLength))], { type: "text/plain" });
+    const viaUrl = await files.uploadToSignedUrl(started.body.path, overwriting.data!.token, eicar);
+    expect(viaUrl.error?.message).toMatch(/already processed/); // 409, not a server error
+    const direct = await files.upload(started.body.path, eicar, { upsert: true });
+    expect(direct.error?.message).toMatch(/already processed|row-level security/);
+    const { data } = await files.download(started.body.path);
+    expect(await data!.text()).toBe("lesson notes");
+    expect((await fileRow(started.body.file_id)).status).toBe("clean");
+  });
+
   it("quarantines the EICAR test file", async () => {
     const { file_id, path } = await upload(teacher, orgA, "eicar.txt", new TextEncoder().encode(EICAR), "text/plain");
     expect(await settled(file_id)).toMatchObject({ status: "infected", status_reason: expect.stringMatching(/Eicar/i) });

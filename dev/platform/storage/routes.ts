@@ -435,6 +435,7 @@ async function uploadObject(
     const code = (e as { code?: string }).code;
     if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
     if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
+    if (code === "FL006") return storageError(409, "InvalidRequest", (e as Error).message);
     throw e;
   }
 }
