@@ -141,6 +141,14 @@ describe("storage stand-in (supabase-js)", () => {
       expect((await dropbox.download(`${alice.id}/report.txt`)).error).not.toBeNull();
       const again = await dropbox.upload(`${alice.id}/report.txt`, text("changed"), { upsert: true });
       expect(again.error).not.toBeNull();
+      // an upload URL issued with upsert is no way around that: the write is the owner's, under the owner's policies
+      const overwrite = await dropbox.createSignedUploadUrl(`${alice.id}/report.txt`, { upsert: true });
+      expect(overwrite.error).toBeNull(); // INSERT would pass, so the URL is issued
+      const viaUrl = await dropbox.uploadToSignedUrl(`${alice.id}/report.txt`, overwrite.data!.token, text("changed"));
+      expect(viaUrl.error?.message).toMatch(/row-level security/);
+      const [o] =
+        await admin`select metadata from storage.objects where bucket_id = ${bucket} and name = ${`${alice.id}/report.txt`}`;
+      expect(o.metadata.size).toBe("handed in".length);
     } finally {
       await admin.unsafe(`drop policy "${bucket} insert" on storage.objects`);
       await admin`delete from storage.objects where bucket_id = ${bucket}`;

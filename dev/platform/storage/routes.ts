@@ -95,8 +95,8 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     return serveFile(deps, target, "service");
   }
 
-  // Signed upload URLs: the policy was checked, as the caller, when the URL was made; the upload
-  // itself is written for the owner the token names (as the Storage API does).
+  // Signed upload URLs: the INSERT policy was checked, as the caller, when the URL was made; the
+  // upload itself is written as the owner the token names.
   const signedPut = /^\/object\/upload\/sign\/(.+)$/.exec(route);
   if (signedPut && req.method === "PUT") {
     const target = parseTarget(signedPut[1]);
@@ -113,9 +113,19 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     } catch {
       return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
     }
-    const service = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-      asService(deps.sql, String(req.headers["x-request-id"] ?? ""), fn);
-    return uploadObject(req, deps, target, { sub: owner }, service, upsert);
+    // Written as the owner the token names, so the owner's policies decide: INSERT for a new object,
+    // and for an upsert that replaces one, UPDATE and SELECT too (hosted Storage asks the same).
+    // A token without an owner (made with the service key) writes as the service.
+    const requestId = String(req.headers["x-request-id"] ?? "");
+    const asOwner = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+      owner
+        ? withRequestContext(deps.sql, {
+          role: "authenticated",
+          claims: { sub: owner, role: "authenticated" },
+          headers: { "x-request-id": requestId },
+        }, fn)
+        : asService(deps.sql, requestId, fn);
+    return uploadObject(req, deps, target, { sub: owner }, asOwner, upsert);
   }
 
   const auth = await verifyBearer(req.headers.authorization, secret);
