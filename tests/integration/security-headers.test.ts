@@ -97,7 +97,7 @@ describe("security headers", () => {
         const download of [
           fetch(`${API_URL}/storage/v1${signedURL}`),
           fetch(`${API_URL}/storage/v1/object/authenticated/${BUCKET}/${user.id}/${name}`, {
-            headers: { Authorization: `Bearer ${token}` },
+            headers: { apikey: secrets().anonKey, Authorization: `Bearer ${token}` },
           }),
         ]
       ) {

@@ -235,7 +235,7 @@ describe("storage stand-in (supabase-js)", () => {
   it("downloads answer ETag with 304 for If-None-Match, byte ranges with 206, and 416 past the end", async () => {
     await asAlice.upload(`${alice.id}/digits.txt`, text("0123456789"));
     const url = `${API_URL}/storage/v1/object/authenticated/${BUCKET}/${alice.id}/digits.txt`;
-    const auth = { Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` };
+    const auth = { apikey: secrets().anonKey, Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` };
     const whole = await fetch(url, { headers: auth });
     expect(whole.status).toBe(200);
     expect(whole.headers.get("accept-ranges")).toBe("bytes");
@@ -255,8 +255,21 @@ describe("storage stand-in (supabase-js)", () => {
     const unread = await fetch(url, { headers: { ...auth, Range: "bytes=0-1,4-5" } }); // several ranges: the whole file
     expect([unread.status, await unread.text()]).toEqual([200, "0123456789"]);
     // another user's object stays a 404 whatever the headers
-    const bobAuth = { Authorization: `Bearer ${(await tokenFor(admin, bob.id)).token}` };
+    const bobAuth = { apikey: secrets().anonKey, Authorization: `Bearer ${(await tokenFor(admin, bob.id)).token}` };
     expect((await fetch(url, { headers: { ...bobAuth, Range: "bytes=0-1", "If-None-Match": etag } })).status).toBe(404);
+  });
+
+  it("needs the project's API key, as hosted's gateway does, except on links a browser opens", async () => {
+    await asAlice.upload(`${alice.id}/keyed.txt`, text("keyed"));
+    const url = `${API_URL}/storage/v1/object/authenticated/${BUCKET}/${alice.id}/keyed.txt`;
+    const bearer = { Authorization: `Bearer ${(await tokenFor(admin, alice.id)).token}` };
+    const none = await fetch(url, { headers: bearer });
+    expect([none.status, (await none.json()).message]).toEqual([401, "No API key found in request"]);
+    const foreign = await fetch(url, { headers: { ...bearer, apikey: "not-a-key" } });
+    expect([foreign.status, (await foreign.json()).message]).toEqual([401, "Invalid API key"]);
+    expect((await fetch(url, { headers: { ...bearer, apikey: secrets().publishableKey } })).status).toBe(200);
+    const signed = await asAlice.createSignedUrl(`${alice.id}/keyed.txt`, 60);
+    expect((await fetch(signed.data!.signedUrl)).status).toBe(200); // a link: no key, no header
   });
 
   it("an upload URL's token never downloads the object", async () => {

@@ -10,7 +10,7 @@ import crypto from "node:crypto";
 import { applyNewKey, keyMinter, type ProjectKeys } from "./api-keys.ts";
 import { answerPreflight, corsOf, fileHeaders, isPreflight } from "./cors.ts";
 import { planFileReply, type StoredFile } from "./file-reply.ts";
-import { proxyRest } from "./rest-proxy.ts";
+import { proxyRest, requireApiKey } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
 import postgres from "postgres";
@@ -196,6 +196,9 @@ const server = http.createServer(async (req, res) => {
     });
   }
   if (url.pathname.startsWith("/storage/v1/") && storageDeps) {
+    // links a browser opens carry no headers: public objects and signed URLs need no API key
+    const link = /^\/storage\/v1\/object\/(public\/|sign\/|upload\/sign\/)/.test(url.pathname) && req.method !== "POST";
+    if (!link && !requireApiKey(res, requestId, headerKey, projectApiKeys())) return;
     return serveStandIn(req, res, requestId, "storage", () => handleStorage(req, url, storageDeps), {
       statusCode: "500",
       error: "internal",

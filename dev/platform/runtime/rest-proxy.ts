@@ -19,6 +19,27 @@ function refuse(res: http.ServerResponse, requestId: string, message: string, hi
   res.end(JSON.stringify({ message, hint }));
 }
 
+/**
+ * The project's API key, as hosted's gateway requires it on /rest/v1 and /storage/v1: answers the
+ * refusal and returns false when it is missing or not the project's.
+ */
+export function requireApiKey(
+  res: http.ServerResponse,
+  requestId: string,
+  apikey: string | null,
+  keys: readonly string[],
+): boolean {
+  if (!apikey) {
+    refuse(res, requestId, "No API key found in request", "No `apikey` request header or url param was found.");
+    return false;
+  }
+  if (!keys.includes(apikey)) {
+    refuse(res, requestId, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.");
+    return false;
+  }
+  return true;
+}
+
 export function proxyRest(
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -28,10 +49,7 @@ export function proxyRest(
 ) {
   const headerKey = req.headers.apikey;
   const apikey = (typeof headerKey === "string" ? headerKey : undefined) ?? url.searchParams.get("apikey");
-  if (!apikey) return refuse(res, requestId, "No API key found in request", "No `apikey` request header or url param was found.");
-  if (!opts.apiKeys().includes(apikey)) {
-    return refuse(res, requestId, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key.");
-  }
+  if (!requireApiKey(res, requestId, apikey, opts.apiKeys())) return;
   url.searchParams.delete("apikey");
   const headers: http.OutgoingHttpHeaders = { ...req.headers, "x-request-id": requestId };
   delete headers.apikey;
