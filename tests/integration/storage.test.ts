@@ -2,10 +2,13 @@
 // by the policies on storage.objects (as the caller's role), the bucket's size and type limits,
 // path checks, signed URLs and removal. The test bucket and its policies exist only during the run.
 import crypto from "node:crypto";
+import fs from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STATE } from "../../dev/stack/config.ts";
 import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql();
@@ -230,6 +233,15 @@ describe("storage stand-in (supabase-js)", () => {
     expect(await (await asAlice.download(`${alice.id}/copy.txt`)).data!.text()).toBe("moving");
     expect(await admin`select 1 from storage.objects where bucket_id = ${BUCKET} and name = ${`${bob.id}/stolen.txt`}`)
       .toHaveLength(0);
+
+    // bytes lost from disk: a 404, never a 500, and the row stays where it was (the move is undone whole)
+    await asAlice.upload(`${alice.id}/lost.txt`, text("lost"));
+    fs.rmSync(path.join(STATE, "storage", BUCKET, alice.id, "lost.txt"));
+    expect((await asAlice.move(`${alice.id}/lost.txt`, `${alice.id}/found.txt`)).error?.message).toBe("Object not found");
+    expect((await asAlice.copy(`${alice.id}/lost.txt`, `${alice.id}/found.txt`)).error?.message).toBe("Object not found");
+    const rows = await admin`select name from storage.objects where bucket_id = ${BUCKET}
+                             and name in (${`${alice.id}/lost.txt`}, ${`${alice.id}/found.txt`})`;
+    expect(rows.map((r) => r.name)).toEqual([`${alice.id}/lost.txt`]);
   });
 
   it("downloads answer ETag with 304 for If-None-Match, byte ranges with 206, and 416 past the end", async () => {

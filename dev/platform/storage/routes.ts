@@ -284,27 +284,43 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     const to = { bucket: body.data.destinationBucket ?? body.data.bucketId, name: body.data.destinationKey };
     const source = filePath(deps, from);
     try {
-      if (route === "/object/move") {
-        const moved = await asCaller((tx) =>
-          tx`update storage.objects set bucket_id = ${to.bucket}, name = ${to.name}, updated_at = now()
-             where bucket_id = ${from.bucket} and name = ${from.name} returning id`
-        );
-        if (!moved.length) return storageError(404, "not_found", "Object not found");
-        fs.mkdirSync(path.dirname(filePath(deps, to)), { recursive: true });
-        fs.renameSync(source, filePath(deps, to));
-        return { status: 200, body: { message: "Successfully moved" } };
-      }
+      // The bytes move (or are copied) inside the row's transaction: a failure of either undoes
+      // both, so storage.objects and the files on disk never disagree.
+      const dest = filePath(deps, to);
+      let placed = false;
+      const undo = () => {
+        if (!placed) return;
+        if (route === "/object/move") fs.renameSync(dest, source);
+        else fs.rmSync(dest, { force: true });
+      };
       const sub = typeof ctx.claims.sub === "string" ? ctx.claims.sub : null;
       const id = crypto.randomUUID();
-      const copied = await asCaller((tx) =>
-        tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
-           select ${id}, ${to.bucket}, ${to.name}, ${sub}, ${sub}, o.metadata from storage.objects o
-           where o.bucket_id = ${from.bucket} and o.name = ${from.name}`
-      );
-      if (copied.count === 0) return storageError(404, "not_found", "Object not found");
-      fs.mkdirSync(path.dirname(filePath(deps, to)), { recursive: true });
-      fs.copyFileSync(source, filePath(deps, to));
-      return { status: 200, body: { Id: id, Key: `${to.bucket}/${to.name}` } };
+      let found: boolean;
+      try {
+        found = await asCaller(async (tx) => {
+          const rows = route === "/object/move"
+            ? await tx`update storage.objects set bucket_id = ${to.bucket}, name = ${to.name}, updated_at = now()
+                       where bucket_id = ${from.bucket} and name = ${from.name} returning id`
+            : await tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+                       select ${id}, ${to.bucket}, ${to.name}, ${sub}, ${sub}, o.metadata from storage.objects o
+                       where o.bucket_id = ${from.bucket} and o.name = ${from.name} returning id`;
+          if (!rows.length) return false;
+          if (!fs.existsSync(source)) throw new MissingBytes();
+          fs.mkdirSync(path.dirname(dest), { recursive: true });
+          if (route === "/object/move") fs.renameSync(source, dest);
+          else fs.copyFileSync(source, dest, fs.constants.COPYFILE_EXCL);
+          placed = true;
+          return true;
+        });
+      } catch (e) {
+        undo();
+        if (e instanceof MissingBytes) return storageError(404, "not_found", "Object not found");
+        throw e;
+      }
+      if (!found) return storageError(404, "not_found", "Object not found");
+      return route === "/object/move"
+        ? { status: 200, body: { message: "Successfully moved" } }
+        : { status: 200, body: { Id: id, Key: `${to.bucket}/${to.name}` } };
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
@@ -449,6 +465,9 @@ async function uploadObject(
     throw e;
   }
 }
+
+/** An object whose row exists but whose bytes do not: answered as missing, and nothing changes. */
+class MissingBytes extends Error {}
 
 type FormResult =
   | { kind: "file"; size: number; contentType: string; cacheControl?: string }
