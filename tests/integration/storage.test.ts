@@ -173,6 +173,45 @@ describe("storage stand-in (supabase-js)", () => {
     expect((await asBob.list(`${alice.id}/list`)).data).toEqual([]);
   });
 
+  it("pages a listing with list-v2's cursor, folds folders on request, and shows nothing another user may not see", async () => {
+    const root = `${alice.id}/v2/`;
+    for (const n of ["c.txt", "a.txt", "b/x.txt", "b/y.txt", "d.txt"]) {
+      expect((await asAlice.upload(root + n, text(n))).error).toBeNull();
+    }
+    const flat = await asAlice.listV2({ prefix: root, limit: 2 });
+    expect(flat.error).toBeNull();
+    expect(flat.data!.objects.map((o) => o.name)).toEqual([`${root}a.txt`, `${root}b/x.txt`]);
+    expect(flat.data!.hasNext).toBe(true);
+    const names: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await asAlice.listV2({ prefix: root, limit: 2, cursor });
+      names.push(...page.data!.objects.map((o) => o.name));
+      cursor = page.data!.hasNext ? page.data!.nextCursor : undefined;
+    } while (cursor);
+    expect(names).toEqual(["a.txt", "b/x.txt", "b/y.txt", "c.txt", "d.txt"].map((n) => root + n));
+
+    const folded = await asAlice.listV2({ prefix: root, with_delimiter: true, sortBy: { column: "name", order: "desc" } });
+    expect(folded.data!.folders.map((f) => f.name)).toEqual([`${root}b/`]);
+    expect(folded.data!.objects.map((o) => o.name)).toEqual(["d.txt", "c.txt", "a.txt"].map((n) => root + n));
+    expect(folded.data!.objects[0].metadata).toMatchObject({ size: 5, mimetype: "text/plain" });
+
+    // by creation time, in pages of one: every object once, in upload order
+    const created: string[] = [];
+    cursor = undefined;
+    do {
+      const page = await asAlice.listV2({ prefix: root, limit: 1, cursor, sortBy: { column: "created_at" } });
+      created.push(...page.data!.objects.map((o) => o.name));
+      cursor = page.data!.hasNext ? page.data!.nextCursor : undefined;
+    } while (cursor);
+    expect(created).toEqual(["c.txt", "a.txt", "b/x.txt", "b/y.txt", "d.txt"].map((n) => root + n));
+
+    const asOutsider = await asBob.listV2({ prefix: root });
+    expect(asOutsider.data).toMatchObject({ hasNext: false, folders: [], objects: [] });
+    const forged = await asAlice.listV2({ prefix: root, cursor: "bm90IGEgY3Vyc29y" });
+    expect(forged.error).toMatchObject({ statusCode: "400" });
+  });
+
   it("tells an object's details (info, exists) only to who may read it", async () => {
     await asAlice.upload(`${alice.id}/info.txt`, text("info"));
     const info = await asAlice.info(`${alice.id}/info.txt`);

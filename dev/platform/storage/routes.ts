@@ -4,7 +4,7 @@
 // signed download URLs (POST and GET /object/sign/{bucket}/{path}; several at once, POST
 // /object/sign/{bucket}), signed upload URLs (POST /object/upload/sign/{bucket}/{path}, then PUT
 // there with the token), info and exists (GET /object/info/{bucket}/{path}), list (POST
-// /object/list/{bucket}), move and copy (POST /object/move, /object/copy), remove (DELETE
+// /object/list/{bucket}; the paged list-v2 in list-v2.ts), move and copy (POST /object/move, /object/copy), remove (DELETE
 // /object/{bucket}). Like the Storage API it writes
 // and reads storage.objects as the caller's role with the caller's claims, so the project's own
 // policies on storage.objects decide; it enforces the bucket's file_size_limit and
@@ -24,6 +24,7 @@ import { asService, contextFromClaims, withRequestContext } from "../../../supab
 import type { StoredFile } from "../runtime/file-reply.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
+import { decodeCursor, listV2, ListV2Body } from "./list-v2.ts";
 
 export interface StorageDeps {
   sql: postgres.Sql;
@@ -268,6 +269,19 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
       limit ${limit} offset ${offset}`
     );
     return { status: 200, body: rows };
+  }
+
+  // The cursor-paged listing (listV2): full keys, folders folded at the next "/" on request.
+  const listPaged = /^\/object\/list-v2\/([^/]+)$/.exec(route);
+  if (listPaged && req.method === "POST") {
+    const bucket = BucketId.safeParse(decoded(listPaged[1]));
+    const body = ListV2Body.safeParse(await readJsonBody(req));
+    if (!bucket.success || !body.success) return storageError(400, "invalid_request", "The list-v2 request is not valid");
+    const cursor = body.data.cursor === undefined ? null : decodeCursor(body.data.cursor);
+    if (body.data.cursor !== undefined && cursor === null) {
+      return storageError(400, "InvalidParameter", "Invalid Parameter continuation token");
+    }
+    return { status: 200, body: await asCaller((tx) => listV2(tx, bucket.data, body.data, cursor)) };
   }
 
   // move: the caller's UPDATE policy must let the object go (USING) and take its new name (WITH
