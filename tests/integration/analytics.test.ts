@@ -105,6 +105,44 @@ describe("ingestion", () => {
     }]);
   });
 
+  it("refuses an event with text Postgres cannot store (NUL, a lone surrogate) and keeps the rest of its batch", async () => {
+    const res = await ingest(tokens.s1, {
+      events: [
+        { type: "page.viewed", occurred_at: ago(1000), properties: { path: "/nul\u0000" } },
+        { type: "page.viewed", occurred_at: ago(1000), properties: { path: "/half-\ud83d" } },
+        { type: "lesson.started", occurred_at: ago(1000), properties: { ["lesson\u0000"]: "x" } },
+        { type: "page.viewed", occurred_at: ago(1000), properties: { path: "/whole-\ud83d\ude00" } },
+      ],
+    });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.accepted).toBe(1);
+    expect(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code])).toEqual([
+      [0, "invalid_properties"],
+      [1, "invalid_properties"],
+      [2, "invalid_properties"],
+    ]);
+    expect(body.rejected[0].message).toMatch(/properties\.path: contains a NUL character/);
+    const [row] =
+      await admin`select properties from public.analytics_events where user_id = ${users.s1} and properties ->> 'path' like '/whole-%'`;
+    expect(row.properties.path).toBe("/whole-\u{1F600}");
+  });
+
+  it("cannot be bypassed: a member's token gets no INSERT on the events table through the Data API", async () => {
+    const res = await fetch(`${API_URL}/rest/v1/analytics_events`, {
+      method: "POST",
+      headers: { apikey: secrets().anonKey, authorization: `Bearer ${tokens.s1}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        org_id: orgA,
+        user_id: users.s1,
+        event_type: "lesson.completed",
+        occurred_at: ago(0),
+        properties: { lesson_id: "l", duration_seconds: 9e300 },
+      }),
+    });
+    expect([res.status, (await res.json()).code]).toEqual([403, "42501"]);
+  });
+
   it("refuses bad requests whole, with stable codes, and records nothing", async () => {
     const before = (await admin`select count(*)::int as n from public.analytics_events where org_id = ${orgA}`)[0].n;
     const code = async (res: Response) => [res.status, (await res.json()).error?.code];

@@ -337,6 +337,16 @@ describe("delivery and faults", () => {
     ).toBe(403);
     const bad = await call(secrets().serviceRoleKey, { type: "INSERT", table: "users" });
     expect([bad.status, (await bad.json()).error.code]).toEqual([400, "invalid_request"]);
+    // text Postgres cannot store is the caller's mistake (400), not the function's (500)
+    for (const name of [`${orgA}/x\u0000.txt`, `${orgA}/\ud800.txt`]) {
+      const res = await call(secrets().serviceRoleKey, {
+        type: "INSERT",
+        table: "objects",
+        schema: "storage",
+        record: { bucket_id: "files", name },
+      });
+      expect([res.status, (await res.json()).error.code]).toEqual([400, "invalid_request"]);
+    }
   });
 
   it("keeps files pending while clamd is down and settles them once it is back", async () => {

@@ -2,6 +2,7 @@
 // those of public.analytics_event_types (a test checks both agree); the numeric properties that
 // table names are the ones the roll-ups sum.
 import { z } from "zod";
+import { findUnstorableText, UNSTORABLE_TEXT } from "../_shared/text.ts";
 
 const id = z.string().min(1).max(100);
 const count = z.number().int().min(0).max(1_000_000_000);
@@ -71,6 +72,8 @@ export function checkEvent(raw: unknown, index: number, now: number): AcceptedEv
     };
   }
   const e = shape.data;
+  const unstorable = findUnstorableText(e.properties, ["properties"]);
+  if (unstorable !== null) return { index, code: "invalid_properties", message: `${unstorable}: ${UNSTORABLE_TEXT}` };
   if (!(e.type in EVENT_SCHEMAS)) return { index, code: "unknown_event_type", message: `unknown event type ${e.type}` };
   const at = Date.parse(e.occurred_at);
   if (at < now - LIMITS.maxAgeMs) return { index, code: "too_old", message: "events older than 7 days are not accepted" };

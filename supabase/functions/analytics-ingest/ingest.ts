@@ -2,11 +2,11 @@
 // batch is kept when some are refused, with a reason each), the organization and user stamped from
 // the access token (the active organization in the org_id claim), the organization's per-minute
 // budget for its tier taken from Redis (what is over it is refused as rate_limited; Redis away
-// refuses the batch with 503, so the client keeps it and sends again), then one insert as the user,
-// which the events table's policy checks (a member, their own user id).
+// refuses the batch with 503, so the client keeps it and sends again), then one insert as the
+// service (members hold no INSERT on the events table) that checks membership once more.
 import type postgres from "postgres";
 import type { UserCaller } from "../_shared/auth.ts";
-import { asUser } from "../_shared/db.ts";
+import { asService, asUser } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
@@ -55,14 +55,22 @@ export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>
     }
   }
   if (accepted.length) {
-    await asCaller((tx) =>
-      tx`
-      insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
-      select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
-      from jsonb_to_recordset(${
+    // Members cannot insert events themselves (nothing would bound them); the service does, in
+    // the same statement as a last membership check.
+    const [{ count }] = await asService(deps.sql, ctx.requestId, (tx) =>
+      tx<{ count: number }[]>`
+      with inserted as (
+        insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+        select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
+        from jsonb_to_recordset(${
         tx.json(accepted as never)
-      }::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)`
-    );
+      }::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
+        where exists (select 1 from public.organization_members m join public.organizations o on o.id = m.org_id and o.deleted_at is null
+                      where m.org_id = ${orgId}::uuid and m.user_id = ${caller.userId}::uuid)
+        returning 1
+      )
+      select count(*)::int as count from inserted`);
+    if (count === 0) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
   }
   rejected.sort((a, b) => a.index - b.index);
   ctx.log.info("events ingested", { org_id: orgId, accepted: accepted.length, rejected: rejected.length });

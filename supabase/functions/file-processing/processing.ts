@@ -10,6 +10,7 @@ import { asService } from "../_shared/db.ts";
 import { claimFile, type PipelineDeps, runClaimed } from "../_shared/files/pipeline.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import { enqueueJob } from "../_shared/jobs.ts";
+import { findUnstorableText, UNSTORABLE_TEXT } from "../_shared/text.ts";
 
 export const ObjectWebhook = z.object({
   type: z.enum(["INSERT", "UPDATE"]),
@@ -17,6 +18,9 @@ export const ObjectWebhook = z.object({
   schema: z.literal("storage"),
   record: z.object({ bucket_id: z.literal("files"), name: z.string().min(1).max(1024) }).passthrough(),
   old_record: z.unknown().optional(),
+}).superRefine((hook, ctx) => {
+  const unstorable = findUnstorableText(hook);
+  if (unstorable !== null) ctx.addIssue({ code: "custom", path: unstorable.split("."), message: UNSTORABLE_TEXT });
 });
 
 export interface ProcessingDeps extends PipelineDeps {
