@@ -27,10 +27,10 @@ with ea as (insert into public.exercises (org_id, title) values ((select a from 
 select (select id from ea) ea, (select id from eb) eb, (select id from red) red, (select id from blue) blue, (select id from green) green;
 insert into public.exercise_team_members (org_id, team_id, user_id) values ((select a from o), (select red from x), tests.user_id('teamer@qa.test'));
 
--- Device keys in A: a sensor that publishes Red's feeds, one without topics, a revoked and an expired one
+-- Device keys in A: a sensor that publishes Red's feeds (as the exercise's controller), one without topics, a revoked and an expired one
 select tests.authenticate_as('owner@qa.test');
 create temp table k as
-select (select api_key_id from public.create_api_key((select a from o), 'sensor', array['org.read'])) sensor,
+select (select api_key_id from public.create_api_key((select a from o), 'sensor', array['org.read', 'exercises.control'])) sensor,
        (select api_key from public.create_api_key((select a from o), 'plain', array['org.read'])) plain_secret;
 select is(public.set_api_key_mqtt_topics((select sensor from k), array['exercise/+/team/+/feeds/sensor', 'events', 'events']),
           array['events', 'exercise/+/team/+/feeds/sensor'], 'a key manager gives a key MQTT topic patterns (sorted, without repeats)');
