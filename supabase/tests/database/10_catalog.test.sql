@@ -4,7 +4,7 @@
 -- callable by the auth server only.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(9);
+select plan(12);
 
 select is_empty($$
   select format('%I.%I', n.nspname, c.relname)
@@ -60,6 +60,29 @@ select is_empty($$
   from pg_roles r cross join unnest(array['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) priv
   where r.rolname in ('anon', 'authenticated', 'service_role') and has_table_privilege(r.oid, 'audit.log', priv)
 $$, 'no API role may write the audit log');
+
+-- TRUNCATE skips row-level security and REFERENCES/TRIGGER are never needed by a request: no API
+-- role holds them on a table of an exposed schema (storage keeps hosted Storage's own grants).
+-- anon holds nothing at all there: the Data API gives it no table.
+select is_empty($$
+  select format('%s may %s on %s.%s', r.rolname, priv, n.nspname, c.relname)
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  cross join pg_roles r cross join unnest(array['TRUNCATE', 'REFERENCES', 'TRIGGER']) priv
+  where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('public', 'audit', 'graphql_public')
+    and r.rolname in ('anon', 'authenticated') and has_table_privilege(r.oid, c.oid, priv)
+$$, 'no API role holds TRUNCATE, REFERENCES or TRIGGER on an exposed table');
+select is_empty($$
+  select format('anon may %s on %s.%s', priv, n.nspname, c.relname)
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  cross join unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE']) priv
+  where c.relkind in ('r', 'p', 'v', 'm') and n.nspname in ('public', 'audit', 'graphql_public')
+    and has_table_privilege('anon', c.oid, priv)
+$$, 'anon holds nothing on an exposed table');
+select is_empty($$
+  select format('authenticated may %s on public.%s', priv, t)
+  from unnest(array['notification_types', 'analytics_event_types']) t cross join unnest(array['INSERT', 'UPDATE', 'DELETE']) priv
+  where has_table_privilege('authenticated', format('public.%I', t), priv)
+$$, 'catalogs are read-only to members');
 
 -- `col in (select helper())` is a per-row hashed-subplan filter that no index can serve; policies
 -- use `col = any (array(select helper()))`, an InitPlan that becomes an index condition.
