@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(22);
+select plan(23);
 
 select tests.create_user(e) from unnest(array['owner@au.test', 'teacher@au.test', 'owner@av.test']) e;
 select tests.set_headers('203.0.113.7, 10.0.0.1', 'vitest/1.0', 'req-create');
@@ -17,7 +17,9 @@ $$;
 -- Who, what, where
 select is((pg_temp.last_entry('public.organizations')).action, 'INSERT', 'creating an organization is recorded');
 select is((pg_temp.last_entry('public.organizations')).actor_user_id, tests.user_id('owner@av.test'), 'with the acting user');
-select is((pg_temp.last_entry('public.organizations')).ip, '203.0.113.7'::inet, 'the client IP (first x-forwarded-for hop)');
+select is((pg_temp.last_entry('public.organizations')).ip, '10.0.0.1'::inet,
+          'the IP the trusted proxy appended, not the x-forwarded-for entry the client wrote (issue 16, item 18)');
+select is((pg_temp.last_entry('public.organizations')).forwarded_for, '203.0.113.7, 10.0.0.1', 'the raw header kept apart');
 select is((pg_temp.last_entry('public.organizations')).user_agent, 'vitest/1.0', 'the user agent');
 select is((pg_temp.last_entry('public.organizations')).request_id, 'req-create', 'and the request id');
 select is((pg_temp.last_entry('public.organizations')).db_role, 'authenticated', 'and the database role of the request');
