@@ -136,11 +136,50 @@ describe("fault isolation", () => {
 });
 
 describe("the stack's own gateway", () => {
-  it("serves the public health function reporting every service reachable", async () => {
+  it("serves the public health function: everyone learns the status, only the service which service and why", async () => {
     const res = await fetch(`${API_URL}/functions/v1/health`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    expect(await res.json()).toEqual({ status: "ok" });
+    const asService = await fetch(`${API_URL}/functions/v1/health`, {
+      headers: { authorization: `Bearer ${secrets().serviceRoleKey}` },
+    });
+    const body = await asService.json();
     expect(body.status).toBe("ok");
     for (const k of ["postgres", "redis", "clamd", "mosquitto"]) expect(body.checks[k].ok).toBe(true);
+  });
+
+  it("answers a burst of public health calls from a cached report over one Postgres connection", async () => {
+    const admin = adminSql();
+    try {
+      // every client connection to Postgres, whoever opened it: a burst must not add any
+      const clients = async () =>
+        (await admin`select count(*)::int as n from pg_stat_activity where backend_type = 'client backend'`)[0].n as number;
+      await fetch(`${API_URL}/functions/v1/health`).then((r) => r.body?.cancel()); // the function is up
+      const before = await clients();
+      let most = 0;
+      let bursting = true;
+      const watch = (async () => {
+        while (bursting) {
+          const n = await clients();
+          most = Math.max(most, n);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      const statuses: number[] = [];
+      for (let round = 0; round < 10; round++) {
+        const answers = await Promise.all(Array.from({ length: 100 }, () => fetch(`${API_URL}/functions/v1/health`)));
+        for (const a of answers) {
+          statuses.push(a.status);
+          await a.body?.cancel();
+        }
+      }
+      bursting = false;
+      await watch;
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+      expect(statuses).toHaveLength(1000);
+      expect(most - before).toBeLessThanOrEqual(2); // other services may open one meanwhile
+    } finally {
+      await admin.end();
+    }
   });
 });

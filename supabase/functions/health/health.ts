@@ -1,5 +1,6 @@
 // Reachability of the services the backend depends on, each check bounded in time so one dead
-// service cannot hang the report.
+// service cannot hang the report. The function is public, so a burst of calls must cost the
+// services nothing: clients are long-lived and the report is cached for a few seconds.
 // @ts-types="../_shared/types/clamdjs.d.ts"
 import clamd from "clamdjs";
 import mqtt from "mqtt";
@@ -41,50 +42,76 @@ async function timed(fn: () => Promise<unknown>, timeoutMs: number): Promise<Che
   }
 }
 
-async function checkPostgres(url: string) {
-  const sql = postgres(url, { max: 1, connect_timeout: 2, idle_timeout: 1, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
-async function checkRedis(url: string, token: string) {
-  const redis = new Redis({ url, token, retry: false, enableTelemetry: false });
-  const pong = await redis.ping();
-  if (pong !== "PONG") throw new Error(`unexpected reply ${pong}`);
-}
-
-async function checkClamd(host: string, port: number) {
-  if (!(await clamd.ping(host, port, 2000))) throw new Error("clamd did not answer PONG");
-}
-
-function checkMosquitto(url: string, username: string, password: string) {
-  return new Promise<void>((resolve, reject) => {
-    const client = mqtt.connect(url, {
-      username,
-      password,
-      reconnectPeriod: 0,
-      connectTimeout: 2000,
-      clientId: `health-${crypto.randomUUID().slice(0, 8)}`,
-      clean: true,
-    });
-    client.once("connect", () => client.end(true, {}, () => resolve()));
-    client.once("error", (e) => {
-      client.end(true);
-      reject(e);
-    });
+/** One long-lived client per service, checked at most once per `ttlMs`, however many ask. */
+export function healthMonitor(cfg: HealthConfig, { ttlMs = 5000, timeoutMs = 2500 } = {}) {
+  // max 1: a burst of requests shares one connection instead of opening one each
+  const sql = postgres(cfg.SUPABASE_DB_URL, {
+    max: 1,
+    connect_timeout: 2,
+    onnotice: () => {},
+    connection: { application_name: "health" },
   });
+  const redis = new Redis({
+    url: cfg.UPSTASH_REDIS_REST_URL,
+    token: cfg.UPSTASH_REDIS_REST_TOKEN,
+    retry: false,
+    enableTelemetry: false,
+  });
+  // connected once and kept; its state is the broker's health (an unguessable id: nobody can take it over)
+  let mqttError = "not connected yet";
+  const broker = mqtt.connect(cfg.MQTT_URL, {
+    username: cfg.MQTT_USERNAME,
+    password: cfg.MQTT_PASSWORD,
+    reconnectPeriod: 1000,
+    connectTimeout: 2000,
+    clientId: `health-${crypto.randomUUID()}`,
+    clean: true,
+  });
+  broker.on("error", (e) => void (mqttError = e.message));
+  broker.on("close", () => void (mqttError ||= "connection closed"));
+  broker.on("connect", () => void (mqttError = ""));
+  const brokerUp = () =>
+    broker.connected ? Promise.resolve() : new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(mqttError || "not connected")), Math.min(timeoutMs, 2000));
+      broker.once("connect", () => (clearTimeout(timer), resolve()));
+    });
+
+  let cached: { at: number; report: HealthReport } | null = null;
+  let inFlight: Promise<HealthReport> | null = null;
+
+  async function run(): Promise<HealthReport> {
+    const [pg, red, clam, mosq] = await Promise.all([
+      timed(() => sql`select 1`, timeoutMs),
+      timed(async () => {
+        const pong = await redis.ping();
+        if (pong !== "PONG") throw new Error(`unexpected reply ${pong}`);
+      }, timeoutMs),
+      timed(async () => {
+        if (!(await clamd.ping(cfg.CLAMD_HOST, cfg.CLAMD_PORT, 2000))) throw new Error("clamd did not answer PONG");
+      }, timeoutMs),
+      timed(brokerUp, timeoutMs),
+    ]);
+    const checks = { postgres: pg, redis: red, clamd: clam, mosquitto: mosq };
+    const report: HealthReport = { status: Object.values(checks).every((c) => c.ok) ? "ok" : "degraded", checks };
+    cached = { at: Date.now(), report };
+    return report;
+  }
+
+  return {
+    /** The latest report, at most `ttlMs` old; concurrent callers share one check. */
+    report(): Promise<HealthReport> {
+      if (cached && Date.now() - cached.at < ttlMs) return Promise.resolve(cached.report);
+      inFlight ??= run().finally(() => (inFlight = null));
+      return inFlight;
+    },
+    async close() {
+      broker.end(true);
+      await sql.end({ timeout: 1 });
+    },
+  };
 }
 
-export async function checkHealth(cfg: HealthConfig, timeoutMs = 2500): Promise<HealthReport> {
-  const [pg, redis, clam, mosq] = await Promise.all([
-    timed(() => checkPostgres(cfg.SUPABASE_DB_URL), timeoutMs),
-    timed(() => checkRedis(cfg.UPSTASH_REDIS_REST_URL, cfg.UPSTASH_REDIS_REST_TOKEN), timeoutMs),
-    timed(() => checkClamd(cfg.CLAMD_HOST, cfg.CLAMD_PORT), timeoutMs),
-    timed(() => checkMosquitto(cfg.MQTT_URL, cfg.MQTT_USERNAME, cfg.MQTT_PASSWORD), timeoutMs),
-  ]);
-  const checks = { postgres: pg, redis, clamd: clam, mosquitto: mosq };
-  return { status: Object.values(checks).every((c) => c.ok) ? "ok" : "degraded", checks };
+/** What a caller without the service key sees: whether all is well, not which service or why. */
+export function publicReport(report: HealthReport): Pick<HealthReport, "status"> {
+  return { status: report.status };
 }

@@ -1,11 +1,16 @@
-// Public health report: Postgres, Redis, clamd and Mosquitto reachability (verify_jwt = false; health.ts).
+// Public health report: Postgres, Redis, clamd and Mosquitto reachability (verify_jwt = false;
+// health.ts). Everyone learns whether all is well; which service failed, and why, only the service.
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
-import { checkHealth, HealthConfig } from "./health.ts";
+import { HealthConfig, healthMonitor, publicReport } from "./health.ts";
 
-const config = loadEnv(HealthConfig.shape);
+const monitor = healthMonitor(loadEnv(HealthConfig.shape));
 
-Deno.serve(serveHandler("health", { methods: ["GET"], callers: ["public", "user", "service"] }, async () => {
-  const report = await checkHealth(config);
-  return Response.json(report, { status: report.status === "ok" ? 200 : 503 });
+Deno.serve(serveHandler("health", { methods: ["GET"], callers: ["public", "user", "service"] }, async (_req, ctx) => {
+  const report = await monitor.report();
+  const status = report.status === "ok" ? 200 : 503;
+  return Response.json(ctx.caller.kind === "service" ? report : publicReport(report), {
+    status,
+    headers: { "cache-control": "no-store" },
+  });
 }));
