@@ -3,6 +3,7 @@
 // the admin RPCs, and the stack worker's queues, schedules, health and metrics. A worker with the
 // test registry (tests/fixtures/worker/jobs.ts, area `test`) runs in this process.
 import crypto from "node:crypto";
+import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
@@ -11,7 +12,7 @@ import { loadWorkerEnv } from "../../worker/src/env.ts";
 import { startWorker, type Worker } from "../../worker/src/worker.ts";
 import { restartProbe, slowForShutdown, TEST_JOBS, tick } from "../fixtures/worker/jobs.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
-import { adminSql, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { adminSql, API_URL, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql(4);
 // Job rows are polled through a Postgres restart on a connection of their own that fetches no
@@ -325,11 +326,21 @@ describe("the stack's worker", () => {
     expect(await page.text()).toContain("tenant.delete");
   });
 
-  it("purges organizations past their retention through tenant.delete, keeping their audit trail", async () => {
-    const [{ id }] = await admin`insert into public.organizations (name, slug, deleted_at)
+  it("purges organizations past their retention through tenant.delete: stored objects gone, audit trail kept without row contents", async () => {
+    const [{ id }] = await admin`insert into public.organizations (name, slug, deleted_at, coppa)
                                  values ('Long gone', ${`purge-${
       crypto.randomUUID().slice(0, 8)
-    }`}, now() - interval '400 days') returning id`;
+    }`}, now() - interval '400 days', true) returning id`;
+    // what a deleted organization leaves in storage: a file, a thumbnail, an export archive
+    const storage = createClient(API_URL, secrets().serviceRoleKey, { auth: { persistSession: false } }).storage;
+    const stored = [
+      ["files", `${id}/2026/01/01/${crypto.randomUUID()}-roster.txt`, "text/plain"],
+      ["thumbnails", `${id}/${crypto.randomUUID()}.webp`, "image/webp"],
+      ["exports", `${id}/${crypto.randomUUID()}.json`, "application/json"],
+    ] as const;
+    for (const [bucket, name, type] of stored) {
+      expect((await storage.from(bucket).upload(name, new Blob(["x"], { type }))).error).toBeNull();
+    }
     const [{ id: sweep }] = await admin`select app.enqueue_job('maintenance.purge-soft-deleted', '{"org_id": null}') as id`;
     await settled(sweep);
     await waitUntil(
@@ -340,5 +351,10 @@ describe("the stack's worker", () => {
     const trail =
       await admin`select action from audit.log where org_id = ${id} and table_name = 'public.organizations' order by id`;
     expect(trail.map((r) => r.action)).toEqual(["INSERT", "DELETE"]);
+    const [{ with_contents }] = await admin`select count(*)::int as with_contents from audit.log
+                                            where org_id = ${id} and (old_values is not null or new_values is not null)`;
+    expect(with_contents).toBe(0);
+    const [{ left }] = await admin`select count(*)::int as left from storage.objects where name like ${id + "/%"}`;
+    expect(left).toBe(0);
   });
 });

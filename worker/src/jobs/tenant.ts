@@ -1,13 +1,17 @@
 // Jobs for one organization.
+import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
+import type { Database } from "../../../supabase/functions/_shared/database.types.ts";
 import { asService } from "../../../supabase/functions/_shared/db.ts";
 import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
 
 /**
- * Hard delete after the grace period (the tier's retention since the soft delete). The audit log
- * is kept: it has no foreign key to the organization. Idempotent: a second run finds nothing.
+ * Hard delete after the grace period (the tier's retention since the soft delete): first every
+ * stored object under the organization's folder, through the Storage API, then the rows, whose
+ * audit entries keep who, what and when but lose the rows' contents (app.purge_organization).
+ * Idempotent: a run that dies midway is retried and finds less to do.
  */
 export const tenantDelete = defineJob({
   queue: "tenant.delete",
@@ -18,21 +22,56 @@ export const tenantDelete = defineJob({
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   async handler(ctx, data) {
     // Deleting organizations is the service's work (no member may); it is confined to this one.
-    const outcome = await asService(ctx.sql, ctx.correlationId, async (tx) => {
-      const [org] = await tx`
-        select o.id, o.deleted_at, o.deleted_at < now() - make_interval(days => t.retention_days) as past_grace
-        from public.organizations o join public.subscription_tiers t on t.tier = o.tier
-        where o.id = ${data.org_id} for update of o`;
-      if (!org) return "already gone";
-      if (!org.deleted_at) return "not deleted";
-      if (!org.past_grace) return "within grace period";
-      await tx`delete from public.organizations where id = ${data.org_id}`;
-      return "deleted";
-    }, WORKER_USER_AGENT);
+    const [org] = await asService(ctx.sql, ctx.correlationId, (tx) =>
+      tx`
+      select o.deleted_at is not null as deleted, o.deleted_at < now() - make_interval(days => t.retention_days) as past_grace
+      from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.id = ${data.org_id}`, WORKER_USER_AGENT);
+    let outcome: string;
+    if (!org) outcome = "already gone";
+    else if (!org.deleted) outcome = "not deleted";
+    else if (!org.past_grace) outcome = "within grace period";
+    else {
+      if (!ctx.supabase) throw new Error("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required to delete stored objects");
+      const removed = await removeOrganizationObjects(ctx.supabase, data.org_id);
+      ctx.log.info("stored objects removed", { org_id: data.org_id, ...removed });
+      const [{ purged }] = await asService(
+        ctx.sql,
+        ctx.correlationId,
+        (tx) => tx`select app.purge_organization(${data.org_id}) as purged`,
+        WORKER_USER_AGENT,
+      );
+      outcome = purged ? "deleted" : "already gone";
+    }
     ctx.log.info("tenant delete", { org_id: data.org_id, outcome });
     return { outcome };
   },
 });
+
+/** The buckets whose objects live under `{org_id}/`. */
+export const ORGANIZATION_BUCKETS = ["files", "thumbnails", "exports", "quarantine", "trash"] as const;
+
+/** Removes every object under `{org}/` in each organization bucket; the count per bucket. */
+export async function removeOrganizationObjects(storage: SupabaseClient<Database>, org: string) {
+  const removed: Record<string, number> = {};
+  for (const bucket of ORGANIZATION_BUCKETS) {
+    removed[bucket] = 0;
+    for (;;) {
+      const page = await storage.storage.from(bucket).listV2({ prefix: `${org}/`, limit: 1000 });
+      if (page.error) {
+        if ((page.error as { statusCode?: string }).statusCode === "404") break; // no such bucket here
+        throw new Error(`listing ${bucket}: ${page.error.message}`);
+      }
+      const names = page.data.objects.map((o) => o.name);
+      if (names.length === 0) break;
+      const gone = await storage.storage.from(bucket).remove(names);
+      if (gone.error) throw new Error(`removing from ${bucket}: ${gone.error.message}`);
+      if (gone.data.length === 0) throw new Error(`removing from ${bucket}: nothing was removed`);
+      removed[bucket] += gone.data.length;
+    }
+  }
+  return removed;
+}
 
 /** What an export reads, in order, with the scopes that let the job's request context read it. */
 const EXPORT_SECTIONS = ["organization", "members", "member_permissions", "invitations", "api_keys", "audit_log"] as const;
