@@ -249,6 +249,8 @@ describe("bad uploads", () => {
       status: "rejected",
       status_reason: expect.stringMatching(/^type_mismatch/),
     });
+    // a rejected upload's bytes are removed, not kept where nobody can read them
+    expect(await admin`select 1 from storage.objects where bucket_id = 'files' and name = ${spoofed.path}`).toEqual([]);
 
     const started = await startUpload(teacher, { org_id: orgA, name: "short.txt", size: 100, mime_type: "text/plain" });
     await teacher.client.storage.from("files").uploadToSignedUrl(
@@ -261,6 +263,18 @@ describe("bad uploads", () => {
       status_reason: expect.stringMatching(/^size_mismatch/),
     });
     await expectQuotaExact(orgA);
+  });
+
+  it("refuses an upload larger than its reservation (FL007, 413) and stores nothing", async () => {
+    const started = await startUpload(teacher, { org_id: orgA, name: "tiny.txt", size: 1, mime_type: "text/plain" });
+    expect(started.status).toBe(201);
+    const big = new Blob([new Uint8Array(64 * 1024).fill(65)], { type: "text/plain" });
+    const viaUrl = await teacher.client.storage.from("files").uploadToSignedUrl(started.body.path, started.body.token, big);
+    expect(viaUrl.error).toMatchObject({ statusCode: "413" });
+    const direct = await teacher.client.storage.from("files").upload(started.body.path, big);
+    expect(direct.error).toMatchObject({ statusCode: "413" });
+    expect(await admin`select 1 from storage.objects where bucket_id = 'files' and name = ${started.body.path}`).toEqual([]);
+    expect((await fileRow(started.body.file_id)).status).toBe("pending");
   });
 
   it("never replaces a processed file's bytes: not by an upsert, not through an upload URL issued with upsert (FL006)", async () => {
@@ -297,6 +311,44 @@ describe("bad uploads", () => {
     expect(await settled(file_id)).toMatchObject({ status: "infected", status_reason: expect.stringMatching(/Eicar/i) });
     expect(await admin`select bucket_id from storage.objects where name = ${path}`).toEqual([{ bucket_id: "quarantine" }]);
     expect((await teacher.client.storage.from("quarantine").download(path)).error).toBeTruthy();
+    await expectQuotaExact(orgA);
+  });
+});
+
+describe("deleted files", () => {
+  const where = async (path: string) =>
+    (await admin`select bucket_id from storage.objects where name = ${path} and bucket_id in ('files', 'trash')`).map((r) =>
+      r.bucket_id
+    );
+
+  it("leave the reach of signed URLs issued before the delete, and come back when restored", async () => {
+    const text = "to be deleted\n";
+    const { file_id, path } = await upload(teacher, orgA, "deleted.txt", new TextEncoder().encode(text), "text/plain");
+    expect((await settled(file_id)).status).toBe("clean");
+    const signed = await teacher.client.storage.from("files").createSignedUrl(path, 3600);
+    expect(await (await fetch(signed.data!.signedUrl)).text()).toBe(text);
+
+    expect((await teacher.client.rpc("delete_file", { file_id })).error).toBeNull();
+    await waitUntil("the object to move to trash", async () => (await where(path)).join() === "trash", 15_000, 100);
+    const afterDelete = await fetch(signed.data!.signedUrl);
+    expect(afterDelete.status).toBeGreaterThanOrEqual(400);
+    await afterDelete.body?.cancel();
+    expect((await teacher.client.storage.from("trash").download(path)).error).toBeTruthy(); // trash is nobody's to read
+
+    expect((await teacher.client.rpc("restore_file", { file_id })).error).toBeNull();
+    await waitUntil("the object to come back", async () => (await where(path)).join() === "files", 15_000, 100);
+    expect(await (await fetch(signed.data!.signedUrl)).text()).toBe(text);
+  });
+
+  it("lose their objects and their rows once the tier's retention after the delete has passed", async () => {
+    const { file_id, path } = await upload(teacher, orgA, "expired.txt", new TextEncoder().encode("old\n"), "text/plain");
+    expect((await settled(file_id)).status).toBe("clean");
+    expect((await teacher.client.rpc("delete_file", { file_id })).error).toBeNull();
+    await waitUntil("the object to move to trash", async () => (await where(path)).join() === "trash", 15_000, 100);
+    await admin`update public.files set deleted_at = now() - interval '400 days' where id = ${file_id}`;
+    await admin`select app.enqueue_job('maintenance.files-sweep', '{"org_id": null}')`;
+    await waitUntil("the sweep to forget the file", async () => !(await fileRow(file_id)), 20_000, 100);
+    expect(await where(path)).toEqual([]);
     await expectQuotaExact(orgA);
   });
 });

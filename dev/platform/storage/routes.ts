@@ -476,6 +476,7 @@ async function uploadObject(
     if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
     if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
     if (code === "FL006") return storageError(409, "InvalidRequest", (e as Error).message);
+    if (code === "FL007") return storageError(413, "Payload too large", (e as Error).message);
     throw e;
   }
 }

@@ -17,11 +17,13 @@ const ForFile = ForOrganization.extend({ file_id: z.uuid() });
 export const JOB_PAYLOADS = {
   "maintenance.expire-invitations": OverAllOrganizations,
   "maintenance.purge-soft-deleted": OverAllOrganizations,
+  "maintenance.files-sweep": OverAllOrganizations,
   "tenant.delete": ForOrganization,
   "tenant.export": ForOrganization.extend({ export_id: z.uuid() }),
   "files.thumbnail": ForFile,
   "files.process": ForFile,
   "files.extract-text": ForFile,
+  "files.place": ForFile,
   "notifications.email": ForOrganization.extend({ batch_id: z.uuid() }),
   "notifications.digest": OverAllOrganizations,
   "analytics.rollup": OverAllOrganizations,

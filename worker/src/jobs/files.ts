@@ -8,7 +8,7 @@ import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
 import { findPii, hasPii } from "../../../supabase/functions/_shared/files/pii.ts";
 import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
 import { lazyPublisher } from "../../../supabase/functions/_shared/realtime/publisher.ts";
-import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { enqueueJob, JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
 
@@ -139,5 +139,115 @@ export const filesExtractText = defineJob({
     }, WORKER_USER_AGENT);
     ctx.log.info("text extracted", { file_id: data.file_id, chars: content.length, truncated, contains_pii: pii });
     return { chars: content.length, truncated, contains_pii: pii };
+  },
+});
+
+/** Where a file's objects belong: in `files` (and `thumbnails`) while it lives, in `trash` once deleted. */
+function placesOf(file: { org_id: string; id: string; object_path: string; thumbnail_path: string | null }) {
+  const places = [{ live: { bucket: "files", name: file.object_path }, trashed: { bucket: "trash", name: file.object_path } }];
+  if (file.thumbnail_path) {
+    places.push({
+      live: { bucket: "thumbnails", name: file.thumbnail_path },
+      trashed: { bucket: "trash", name: `${file.org_id}/thumbnails/${file.id}.webp` },
+    });
+  }
+  return places;
+}
+
+/**
+ * Moves a clean file's objects to match its state: into the private `trash` bucket when it was
+ * deleted (signed URLs issued for it stop working), back when it was restored. Idempotent: an
+ * object already in place is left alone.
+ */
+export const filesPlace = defineJob({
+  queue: "files.place",
+  payload: JOB_PAYLOADS["files.place"],
+  scopes: [],
+  tenancy: "organization",
+  options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 6 },
+  async handler(ctx, data) {
+    if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
+    const [file] = await asService(
+      ctx.sql,
+      ctx.correlationId,
+      (tx) =>
+        tx<{ org_id: string; id: string; object_path: string; thumbnail_path: string | null; deleted: boolean }[]>`
+      select org_id, id, object_path, thumbnail_path, deleted_at is not null as deleted
+      from public.files where id = ${data.file_id} and org_id = ${data.org_id} and status = 'clean'`,
+      WORKER_USER_AGENT,
+    );
+    if (!file) return { skipped: "no clean file of this organization" };
+    let moved = 0;
+    for (const { live, trashed } of placesOf(file)) {
+      const [from, to] = file.deleted ? [live, trashed] : [trashed, live];
+      const [present] = await asService(
+        ctx.sql,
+        ctx.correlationId,
+        (tx) => tx`select 1 from storage.objects where bucket_id = ${from.bucket} and name = ${from.name}`,
+        WORKER_USER_AGENT,
+      );
+      if (!present) continue;
+      const { error } = await ctx.supabase.storage.from(from.bucket).move(from.name, to.name, { destinationBucket: to.bucket });
+      if (error) throw new Error(`moving ${from.bucket}/${from.name}: ${error.message}`);
+      moved++;
+    }
+    ctx.log.info("file objects placed", { file_id: file.id, deleted: file.deleted, moved });
+    return { moved };
+  },
+});
+
+/**
+ * Daily: files whose objects sit in the wrong bucket (a files.place job that never ran) get one;
+ * deleted files past their tier's retention lose their objects in `trash`, then their rows.
+ */
+export const filesSweep = defineJob({
+  queue: "maintenance.files-sweep",
+  payload: JOB_PAYLOADS["maintenance.files-sweep"],
+  scopes: [],
+  tenancy: "all-organizations",
+  options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
+  schedule: { cron: "23 4 * * *" },
+  async handler(ctx) {
+    if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
+    const misplaced = await asService(ctx.sql, ctx.correlationId, (tx) =>
+      tx<{ id: string; org_id: string }[]>`
+      select f.id, f.org_id from public.files f
+      join storage.objects o on o.name = f.object_path
+        and o.bucket_id = case when f.deleted_at is null then 'trash' else 'files' end
+      where f.status = 'clean' limit 1000`, WORKER_USER_AGENT);
+    for (const f of misplaced) {
+      await enqueueJob(ctx.sql, "files.place", { org_id: f.org_id, file_id: f.id, correlation_id: ctx.correlationId }, {
+        singletonKey: `files.place:${f.id}`,
+      });
+    }
+    const expired = await asService(
+      ctx.sql,
+      ctx.correlationId,
+      (tx) =>
+        tx<{ id: string; org_id: string; object_path: string; thumbnail_path: string | null }[]>`
+      select f.id, f.org_id, f.object_path, f.thumbnail_path
+      from public.files f join public.organizations o on o.id = f.org_id join public.subscription_tiers t on t.tier = o.tier
+      where f.deleted_at < now() - make_interval(days => t.retention_days) order by f.deleted_at limit 1000`,
+      WORKER_USER_AGENT,
+    );
+    let forgotten = 0;
+    for (const f of expired) {
+      const names = placesOf(f).flatMap(({ live, trashed }) => [live, trashed]);
+      for (const bucket of ["files", "thumbnails", "trash"]) {
+        const inBucket = names.filter((n) => n.bucket === bucket).map((n) => n.name);
+        if (inBucket.length === 0) continue;
+        const { error } = await ctx.supabase.storage.from(bucket).remove(inBucket);
+        if (error) throw new Error(`removing a deleted file's objects from ${bucket}: ${error.message}`);
+      }
+      const [{ gone }] = await asService(
+        ctx.sql,
+        ctx.correlationId,
+        (tx) => tx`select app.forget_deleted_file(${f.id}) as gone`,
+        WORKER_USER_AGENT,
+      );
+      if (gone) forgotten++;
+    }
+    ctx.log.info("files swept", { misplaced: misplaced.length, forgotten });
+    return { misplaced: misplaced.length, forgotten };
   },
 });

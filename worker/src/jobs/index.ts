@@ -2,7 +2,7 @@
 // which a unit test holds them to. Later features add theirs to both.
 import type { JobDefinition } from "../registry.ts";
 import { analyticsRollup } from "./analytics.ts";
-import { filesExtractText, filesProcess, filesThumbnail } from "./files.ts";
+import { filesExtractText, filesPlace, filesProcess, filesSweep, filesThumbnail } from "./files.ts";
 import { expireInvitations, purgeSoftDeleted } from "./maintenance.ts";
 import { notificationsDigest, notificationsEmail } from "./notifications.ts";
 import { tenantDelete, tenantExport } from "./tenant.ts";
@@ -15,6 +15,8 @@ export const JOBS: readonly JobDefinition[] = [
   filesThumbnail,
   filesProcess,
   filesExtractText,
+  filesPlace,
+  filesSweep,
   notificationsEmail,
   notificationsDigest,
   analyticsRollup,

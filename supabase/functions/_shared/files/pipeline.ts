@@ -166,6 +166,11 @@ async function settle(file: FileRow, outcome: Exclude<Outcome, { status: "retry"
     if (!moved) throw new Error("could not move an infected file to quarantine");
     await deps.storage.storage.from("files").remove([file.object_path]);
   }
+  if (outcome.status === "rejected") {
+    // a rejected upload's bytes are never served and hold no quota: they go (a failure retries)
+    const gone = await deps.storage.storage.from("files").remove([file.object_path]);
+    if (gone.error) throw new Error(`could not remove a rejected file's object: ${gone.error.message}`);
+  }
   await asService(deps.sql, correlationId, async (tx) => {
     await tx`update public.files set
                status = ${outcome.status}, status_reason = ${"reason" in outcome ? outcome.reason.slice(0, 500) : null},
