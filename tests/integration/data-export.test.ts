@@ -88,8 +88,40 @@ describe("data export", () => {
   });
 
   it("refuses a second export while one is under way (TN050)", async () => {
-    await admin`insert into public.data_exports (org_id, status) values (${org}, 'running')`;
-    await expect(as(owner.id, (tx) => tx`select public.request_data_export(${org})`)).rejects.toMatchObject({ code: "TN050" });
-    await admin`update public.data_exports set status = 'failed' where org_id = ${org} and status = 'running'`;
+    // a job that waits an hour: alive, so its export is under way
+    const [{ job }] = await admin`select app.enqueue_job('tenant.export', ${
+      admin.json({ org_id: org, export_id: crypto.randomUUID() })
+    }, 0, 3600) as job`;
+    await admin`insert into public.data_exports (org_id, status, job_id) values (${org}, 'running', ${job})`;
+    try {
+      await expect(as(owner.id, (tx) => tx`select public.request_data_export(${org})`)).rejects.toMatchObject({ code: "TN050" });
+    } finally {
+      await admin`update public.data_exports set status = 'failed' where org_id = ${org} and status = 'running'`;
+      await admin`update pgboss.job set state = 'cancelled' where id = ${job}`;
+    }
+  });
+
+  it("holds only what its requester may read, and only they or holders of all it needed read it", async () => {
+    // a student given data.export: the organization and its members, nothing a student may not read
+    await admin`insert into public.member_permissions (org_id, user_id, permission, granted) values (${org}, ${student.id}, 'data.export', true)`;
+    const [requested] = await as(student.id, (tx) => tx`select * from public.request_data_export(${org})`);
+    const done = await waitUntil("the student's export", async () => {
+      const [row] =
+        await admin`select status, object_path, required_permissions from public.data_exports where id = ${requested.id}`;
+      return row.status === "completed" || row.status === "failed" ? row : null;
+    }, 20_000);
+    expect(done).toMatchObject({ status: "completed", required_permissions: ["org.read"] });
+    const signed = await (await storageAs(student.id)).createSignedUrl(done.object_path, 60);
+    const archive = await (await fetch(signed.data!.signedUrl)).json();
+    expect(archive.sections).toEqual(["organization", "members"]);
+    for (const hidden of ["member_permissions", "invitations", "api_keys", "audit_log"]) {
+      expect(archive).not.toHaveProperty(hidden);
+    }
+    expect(JSON.stringify(archive)).not.toContain("invitee@export.test");
+
+    // the owner's archive needed more than the student holds
+    expect((await (await storageAs(student.id)).createSignedUrl(objectPath, 60)).error).toMatchObject({ status: 404 });
+    // the owner holds all the student's archive needed
+    expect((await (await storageAs(owner.id)).createSignedUrl(done.object_path, 60)).error).toBeNull();
   });
 });

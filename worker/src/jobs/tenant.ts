@@ -2,7 +2,7 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import type { Database } from "../../../supabase/functions/_shared/database.types.ts";
-import { asService } from "../../../supabase/functions/_shared/db.ts";
+import { asService, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
 import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
@@ -73,19 +73,28 @@ export async function removeOrganizationObjects(storage: SupabaseClient<Database
   return removed;
 }
 
-/** What an export reads, in order, with the scopes that let the job's request context read it. */
-const EXPORT_SECTIONS = ["organization", "members", "member_permissions", "invitations", "api_keys", "audit_log"] as const;
+/** What an export reads, in order, with the permission a member needs to read each. */
+export const EXPORT_SECTIONS = {
+  organization: "org.read",
+  members: "org.read",
+  member_permissions: "members.manage",
+  invitations: "members.invite",
+  api_keys: "api_keys.manage",
+  audit_log: "audit.read",
+} as const;
+type ExportSection = keyof typeof EXPORT_SECTIONS;
 
 /**
  * An organization's data as one JSON archive in the `exports` bucket ({org_id}/{export_id}.json),
- * read in the organization's request context (RLS), with progress in public.data_exports.
+ * read as its requester (their request context, so RLS decides as for them), only the sections
+ * whose permission they hold, with progress in public.data_exports.
  * Secrets never leave: hash columns are not readable by any request role. Re-running rewrites
  * the same object (upsert), so a retry after a failure is harmless.
  */
 export const tenantExport = defineJob({
   queue: "tenant.export",
   payload: JOB_PAYLOADS["tenant.export"],
-  scopes: ["org.read", "members.invite", "members.manage", "api_keys.manage", "audit.read", "data.export"],
+  scopes: ["data.export"], // for its progress only: the sections are read as the requester
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, retryLimit: 3, retryDelay: 10, expireInSeconds: 1800, concurrency: 1, batchSize: 1 },
   async handler(ctx, data) {
@@ -100,21 +109,45 @@ export const tenantExport = defineJob({
       if (!ctx.supabase) throw new Error("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required for exports");
       const [found] = await progress({ status: "running", progress: 0, error: null });
       if (!found) return { skipped: "export not found" };
+      const [requester] = await asService(ctx.sql, ctx.correlationId, (tx) =>
+        tx<{ id: string | null; permissions: string[] }[]>`
+        select e.created_by as id, app.permissions_of(e.org_id, e.created_by) as permissions
+        from public.data_exports e where e.id = ${data.export_id}`, WORKER_USER_AGENT);
+      if (!requester?.id || !requester.permissions.includes("data.export")) {
+        await progress({ status: "failed", error: "the requester no longer holds data.export in the organization" });
+        return { skipped: "requester without data.export" };
+      }
+      const sections = (Object.keys(EXPORT_SECTIONS) as ExportSection[])
+        .filter((section) => requester.permissions.includes(EXPORT_SECTIONS[section]));
+      const asRequester = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+        withRequestContext(ctx.sql, {
+          role: "authenticated",
+          claims: { sub: requester.id, role: "authenticated" },
+          headers: { "x-request-id": ctx.correlationId, "user-agent": WORKER_USER_AGENT },
+        }, fn);
       const archive: Record<string, unknown> = {
         format: "saas-backend-export/1",
         exported_at: new Date().toISOString(),
         org_id: data.org_id,
+        sections,
       };
-      for (const [i, section] of EXPORT_SECTIONS.entries()) {
-        archive[section] = await inTenantContext(ctx.sql, tenant, (tx) => readSection(tx, section, data.org_id));
-        await progress({ progress: Math.round(((i + 1) / (EXPORT_SECTIONS.length + 1)) * 100) });
+      for (const [i, section] of sections.entries()) {
+        archive[section] = await asRequester((tx) => readSection(tx, section, data.org_id));
+        await progress({ progress: Math.round(((i + 1) / (sections.length + 1)) * 100) });
         ctx.log.info("export progress", { section, export_id: data.export_id });
       }
       const objectPath = `${data.org_id}/${data.export_id}.json`;
       const { error } = await ctx.supabase.storage.from("exports")
         .upload(objectPath, JSON.stringify(archive), { contentType: "application/json", upsert: true });
       if (error) throw new Error(`upload failed: ${error.message}`);
-      await progress({ status: "completed", progress: 100, object_path: objectPath, completed_at: new Date() });
+      const required = [...new Set(sections.map((section) => EXPORT_SECTIONS[section]))].sort();
+      await progress({
+        status: "completed",
+        progress: 100,
+        object_path: objectPath,
+        completed_at: new Date(),
+        required_permissions: required,
+      });
       return { object_path: objectPath };
     } catch (e) {
       if (ctx.job.finalAttempt) {
@@ -125,7 +158,7 @@ export const tenantExport = defineJob({
   },
 });
 
-function readSection(tx: postgres.TransactionSql, section: (typeof EXPORT_SECTIONS)[number], orgId: string) {
+function readSection(tx: postgres.TransactionSql, section: ExportSection, orgId: string) {
   switch (section) {
     case "organization":
       return tx`select * from public.organizations where id = ${orgId}`.then((r) => r[0] ?? null);
