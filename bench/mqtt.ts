@@ -18,6 +18,7 @@ import { readSecrets } from "../dev/stack/secrets.ts";
 import { paths } from "../dev/stack/config.ts";
 import { execFileSync } from "node:child_process";
 import { fmt, summarize } from "./stats.ts";
+import { defaultClientId } from "../supabase/functions/_shared/realtime/client.ts";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20000);
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 5);
@@ -86,7 +87,14 @@ const sides: Side[] = [
 
 function connect(url: string, cred: { username: string; password: string }): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { ...cred, protocolVersion: 5, reconnectPeriod: 0, clean: true });
+    // a user's client id starts with their id: the broker refuses any other
+    const c = mqtt.connect(url, {
+      ...cred,
+      clientId: defaultClientId(cred.password),
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      clean: true,
+    });
     c.once("connect", () => resolve(c));
     c.once("error", (e) => {
       c.end(true);

@@ -29,6 +29,7 @@
 #include "db.h"
 #include "msg_count.h"
 #include "token.h"
+#include "topic_shape.h"
 
 #define LOG(level, fmt, ...) mosquitto_log_printf(level, "{\"component\":\"supabase-auth\"," fmt "}", __VA_ARGS__)
 
@@ -132,6 +133,18 @@ static int refuse(struct mosquitto *client, const char *kind, const char *reason
 	return MOSQ_ERR_AUTH;
 }
 
+/* A user's or device's client id starts with its own id ("<id>", or "<id>-", "<id>:", "<id>_",
+ * "<id>." and more): Mosquitto closes the older of two connections with one client id, so an id
+ * anyone may choose would let another tenant's client disconnect a victim and take over its
+ * session. Bound to the principal, an id can only collide with the principal's own. */
+static bool client_id_bound(const char *client_id, const char *principal_id)
+{
+	size_t n = strlen(principal_id);
+	if(!client_id || strncmp(client_id, principal_id, n) != 0) return false;
+	char next = client_id[n];
+	return next == '\0' || next == '-' || next == ':' || next == '_' || next == '.';
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
 	(void)event; (void)userdata;
@@ -172,7 +185,11 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		}
 		exp = t.exp;
 	}
-	if(mosquitto_set_username(ed->client, principal) != MOSQ_ERR_SUCCESS){
+	const char *principal_id = strchr(principal, ':');
+	if(principal_id && !client_id_bound(mosquitto_client_id(ed->client), principal_id + 1)){
+		return refuse(ed->client, strncmp(principal, "device:", 7) == 0 ? "api_key" : "token", "client_id_not_bound");
+	}
+		if(mosquitto_set_username(ed->client, principal) != MOSQ_ERR_SUCCESS){
 		return refuse(ed->client, "token", "internal");
 	}
 	if(exp > 0 && !track_session(ed->client, exp)) return refuse(ed->client, "token", "internal");
@@ -236,7 +253,10 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	}
 	const char *username = mosquitto_client_username(ed->client);
 	if(!username || !ed->topic) return MOSQ_ERR_ACL_DENIED;
-	int rc = strcmp(username, "service") == 0 ? MOSQ_ERR_SUCCESS : check(username, ed->topic, access);
+	bool service = strcmp(username, "service") == 0;
+	/* junk is refused here, for nothing: no database round trip, no cache slot */
+	if(!service && !topic_is_well_formed(ed->topic, ed->access == MOSQ_ACL_SUBSCRIBE)) return MOSQ_ERR_ACL_DENIED;
+	int rc = service ? MOSQ_ERR_SUCCESS : check(username, ed->topic, access);
 	/* A write check is made once for each message a client publishes: the place to count them. */
 	if(rc == MOSQ_ERR_SUCCESS && ed->access == MOSQ_ACL_WRITE && !msg_count_add(P.counts, ed->topic)){
 		P.counts_full = true;              /* this message goes uncounted; the next tick makes room */

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { STATE } from "../../dev/stack/config.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
-import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
+import { connectRealtime, defaultClientId, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
 import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
 import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 import { testBroker } from "../helpers/broker.ts";
@@ -29,16 +29,23 @@ let service: RealtimeClient;
 const token = async (userId: string, expiresIn?: number) => (await tokenFor(admin, userId, expiresIn)).token;
 
 /** A client of the backend's own module; closed after the file. */
-function client(password: string, url = broker.url) {
-  const c = connectRealtime({ url, password, username: "test", minReconnectMs: 100, maxReconnectMs: 500 });
+function client(password: string, url = broker.url, clientId?: string) {
+  const c = connectRealtime({ url, password, username: "test", minReconnectMs: 100, maxReconnectMs: 500, clientId });
   open.push(c);
   return c;
 }
 
 /** A bare mqtt.js connection: resolves when accepted, rejects with the CONNACK code when refused. */
-function rawConnect(password: string, url = broker.url): Promise<MqttClient> {
+function rawConnect(password: string, url = broker.url, clientId = defaultClientId(password)): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { username: "test", password, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000 });
+    const c = mqtt.connect(url, {
+      username: "test",
+      password,
+      clientId,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
     c.once("connect", () => {
       open.push({ close: () => c.endAsync() });
       resolve(c);
@@ -203,7 +210,7 @@ describe("credentials", () => {
                 '{exercise/+/team/+/feeds/sensor}')
         returning id`;
     });
-    const device = client(secret);
+    const device = client(secret, broker.url, `${key.id}-sensor`);
     await device.connected();
     const teacher = client(await token(u.teacher));
     const feeds = await inbox(teacher, `org/${orgA}/exercise/${exercise}/team/+/feeds/#`);
@@ -216,8 +223,56 @@ describe("credentials", () => {
     const closed = new Promise<void>((r) => device.mqtt.once("close", () => r()));
     await admin`update public.api_keys set revoked_at = now() where id = ${key.id}`;
     await closed;
-    await expect(rawConnect(secret)).rejects.toEqual(refused);
+    await expect(rawConnect(secret, broker.url, `${key.id}-sensor`)).rejects.toEqual(refused);
     expect(broker.log()).toMatch(/"credential":"api_key","reason":"revoked"/);
+  });
+});
+
+describe("hardening", () => {
+  const refused = expect.objectContaining({ code: expect.toSatisfy((c: number) => c === 134 || c === 135) });
+
+  it("binds client ids to their principal: another tenant cannot take over a client's id and session", async () => {
+    const victimId = `${u.student}-tablet`;
+    const victim = await rawConnect(await token(u.student), broker.url, victimId);
+    let victimClosed = false;
+    victim.once("close", () => (victimClosed = true));
+    await expect(rawConnect(await token(u.ownerB), broker.url, victimId)).rejects.toEqual(refused);
+    await expect(rawConnect(await token(u.ownerB), broker.url, "mqttjs_1234abcd")).rejects.toEqual(refused);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(victimClosed).toBe(false);
+    expect(victim.connected).toBe(true);
+    expect(broker.log()).toMatch(/"reason":"client_id_not_bound"/);
+    await rawConnect(await token(u.ownerB), broker.url, `${u.ownerB}:laptop`); // one's own is fine
+  });
+
+  it("refuses junk topics in the broker itself: no Postgres round trip and no cache work, however many packets", async () => {
+    // a broker of its own, so its closing statistics count this test's ACL decisions only
+    const own = testBroker("test-broker-junk");
+    await own.start();
+    try {
+      const student = await rawConnect(await token(u.student), own.url);
+      const junk = [
+        `org/${orgA}/exercise/${"-".repeat(36)}/control`,
+        `org/${"-".repeat(36)}/events`,
+        `org/${orgA}/a b`,
+        `org/${orgA}//events`,
+        `org/${orgA}/${"x".repeat(65)}`,
+        "sys/anything",
+      ];
+      for (let i = 0; i < 50; i++) {
+        for (const t of junk) student.publish(t, "junk", { qos: 0 });
+      }
+      // an UNSUBSCRIBE is answered in order and asks no one: once it is, every packet before it was judged
+      await student.unsubscribeAsync("org/none");
+      expect(student.connected).toBe(true);
+      await student.endAsync();
+    } finally {
+      await own.stop();
+    }
+    const stats = [...own.log().matchAll(/"cache_hits":(\d+),"cache_misses":(\d+)/g)].at(-1); // this run's
+    expect(stats, "the broker's closing statistics").not.toBeNull();
+    // 300 junk packets: none was looked up, none asked Postgres
+    expect(Number(stats![1]) + Number(stats![2])).toBeLessThan(5);
   });
 });
 

@@ -13,7 +13,7 @@ export const RealtimeConfig = z.object({
   url: z.string().regex(/^(mqtts?|wss?):\/\/[^/]+/, "an mqtt://, mqtts://, ws:// or wss:// URL"),
   password: z.string().min(1),
   username: z.string().min(1).default("service"),
-  clientId: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/).optional(),
+  clientId: z.string().regex(/^[A-Za-z0-9_.:-]{1,150}$/).optional(),
   connectTimeoutMs: z.number().int().positive().default(5000),
   minReconnectMs: z.number().int().positive().default(250),
   maxReconnectMs: z.number().int().positive().default(10_000),
@@ -51,9 +51,26 @@ function refusal(e: unknown, code: "publish_refused" | "subscription_refused", m
   return answered ? Object.assign(new Error(message, { cause: e }), { code }) : e;
 }
 
+/**
+ * A client id the broker accepts for this credential, never guessable: a user's starts with their
+ * id (the token's `sub`; the broker refuses ids bound to anyone else), the service's is free.
+ * A device (API key) must pass its own: `<api key id>-<anything>`.
+ */
+export function defaultClientId(password: string): string {
+  const random = `rt-${crypto.randomUUID()}`;
+  const parts = password.split(".");
+  if (parts.length !== 3) return random;
+  try {
+    const claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims.sub === "string" && /^[0-9a-f-]{36}$/.test(claims.sub) ? `${claims.sub}-${random}` : random;
+  } catch {
+    return random;
+  }
+}
+
 export function connectRealtime(config: RealtimeConfig, log: Logger = createLogger("realtime")): RealtimeClient {
   const cfg = RealtimeConfig.parse(config);
-  const clientId = cfg.clientId ?? `rt-${crypto.randomUUID()}`;
+  const clientId = cfg.clientId ?? defaultClientId(cfg.password);
   const clog = log.child({ client_id: clientId });
   const options: IClientOptions = {
     clientId,

@@ -1,0 +1,10 @@
+/* The shape of a topic the policy can judge, checked in the broker before anything asks Postgres:
+ * "system/health", or "org/<uuid>/..." with levels of letters, digits, _ . - (1 to 64 of them;
+ * in a subscription filter also "+", and "#" last), at most 20 levels. Anything else is refused
+ * at once: junk costs nothing and never reaches the database. */
+#ifndef TOPIC_SHAPE_H
+#define TOPIC_SHAPE_H
+#include <stdbool.h>
+
+bool topic_is_well_formed(const char *topic, bool filter);
+#endif
