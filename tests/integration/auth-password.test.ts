@@ -1,6 +1,7 @@
 // Password sign-in through supabase-js against the local auth stand-in: the access token carries
 // the custom access token hook's claims, and the password verification attempt hook locks an
 // account after repeated failures, then lets it in again once the lockout ends.
+import http from "node:http";
 import { createClient } from "@supabase/supabase-js";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { decodeJwt } from "jose";
@@ -66,15 +67,43 @@ describe("password sign-in (supabase-js)", () => {
       );
     }
     const third = await client().auth.signInWithPassword({ email: user.email, password: "guess-2" });
-    expect(third.error?.message).toMatch(/Too many failed sign-in attempts/);
+    expect(third.error?.message).toBe("Invalid login credentials");
     const right = await client().auth.signInWithPassword({ email: user.email, password: "right horse battery" });
-    expect(right.error?.message).toMatch(/Too many failed sign-in attempts/);
+    expect(right.error).toMatchObject({ status: 400, code: "invalid_credentials", message: "Invalid login credentials" });
     expect(right.data.session).toBeNull();
 
     await admin`update app.password_failures set locked_until = now() - interval '1 second' where user_id = ${user.id}`;
     const after = await client().auth.signInWithPassword({ email: user.email, password: "right horse battery" });
     expect(after.error).toBeNull();
     expect(after.data.session?.access_token).toBeTruthy();
+  });
+
+  it("locks an account only for the address that failed, and answers a lock as it answers an unknown address", async () => {
+    const user = await userWithPassword("right horse battery");
+    // the attacker signs in from another loopback address (127.0.0.2): another source to the gateway
+    const fromAttacker = (email: string, password: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(`${API_URL}/auth/v1/token?grant_type=password`, {
+          method: "POST",
+          localAddress: "127.0.0.2",
+          headers: { apikey: secrets().anonKey, "content-type": "application/json" },
+        }, (res) => {
+          let body = "";
+          res.on("data", (c) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ email, password }));
+      });
+    for (let i = 0; i < 5; i++) await fromAttacker(user.email, `guess-${i}`); // this file's policy locks at 3
+    const locked = await fromAttacker(user.email, "right horse battery");
+    const unknown = await fromAttacker(`nobody-${user.id}@test.local`, "right horse battery");
+    expect(locked.status).toBe(400);
+    expect([locked.status, JSON.parse(locked.body)]).toEqual([unknown.status, JSON.parse(unknown.body)]);
+    // the owner, from their own address, is not locked out
+    const owner = await client().auth.signInWithPassword({ email: user.email, password: "right horse battery" });
+    expect(owner.error).toBeNull();
+    expect(owner.data.session?.access_token).toBeTruthy();
   });
 
   it("refuses calls without the project's API key, and bad bodies with a stable code", async () => {

@@ -47,7 +47,7 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
     }
     const parsed = PasswordGrant.safeParse(await readJsonBody(req));
     if (!parsed.success) return gotrueError(400, "validation_failed", "An e-mail address and a password are required.");
-    return passwordGrant(parsed.data.email, parsed.data.password, deps);
+    return passwordGrant(parsed.data.email, parsed.data.password, deps, clientAddress(req));
   }
   if (route === "/user" && req.method === "GET") {
     const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
@@ -61,7 +61,13 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
   return gotrueError(404, "not_found", `The local auth stand-in does not provide ${req.method} ${route}.`);
 }
 
-async function passwordGrant(email: string, password: string, deps: AuthDeps): Promise<Reply> {
+/** The caller's address as the gateway (the only proxy in front of this stand-in) saw it. */
+function clientAddress(req: http.IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+async function passwordGrant(email: string, password: string, deps: AuthDeps, ipAddress: string): Promise<Reply> {
   const config = deps.config();
   const outcome = await deps.sql.begin(async (tx) => {
     // GoTrue compares bcrypt hashes in Go; here pgcrypto's crypt() does it, before the role switch
@@ -73,7 +79,17 @@ async function passwordGrant(email: string, password: string, deps: AuthDeps): P
     if (!user) return INVALID_CREDENTIALS;
     await tx`set local role supabase_auth_admin`;
     if (config.passwordVerificationHook) {
-      const raw = await callPgHook(tx, config.passwordVerificationHook, { user_id: user.id, valid: user.valid });
+      // GoTrue's payload: metadata (with the request's address) beside user_id and valid
+      const raw = await callPgHook(tx, config.passwordVerificationHook, {
+        metadata: {
+          uuid: crypto.randomUUID(),
+          time: new Date().toISOString(),
+          name: "password-verification",
+          ip_address: ipAddress,
+        },
+        user_id: user.id,
+        valid: user.valid,
+      });
       const answer = HookDecision.safeParse(raw);
       if (!answer.success) {
         return gotrueError(500, "hook_payload_invalid", "The password verification hook answered with an invalid payload.");
