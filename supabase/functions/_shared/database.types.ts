@@ -7,14 +7,14 @@ export type Database = {
           Tables: {
             "log": {
                   Row: {
-                    "action": string,"actor_api_key_id": string | null,"actor_user_id": string | null,"changed_columns": (string)[],"db_role": string,"id": number,"ip": unknown,"new_values": Json | null,"occurred_at": string,"old_values": Json | null,"org_id": string | null,"request_id": string | null,"row_id": string,"table_name": string,"transaction_id": number,"user_agent": string | null
+                    "action": string,"actor_api_key_id": string | null,"actor_user_id": string | null,"changed_columns": (string)[],"db_role": string,"forwarded_for": string | null,"id": number,"ip": unknown,"new_values": Json | null,"occurred_at": string,"old_values": Json | null,"org_id": string | null,"request_id": string | null,"row_id": string,"table_name": string,"transaction_id": number,"user_agent": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "action": string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns": (string)[],"db_role": string,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id": string,"table_name": string,"transaction_id"?: number,"user_agent"?: string | null
+                    "action": string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns": (string)[],"db_role": string,"forwarded_for"?: string | null,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id": string,"table_name": string,"transaction_id"?: number,"user_agent"?: string | null
                   }
                   Update: {
-                    "action"?: string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns"?: (string)[],"db_role"?: string,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id"?: string,"table_name"?: string,"transaction_id"?: number,"user_agent"?: string | null
+                    "action"?: string,"actor_api_key_id"?: string | null,"actor_user_id"?: string | null,"changed_columns"?: (string)[],"db_role"?: string,"forwarded_for"?: string | null,"id"?: never,"ip"?: unknown,"new_values"?: Json | null,"occurred_at"?: string,"old_values"?: Json | null,"org_id"?: string | null,"request_id"?: string | null,"row_id"?: string,"table_name"?: string,"transaction_id"?: number,"user_agent"?: string | null
                   }
                   Relationships: [
                     
@@ -137,14 +137,14 @@ isOneToOne: false
                   ]
                 },"data_exports": {
                   Row: {
-                    "completed_at": string | null,"created_at": string,"created_by": string | null,"error": string | null,"id": string,"job_id": string | null,"object_path": string | null,"org_id": string,"progress": number,"status": string,"updated_at": string,"updated_by": string | null
+                    "completed_at": string | null,"created_at": string,"created_by": string | null,"error": string | null,"id": string,"job_id": string | null,"object_path": string | null,"org_id": string,"progress": number,"required_permissions": (string)[],"status": string,"updated_at": string,"updated_by": string | null
                   }
                   ComputedFields: never
                   Insert: {
-                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id": string,"progress"?: number,"status"?: string,"updated_at"?: string,"updated_by"?: string | null
+                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id": string,"progress"?: number,"required_permissions"?: (string)[],"status"?: string,"updated_at"?: string,"updated_by"?: string | null
                   }
                   Update: {
-                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id"?: string,"progress"?: number,"status"?: string,"updated_at"?: string,"updated_by"?: string | null
+                    "completed_at"?: string | null,"created_at"?: string,"created_by"?: string | null,"error"?: string | null,"id"?: string,"job_id"?: string | null,"object_path"?: string | null,"org_id"?: string,"progress"?: number,"required_permissions"?: (string)[],"status"?: string,"updated_at"?: string,"updated_by"?: string | null
                   }
                   Relationships: [
                     {
@@ -725,6 +725,7 @@ isOneToOne: false
 "object_path": string | null,
 "org_id": string,
 "progress": number,
+"required_permissions": (string)[],
 "status": string,
 "updated_at": string,
 "updated_by": string | null

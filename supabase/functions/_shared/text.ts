@@ -1,10 +1,10 @@
 // Text Postgres cannot store: text and jsonb refuse the NUL character, and jsonb refuses a UTF-16
 // surrogate that is not half of a pair (JSON.parse accepts both). A request carrying either is a
 // client's mistake, to be refused with a reason before any SQL, not a 500 after it.
-const NUL_OR_LONE_SURROGATE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function isStorableText(s: string): boolean {
-  return !NUL_OR_LONE_SURROGATE.test(s);
+  return !s.includes("\u0000") && !LONE_SURROGATE.test(s);
 }
 
 /** The path of the first string (value or key) in `value` Postgres cannot store, or null. */
