@@ -6,6 +6,7 @@ select plan(22);
 -- A scratch tenant-like table, owned by postgres like every app table; RLS on, one policy.
 create table public._roles_probe (id int primary key, owner uuid not null);
 alter table public._roles_probe enable row level security;
+grant select on public._roles_probe to anon, authenticated; -- the test is about RLS, not grants
 create policy "owners see their rows" on public._roles_probe for select to authenticated
   using (owner = (select auth.uid()));
 insert into public._roles_probe values
