@@ -11,6 +11,24 @@ export interface ProjectConfig {
   passwordVerificationHook: PgFunctionHook | null;
   jwtExpiry: number;
   api: { schemas: string[]; extraSearchPath: string[]; maxRows: number };
+  auth: AuthSettings;
+}
+
+/** config.toml's [auth] settings the auth stand-in follows, named as GoTrue's. */
+export interface AuthSettings {
+  siteUrl: string;
+  additionalRedirectUrls: string[];
+  enableSignup: boolean;
+  enableConfirmations: boolean;
+  refreshTokenRotation: boolean;
+  refreshTokenReuseInterval: number;
+  minimumPasswordLength: number;
+  passwordRequirements: "" | "letters_digits" | "lower_upper_letters_digits" | "lower_upper_letters_digits_symbols";
+  otpLength: number;
+  otpExpiry: number;
+  doubleConfirmChanges: boolean;
+  /** Per hour, per 5 minutes per address: [auth.rate_limit]. */
+  rateLimit: { emailSent: number; signInSignUps: number; tokenRefresh: number; tokenVerifications: number };
 }
 
 export interface PgFunctionHook {
@@ -35,6 +53,25 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
     accessTokenHook: pgFunctionHook(raw, "custom_access_token"),
     passwordVerificationHook: pgFunctionHook(raw, "password_verification_attempt"),
     jwtExpiry: Number(raw.auth?.jwt_expiry ?? 3600),
+    auth: {
+      siteUrl: String(raw.auth?.site_url ?? "http://127.0.0.1:3000"),
+      additionalRedirectUrls: (raw.auth?.additional_redirect_urls ?? []).map(String),
+      enableSignup: raw.auth?.enable_signup !== false,
+      enableConfirmations: raw.auth?.email?.enable_confirmations === true,
+      refreshTokenRotation: raw.auth?.enable_refresh_token_rotation !== false,
+      refreshTokenReuseInterval: Number(raw.auth?.refresh_token_reuse_interval ?? 10),
+      minimumPasswordLength: Math.max(6, Number(raw.auth?.minimum_password_length ?? 6)),
+      passwordRequirements: (raw.auth?.password_requirements ?? "") as AuthSettings["passwordRequirements"],
+      otpLength: Number(raw.auth?.email?.otp_length ?? 6),
+      otpExpiry: Number(raw.auth?.email?.otp_expiry ?? 3600),
+      doubleConfirmChanges: raw.auth?.email?.double_confirm_changes !== false,
+      rateLimit: {
+        emailSent: Number(raw.auth?.rate_limit?.email_sent ?? 2),
+        signInSignUps: Number(raw.auth?.rate_limit?.sign_in_sign_ups ?? 30),
+        tokenRefresh: Number(raw.auth?.rate_limit?.token_refresh ?? 150),
+        tokenVerifications: Number(raw.auth?.rate_limit?.token_verifications ?? 30),
+      },
+    },
     api: {
       // hosted exposes these two with whatever the project lists
       schemas: [...new Set(["public", "graphql_public", ...(raw.api?.schemas ?? [])].map(String))],

@@ -267,6 +267,8 @@ export function services(secrets: StackSecrets): Service[] {
         GATEWAY_PORT: String(PORTS.gateway),
         STORAGE_DIR: paths.storage,
         POSTGREST_URL: `http://${HOST}:${PORTS.postgrest}`,
+        // the auth stand-in's mail (confirmations, recovery, magic links, invitations) goes to the sink
+        AUTH_SMTP_URL: `smtp://${HOST}:${PORTS.smtp}`,
       },
       ports: [PORTS.gateway],
       healthy: () => canConnect(PORTS.gateway),

@@ -1,17 +1,35 @@
-// The smallest stand-in for GoTrue that supabase-js's password sign-in needs, under /auth/v1:
-// POST /token?grant_type=password, GET /user, POST /logout. It keeps GoTrue's Postgres-side
-// contract: users are read from auth.users as supabase_auth_admin, the password is checked
-// against the bcrypt hash in encrypted_password, the password verification attempt hook and the
-// custom access token hook named in config.toml are called with hosted payloads, and errors use
-// GoTrue's shape ({ code, error_code, msg }). Sign-up, refresh and the rest are not provided.
+// The local stand-in for Supabase Auth (GoTrue) under /auth/v1, keeping the contract auth-js
+// (supabase-js 2.119) relies on and GoTrue's own tables (auth.users, identities, sessions,
+// refresh_tokens, one_time_tokens, flow_state), so SQL written against auth.* behaves as hosted:
+//   POST /token?grant_type=password|refresh_token|pkce   POST /logout?scope=local|global|others
+//   POST /signup   POST /verify   GET /verify (the mailed link)   POST /recover   POST /otp
+//   GET /user   PUT /user   GET /settings
+//   admin (the service role): GET|POST /admin/users, GET|PUT|DELETE /admin/users/{id},
+//   POST /invite, POST /admin/generate_link
+// The password verification attempt and custom access token hooks named in config.toml run with
+// GoTrue's payloads; errors use GoTrue's shapes (with X-Supabase-Api-Version the newer
+// `{ code, message }` and `x-sb-error-code`). What is left out is listed in docs/local-stack.md.
 import crypto from "node:crypto";
 import type http from "node:http";
 import type postgres from "postgres";
 import { z } from "zod";
-import type { ProjectConfig } from "../project-config.ts";
+import type { AuthSettings, ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
+import type { AuthMailer, MailKind } from "./mail.ts";
+import { consumeToken, issueToken, VERIFY_TYPES, type VerifyType } from "./one-time-tokens.ts";
+import { AuthError, endSessions, openSession, refreshSession, type Session, sessionExists } from "./sessions.ts";
 import { callPgHook, mintAccessToken, TokenError } from "./tokens.ts";
+import {
+  checkPasswordStrength,
+  confirmEmail,
+  hashPassword,
+  insertUser,
+  passwordMatches,
+  setPassword,
+  userIdByEmail,
+  userJson,
+} from "./users.ts";
 
 export interface AuthDeps {
   sql: postgres.Sql;
@@ -20,46 +38,270 @@ export interface AuthDeps {
   supabaseUrl: string;
   /** The new publishable and secret keys (not JWTs), taken as hosted's gateway takes them. */
   newKeys?: () => readonly string[];
+  mailer?: AuthMailer;
 }
 
-// supabase-js also sends gotrue_meta_security (captcha); unknown fields are ignored, as GoTrue does.
-const PasswordGrant = z.object({ email: z.string().trim().email().max(320), password: z.string().min(1).max(1024) });
+type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
+
+const Email = z.string().trim().toLowerCase().email().max(320);
+const Metadata = z.record(z.string(), z.unknown()).refine((m) => JSON.stringify(m).length <= 16_384, "metadata is too large");
+// auth-js sends these as null when the flow is implicit
+const PkceFields = {
+  code_challenge: z.string().min(43).max(128).nullish().transform((v) => v ?? undefined),
+  code_challenge_method: z.enum(["s256", "plain", "S256"]).nullish().transform((v) => v ?? undefined),
+};
+const PasswordGrant = z.object({ email: Email, password: z.string().min(1).max(1024) });
+const RefreshGrant = z.object({ refresh_token: z.string().min(1).max(255) });
+const PkceGrant = z.object({ auth_code: z.string().min(1).max(255), code_verifier: z.string().min(43).max(128) });
+const Signup = z.object({ email: Email, password: z.string().min(1).max(1024), data: Metadata.optional(), ...PkceFields });
+const VerifyBody = z.union([
+  z.object({ type: z.enum(VERIFY_TYPES), token_hash: z.string().regex(/^[0-9a-f]{56}$/) }),
+  z.object({ type: z.enum(VERIFY_TYPES), email: Email, token: z.string().regex(/^\d{6,10}$/) }),
+]);
+const Recover = z.object({ email: Email, ...PkceFields });
+const Otp = z.object({ email: Email, create_user: z.boolean().default(true), data: Metadata.optional(), ...PkceFields });
+const UpdateUser = z.object({
+  email: Email.optional(),
+  password: z.string().min(1).max(1024).optional(),
+  data: Metadata.optional(),
+  nonce: z.string().optional(),
+});
+const AdminUser = z.object({
+  email: Email.optional(),
+  password: z.string().min(1).max(1024).optional(),
+  email_confirm: z.boolean().optional(),
+  user_metadata: Metadata.optional(),
+  app_metadata: Metadata.optional(),
+  ban_duration: z.string().regex(/^(none|\d+(\.\d+)?(ns|us|µs|ms|s|m|h))$/).optional(),
+});
+const Invite = z.object({ email: Email, data: Metadata.optional() });
+const GenerateLink = z.object({
+  type: z.enum(["signup", "invite", "magiclink", "recovery"]),
+  email: Email,
+  password: z.string().min(1).max(1024).optional(),
+  data: Metadata.optional(),
+  redirect_to: z.string().optional(),
+  options: z.object({ data: Metadata.optional(), redirect_to: z.string().optional() }).optional(),
+});
+
 const HookDecision = z.object({
   decision: z.enum(["continue", "reject"]),
   message: z.string().optional(),
   should_logout_user: z.boolean().optional(),
 });
 
-type Reply = { status: number; body?: unknown };
-const gotrueError = (status: number, errorCode: string, msg: string): Reply => ({
-  status,
-  body: { code: status, error_code: errorCode, msg },
-});
-const INVALID_CREDENTIALS = gotrueError(400, "invalid_credentials", "Invalid login credentials");
+const fail = (status: number, code: string, message: string) => new AuthError(status, code, message);
+const INVALID_CREDENTIALS = () => fail(400, "invalid_credentials", "Invalid login credentials");
+
+/** GoTrue's two error shapes: `{ code, message }` for clients that name an API version, else the old one. */
+function errorReply(e: AuthError, req: http.IncomingMessage): Reply {
+  const version = req.headers["x-supabase-api-version"];
+  const extra = "reasons" in e ? { weak_password: { reasons: (e as { reasons: string[] }).reasons } } : {};
+  if (typeof version === "string" && version >= "2024-01-01") {
+    return { status: e.status, body: { code: e.code, message: e.message, ...extra }, headers: { "x-sb-error-code": e.code } };
+  }
+  return { status: e.status, body: { code: e.status, error_code: e.code, msg: e.message, ...extra } };
+}
+
+function parse<T extends z.ZodType>(schema: T, raw: unknown, message = "Invalid request body"): z.infer<T> {
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const emailIssue = r.error.issues.some((i) => i.path[0] === "email");
+    throw fail(400, "validation_failed", emailIssue ? "Unable to validate email address: invalid format" : message);
+  }
+  return r.data;
+}
 
 export async function handleAuth(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promise<Reply> {
-  const route = url.pathname.replace(/^\/auth\/v1/, "");
-  if (!(await apiKeyOk(req, deps))) return gotrueError(401, "no_authorization", "A valid apikey header is required.");
-  if (route === "/token" && req.method === "POST") {
-    const grant = url.searchParams.get("grant_type");
-    if (grant !== "password") {
-      return gotrueError(400, "unsupported_grant_type", `grant_type ${grant} is not provided by the local stack`);
-    }
-    const parsed = PasswordGrant.safeParse(await readJsonBody(req));
-    if (!parsed.success) return gotrueError(400, "validation_failed", "An e-mail address and a password are required.");
-    return passwordGrant(parsed.data.email, parsed.data.password, deps, clientAddress(req));
+  let reply: Reply;
+  try {
+    // the mailed link is opened by a browser without the API key, as on hosted (its gateway route is open)
+    const openRoute = req.method === "GET" && url.pathname === "/auth/v1/verify";
+    if (!openRoute && !(await apiKeyOk(req, deps))) throw fail(401, "no_authorization", "No API key found in request");
+    reply = await route(req, url, deps);
+  } catch (e) {
+    if (e instanceof AuthError) reply = errorReply(e, req);
+    else if (e instanceof TokenError) reply = errorReply(fail(500, "unexpected_failure", e.message), req);
+    else throw e;
   }
-  if (route === "/user" && req.method === "GET") {
-    const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
-    if (!check.ok || typeof check.claims.sub !== "string") {
-      return gotrueError(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
-    }
-    const user = await userById(deps.sql, check.claims.sub);
-    return user ? { status: 200, body: user } : gotrueError(404, "user_not_found", "User from sub claim in JWT does not exist");
-  }
-  if (route === "/logout" && req.method === "POST") return { status: 204 };
-  return gotrueError(404, "not_found", `The local auth stand-in does not provide ${req.method} ${route}.`);
+  // GoTrue names the API version it answers in; auth-js reads error codes by it
+  return { ...reply, headers: { "x-supabase-api-version": API_VERSION, ...reply.headers } };
 }
+const API_VERSION = "2024-01-01";
+
+async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promise<Reply> {
+  const route = url.pathname.replace(/^\/auth\/v1/, "");
+  const settings = deps.config().auth;
+  const method = req.method ?? "GET";
+  const redirectTo = allowedRedirect(url.searchParams.get("redirect_to"), settings);
+
+  if (route === "/token" && method === "POST") {
+    const grant = url.searchParams.get("grant_type");
+    const body = await readJsonBody(req);
+    if (grant === "password") return passwordGrant(parse(PasswordGrant, body), deps, clientAddress(req), req);
+    if (grant === "refresh_token") {
+      const { refresh_token } = parse(RefreshGrant, body);
+      const session = await asAuthAdmin(deps, (tx) => refreshSession(tx, refresh_token, settings.refreshTokenReuseInterval));
+      if (session instanceof AuthError) throw session;
+      return { status: 200, body: await sessionBody(deps, session) };
+    }
+    if (grant === "pkce") return pkceGrant(parse(PkceGrant, body), deps);
+    throw fail(400, "unsupported_grant_type", `grant_type ${grant} is not supported`);
+  }
+  if (route === "/logout" && method === "POST") {
+    const me = await bearerUser(req, deps);
+    const scope = z.enum(["local", "global", "others"]).catch("global").parse(url.searchParams.get("scope") ?? "global");
+    await asAuthAdmin(deps, (tx) => endSessions(tx, me.sub, me.sessionId, scope));
+    return { status: 204 };
+  }
+  if (route === "/settings" && method === "GET") {
+    return {
+      status: 200,
+      body: {
+        external: { email: true, phone: false, anonymous_users: false },
+        disable_signup: !settings.enableSignup,
+        mailer_autoconfirm: !settings.enableConfirmations,
+        phone_autoconfirm: false,
+        sms_provider: "",
+        saml_enabled: false,
+      },
+    };
+  }
+  if (route === "/signup" && method === "POST") return signup(parse(Signup, await readJsonBody(req)), deps, redirectTo);
+  if (route === "/verify" && method === "POST") {
+    const body = parse(VerifyBody, await readJsonBody(req));
+    const userId = await verifyToken(
+      deps,
+      body.type,
+      "token_hash" in body ? { hash: body.token_hash } : { email: body.email, otp: body.token },
+    );
+    const session = await asAuthAdmin(deps, (tx) => openSession(tx, userId, authMethodOf(body.type)));
+    return { status: 200, body: await sessionBody(deps, session) };
+  }
+  if (route === "/verify" && method === "GET") return verifyLink(url, deps, redirectTo);
+  if (route === "/recover" && method === "POST") {
+    const body = parse(Recover, await readJsonBody(req));
+    await sendLink(deps, body.email, "recovery", redirectTo, body);
+    return { status: 200, body: {} }; // the same whether or not the address has an account
+  }
+  if (route === "/otp" && method === "POST") {
+    const body = parse(Otp, await readJsonBody(req));
+    const known = await userIdByEmail(deps.sql, body.email);
+    if (!known) {
+      if (!body.create_user || !settings.enableSignup) throw fail(422, "otp_disabled", "Signups not allowed for otp");
+      await asAuthAdmin(deps, (tx) => insertUser(tx, { email: body.email, userMetadata: body.data, confirmed: false }));
+      await sendLink(deps, body.email, "signup", redirectTo, body);
+    } else {
+      await sendLink(deps, body.email, "magiclink", redirectTo, body);
+    }
+    return { status: 200, body: {} };
+  }
+  if (route === "/user" && method === "GET") {
+    const me = await bearerUser(req, deps);
+    const user = await userJson(deps.sql, me.sub);
+    if (!user) throw fail(404, "user_not_found", "User from sub claim in JWT does not exist");
+    return { status: 200, body: user };
+  }
+  if (route === "/user" && method === "PUT") {
+    return updateUser(await bearerUser(req, deps), parse(UpdateUser, await readJsonBody(req)), deps, redirectTo);
+  }
+
+  // The admin API: the service role only.
+  if (route === "/invite" && method === "POST") {
+    await requireService(req, deps);
+    const body = parse(Invite, await readJsonBody(req));
+    if (await userIdByEmail(deps.sql, body.email)) {
+      throw fail(422, "email_exists", "A user with this email address has already been registered");
+    }
+    const id = await asAuthAdmin(
+      deps,
+      (tx) => insertUser(tx, { email: body.email, userMetadata: body.data, confirmed: false, invited: true }),
+    );
+    await sendLink(deps, body.email, "invite", redirectTo, {});
+    return { status: 200, body: await userJson(deps.sql, id) };
+  }
+  if (route === "/admin/generate_link" && method === "POST") {
+    await requireService(req, deps);
+    return generateLink(parse(GenerateLink, await readJsonBody(req)), deps);
+  }
+  if (route === "/admin/users" && method === "GET") {
+    await requireService(req, deps);
+    const page = Math.max(1, Number(url.searchParams.get("page") ?? 1) || 1);
+    const perPage = Math.min(1000, Math.max(1, Number(url.searchParams.get("per_page") ?? 50) || 50));
+    const rows = await deps.sql<{ id: string }[]>`
+      select id from auth.users where deleted_at is null order by created_at desc, id limit ${perPage} offset ${
+      (page - 1) * perPage
+    }`;
+    const [{ total }] = await deps.sql<
+      { total: number }[]
+    >`select count(*)::int as total from auth.users where deleted_at is null`;
+    const users = await Promise.all(rows.map((r) => userJson(deps.sql, r.id)));
+    return { status: 200, body: { users, aud: "authenticated" }, headers: { "x-total-count": String(total) } };
+  }
+  if (route === "/admin/users" && method === "POST") {
+    await requireService(req, deps);
+    const body = parse(AdminUser, await readJsonBody(req));
+    if (!body.email) throw fail(400, "validation_failed", "Unable to validate email address: invalid format");
+    if (await userIdByEmail(deps.sql, body.email)) {
+      throw fail(422, "email_exists", "A user with this email address has already been registered");
+    }
+    if (body.password) checkPasswordStrength(body.password, settings);
+    const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
+    const id = await asAuthAdmin(deps, async (tx) => {
+      const id = await insertUser(tx, {
+        email: body.email!,
+        passwordHash,
+        userMetadata: body.user_metadata,
+        appMetadata: body.app_metadata,
+        confirmed: body.email_confirm === true,
+      });
+      if (body.ban_duration) await ban(tx, id, body.ban_duration);
+      return id;
+    });
+    return { status: 200, body: await userJson(deps.sql, id) };
+  }
+  const adminUser = /^\/admin\/users\/([0-9a-f-]{36})$/.exec(route);
+  if (adminUser) {
+    await requireService(req, deps);
+    const id = adminUser[1];
+    if (!(await userJson(deps.sql, id))) throw fail(404, "user_not_found", "User not found");
+    if (method === "GET") return { status: 200, body: await userJson(deps.sql, id) };
+    if (method === "DELETE") {
+      await asAuthAdmin(deps, (tx) => tx`delete from auth.users where id = ${id}`);
+      return { status: 200, body: {} };
+    }
+    if (method === "PUT") {
+      const body = parse(AdminUser, await readJsonBody(req));
+      if (body.password) checkPasswordStrength(body.password, settings);
+      const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
+      await asAuthAdmin(deps, async (tx) => {
+        if (body.email) await tx`update auth.users set email = ${body.email}, updated_at = now() where id = ${id}`;
+        if (passwordHash) await setPassword(tx, id, passwordHash);
+        if (body.email_confirm === true) await confirmEmail(tx, id);
+        if (body.user_metadata) {
+          await tx`update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || ${
+            tx.json(body.user_metadata as postgres.JSONValue)
+          }, updated_at = now() where id = ${id}`;
+        }
+        if (body.app_metadata) {
+          await tx`update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || ${
+            tx.json(body.app_metadata as postgres.JSONValue)
+          }, updated_at = now() where id = ${id}`;
+        }
+        if (body.ban_duration) await ban(tx, id, body.ban_duration);
+      });
+      return { status: 200, body: await userJson(deps.sql, id) };
+    }
+  }
+  throw fail(404, "not_found", `The local auth stand-in does not provide ${method} ${route}.`);
+}
+
+// ---------------------------------------------------------------------------------------------
+const asAuthAdmin = <T>(deps: AuthDeps, fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+  deps.sql.begin(async (tx) => {
+    await tx`set local role supabase_auth_admin`;
+    return fn(tx);
+  }) as Promise<T>;
 
 /** The caller's address as the gateway (the only proxy in front of this stand-in) saw it. */
 function clientAddress(req: http.IncomingMessage): string {
@@ -67,16 +309,41 @@ function clientAddress(req: http.IncomingMessage): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
 
-async function passwordGrant(email: string, password: string, deps: AuthDeps, ipAddress: string): Promise<Reply> {
+/** An access token answer: the session's new access token (through the hook) and refresh token. */
+async function sessionBody(deps: AuthDeps, session: Session) {
   const config = deps.config();
-  const outcome = await deps.sql.begin(async (tx) => {
+  const { token, claims } = await mintAccessToken(deps.sql, deps.jwtSecret, config, {
+    userId: session.userId,
+    supabaseUrl: deps.supabaseUrl,
+    session,
+    authenticationMethod: session.amr[0]?.method,
+  });
+  const expiresAt = Number(claims.exp);
+  return {
+    access_token: token,
+    token_type: "bearer",
+    expires_in: expiresAt - Math.floor(Date.now() / 1000),
+    expires_at: expiresAt,
+    refresh_token: session.refreshToken,
+    user: await userJson(deps.sql, session.userId),
+  };
+}
+
+async function passwordGrant(
+  creds: z.infer<typeof PasswordGrant>,
+  deps: AuthDeps,
+  ipAddress: string,
+  req: http.IncomingMessage,
+): Promise<Reply> {
+  const config = deps.config();
+  const session = await deps.sql.begin(async (tx) => {
     // GoTrue compares bcrypt hashes in Go; here pgcrypto's crypt() does it, before the role switch
     // (supabase_auth_admin need not use the extensions schema).
     const [user] = await tx`
-      select id, encrypted_password is not null and encrypted_password = extensions.crypt(${password}, encrypted_password) as valid,
+      select id, coalesce(encrypted_password <> '' and encrypted_password = extensions.crypt(${creds.password}, encrypted_password), false) as valid,
              email_confirmed_at is not null as confirmed, coalesce(banned_until > now(), false) as banned
-      from auth.users where lower(email) = lower(${email}) and deleted_at is null`;
-    if (!user) return INVALID_CREDENTIALS;
+      from auth.users where lower(email) = lower(${creds.email}) and deleted_at is null`;
+    if (!user) throw INVALID_CREDENTIALS();
     await tx`set local role supabase_auth_admin`;
     if (config.passwordVerificationHook) {
       // GoTrue's payload: metadata (with the request's address) beside user_id and valid
@@ -92,70 +359,340 @@ async function passwordGrant(email: string, password: string, deps: AuthDeps, ip
       });
       const answer = HookDecision.safeParse(raw);
       if (!answer.success) {
-        return gotrueError(500, "hook_payload_invalid", "The password verification hook answered with an invalid payload.");
+        throw fail(500, "hook_payload_invalid", "The password verification hook answered with an invalid payload.");
       }
       if (answer.data.decision === "reject") {
-        return gotrueError(
+        if (answer.data.should_logout_user) await tx`delete from auth.sessions where user_id = ${user.id}`;
+        // GoTrue commits the hook's bookkeeping and answers 400; so do we (the count must stay)
+        return fail(
           400,
           "invalid_credentials",
           answer.data.message || "Further password verification attempts will be rejected.",
         );
       }
     }
-    if (!user.valid) return INVALID_CREDENTIALS;
-    if (user.banned) return gotrueError(400, "user_banned", "User is banned");
-    if (!user.confirmed) return gotrueError(400, "email_not_confirmed", "Email not confirmed");
+    if (!user.valid) return INVALID_CREDENTIALS(); // returned, not thrown: the hook's count commits
+    if (user.banned) return fail(400, "user_banned", "User is banned");
+    if (!user.confirmed) return fail(400, "email_not_confirmed", "Email not confirmed");
     await tx`update auth.users set last_sign_in_at = now() where id = ${user.id}`;
-    return { userId: user.id as string };
+    await tx`update auth.identities set last_sign_in_at = now() where user_id = ${user.id} and provider = 'email'`;
+    return openSession(tx, user.id, "password", { userAgent: String(req.headers["user-agent"] ?? ""), ip: ipAddress });
   });
-  if (!("userId" in outcome)) return outcome;
+  if (session instanceof AuthError) throw session;
+  return { status: 200, body: await sessionBody(deps, session) };
+}
+
+async function pkceGrant(body: z.infer<typeof PkceGrant>, deps: AuthDeps): Promise<Reply> {
+  const session = await asAuthAdmin(deps, async (tx) => {
+    const [flow] = await tx<
+      {
+        id: string;
+        user_id: string | null;
+        code_challenge: string;
+        method: string;
+        authentication_method: string;
+        fresh: boolean;
+      }[]
+    >`
+      select id, user_id, code_challenge, code_challenge_method::text as method, authentication_method,
+             coalesce(auth_code_issued_at, created_at) > now() - interval '5 minutes' as fresh
+      from auth.flow_state where auth_code = ${body.auth_code} for update`;
+    if (!flow) throw fail(404, "flow_state_not_found", "invalid flow state, no valid flow state found");
+    await tx`delete from auth.flow_state where id = ${flow.id}`;
+    if (!flow.fresh) throw fail(400, "flow_state_expired", "invalid flow state, flow state has expired");
+    const expected = flow.method === "s256"
+      ? crypto.createHash("sha256").update(body.code_verifier).digest("base64url")
+      : body.code_verifier;
+    if (expected !== flow.code_challenge || !flow.user_id) {
+      throw fail(400, "bad_code_verifier", "code challenge does not match previously saved code verifier");
+    }
+    return openSession(tx, flow.user_id, flow.authentication_method);
+  });
+  return { status: 200, body: await sessionBody(deps, session) };
+}
+
+async function signup(body: z.infer<typeof Signup>, deps: AuthDeps, redirectTo: string): Promise<Reply> {
+  const settings = deps.config().auth;
+  if (!settings.enableSignup) throw fail(422, "signup_disabled", "Signups not allowed for this instance");
+  checkPasswordStrength(body.password, settings);
+  const existing = await userIdByEmail(deps.sql, body.email);
+  if (existing?.confirmed || (existing && !settings.enableConfirmations)) {
+    if (!settings.enableConfirmations) throw fail(422, "user_already_exists", "User already registered");
+    // With confirmations on, GoTrue answers as for a new address (a fake user, no mail): nobody
+    // learns from a sign-up which addresses have accounts.
+    return { status: 200, body: obfuscatedUser(body.email, body.data) };
+  }
+  const passwordHash = await hashPassword(deps.sql, body.password);
+  const id = existing?.id ??
+    await asAuthAdmin(
+      deps,
+      (tx) =>
+        insertUser(tx, {
+          email: body.email,
+          passwordHash,
+          userMetadata: body.data,
+          confirmed: !settings.enableConfirmations,
+        }),
+    );
+  if (existing) await asAuthAdmin(deps, (tx) => setPassword(tx, id, passwordHash)); // an unconfirmed sign-up, again
+  if (settings.enableConfirmations) {
+    await sendLink(deps, body.email, "signup", redirectTo, body);
+    return { status: 200, body: await userJson(deps.sql, id) };
+  }
+  const session = await asAuthAdmin(deps, (tx) => openSession(tx, id, "password"));
+  return { status: 200, body: await sessionBody(deps, session) };
+}
+
+function obfuscatedUser(email: string, data?: Record<string, unknown>) {
+  const now = new Date().toISOString();
+  return {
+    id: crypto.randomUUID(),
+    aud: "authenticated",
+    role: "authenticated",
+    email,
+    phone: "",
+    confirmation_sent_at: now,
+    app_metadata: { provider: "email", providers: ["email"] },
+    user_metadata: data ?? {},
+    identities: [],
+    created_at: now,
+    updated_at: now,
+    is_anonymous: false,
+  };
+}
+
+/** The verification type's authentication method, as GoTrue names it in `amr`. */
+function authMethodOf(type: VerifyType): string {
+  return type === "signup"
+    ? "otp"
+    : type === "magiclink" || type === "email"
+    ? "otp"
+    : type === "recovery"
+    ? "recovery"
+    : type === "invite"
+    ? "invite"
+    : "email_change";
+}
+
+async function verifyToken(deps: AuthDeps, type: VerifyType, presented: { hash: string } | { email: string; otp: string }) {
+  const settings = deps.config().auth;
+  return asAuthAdmin(deps, async (tx) => {
+    const { userId, column } = await consumeToken(tx, type, presented, settings.otpExpiry);
+    if (column === "confirmation_token" || column === "recovery_token") await confirmEmail(tx, userId);
+    if (column === "email_change_token_new") {
+      await tx`update auth.users set email = email_change, email_change = '', email_change_confirm_status = 0, updated_at = now()
+               where id = ${userId} and coalesce(email_change, '') <> ''`;
+      await tx`update auth.identities i set identity_data = i.identity_data || jsonb_build_object('email', u.email), updated_at = now()
+               from auth.users u where u.id = ${userId} and i.user_id = u.id and i.provider = 'email'`;
+    }
+    await tx`update auth.users set last_sign_in_at = now() where id = ${userId}`;
+    return userId;
+  });
+}
+
+/** The mailed link: verify, then back to the app with the session in the fragment (or ?code= for PKCE). */
+async function verifyLink(url: URL, deps: AuthDeps, redirectTo: string): Promise<Reply> {
+  const type = z.enum(VERIFY_TYPES).safeParse(url.searchParams.get("type"));
+  const token = url.searchParams.get("token") ?? "";
+  const back = (fragment: Record<string, string>, query?: Record<string, string>) => {
+    const target = new URL(redirectTo);
+    if (query) { for (const [k, v] of Object.entries(query)) target.searchParams.set(k, v); }
+    if (Object.keys(fragment).length) target.hash = new URLSearchParams(fragment).toString();
+    return { status: 303, headers: { location: target.toString() } };
+  };
   try {
-    const { token, claims } = await mintAccessToken(deps.sql, deps.jwtSecret, config, {
-      userId: outcome.userId,
-      supabaseUrl: deps.supabaseUrl,
+    if (!type.success || !/^[0-9a-f]{56}$/.test(token)) throw fail(403, "otp_expired", "Email link is invalid or has expired");
+    const userId = await verifyToken(deps, type.data, { hash: token });
+    const method = authMethodOf(type.data);
+    const flow = await asAuthAdmin(deps, async (tx) => {
+      const [f] = await tx<{ auth_code: string }[]>`
+        update auth.flow_state set auth_code_issued_at = now(), updated_at = now()
+        where id = (select id from auth.flow_state where user_id = ${userId} order by created_at desc limit 1)
+        returning auth_code`;
+      return f ?? null;
     });
-    const expiresAt = Number(claims.exp);
-    return {
-      status: 200,
-      body: {
-        access_token: token,
-        token_type: "bearer",
-        expires_in: expiresAt - Math.floor(Date.now() / 1000),
-        expires_at: expiresAt,
-        // Refresh is not provided locally; the token is opaque and single-session.
-        refresh_token: crypto.randomBytes(16).toString("base64url"),
-        user: await userById(deps.sql, outcome.userId),
-      },
-    };
+    if (flow) return back({}, { code: flow.auth_code });
+    const session = await asAuthAdmin(deps, (tx) => openSession(tx, userId, method));
+    const body = await sessionBody(deps, session);
+    return back({
+      access_token: body.access_token,
+      expires_at: String(body.expires_at),
+      expires_in: String(body.expires_in),
+      refresh_token: body.refresh_token,
+      token_type: "bearer",
+      type: type.success ? type.data : "signup",
+    });
   } catch (e) {
-    if (e instanceof TokenError) return gotrueError(500, "unexpected_failure", e.message);
-    throw e;
+    if (!(e instanceof AuthError)) throw e;
+    return back({ error: "access_denied", error_code: e.code, error_description: e.message });
   }
 }
 
-async function userById(sql: postgres.Sql, id: string) {
-  const [u] = await sql.begin(async (tx) => {
-    await tx`set local role supabase_auth_admin`;
-    return tx`select id, aud, role, email, email_confirmed_at, phone, last_sign_in_at, raw_app_meta_data, raw_user_meta_data,
-                     created_at, updated_at, coalesce(is_anonymous, false) as is_anonymous
-              from auth.users where id = ${id}::uuid and deleted_at is null`;
+/** Makes a one-time token for `kind` and mails its link (and code); a PKCE challenge is kept for the link. */
+async function sendLink(
+  deps: AuthDeps,
+  email: string,
+  kind: MailKind,
+  redirectTo: string,
+  pkce: { code_challenge?: string; code_challenge_method?: string },
+) {
+  const settings = deps.config().auth;
+  const user = await userIdByEmail(deps.sql, email);
+  if (!user) return; // recovery of an unknown address: nothing to send, the same answer
+  const issued = await asAuthAdmin(deps, async (tx) => {
+    const t = await issueToken(tx, user.id, email, kind, settings.otpLength);
+    if (pkce.code_challenge) {
+      await tx`insert into auth.flow_state (id, user_id, auth_code, code_challenge_method, code_challenge, provider_type,
+                                            created_at, updated_at, authentication_method)
+               values (${crypto.randomUUID()}, ${user.id}, ${crypto.randomUUID()}, ${
+        (pkce.code_challenge_method ?? "s256").toLowerCase()
+      }::auth.code_challenge_method, ${pkce.code_challenge}, 'email', now(), now(), ${kind})`;
+    }
+    return t;
   });
-  if (!u) return null;
+  const link = `${deps.supabaseUrl}/auth/v1/verify?token=${issued.hash}&type=${kind}&redirect_to=${
+    encodeURIComponent(redirectTo)
+  }`;
+  if (!deps.mailer) throw fail(500, "unexpected_failure", "No mailer is configured");
+  await deps.mailer.send(kind, kind === "email_change" ? email : email, link, issued.otp);
+}
+
+async function updateUser(
+  me: { sub: string; sessionId: string | null },
+  body: z.infer<typeof UpdateUser>,
+  deps: AuthDeps,
+  redirectTo: string,
+): Promise<Reply> {
+  const settings = deps.config().auth;
+  if (body.password) {
+    checkPasswordStrength(body.password, settings);
+    if (await passwordMatches(deps.sql, me.sub, body.password)) {
+      throw fail(422, "same_password", "New password should be different from the old password.");
+    }
+  }
+  if (body.email && (await userIdByEmail(deps.sql, body.email))) {
+    throw fail(422, "email_exists", "A user with this email address has already been registered");
+  }
+  const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
+  await asAuthAdmin(deps, async (tx) => {
+    if (passwordHash) await setPassword(tx, me.sub, passwordHash);
+    if (body.data) {
+      await tx`update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || ${
+        tx.json(body.data as postgres.JSONValue)
+      }, updated_at = now() where id = ${me.sub}`;
+    }
+    if (body.email) await tx`update auth.users set email_change = ${body.email}, updated_at = now() where id = ${me.sub}`;
+  });
+  if (body.email) {
+    // the new address confirms the change (GoTrue's double confirmation also mails the old one)
+    const settingsIssued = await asAuthAdmin(
+      deps,
+      (tx) => issueToken(tx, me.sub, body.email!, "email_change", settings.otpLength),
+    );
+    const link = `${deps.supabaseUrl}/auth/v1/verify?token=${settingsIssued.hash}&type=email_change&redirect_to=${
+      encodeURIComponent(redirectTo)
+    }`;
+    await deps.mailer?.send("email_change", body.email, link, settingsIssued.otp);
+  }
+  return { status: 200, body: await userJson(deps.sql, me.sub) };
+}
+
+async function generateLink(body: z.infer<typeof GenerateLink>, deps: AuthDeps): Promise<Reply> {
+  const settings = deps.config().auth;
+  const redirectTo = allowedRedirect(body.redirect_to ?? body.options?.redirect_to ?? null, settings);
+  const data = body.data ?? body.options?.data;
+  let user = await userIdByEmail(deps.sql, body.email);
+  if (body.type === "signup" || body.type === "invite") {
+    if (user) throw fail(422, "email_exists", "A user with this email address has already been registered");
+    if (body.type === "signup") {
+      if (!body.password) throw fail(422, "validation_failed", "Signup requires a valid password");
+      checkPasswordStrength(body.password, settings);
+    }
+    const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
+    const id = await asAuthAdmin(
+      deps,
+      (tx) =>
+        insertUser(tx, {
+          email: body.email,
+          passwordHash,
+          userMetadata: data,
+          confirmed: false,
+          invited: body.type === "invite",
+        }),
+    );
+    user = { id, confirmed: false };
+  }
+  if (!user) throw fail(404, "user_not_found", "User with this email not found");
+  const issued = await asAuthAdmin(deps, (tx) => issueToken(tx, user!.id, body.email, body.type, settings.otpLength));
+  const action = `${deps.supabaseUrl}/auth/v1/verify?token=${issued.hash}&type=${body.type}&redirect_to=${
+    encodeURIComponent(redirectTo)
+  }`;
   return {
-    id: u.id,
-    aud: u.aud,
-    role: u.role,
-    email: u.email,
-    email_confirmed_at: u.email_confirmed_at,
-    phone: u.phone ?? "",
-    last_sign_in_at: u.last_sign_in_at,
-    app_metadata: u.raw_app_meta_data ?? {},
-    user_metadata: u.raw_user_meta_data ?? {},
-    identities: [],
-    created_at: u.created_at,
-    updated_at: u.updated_at,
-    is_anonymous: u.is_anonymous,
+    status: 200,
+    body: {
+      ...(await userJson(deps.sql, user.id)),
+      action_link: action,
+      email_otp: issued.otp,
+      hashed_token: issued.hash,
+      redirect_to: redirectTo,
+      verification_type: body.type,
+    },
   };
+}
+
+/** GoTrue's ban_duration: "none" lifts a ban, a Go duration ("24h", "90m") sets one from now. */
+async function ban(tx: postgres.TransactionSql, userId: string, duration: string) {
+  if (duration === "none") {
+    await tx`update auth.users set banned_until = null, updated_at = now() where id = ${userId}`;
+    return;
+  }
+  const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(duration)!;
+  const seconds = Number(m[1]) * { ns: 1e-9, us: 1e-6, "µs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 }[m[2] as "s"];
+  await tx`update auth.users set banned_until = now() + make_interval(secs => ${seconds}), updated_at = now() where id = ${userId}`;
+  await tx`delete from auth.sessions where user_id = ${userId}`; // a ban ends the user's sessions
+}
+
+/** GoTrue's redirect check: the site URL (or a path under it), or an entry of the allow list (globs). */
+export function allowedRedirect(requested: string | null, settings: AuthSettings): string {
+  if (!requested) return settings.siteUrl;
+  let target: URL;
+  try {
+    target = new URL(requested);
+  } catch {
+    return settings.siteUrl;
+  }
+  const site = new URL(settings.siteUrl);
+  if (target.origin === site.origin) return target.toString();
+  for (const pattern of settings.additionalRedirectUrls) {
+    const re = new RegExp(
+      `^${
+        pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*\*/g, "\u0000").replace(/\*/g, "[^/]*").replace(/\u0000/g, ".*")
+      }$`,
+    );
+    if (re.test(requested)) return requested;
+  }
+  return settings.siteUrl; // not an allowed place: back to the site, as GoTrue does
+}
+
+/** The signed-in caller: a valid access token whose session still exists (else 403 session_not_found). */
+async function bearerUser(req: http.IncomingMessage, deps: AuthDeps): Promise<{ sub: string; sessionId: string | null }> {
+  const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
+  if (!check.ok || typeof check.claims.sub !== "string") {
+    throw fail(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
+  }
+  const sessionId = typeof check.claims.session_id === "string" ? check.claims.session_id : null;
+  if (sessionId && !(await sessionExists(deps.sql, sessionId))) {
+    throw fail(403, "session_not_found", "Session from session_id claim in JWT does not exist");
+  }
+  return { sub: check.claims.sub, sessionId };
+}
+
+async function requireService(req: http.IncomingMessage, deps: AuthDeps) {
+  const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
+  if (!check.ok) throw fail(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
+  if (check.claims.role !== "service_role" && check.claims.role !== "supabase_admin") {
+    throw fail(403, "not_admin", "User not allowed");
+  }
 }
 
 /** Like the hosted API gateway: every call carries one of the project's API keys. */

@@ -1,10 +1,10 @@
 // Makes a user's access token the way GoTrue does: standard claims from auth.users, passed
 // through the project's custom access token hook (if config.toml enables one) as
 // supabase_auth_admin, then signed HS256 with the project's JWT secret.
-import crypto from "node:crypto";
 import { SignJWT } from "jose";
 import type postgres from "postgres";
 import type { PgFunctionHook, ProjectConfig } from "../project-config.ts";
+import { openSession, type Session } from "./sessions.ts";
 
 export interface MintOptions {
   userId?: string;
@@ -12,6 +12,8 @@ export interface MintOptions {
   expiresIn?: number;
   authenticationMethod?: string;
   supabaseUrl?: string;
+  /** The session the token belongs to; without one a new session is opened (as a sign-in does). */
+  session?: Session;
 }
 
 export class TokenError extends Error {
@@ -27,8 +29,9 @@ export async function mintAccessToken(
   jwtSecret: string,
   config: Pick<ProjectConfig, "accessTokenHook" | "jwtExpiry">,
   opts: MintOptions,
-): Promise<{ token: string; claims: Record<string, unknown> }> {
+): Promise<{ token: string; claims: Record<string, unknown>; session: Session }> {
   if (!opts.userId && !opts.email) throw new TokenError("invalid_request", "give a user id or an email");
+  let session = opts.session;
   const claims = await sql.begin(async (tx) => {
     await tx`set local role supabase_auth_admin`;
     const [user] = opts.userId
@@ -40,6 +43,7 @@ export async function mintAccessToken(
     if (user.banned_until && new Date(user.banned_until) > new Date()) throw new TokenError("user_banned", "user is banned");
     const now = Math.floor(Date.now() / 1000);
     const method = opts.authenticationMethod ?? "password";
+    session ??= await openSession(tx, user.id, method);
     const standard: Record<string, unknown> = {
       iss: `${opts.supabaseUrl ?? "http://127.0.0.1:54321"}/auth/v1`,
       aud: "authenticated",
@@ -52,8 +56,8 @@ export async function mintAccessToken(
       user_metadata: user.raw_user_meta_data ?? {},
       role: "authenticated",
       aal: "aal1",
-      amr: [{ method, timestamp: now }],
-      session_id: crypto.randomUUID(),
+      amr: session.amr,
+      session_id: session.sessionId,
       is_anonymous: user.is_anonymous ?? false,
     };
     if (!config.accessTokenHook) return standard;
@@ -66,16 +70,38 @@ export async function mintAccessToken(
     if (!result?.claims || typeof result.claims !== "object") {
       throw new TokenError("hook_error", "access token hook returned no claims");
     }
-    // GoTrue rejects hooks that drop the required claims; so do we.
-    for (const k of ["aud", "exp", "iat", "sub", "role", "aal", "session_id"]) {
-      if (!(k in result.claims)) throw new TokenError("hook_error", `access token hook removed required claim ${k}`);
-    }
+    // GoTrue checks the hook's claims against its schema; so do we (a hook that drops or retypes
+    // a required claim fails here as it fails hosted).
+    const problem = hookClaimsProblem(result.claims);
+    if (problem) throw new TokenError("hook_error", `output claims do not conform to the expected schema: ${problem}`);
     return result.claims;
   });
   const token = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
     new TextEncoder().encode(jwtSecret),
   );
-  return { token, claims };
+  return { token, claims, session: session! };
+}
+
+const REQUIRED_CLAIMS: Record<string, (v: unknown) => boolean> = {
+  aud: (v) => typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string")),
+  exp: (v) => typeof v === "number",
+  iat: (v) => typeof v === "number",
+  sub: (v) => typeof v === "string",
+  role: (v) => typeof v === "string",
+  aal: (v) => typeof v === "string",
+  session_id: (v) => typeof v === "string",
+  email: (v) => typeof v === "string",
+  phone: (v) => typeof v === "string",
+  is_anonymous: (v) => typeof v === "boolean",
+};
+
+/** What is wrong with a hook's claims, as GoTrue's schema check would say, or null. */
+export function hookClaimsProblem(claims: Record<string, unknown>): string | null {
+  for (const [name, ok] of Object.entries(REQUIRED_CLAIMS)) {
+    if (!(name in claims)) return `missing required claim ${name}`;
+    if (!ok(claims[name])) return `claim ${name} has the wrong type`;
+  }
+  return null;
 }
 
 /** Calls a `pg-functions://` auth hook as GoTrue does: one jsonb event in, one jsonb answer out. */

@@ -14,6 +14,7 @@ import { proxyRest, requireApiKey } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
 import postgres from "postgres";
+import { smtpMailer } from "../auth/mail.ts";
 import { handleAuth } from "../auth/routes.ts";
 import { handleStorage } from "../storage/routes.ts";
 import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
@@ -86,6 +87,7 @@ const authDeps = authSql && {
   config: () => projectConfig(),
   supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
   newKeys: () => [keys.publishable, keys.secret].filter(Boolean),
+  mailer: process.env.AUTH_SMTP_URL ? smtpMailer(process.env.AUTH_SMTP_URL) : undefined,
 };
 
 const storageDeps = authSql && {
@@ -127,7 +129,7 @@ async function serveStandIn(
   res: http.ServerResponse,
   requestId: string,
   service: string,
-  handle: () => Promise<{ status: number; body?: unknown; file?: StoredFile }>,
+  handle: () => Promise<{ status: number; body?: unknown; file?: StoredFile; headers?: Record<string, string> }>,
   failure: unknown,
 ) {
   const headers = { ...corsOf(), "x-request-id": requestId };
@@ -151,7 +153,11 @@ async function serveStandIn(
       });
       return void stream.pipe(res);
     }
-    res.writeHead(reply.status, { ...headers, "content-type": "application/json" });
+    res.writeHead(reply.status, {
+      ...headers,
+      ...(reply.body === undefined ? {} : { "content-type": "application/json" }),
+      ...reply.headers,
+    });
     res.end(reply.body === undefined ? undefined : JSON.stringify(reply.body));
   } catch (e) {
     log.error(`${service} request failed`, { request_id: requestId, error: String(e) });
