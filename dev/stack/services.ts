@@ -335,6 +335,8 @@ export function writeFunctionsEnv(secrets: StackSecrets) {
       `MQTT_URL=mqtt://${HOST}:${PORTS.mqtt}`,
       `MQTT_USERNAME=service`,
       `MQTT_PASSWORD=${secrets.serviceRoleKey}`,
+      // where Auth's mails send people back to (config.toml [auth] site_url; hosted: a function secret)
+      `SITE_URL=${loadProjectConfig(paths.supabase).auth.siteUrl}`,
       "",
     ].join("\n"),
     { mode: 0o600 },

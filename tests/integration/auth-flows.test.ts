@@ -288,6 +288,62 @@ describe("one-time codes and PKCE", () => {
   });
 });
 
+describe("organization invitations meet auth", () => {
+  async function inviter() {
+    const owner = await confirmedUser();
+    const [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Invite School', ${`inv-${
+      owner.id.slice(0, 8)
+    }`}) returning id`;
+    await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${owner.id}, 'owner')`;
+    const tab = browserLike();
+    await tab.auth.signInWithPassword({ email: owner.email, password: PASSWORD });
+    return { org, tab };
+  }
+  /** The invitee's side: the mailed link, then the app's accept page. */
+  async function accept(email: string, subject: RegExp, setPassword: boolean) {
+    const landed = await follow(linkIn((await mailTo(email, subject)).text));
+    expect(`${landed.origin}${landed.pathname}`).toBe(`${SITE}/accept-invitation`);
+    const fragment = new URLSearchParams(landed.hash.slice(1));
+    const tab = browserLike();
+    expect(
+      (await tab.auth.setSession({ access_token: fragment.get("access_token")!, refresh_token: fragment.get("refresh_token")! }))
+        .error,
+    )
+      .toBeNull();
+    if (setPassword) expect((await tab.auth.updateUser({ password: PASSWORD })).error).toBeNull();
+    const accepted = await tab.rpc("accept_invitation", { token: landed.searchParams.get("token")! });
+    expect(accepted.error).toBeNull();
+    return accepted.data;
+  }
+
+  it("a person without an account gets one mail, sets a password and lands in the organization with the invited role", async () => {
+    const { org, tab } = await inviter();
+    const email = newEmail();
+    const sent = await tab.functions.invoke("member-invite", { body: { org_id: org, email, role: "teacher" } });
+    expect(sent.error).toBeNull();
+    expect(sent.data).toMatchObject({ mail: "invite" });
+    expect(await accept(email, /You have been invited/, true)).toMatchObject({ org_id: org, role: "teacher" });
+    expect((await browserLike().auth.signInWithPassword({ email, password: PASSWORD })).error).toBeNull();
+    const mails = (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as unknown[];
+    expect(mails).toHaveLength(1);
+  });
+
+  it("a person with an account gets a magic link to accept with; a member without members.invite cannot invite", async () => {
+    const { org, tab } = await inviter();
+    const existing = await confirmedUser();
+    const sent = await tab.functions.invoke("member-invite", { body: { org_id: org, email: existing.email, role: "student" } });
+    expect(sent.data).toMatchObject({ mail: "magiclink" });
+    expect(await accept(existing.email, /Magic Link/, false)).toMatchObject({ org_id: org, role: "student" });
+
+    const student = browserLike();
+    await student.auth.signInWithPassword({ email: existing.email, password: PASSWORD });
+    const refused = await student.functions.invoke("member-invite", {
+      body: { org_id: org, email: newEmail(), role: "student" },
+    });
+    expect((refused.error as { context?: Response }).context?.status).toBe(403);
+  });
+});
+
 describe("the admin API", () => {
   it("creates, lists, gets, bans, updates and deletes users with the secret key", async () => {
     const svc = service().auth.admin;

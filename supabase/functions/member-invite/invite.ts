@@ -1,0 +1,81 @@
+// Inviting a person into an organization by e-mail (the member-invite function). The tenancy
+// invitation stays the source of truth (create_invitation, as the inviter: permission, rank, member
+// limit); Supabase Auth carries the mail, so the link works the same on hosted projects:
+// - an address without an account gets Auth's invitation mail (inviteUserByEmail): its link
+//   confirms the address and signs the person in; they set a password and accept;
+// - an address with an account gets a magic link (signInWithOtp, never creating a user).
+// Either link lands on `${SITE_URL}/accept-invitation?token=<invitation token>`, where the app
+// calls rpc('accept_invitation', { token }) as the now signed-in invitee.
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type postgres from "postgres";
+import { z } from "zod";
+import type { UserCaller } from "../_shared/auth.ts";
+import type { Database } from "../_shared/database.types.ts";
+import { asService, asUser } from "../_shared/db.ts";
+import { HttpError } from "../_shared/errors.ts";
+import { type HandlerContext, parseJson } from "../_shared/http.ts";
+
+export const InviteRequest = z.object({
+  org_id: z.uuid(),
+  email: z.string().trim().toLowerCase().email().max(320),
+  role: z.enum(["admin", "teacher", "student", "owner"]),
+}).strict();
+
+export interface InviteDeps {
+  sql: postgres.Sql;
+  /** A client with the service key: Auth's admin API. */
+  auth: SupabaseClient<Database>;
+  siteUrl: string;
+}
+
+/** create_invitation's refusals as HTTP answers (docs/errors.md). */
+const SQL_ERRORS: Record<string, [number, string]> = {
+  "42501": [403, "forbidden"],
+  TN015: [409, "member_limit_reached"],
+  TN016: [409, "already_a_member"],
+  TN017: [403, "role_not_allowed"],
+  "23514": [400, "invalid_email"],
+};
+
+export async function inviteMember(req: Request, ctx: HandlerContext<UserCaller>, deps: InviteDeps): Promise<Response> {
+  const body = await parseJson(req, InviteRequest);
+  let invitation: { invitation_id: string; token: string; expires_at: string };
+  try {
+    [invitation] = await asUser(
+      deps.sql,
+      ctx.caller,
+      req,
+      ctx.requestId,
+      (tx) =>
+        tx<{ invitation_id: string; token: string; expires_at: string }[]>`
+        select invitation_id, token, expires_at from public.create_invitation(${body.org_id}, ${body.email}, ${body.role}::public.org_role)`,
+    );
+  } catch (e) {
+    const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
+    if (mapped) throw new HttpError(mapped[0], mapped[1], (e as Error).message);
+    throw e;
+  }
+  const redirectTo = `${deps.siteUrl.replace(/\/$/, "")}/accept-invitation?token=${encodeURIComponent(invitation.token)}`;
+  const [known] = await asService(
+    deps.sql,
+    ctx.requestId,
+    (tx) => tx`select 1 from auth.users where lower(email) = ${body.email} and deleted_at is null`,
+  );
+  const sent = known
+    ? await deps.auth.auth.signInWithOtp({ email: body.email, options: { shouldCreateUser: false, emailRedirectTo: redirectTo } })
+    : await deps.auth.auth.admin.inviteUserByEmail(body.email, { redirectTo, data: { invited_to: body.org_id } });
+  if (sent.error) {
+    // the invitation stands (the inviter may send it again, which replaces it); the mail did not go
+    ctx.log.error("invitation mail not sent", { invitation_id: invitation.invitation_id, error: sent.error.message });
+    throw new HttpError(502, "mail_not_sent", "The invitation was made but its mail could not be sent; try again.");
+  }
+  ctx.log.info("invitation sent", { invitation_id: invitation.invitation_id, mail: known ? "magiclink" : "invite" });
+  return Response.json(
+    { invitation_id: invitation.invitation_id, expires_at: invitation.expires_at, mail: known ? "magiclink" : "invite" },
+    { status: 201 },
+  );
+}
+
+export function serviceAuthClient(url: string, serviceKey: string) {
+  return createClient<Database>(url, serviceKey, { auth: { persistSession: false, autoRefreshToken: false } });
+}
