@@ -3,6 +3,7 @@
 // detection), sign-out scopes, sign-up with a mailed confirmation link, recovery, e-mail OTP,
 // PKCE, updating the user, and the admin API (service only). Mails are read from the stack's sink.
 import crypto from "node:crypto";
+import http from "node:http";
 import { createClient, type Session, type SupabaseClient } from "@supabase/supabase-js";
 import { decodeJwt } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
@@ -155,7 +156,10 @@ describe("sessions", () => {
     store.set(key, JSON.stringify({ ...stored, expires_at: Math.floor(Date.now() / 1000) - 5 }));
     const { data, error } = await tab.auth.getSession();
     expect(error).toBeNull();
-    expect(data.session!.access_token).not.toBe(stored.access_token);
+    // refreshed: a new refresh token and a live expiry (the access token itself can be byte-equal
+    // to the old one when both are minted within the same second, as GoTrue's are)
+    expect(data.session!.refresh_token).not.toBe(stored.refresh_token);
+    expect(data.session!.expires_at!).toBeGreaterThan(Math.floor(Date.now() / 1000));
     expect((await tab.auth.getUser()).data.user?.id).toBe(user.id);
   });
 
@@ -285,6 +289,57 @@ describe("one-time codes and PKCE", () => {
     expect(error).toBeNull();
     expect(data.user?.id).toBe(user.id);
     expect((await tab.auth.exchangeCodeForSession(code)).error).toBeTruthy();
+  });
+});
+
+describe("changes and limits", () => {
+  it("changes the e-mail address once the new address confirms it", async () => {
+    const user = await confirmedUser();
+    const tab = browserLike();
+    await tab.auth.signInWithPassword({ email: user.email, password: PASSWORD });
+    const next = newEmail();
+    const asked = await tab.auth.updateUser({ email: next }, { emailRedirectTo: `${SITE}/changed` });
+    expect(asked.error).toBeNull();
+    expect(asked.data.user).toMatchObject({ email: user.email, new_email: next });
+    const landed = await follow(linkIn((await mailTo(next, /Confirm Email Change/)).text));
+    expect(new URLSearchParams(landed.hash.slice(1)).get("type")).toBe("email_change");
+    const [u] = await admin`select email from auth.users where id = ${user.id}`;
+    expect(u.email).toBe(next);
+    expect((await browserLike().auth.signInWithPassword({ email: next, password: PASSWORD })).error).toBeNull();
+  });
+
+  it("refuses an expired code with otp_expired", async () => {
+    const user = await confirmedUser();
+    await browserLike().auth.signInWithOtp({ email: user.email, options: { shouldCreateUser: false } });
+    const code = codeIn((await mailTo(user.email, /Magic Link/)).text);
+    await admin`update auth.users set recovery_sent_at = now() - interval '2 hours' where id = ${user.id}`;
+    expect((await browserLike().auth.verifyOtp({ email: user.email, token: code, type: "email" })).error).toMatchObject({
+      status: 403,
+      code: "otp_expired",
+    });
+  });
+
+  it("limits sign-ins per address as config.toml says, without touching other addresses", async () => {
+    const { sign_in_sign_ups } = { sign_in_sign_ups: 300 }; // config.toml [auth.rate_limit]
+    const fromElsewhere = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(`${API_URL}/auth/v1/token?grant_type=password`, {
+          method: "POST",
+          localAddress: "127.0.0.5",
+          headers: { apikey: secrets().publishableKey, "content-type": "application/json" },
+        }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ email: "nobody@test.local", password: "x" }));
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i <= sign_in_sign_ups; i++) statuses.push(await fromElsewhere());
+    expect(statuses.at(-1)).toBe(429); // (an earlier run in the same 5 minutes may have used the window up)
+    expect(statuses.filter((s) => s !== 400 && s !== 429)).toEqual([]);
+    const user = await confirmedUser();
+    expect((await browserLike().auth.signInWithPassword({ email: user.email, password: PASSWORD })).error).toBeNull();
   });
 });
 

@@ -1,7 +1,8 @@
-// The gateway's bearer check, against tokens signed here.
+// The gateway's bearer check, against tokens signed here; and the auth stand-in's check of hook claims.
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { verifyBearer } from "../../dev/platform/runtime/jwt.ts";
+import { hookClaimsProblem } from "../../dev/platform/auth/tokens.ts";
 
 const secret = new TextEncoder().encode("unit-test-secret-unit-test-secret");
 const sign = (claims: Record<string, unknown>, alg = "HS256", key = secret) =>
@@ -33,5 +34,27 @@ describe("verifyBearer", () => {
       ok: false,
       code: "jwt_expired",
     });
+  });
+});
+
+describe("the access token hook's output, checked as GoTrue checks it", () => {
+  const good = {
+    aud: "authenticated",
+    exp: 2,
+    iat: 1,
+    sub: "u",
+    role: "authenticated",
+    aal: "aal1",
+    session_id: "s",
+    email: "a@b.c",
+    phone: "",
+    is_anonymous: false,
+  };
+  it("accepts GoTrue's required claims with their types, and refuses a hook that drops or retypes one", () => {
+    expect(hookClaimsProblem(good)).toBeNull();
+    const { email: _, ...noEmail } = good;
+    expect(hookClaimsProblem(noEmail)).toBe("missing required claim email");
+    expect(hookClaimsProblem({ ...good, exp: "2" })).toBe("claim exp has the wrong type");
+    expect(hookClaimsProblem({ ...good, aud: ["authenticated", "x"] })).toBeNull();
   });
 });

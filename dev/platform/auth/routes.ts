@@ -17,6 +17,7 @@ import type { AuthSettings, ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
 import type { AuthMailer, MailKind } from "./mail.ts";
+import { AuthRateLimits } from "./rate-limits.ts";
 import { consumeToken, issueToken, VERIFY_TYPES, type VerifyType } from "./one-time-tokens.ts";
 import { AuthError, endSessions, openSession, refreshSession, type Session, sessionExists } from "./sessions.ts";
 import { callPgHook, mintAccessToken, TokenError } from "./tokens.ts";
@@ -39,6 +40,7 @@ export interface AuthDeps {
   /** The new publishable and secret keys (not JWTs), taken as hosted's gateway takes them. */
   newKeys?: () => readonly string[];
   mailer?: AuthMailer;
+  limits?: AuthRateLimits;
 }
 
 type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
@@ -129,10 +131,20 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
 }
 const API_VERSION = "2024-01-01";
 
+const defaultLimits = new AuthRateLimits();
+
 async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promise<Reply> {
   const route = url.pathname.replace(/^\/auth\/v1/, "");
   const settings = deps.config().auth;
   const method = req.method ?? "GET";
+  const limits = deps.limits ?? defaultLimits;
+  const address = clientAddress(req);
+  const grantType = url.searchParams.get("grant_type");
+  if (method === "POST" && (route === "/signup" || route === "/otp" || (route === "/token" && grantType !== "refresh_token"))) {
+    limits.take("sign_in_sign_ups", address, settings);
+  }
+  if (method === "POST" && route === "/token" && grantType === "refresh_token") limits.take("token_refresh", address, settings);
+  if (route === "/verify") limits.take("token_verifications", address, settings);
   const redirectTo = allowedRedirect(url.searchParams.get("redirect_to"), settings);
 
   if (route === "/token" && method === "POST") {
@@ -539,6 +551,7 @@ async function sendLink(
   const settings = deps.config().auth;
   const user = await userIdByEmail(deps.sql, email);
   if (!user) return; // recovery of an unknown address: nothing to send, the same answer
+  (deps.limits ?? defaultLimits).take("email_sent", "", settings);
   const issued = await asAuthAdmin(deps, async (tx) => {
     const t = await issueToken(tx, user.id, email, kind, settings.otpLength);
     if (pkce.code_challenge) {
@@ -584,6 +597,7 @@ async function updateUser(
     if (body.email) await tx`update auth.users set email_change = ${body.email}, updated_at = now() where id = ${me.sub}`;
   });
   if (body.email) {
+    (deps.limits ?? defaultLimits).take("email_sent", "", settings);
     // the new address confirms the change (GoTrue's double confirmation also mails the old one)
     const settingsIssued = await asAuthAdmin(
       deps,
