@@ -180,6 +180,11 @@ describe("sessions", () => {
     expect((await d.auth.getUser(sd.access_token)).data.user?.id).toBe(user.id);
     expect((await d.auth.signOut()).error).toBeNull(); // global
     expect(await admin`select 1 from auth.sessions where user_id = ${user.id}`).toEqual([]);
+    // GoTrue's audit trail has the account events
+    const trail = await admin`select payload ->> 'action' as action, payload ->> 'log_type' as log_type
+                              from auth.audit_log_entries where payload ->> 'actor_id' = ${user.id} order by created_at`;
+    expect(trail.filter((e) => e.action === "login")).toHaveLength(4);
+    expect(trail.filter((e) => e.action === "logout").map((e) => e.log_type)).toEqual(["account", "account", "account"]);
   });
 });
 

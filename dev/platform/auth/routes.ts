@@ -16,6 +16,7 @@ import { z } from "zod";
 import type { AuthSettings, ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
+import { auditAuth } from "./audit.ts";
 import type { AuthMailer, MailKind } from "./mail.ts";
 import { AuthRateLimits } from "./rate-limits.ts";
 import { consumeToken, issueToken, VERIFY_TYPES, type VerifyType } from "./one-time-tokens.ts";
@@ -154,7 +155,12 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
     if (grant === "refresh_token") {
       const { refresh_token } = parse(RefreshGrant, body);
       const session = await asAuthAdmin(deps, (tx) => refreshSession(tx, refresh_token, settings.refreshTokenReuseInterval));
-      if (session instanceof AuthError) throw session;
+      if (session instanceof AuthError) {
+        await auditAuth(deps.sql, "token_revoked", { id: "" }, address, { reason: session.code });
+        throw session;
+      }
+      await auditAuth(deps.sql, "token_refreshed", { id: session.userId }, address);
+
       return { status: 200, body: await sessionBody(deps, session) };
     }
     if (grant === "pkce") return pkceGrant(parse(PkceGrant, body), deps);
@@ -163,7 +169,10 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
   if (route === "/logout" && method === "POST") {
     const me = await bearerUser(req, deps);
     const scope = z.enum(["local", "global", "others"]).catch("global").parse(url.searchParams.get("scope") ?? "global");
-    await asAuthAdmin(deps, (tx) => endSessions(tx, me.sub, me.sessionId, scope));
+    await asAuthAdmin(deps, async (tx) => {
+      await endSessions(tx, me.sub, me.sessionId, scope);
+      await auditAuth(tx, "logout", { id: me.sub }, address, { scope });
+    });
     return { status: 204 };
   }
   if (route === "/settings" && method === "GET") {
@@ -194,6 +203,8 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
   if (route === "/recover" && method === "POST") {
     const body = parse(Recover, await readJsonBody(req));
     await sendLink(deps, body.email, "recovery", redirectTo, body);
+    const known = await userIdByEmail(deps.sql, body.email);
+    if (known) await auditAuth(deps.sql, "user_recovery_requested", { id: known.id, email: body.email }, address);
     return { status: 200, body: {} }; // the same whether or not the address has an account
   }
   if (route === "/otp" && method === "POST") {
@@ -230,6 +241,7 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
       (tx) => insertUser(tx, { email: body.email, userMetadata: body.data, confirmed: false, invited: true }),
     );
     await sendLink(deps, body.email, "invite", redirectTo, {});
+    await auditAuth(deps.sql, "user_invited", { id, email: body.email }, address);
     return { status: 200, body: await userJson(deps.sql, id) };
   }
   if (route === "/admin/generate_link" && method === "POST") {
@@ -279,7 +291,10 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
     if (!(await userJson(deps.sql, id))) throw fail(404, "user_not_found", "User not found");
     if (method === "GET") return { status: 200, body: await userJson(deps.sql, id) };
     if (method === "DELETE") {
-      await asAuthAdmin(deps, (tx) => tx`delete from auth.users where id = ${id}`);
+      await asAuthAdmin(deps, async (tx) => {
+        await tx`delete from auth.users where id = ${id}`;
+        await auditAuth(tx, "user_deleted", { id }, address);
+      });
       return { status: 200, body: {} };
     }
     if (method === "PUT") {
@@ -388,6 +403,7 @@ async function passwordGrant(
     if (!user.confirmed) return fail(400, "email_not_confirmed", "Email not confirmed");
     await tx`update auth.users set last_sign_in_at = now() where id = ${user.id}`;
     await tx`update auth.identities set last_sign_in_at = now() where user_id = ${user.id} and provider = 'email'`;
+    await auditAuth(tx, "login", { id: user.id, email: creds.email }, ipAddress, { provider: "email" });
     return openSession(tx, user.id, "password", { userAgent: String(req.headers["user-agent"] ?? ""), ip: ipAddress });
   });
   if (session instanceof AuthError) throw session;
@@ -447,6 +463,9 @@ async function signup(body: z.infer<typeof Signup>, deps: AuthDeps, redirectTo: 
         }),
     );
   if (existing) await asAuthAdmin(deps, (tx) => setPassword(tx, id, passwordHash)); // an unconfirmed sign-up, again
+  await auditAuth(deps.sql, existing ? "user_repeated_signup" : "user_signedup", { id, email: body.email }, "", {
+    provider: "email",
+  });
   if (settings.enableConfirmations) {
     await sendLink(deps, body.email, "signup", redirectTo, body);
     return { status: 200, body: await userJson(deps.sql, id) };
@@ -588,7 +607,10 @@ async function updateUser(
   }
   const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
   await asAuthAdmin(deps, async (tx) => {
-    if (passwordHash) await setPassword(tx, me.sub, passwordHash);
+    if (passwordHash) {
+      await setPassword(tx, me.sub, passwordHash);
+      await auditAuth(tx, "user_updated_password", { id: me.sub }, "");
+    }
     if (body.data) {
       await tx`update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || ${
         tx.json(body.data as postgres.JSONValue)
