@@ -17,6 +17,8 @@ export const PORTS = {
   mqttWs: 54384,
   worker: 54390,
   jobDashboard: 54392,
+  // the reference console (examples/console), served on its own origin
+  console: 54323,
   // the SMTP sink: SMTP, and HTTP to read what it caught (Supabase's local stack puts its mail viewer on 54324)
   smtp: 54327,
   mailHttp: 54324,

@@ -275,6 +275,23 @@ export function services(secrets: StackSecrets): Service[] {
       url: `http://${HOST}:${PORTS.gateway}  (/rest/v1, /auth/v1, /storage/v1, /functions/v1/<name>)`,
     },
     {
+      name: "console",
+      command: nodeBin,
+      args: [runtime("static-site.ts")],
+      prepare: buildConsole,
+      env: {
+        CONSOLE_PORT: String(PORTS.console),
+        CONSOLE_DIR: path.join(ROOT, "examples", "console", "dist"),
+        API_URL: `http://${HOST}:${PORTS.gateway}`,
+        MQTT_WS_URL: `ws://${HOST}:${PORTS.mqttWs}`,
+        PUBLISHABLE_KEY: secrets.publishableKey,
+        HOST,
+      },
+      ports: [PORTS.console],
+      healthy: () => canConnect(PORTS.console),
+      url: `http://${HOST}:${PORTS.console}  (the reference console)`,
+    },
+    {
       name: "worker",
       command: nodeBin,
       args: [path.join(ROOT, "worker", "src", "main.ts")],
@@ -320,6 +337,21 @@ export function services(secrets: StackSecrets): Service[] {
       url: `http://${HOST}:${PORTS.jobDashboard}  user admin  password ${secrets.dashboardPassword}`,
     },
   ];
+}
+
+/** Builds the console with Vite when its sources are newer than the last build. */
+function buildConsole() {
+  const dir = path.join(ROOT, "examples", "console");
+  const built = path.join(dir, "dist", "index.html");
+  const newest = (p: string): number =>
+    fs.statSync(p).isDirectory() ? Math.max(0, ...fs.readdirSync(p).map((f) => newest(path.join(p, f)))) : fs.statSync(p).mtimeMs;
+  const sources = Math.max(
+    newest(path.join(dir, "src")),
+    newest(path.join(dir, "index.html")),
+    newest(path.join(dir, "vite.config.ts")),
+  );
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= sources) return;
+  execFileSync(path.join(ROOT, "node_modules", ".bin", "vite"), ["build", "--logLevel", "warn"], { cwd: dir, stdio: "inherit" });
 }
 
 /** The env file functions read for the stack's services (hosted: set with `supabase secrets set`). */

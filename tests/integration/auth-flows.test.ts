@@ -8,12 +8,12 @@ import { createClient, type Session, type SupabaseClient } from "@supabase/supab
 import { decodeJwt } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
-import { adminSql, API_URL, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
+import { linkIn, MAIL_URL as MAIL, mailTo } from "../helpers/mail.ts";
+import { adminSql, API_URL, secrets } from "../helpers/stack.ts";
 
 const admin = adminSql();
 afterAll(() => admin.end());
-const MAIL = `http://${HOST}:${PORTS.mailHttp}/messages`;
-const SITE = "http://127.0.0.1:3000";
+const SITE = "http://127.0.0.1:54323"; // config.toml [auth] site_url: the reference console
 const PASSWORD = "correct horse 42";
 
 /** A client with its own in-memory session storage, like one browser tab (or one device). */
@@ -38,18 +38,6 @@ const service = () =>
 
 const newEmail = () => `flow-${crypto.randomUUID().slice(0, 8)}@test.local`;
 
-async function mailTo(email: string, subject: RegExp) {
-  return await waitUntil(
-    `a mail to ${email}`,
-    async () => {
-      const all = (await (await fetch(`${MAIL}?to=${encodeURIComponent(email)}`)).json()) as { subject: string; text: string }[];
-      return all.filter((m) => subject.test(m.subject)).at(-1) ?? null;
-    },
-    10_000,
-    100,
-  );
-}
-const linkIn = (text: string) => /(http:\/\/\S+\/auth\/v1\/verify\?\S+)/.exec(text)![1];
 const codeIn = (text: string) => /code: (\d{6})/.exec(text)![1];
 
 /** Follows a mailed link as a browser would, up to the app's redirect. */

@@ -1,0 +1,34 @@
+// Live updates over MQTT on WebSockets with the user's access token, on the topics and envelope
+// of _shared/realtime. The client id starts with the user's id, as the broker requires.
+import mqtt from "mqtt";
+import { parseEnvelope } from "../../../supabase/functions/_shared/realtime/envelope.ts";
+import type { Envelope } from "../../../supabase/functions/_shared/realtime/envelope.ts";
+import type { App } from "./app.ts";
+
+/**
+ * Subscribes to `topic`; `onReady` runs once the broker has granted the subscription (and again
+ * after a reconnect), so a screen can catch up with what happened before it listened.
+ */
+export async function subscribeLive(app: App, topic: string, onEnvelope: (e: Envelope) => void, onReady?: () => void) {
+  const { data } = await app.supabase.auth.getSession();
+  const session = data.session;
+  if (!session) return () => {};
+  const client = mqtt.connect(app.config.mqttWsUrl, {
+    username: "console",
+    password: session.access_token,
+    clientId: `${session.user.id}-console-${crypto.randomUUID()}`,
+    protocolVersion: 5,
+    reconnectPeriod: 2000,
+    // mqtt.js would run its keep-alive timer in a blob: worker, which the page's CSP refuses
+    timerVariant: "native",
+  });
+  client.on("connect", () =>
+    client.subscribe(topic, { qos: 1 }, (err, granted) => {
+      if (!err && granted?.every((g) => g.qos < 128)) onReady?.();
+    }));
+  client.on("message", (_topic, payload) => {
+    const parsed = parseEnvelope(payload);
+    if (parsed.ok) onEnvelope(parsed.envelope);
+  });
+  return () => client.end(true);
+}

@@ -1,0 +1,75 @@
+// Sign up (confirmed by the mailed link), sign in, recover a password, set a new one, sign out.
+import type { App } from "../app.ts";
+import { readable } from "../errors.ts";
+import { el, field, say } from "../ui.ts";
+
+export async function authScreen(app: App, root: HTMLElement) {
+  const { data } = await app.supabase.auth.getSession();
+  if (data.session) {
+    const password = el("input", { type: "password", autocomplete: "new-password", required: true, minlength: "6" });
+    root.append(
+      el("h2", {}, "Account"),
+      el("p", {}, "Signed in as ", data.session.user.email ?? ""),
+      el(
+        "form",
+        {
+          "aria-label": "New password",
+          onsubmit: async (e: Event) => {
+            e.preventDefault();
+            const { error } = await app.supabase.auth.updateUser({ password: password.value });
+            say(error ? await readable(error) : "Your password was changed.", !error);
+          },
+        },
+        field("New password", password),
+        el("button", { type: "submit" }, "Change password"),
+      ),
+      el("button", {
+        type: "button",
+        onclick: async () => {
+          await app.supabase.auth.signOut({ scope: "global" });
+          location.hash = "#/auth";
+          location.reload();
+        },
+      }, "Sign out everywhere"),
+    );
+    return;
+  }
+  const email = el("input", { type: "email", autocomplete: "email", required: true });
+  const password = el("input", { type: "password", autocomplete: "current-password", required: true });
+  const redirect = `${location.origin}/`;
+  const act = (fn: () => Promise<{ error: unknown }>, ok: string) => async (e: Event) => {
+    e.preventDefault();
+    const { error } = await fn();
+    if (error) return say(await readable(error));
+    say(ok, true);
+    if (ok === "Signed in.") location.reload();
+  };
+  root.append(
+    el("h2", {}, "Sign in"),
+    el(
+      "form",
+      {
+        "aria-label": "Sign in",
+        onsubmit: act(() => app.supabase.auth.signInWithPassword({ email: email.value, password: password.value }), "Signed in."),
+      },
+      field("E-mail", email),
+      field("Password", password),
+      el("button", { type: "submit" }, "Sign in"),
+      el("button", {
+        type: "button",
+        onclick: act(
+          () =>
+            app.supabase.auth.signUp({ email: email.value, password: password.value, options: { emailRedirectTo: redirect } }),
+          "Check your mail: follow the link to confirm your address.",
+        ),
+      }, "Sign up"),
+      el("button", {
+        type: "button",
+        onclick: act(
+          () => app.supabase.auth.resetPasswordForEmail(email.value, { redirectTo: `${location.origin}/#/auth` }),
+          "If the address has an account, a reset link is on its way.",
+        ),
+      }, "Forgot password"),
+    ),
+  );
+}

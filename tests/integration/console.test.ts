@@ -1,0 +1,265 @@
+// The reference console (examples/console, served by the stack at http://127.0.0.1:54323) driven in
+// headless Chromium as people use it: sign up and confirm by the mailed link, organizations and
+// invitations (two browser contexts), files with live status over MQTT, usage charts, API keys, a
+// student refused with a readable message. Every test fails on a console error, a CSP or CORS
+// failure, or a request the flow did not expect; each screen is checked with axe-core (no
+// critical violations) and a screenshot goes to .stack/screenshots/.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { createClient } from "@supabase/supabase-js";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STATE } from "../../dev/stack/config.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { launchChromium, watchFailures } from "../helpers/browser.ts";
+import { linkIn, mailTo } from "../helpers/mail.ts";
+import { adminSql, API_URL, HOST, PORTS, secrets, tokenFor } from "../helpers/stack.ts";
+
+const CONSOLE = `http://${HOST}:${PORTS.console}`;
+const SHOTS = path.join(STATE, "screenshots");
+const PASSWORD = "console pass 42";
+const AXE = fs.readFileSync(path.resolve("node_modules/axe-core/axe.min.js"), "utf8");
+const admin = adminSql();
+let browser: Browser;
+const pages: { page: Page; failures: string[] }[] = [];
+
+beforeAll(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  await admin.end();
+});
+
+async function open(pathname = "/", answersExpected = false, width = 1000) {
+  const context = await browser.newContext({ viewport: { width, height: 800 } });
+  const page = await context.newPage();
+  const failures = watchFailures(page, { answersExpected });
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) failures.push(`csp: ${m.text()}`);
+  });
+  await page.goto(`${CONSOLE}${pathname}`);
+  pages.push({ page, failures });
+  return { page, failures };
+}
+
+/** axe-core in the page (through the debugger, which the page's CSP does not govern): no critical violations. */
+async function accessible(page: Page, screen: string) {
+  await page.evaluate(AXE);
+  const critical = await page.evaluate(async () => {
+    // deno-lint-ignore no-explicit-any
+    const result = await (window as any).axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.filter((v: { impact: string }) => v.impact === "critical").map((v: { id: string }) => v.id);
+  });
+  expect(critical, `critical accessibility violations on ${screen}`).toEqual([]);
+  await page.screenshot({ path: path.join(SHOTS, `${screen}.png`), fullPage: true });
+}
+
+async function mailLink(email: string, subject: RegExp) {
+  return linkIn((await mailTo(email, subject)).text);
+}
+
+const newEmail = () => `console-${crypto.randomUUID().slice(0, 8)}@test.local`;
+
+/** A confirmed user, and optionally a member of an organization, made by the service. */
+async function user(org?: string, role = "teacher") {
+  const email = newEmail();
+  const svc = createClient(API_URL, secrets().secretKey, { auth: { persistSession: false } });
+  const { data } = await svc.auth.admin.createUser({ email, password: PASSWORD, email_confirm: true });
+  if (org) {
+    await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${data.user!.id}, ${role})`;
+    await admin`insert into public.user_active_org (user_id, org_id) values (${data.user!.id}, ${org})`;
+  }
+  return { id: data.user!.id, email };
+}
+
+async function signIn(page: Page, email: string) {
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#who", { hasText: `Signed in as ${email}` }).waitFor();
+}
+
+async function schoolWith(role = "owner") {
+  const owner = await user();
+  const [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Console School', ${`console-${
+    owner.id.slice(0, 8)
+  }`}) returning id`;
+  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${owner.id}, ${role})`;
+  await admin`insert into public.user_active_org (user_id, org_id) values (${owner.id}, ${org})`;
+  return { org, owner };
+}
+
+describe("the reference console in Chromium", () => {
+  it("signs up, confirms by the mailed link, signs in and out", async () => {
+    const { page, failures } = await open("/", true); // the unconfirmed sign-in answers 400
+    await accessible(page, "auth");
+    const email = newEmail();
+    await page.getByLabel("E-mail").fill(email);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await page.getByText("Check your mail").waitFor();
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("Confirm your e-mail address first").waitFor();
+    await page.goto(await mailLink(email, /Confirm Your Signup/));
+    await page.locator("#who", { hasText: `Signed in as ${email}` }).waitFor();
+    const [u] = await admin`select email_confirmed_at is not null as confirmed from auth.users where email = ${email}`;
+    expect(u.confirmed).toBe(true);
+    await page.getByRole("button", { name: "Sign out everywhere" }).click();
+    await page.locator("#who", { hasText: "Not signed in" }).waitFor();
+    expect(failures.filter((f) => !f.includes("/auth/v1/token"))).toEqual([]);
+  });
+
+  it("creates an organization, invites a new person who accepts from the mailed link in another browser", async () => {
+    const owner = await user();
+    const { page, failures } = await open();
+    await signIn(page, owner.email);
+    await page.goto(`${CONSOLE}/#/orgs`);
+    const slug = `made-${owner.id.slice(0, 8)}`;
+    await page.getByLabel("Name").fill("Made In Chromium");
+    await page.getByLabel("Slug").fill(slug);
+    await page.getByRole("button", { name: "Create organization" }).click();
+    await page.getByRole("heading", { name: "Members" }).waitFor();
+    await accessible(page, "organizations");
+    const [org] = await admin`select id from public.organizations where slug = ${slug}`;
+
+    const invitee = newEmail();
+    await page.getByRole("form", { name: "Invite" }).getByLabel("E-mail").fill(invitee);
+    await page.getByLabel("Role").selectOption("teacher");
+    await page.getByRole("button", { name: "Invite" }).click();
+    await page.getByText(`Invitation sent to ${invitee}`).waitFor();
+
+    const other = await open();
+    await other.page.goto(await mailLink(invitee, /You have been invited/));
+    await other.page.getByRole("heading", { name: "Accept the invitation" }).waitFor();
+    await other.page.getByLabel("Choose a password (new accounts)").fill(PASSWORD);
+    await other.page.getByRole("button", { name: "Accept" }).click();
+    await other.page.getByText("You joined as teacher.").waitFor();
+    const [m] = await admin`select m.role from public.organization_members m join auth.users u on u.id = m.user_id
+                            where m.org_id = ${org.id} and u.email = ${invitee}`;
+    expect(m.role).toBe("teacher");
+    expect(failures).toEqual([]);
+    expect(other.failures).toEqual([]);
+  });
+
+  it("uploads a file with progress and shows its verdict live, without reloading", async () => {
+    const { org, owner } = await schoolWith();
+    const { page, failures } = await open();
+    await signIn(page, owner.email);
+    await page.goto(`${CONSOLE}/#/files`);
+    await page.getByText("Live updates on.").waitFor();
+    await page.getByLabel("File").setInputFiles({
+      name: "lesson.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("Fractions, lesson one.\n"),
+    });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByText("lesson.txt uploaded").waitFor();
+    // the row turns clean by the file.ready event over MQTT
+    await page.locator("[data-file-status]", { hasText: "clean" }).waitFor({ timeout: 20_000 });
+    expect(await page.getByRole("progressbar", { name: "Upload progress" }).evaluate((p) => (p as HTMLProgressElement).value))
+      .toBe(100);
+    await page.getByRole("button", { name: "Download lesson.txt" }).waitFor();
+    await accessible(page, "files");
+    const [f] = await admin`select status from public.files where org_id = ${org} and name = 'lesson.txt'`;
+    expect(f.status).toBe("clean");
+    expect(failures).toEqual([]);
+  });
+
+  it("shows usage against the plan's limits as bars and events as a chart", async () => {
+    const { org, owner } = await schoolWith();
+    await admin`insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+                select ${org}, ${owner.id}, 'page.viewed', now() - (i % 3) * interval '1 day', '{"path": "/"}' from generate_series(1, 12) i`;
+    await admin`select app.rollup_analytics()`;
+    await admin`select app.track_usage()`; // today's usage row (the hourly schedule's work)
+    const { page, failures } = await open();
+    await signIn(page, owner.email);
+    await page.goto(`${CONSOLE}/#/usage`);
+    await page.getByRole("heading", { name: "page.viewed per day" }).waitFor();
+    await page.getByRole("img", { name: /percent of the limit/ }).first().waitFor();
+    await page.getByRole("img", { name: "Daily page.viewed events, last 7 days" }).waitFor();
+    await accessible(page, "usage");
+    expect(failures).toEqual([]);
+  });
+
+  it("creates an API key shown once, and revokes it", async () => {
+    const { org, owner } = await schoolWith();
+    const { page, failures } = await open();
+    await signIn(page, owner.email);
+    await page.goto(`${CONSOLE}/#/keys`);
+    await page.getByLabel("Name").fill("SIS sync");
+    await page.getByLabel("org.read").check();
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.getByText(/shown once: sk_/).waitFor();
+    await accessible(page, "keys");
+    await page.reload();
+    await page.getByRole("button", { name: "Revoke SIS sync" }).click();
+    await page.getByText("Key SIS sync revoked.").waitFor();
+    const [k] =
+      await admin`select revoked_at is not null as revoked from public.api_keys where org_id = ${org} and name = 'SIS sync'`;
+    expect(k.revoked).toBe(true);
+    expect(failures).toEqual([]);
+  });
+
+  it("shows a notification in the student's inbox live, and marks it read", async () => {
+    const { org, owner } = await schoolWith();
+    const student = await user(org, "student");
+    const { page, failures } = await open();
+    await signIn(page, student.email);
+    await page.goto(`${CONSOLE}/#/inbox`);
+    await page.getByText("Live updates on.").waitFor();
+    const title = `Trip <b>${crypto.randomUUID().slice(0, 6)}</b>`; // markup stays text
+    await withRequestContext(
+      admin,
+      { role: "authenticated", claims: (await tokenFor(admin, owner.id)).claims },
+      (tx) =>
+        tx`select public.send_notification(${org}, 'announcement.posted', ${title}, 'Bring lunch', '{}'::jsonb, '{"role": "student"}'::jsonb)`,
+    );
+    await page.getByRole("cell", { name: title, exact: true }).waitFor({ timeout: 15_000 });
+    expect(await page.locator("b").count()).toBe(0);
+    await accessible(page, "inbox");
+    await page.getByRole("button", { name: `Mark "${title}" read` }).click();
+    await page.getByRole("cell", { name: "read", exact: true }).waitFor();
+    expect(failures).toEqual([]);
+  });
+
+  it("exports the organization's data with progress and offers the archive", async () => {
+    const { owner } = await schoolWith();
+    const { page, failures } = await open();
+    await signIn(page, owner.email);
+    await page.goto(`${CONSOLE}/#/jobs`);
+    await page.getByRole("button", { name: "Export the organization's data" }).click();
+    await page.getByRole("button", { name: "Download export" }).waitFor({ timeout: 20_000 });
+    await page.getByRole("cell", { name: "completed" }).waitFor();
+    await accessible(page, "jobs");
+    expect(failures).toEqual([]);
+  });
+
+  it("fits a 360 px wide screen: no screen scrolls sideways", async () => {
+    const { owner } = await schoolWith();
+    const { page, failures } = await open("/", false, 360);
+    await signIn(page, owner.email);
+    for (const screen of ["auth", "orgs", "files", "inbox", "usage", "jobs", "keys"]) {
+      await page.goto(`${CONSOLE}/#/${screen}`);
+      await page.locator("#screen h2").first().waitFor();
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      expect(wide, `${screen} at 360 px`).toBeLessThanOrEqual(360);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("refuses a student a teacher's action with a readable message", async () => {
+    const { org } = await schoolWith();
+    const student = await user(org, "student");
+    const { page, failures } = await open("/", true); // the refusal is an answer the page reads
+    await signIn(page, student.email);
+    await page.goto(`${CONSOLE}/#/orgs`);
+    await page.getByRole("form", { name: "Invite" }).getByLabel("E-mail").fill(newEmail());
+    await page.getByRole("button", { name: "Invite" }).click();
+    await page.getByText("You do not have permission to do that.").waitFor();
+    expect(await admin`select 1 from public.invitations where org_id = ${org}`).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+});
