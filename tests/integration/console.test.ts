@@ -75,6 +75,13 @@ async function user(org?: string, role = "teacher") {
   return { id: data.user!.id, email };
 }
 
+/** Waits for a text on the page; a timeout says what the page showed instead. */
+async function until(page: Page, text: string | RegExp, timeout = 15_000) {
+  await page.getByText(text).first().waitFor({ timeout }).catch(async (e: Error) => {
+    throw new Error(`${e.message.split("\n")[0]} — the page says: ${await page.locator("#message").textContent()}`);
+  });
+}
+
 async function signIn(page: Page, email: string) {
   await page.getByLabel("E-mail").fill(email);
   await page.getByLabel("Password").fill(PASSWORD);
@@ -107,6 +114,17 @@ describe("the reference console in Chromium", () => {
     await page.locator("#who", { hasText: `Signed in as ${email}` }).waitFor();
     const [u] = await admin`select email_confirmed_at is not null as confirmed from auth.users where email = ${email}`;
     expect(u.confirmed).toBe(true);
+    // a forgotten password, through the mailed link, then a new one
+    await page.getByRole("button", { name: "Sign out everywhere" }).click();
+    await page.locator("#who", { hasText: "Not signed in" }).waitFor();
+    await page.getByLabel("E-mail").fill(email);
+    await page.getByRole("button", { name: "Forgot password" }).click();
+    await page.getByText("a reset link is on its way").waitFor();
+    await page.goto(await mailLink(email, /Reset Your Password/));
+    await page.locator("#who", { hasText: `Signed in as ${email}` }).waitFor();
+    await page.getByLabel("New password").fill("a new console pass 7");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Your password was changed.").waitFor();
     await page.getByRole("button", { name: "Sign out everywhere" }).click();
     await page.locator("#who", { hasText: "Not signed in" }).waitFor();
     expect(failures.filter((f) => !f.includes("/auth/v1/token"))).toEqual([]);
@@ -124,6 +142,19 @@ describe("the reference console in Chromium", () => {
     await page.getByRole("heading", { name: "Members" }).waitFor();
     await accessible(page, "organizations");
     const [org] = await admin`select id from public.organizations where slug = ${slug}`;
+    // a second organization, then switching back: the token's claims follow
+    await page.getByLabel("Name").fill("Second School");
+    await page.getByLabel("Slug").fill(`second-${owner.id.slice(0, 8)}`);
+    await page.getByRole("button", { name: "Create organization" }).click();
+    await page.getByRole("button", { name: "Switch to Second School" }).click();
+    await page.getByRole("button", { name: "Switch to Made In Chromium" }).click(); // back, after the reload
+    await page.getByRole("button", { name: "Switch to Second School" }).waitFor(); // reloaded with Made In Chromium active
+    const claims = await page.evaluate(() => {
+      const key = Object.keys(localStorage).find((k) => k.endsWith("-auth-token"))!;
+      const token = JSON.parse(localStorage.getItem(key)!).access_token as string;
+      return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    });
+    expect(claims.org_id).toBe(org.id);
 
     const invitee = newEmail();
     await page.getByRole("form", { name: "Invite" }).getByLabel("E-mail").fill(invitee);
@@ -166,6 +197,39 @@ describe("the reference console in Chromium", () => {
     const [f] = await admin`select status from public.files where org_id = ${org} and name = 'lesson.txt'`;
     expect(f.status).toBe("clean");
     expect(failures).toEqual([]);
+  });
+
+  it("a teacher uploads and a student sees the file turn clean live; the teacher shares it with students", async () => {
+    const { org } = await schoolWith();
+    const teacher = await user(org, "teacher");
+    const student = await user(org, "student");
+    const studentView = await open();
+    await signIn(studentView.page, student.email);
+    await studentView.page.goto(`${CONSOLE}/#/files`);
+    await studentView.page.getByText("Live updates on.").waitFor();
+
+    const teacherView = await open();
+    await signIn(teacherView.page, teacher.email);
+    await teacherView.page.goto(`${CONSOLE}/#/files`);
+    await teacherView.page.getByText("Live updates on.").waitFor();
+    await teacherView.page.getByLabel("File").setInputFiles({
+      name: "homework.txt",
+      mimeType: "text/plain",
+      buffer: Buffer.from("Exercise 1.\n"),
+    });
+    await teacherView.page.getByRole("button", { name: "Upload" }).click();
+    // the student's page, untouched, shows the file once it is clean
+    await studentView.page.getByRole("button", { name: "Download homework.txt" }).waitFor({ timeout: 20_000 });
+
+    await teacherView.page.getByRole("button", { name: "Download homework.txt" }).waitFor({ timeout: 20_000 });
+    await teacherView.page.getByLabel("Access to homework.txt").selectOption("write");
+    await teacherView.page.getByRole("button", { name: "Share homework.txt" }).click();
+    await until(teacherView.page, "homework.txt shared with students (write).");
+    const [share] = await admin`select s.grantee_role, s.access from public.file_shares s join public.files f on f.id = s.file_id
+                                where f.org_id = ${org} and f.name = 'homework.txt'`;
+    expect(share).toEqual({ grantee_role: "student", access: "write" });
+    expect(studentView.failures).toEqual([]);
+    expect(teacherView.failures).toEqual([]);
   });
 
   it("shows usage against the plan's limits as bars and events as a chart", async () => {
@@ -222,6 +286,18 @@ describe("the reference console in Chromium", () => {
     await accessible(page, "inbox");
     await page.getByRole("button", { name: `Mark "${title}" read` }).click();
     await page.getByRole("cell", { name: "read", exact: true }).waitFor();
+    await page.getByLabel("E-mail me notifications").uncheck();
+    await page.getByLabel("Quiet hours from").fill("21:00");
+    await page.getByLabel("Quiet hours until").fill("07:00");
+    await page.getByLabel("Time zone").fill("Europe/Paris");
+    await page.getByRole("button", { name: "Save preferences" }).click();
+    await until(page, "Preferences saved.");
+    const [settings] = await admin`select quiet_start::text, quiet_end::text, time_zone from public.notification_settings
+                                   where org_id = ${org} and user_id = ${student.id}`;
+    expect(settings).toEqual({ quiet_start: "21:00:00", quiet_end: "07:00:00", time_zone: "Europe/Paris" });
+    const [pref] = await admin`select enabled from public.notification_preferences
+                               where org_id = ${org} and user_id = ${student.id} and type = '*' and channel = 'email'`;
+    expect(pref.enabled).toBe(false);
     expect(failures).toEqual([]);
   });
 

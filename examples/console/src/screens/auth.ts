@@ -13,7 +13,7 @@ export async function authScreen(app: App, root: HTMLElement) {
       el(
         "form",
         {
-          "aria-label": "New password",
+          "aria-label": "Change password",
           onsubmit: async (e: Event) => {
             e.preventDefault();
             const { error } = await app.supabase.auth.updateUser({ password: password.value });

@@ -26,14 +26,20 @@ export async function filesScreen(app: App, root: HTMLElement) {
         `${f.size_bytes} B`,
         el("span", { "data-file-status": f.id }, f.status),
         f.status === "clean"
-          ? el("button", {
-            type: "button",
-            onclick: async () => {
-              const s = await app.supabase.storage.from("files").createSignedUrl(f.object_path, 60, { download: f.name });
-              if (s.error) return say(await readable(s.error));
-              location.assign(s.data.signedUrl);
-            },
-          }, `Download ${f.name}`)
+          ? el(
+            "span",
+            {},
+            el("button", {
+              type: "button",
+              onclick: async () => {
+                const s = await app.supabase.storage.from("files").createSignedUrl(f.object_path, 60, { download: f.name });
+                if (s.error) return say(await readable(s.error));
+                location.assign(s.data.signedUrl);
+              },
+            }, `Download ${f.name}`),
+            " ",
+            shareForm(app, org, f),
+          )
           : "",
       ]),
     ));
@@ -95,4 +101,39 @@ function upload(app: App, signedUrl: string, file: File, onProgress: (percent: n
     form.append("", file);
     xhr.send(form);
   });
+}
+
+/** Shares a file with a role of the organization (read or write), as file_shares' policies allow. */
+function shareForm(app: App, org: string, f: { id: string; name: string }) {
+  const role = el(
+    "select",
+    { "aria-label": `Share ${f.name} with` },
+    ...["student", "teacher", "admin"].map((r) => el("option", { value: r }, r)),
+  );
+  const access = el(
+    "select",
+    { "aria-label": `Access to ${f.name}` },
+    el("option", { value: "read" }, "read"),
+    el("option", { value: "write" }, "write"),
+  );
+  return el(
+    "form",
+    {
+      "aria-label": `Share ${f.name}`,
+      class: "inline",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const r = await app.supabase.from("file_shares").insert({
+          org_id: org,
+          file_id: f.id,
+          grantee_role: role.value as "student" | "teacher" | "admin",
+          access: access.value,
+        });
+        say(r.error ? await readable(r.error) : `${f.name} shared with ${role.value}s (${access.value}).`, !r.error);
+      },
+    },
+    role,
+    access,
+    el("button", { type: "submit" }, `Share ${f.name}`),
+  );
 }
