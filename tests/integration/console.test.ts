@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createClient } from "@supabase/supabase-js";
 import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { STATE } from "../../dev/stack/config.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { launchChromium, watchFailures } from "../helpers/browser.ts";
@@ -27,6 +27,16 @@ const pages: { page: Page; failures: string[] }[] = [];
 beforeAll(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   browser = await launchChromium();
+});
+afterEach(async (ctx) => {
+  // a failing flow leaves what each of its pages showed
+  if (ctx.task.result?.state === "fail") {
+    const name = ctx.task.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+    for (const [i, { page }] of pages.entries()) {
+      await page.screenshot({ path: path.join(SHOTS, `failed-${name}-${i}.png`), fullPage: true }).catch(() => {});
+    }
+  }
+  for (const { page } of pages.splice(0)) await page.context().close();
 });
 afterAll(async () => {
   await browser?.close();
