@@ -5,7 +5,10 @@
 // with an empty handler, as the issue asks. A job's request context is a transaction opened when
 // its handler does database work, so an empty handler opens none; a third side, "tenant + tx",
 // opens an empty transaction in the organization's context per job, to show what the first
-// database statement of a job costs against pg-boss's batched fetch and complete.
+// database statement of a job costs against pg-boss's batched fetch and complete. The fair pair
+// for jobs that touch the database: plain pg-boss whose handler runs one statement on a pooled
+// connection, against the runner whose handler runs the same statement in its tenant context
+// (ratio_db on the last line).
 //   throughput: N jobs inserted at once, time from the insert to the last completion
 //   latency: jobs sent one at a time, enqueue (created_on) to start (started_on), from the job rows
 import crypto from "node:crypto";
@@ -39,8 +42,20 @@ const tenantTxJob = defineJob({
     await inTenantContext(ctx.sql, ctx.tenant!, async () => {});
   },
 });
+// The fair pair for jobs that touch the database: the same one statement, on a pooled connection
+// (plain pg-boss) or in the job's tenant context (the runner).
+const STATEMENT = (db: postgres.Sql | postgres.TransactionSql, org: string) =>
+  db`select count(*)::int as n from public.exercises where org_id = ${org}`;
+const tenantDbJob = defineJob({
+  ...tenantJob,
+  queue: "bench.tenant-db",
+  async handler(ctx, data) {
+    await inTenantContext(ctx.sql, ctx.tenant!, (tx) => STATEMENT(tx, data.org_id!));
+  },
+});
 const plainQueue = "bench.plain";
-const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue];
+const plainDbQueue = "bench.plain-db";
+const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue, plainDbQueue, tenantDbJob.queue];
 
 const boss = new PgBoss({
   connectionString: DB_URL,
@@ -66,7 +81,7 @@ try {
     crypto.randomUUID().slice(0, 8)
   }`}) returning id`;
 
-  const metrics = createMetrics(boss, () => [tenantJob.queue, tenantTxJob.queue]);
+  const metrics = createMetrics(boss, () => [tenantJob.queue, tenantTxJob.queue, tenantDbJob.queue]);
   const options = workOptions(tenantJob);
   const liveness = new OrganizationLiveness();
   let done = 0;
@@ -74,7 +89,12 @@ try {
     done += batch.length;
     return batch.map((j) => ({ id: j.id, status: "completed" as const }));
   });
-  for (const def of [tenantJob, tenantTxJob]) {
+  await boss.work(plainDbQueue, options, async (batch) => {
+    await Promise.all(batch.map((j) => STATEMENT(sql, (j.data as { org_id: string }).org_id)));
+    done += batch.length;
+    return batch.map((j) => ({ id: j.id, status: "completed" as const }));
+  });
+  for (const def of [tenantJob, tenantTxJob, tenantDbJob]) {
     await boss.work(def.queue, options, async (batch) => {
       const results = await runBatch(def, batch as never, { sql, metrics, concurrency: {}, liveness });
       done += batch.length;
@@ -107,18 +127,24 @@ try {
   await throughput(plainQueue);
   await throughput(tenantJob.queue);
   await throughput(tenantTxJob.queue);
+  await throughput(plainDbQueue);
+  await throughput(tenantDbJob.queue);
   // Statistics that reflect a busy queue (an empty table's would steer pg-boss's fetch to poor plans
   // until autovacuum caught up, several rounds in).
   await sql.unsafe("analyze pgboss.job");
   const plainRates: number[] = [];
   const tenantRates: number[] = [];
   const txRates: number[] = [];
+  const plainDbRates: number[] = [];
+  const tenantDbRates: number[] = [];
   const plainLat: number[] = [];
   const tenantLat: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     plainRates.push(await throughput(plainQueue));
     tenantRates.push(await throughput(tenantJob.queue));
     txRates.push(await throughput(tenantTxJob.queue));
+    plainDbRates.push(await throughput(plainDbQueue));
+    tenantDbRates.push(await throughput(tenantDbJob.queue));
     plainLat.push(...(await latency(plainQueue)));
     tenantLat.push(...(await latency(tenantJob.queue)));
     log("round done", {
@@ -127,12 +153,16 @@ try {
       plain_jobs_per_s: Math.round(plainRates.at(-1)!),
       tenant_jobs_per_s: Math.round(tenantRates.at(-1)!),
       tenant_tx_jobs_per_s: Math.round(txRates.at(-1)!),
+      plain_db_jobs_per_s: Math.round(plainDbRates.at(-1)!),
+      tenant_db_jobs_per_s: Math.round(tenantDbRates.at(-1)!),
     });
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const plainRate = median(plainRates);
   const tenantRate = median(tenantRates);
   const txRate = median(txRates);
+  const plainDbRate = median(plainDbRates);
+  const tenantDbRate = median(tenantDbRates);
   const pl = summarize(plainLat);
   const tl = summarize(tenantLat);
   console.log(`\n${N} jobs per throughput run (median of ${ROUNDS}), ${LATENCY_SAMPLES} sequential sends per latency run`);
@@ -144,7 +174,13 @@ try {
       (txRate / plainRate).toFixed(2)
     })\n`,
   );
-  console.log(`ratio=${(tenantRate / plainRate).toFixed(2)} jobs_per_s=${tenantRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`);
+  console.log(`plain + 1 stmt  ${plainDbRate.toFixed(0).padStart(6)}    (the statement on a pooled connection)`);
+  console.log(`tenant + 1 stmt ${tenantDbRate.toFixed(0).padStart(6)}    (the same statement in the job's tenant context)\n`);
+  console.log(
+    `ratio=${(tenantRate / plainRate).toFixed(2)} ratio_db=${(tenantDbRate / plainDbRate).toFixed(2)} jobs_per_s=${
+      tenantRate.toFixed(0)
+    } jobs_per_s_db=${tenantDbRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`,
+  );
   await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
 } finally {
   await boss.stop({ graceful: false });
