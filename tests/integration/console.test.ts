@@ -109,6 +109,23 @@ async function schoolWith(role = "owner") {
   return { org, owner };
 }
 
+describe("the console's host", () => {
+  it("serves the app with its CSP, the runtime config, and survives hostile paths", async () => {
+    const page = await fetch(`${CONSOLE}/any/client/route`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(await page.text()).toContain('<main id="screen"');
+    expect(await (await fetch(`${CONSOLE}/config.json`)).json()).toMatchObject({
+      apiUrl: API_URL,
+      publishableKey: secrets().publishableKey,
+    });
+    expect((await fetch(`${CONSOLE}/%E0%A4%A`)).status).toBe(400); // malformed percent-encoding
+    const traversal = await fetch(`${CONSOLE}/..%2f..%2fpackage.json`);
+    expect(await traversal.text()).not.toContain('"workspaces"'); // the app, never a file outside dist
+    expect((await fetch(`${CONSOLE}/`)).status).toBe(200); // still up
+  });
+});
+
 describe("the reference console in Chromium", () => {
   it("signs up, confirms by the mailed link, signs in and out", async () => {
     const { page, failures } = await open("/", true); // the unconfirmed sign-in answers 400

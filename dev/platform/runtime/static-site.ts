@@ -54,7 +54,13 @@ http.createServer((req, res) => {
   if (url.pathname === "/config.json") {
     return void res.writeHead(200, { ...HEADERS, "content-type": "application/json", "cache-control": "no-store" }).end(config);
   }
-  const file = path.resolve(root, `.${decodeURIComponent(url.pathname)}`);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(url.pathname);
+  } catch {
+    return void res.writeHead(400, { ...HEADERS, "content-type": "text/plain" }).end("bad path"); // not a crash
+  }
+  const file = path.resolve(root, `.${decoded}`);
   const inside = file.startsWith(root + path.sep) && fs.existsSync(file) && fs.statSync(file).isFile();
   const served = inside ? file : path.join(root, "index.html");
   res.writeHead(200, {
