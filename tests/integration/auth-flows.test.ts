@@ -221,6 +221,17 @@ describe("sign-up, confirmation and recovery", () => {
     expect(dup.data.user?.id).not.toBe(taken.id);
   });
 
+  it("a second sign-up of a pending address never replaces its password (no takeover of what the owner confirms)", async () => {
+    const email = newEmail();
+    expect((await browserLike().auth.signUp({ email, password: PASSWORD })).error).toBeNull();
+    expect((await browserLike().auth.signUp({ email, password: "the attacker's 99" })).error).toBeNull();
+    await follow(linkIn((await mailTo(email, /Confirm Your Signup/)).text)); // the owner confirms
+    expect((await browserLike().auth.signInWithPassword({ email, password: "the attacker's 99" })).error).toMatchObject({
+      code: "invalid_credentials",
+    });
+    expect((await browserLike().auth.signInWithPassword({ email, password: PASSWORD })).error).toBeNull();
+  });
+
   it("recovers a password through the mailed link, then signs in with the new one; unknown addresses get the same answer", async () => {
     const user = await confirmedUser();
     const tab = browserLike();
@@ -431,6 +442,17 @@ describe("the admin API", () => {
     expect(link.error).toBeNull();
     expect(link.data.properties).toMatchObject({ verification_type: "magiclink", email_otp: expect.stringMatching(/^\d{6}$/) });
     expect((await follow(link.data.properties!.action_link)).hash).toContain("access_token=");
+  });
+
+  it("answers bad admin input with GoTrue's codes, not a 500", async () => {
+    const svc = service().auth.admin;
+    // auth-js checks ids itself; a raw caller reaches the route
+    const junk = await fetch(`${API_URL}/auth/v1/admin/users/${"-".repeat(36)}`, { headers: { apikey: secrets().secretKey } });
+    expect(junk.status).toBe(404);
+    const [a, b] = [await confirmedUser(), await confirmedUser()];
+    expect((await svc.updateUserById(a.id, { email: b.email })).error).toMatchObject({ status: 422, code: "email_exists" });
+    const [row] = await admin`select email from auth.users where id = ${a.id}`;
+    expect(row.email).toBe(a.email);
   });
 
   it("is refused to the publishable key and to a user's token", async () => {

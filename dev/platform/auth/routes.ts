@@ -284,7 +284,7 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
     });
     return { status: 200, body: await userJson(deps.sql, id) };
   }
-  const adminUser = /^\/admin\/users\/([0-9a-f-]{36})$/.exec(route);
+  const adminUser = /^\/admin\/users\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(route);
   if (adminUser) {
     await requireService(req, deps);
     const id = adminUser[1];
@@ -300,9 +300,15 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
     if (method === "PUT") {
       const body = parse(AdminUser, await readJsonBody(req));
       if (body.password) checkPasswordStrength(body.password, settings);
+      const taken = body.email ? await userIdByEmail(deps.sql, body.email) : null;
+      if (taken && taken.id !== id) throw fail(422, "email_exists", "A user with this email address has already been registered");
       const passwordHash = body.password ? await hashPassword(deps.sql, body.password) : undefined;
       await asAuthAdmin(deps, async (tx) => {
-        if (body.email) await tx`update auth.users set email = ${body.email}, updated_at = now() where id = ${id}`;
+        if (body.email) {
+          await tx`update auth.users set email = ${body.email}, updated_at = now() where id = ${id}`;
+          await tx`update auth.identities set identity_data = identity_data || jsonb_build_object('email', ${body.email}::text), updated_at = now()
+                   where user_id = ${id} and provider = 'email'`;
+        }
         if (passwordHash) await setPassword(tx, id, passwordHash);
         if (body.email_confirm === true) await confirmEmail(tx, id);
         if (body.user_metadata) {
@@ -450,19 +456,20 @@ async function signup(body: z.infer<typeof Signup>, deps: AuthDeps, redirectTo: 
     // learns from a sign-up which addresses have accounts.
     return { status: 200, body: obfuscatedUser(body.email, body.data) };
   }
-  const passwordHash = await hashPassword(deps.sql, body.password);
+  // A pending (unconfirmed or invited) address signed up again only gets its confirmation mail
+  // again: its password is never replaced, or whoever signed up second would hold the account the
+  // address's owner is about to confirm.
   const id = existing?.id ??
     await asAuthAdmin(
       deps,
-      (tx) =>
+      async (tx) =>
         insertUser(tx, {
           email: body.email,
-          passwordHash,
+          passwordHash: await hashPassword(deps.sql, body.password),
           userMetadata: body.data,
           confirmed: !settings.enableConfirmations,
         }),
     );
-  if (existing) await asAuthAdmin(deps, (tx) => setPassword(tx, id, passwordHash)); // an unconfirmed sign-up, again
   await auditAuth(deps.sql, existing ? "user_repeated_signup" : "user_signedup", { id, email: body.email }, "", {
     provider: "email",
   });
