@@ -61,4 +61,31 @@ describe("the net-worker", () => {
       server.close();
     }
   });
+
+  it("keeps one tenant's hanging endpoint from holding up another's webhook", async () => {
+    // an endpoint that never answers, with 150 requests for it in the queue first
+    const hanging = http.createServer(() => {});
+    await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", () => r()));
+    const healthy = await flaky(0);
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/`;
+    try {
+      await sql`select net.http_post(${hangingUrl}, '{}'::jsonb, '{}'::jsonb, '{"Content-Type": "application/json"}'::jsonb, 4000)
+                from generate_series(1, 150)`;
+      const started = Date.now();
+      const [{ id }] = await sql`select net.http_post(${healthy.url}, '{"tenant": "b"}'::jsonb) as id`;
+      await waitUntil(
+        "the healthy endpoint's response",
+        async () => (await sql`select 1 from net._http_response where id = ${id}`)[0] ?? null,
+        15_000,
+        50,
+      );
+      // the hanging requests hold at most their host's share; this one never waited for their timeouts
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+      healthy.close();
+      await sql`delete from net.http_request_queue where url = ${hangingUrl}`;
+    }
+  });
 });

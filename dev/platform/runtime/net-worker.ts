@@ -14,7 +14,11 @@ import { logger } from "../../stack/log.ts";
 const log = logger("net-worker");
 const DB_URL = process.env.SUPABASE_DB_URL;
 if (!DB_URL) throw new Error("SUPABASE_DB_URL is required");
-const MAX_IN_FLIGHT = 100;
+// Requests being sent at once, in all and per endpoint host: one tenant's slow or dead endpoint
+// can hold at most MAX_PER_HOST of them, never the others' share, and a request waiting to be
+// sent again holds none.
+const MAX_SENDING = 100;
+const MAX_PER_HOST = 20;
 const MAX_TRIES = 6;
 const retryable = (x: { status_code: number | null }) => x.status_code === null || x.status_code === 429 || x.status_code >= 500;
 const RESPONSE_TTL = "6 hours"; // pg_net's default ttl
@@ -58,7 +62,24 @@ async function deliver(r: QueuedRequest) {
   }
 }
 
+/** Requests taken from the queue and not yet recorded (being sent, waiting to be resent, or being recorded). */
 const inFlight = new Set<string>();
+const sendingTo = new Map<string, number>();
+let sending = 0;
+
+/** host:port as split_part(url, '/', 3) gives it in SQL, so the drain can leave a busy host's rows alone. */
+const hostOf = (url: string) => url.split("/")[2] ?? "";
+const hostIsBusy = (host: string) => (sendingTo.get(host) ?? 0) >= MAX_PER_HOST;
+function sendingStarted(host: string) {
+  sending++;
+  sendingTo.set(host, (sendingTo.get(host) ?? 0) + 1);
+}
+function sendingEnded(host: string) {
+  sending--;
+  const n = (sendingTo.get(host) ?? 1) - 1;
+  if (n > 0) sendingTo.set(host, n);
+  else sendingTo.delete(host);
+}
 let draining = false;
 let again = false;
 
@@ -86,12 +107,24 @@ async function flush() {
 }
 
 /** Sends one request (again, with backoff, while it fails in a way that may pass), then queues its answer for recording. */
-async function deliverAndRecord(r: QueuedRequest, tries = 1) {
-  const x = await deliver(r);
+async function deliverAndRecord(r: QueuedRequest, tries = 1): Promise<void> {
+  const host = hostOf(r.url);
+  if (tries > 1 && (hostIsBusy(host) || sending >= MAX_SENDING)) {
+    setTimeout(() => void deliverAndRecord(r, tries).catch(() => inFlight.delete(r.id)), 250); // its turn later
+    return;
+  }
+  sendingStarted(host);
+  let x: Answer;
+  try {
+    x = await deliver(r);
+  } finally {
+    sendingEnded(host);
+    void drain(); // its sending slot is free
+  }
   if (retryable(x) && tries < MAX_TRIES) {
     const wait = 250 * 2 ** (tries - 1);
     log.warn("will send again", { request_id: r.id, try: tries, in_ms: wait, status: x.status_code, error: x.error_msg });
-    setTimeout(() => void deliverAndRecord(r, tries + 1), wait);
+    setTimeout(() => void deliverAndRecord(r, tries + 1).catch(() => inFlight.delete(r.id)), wait);
     return;
   }
   pending.push(x);
@@ -114,12 +147,15 @@ async function drain() {
   try {
     do {
       again = false;
-      const room = MAX_IN_FLIGHT - inFlight.size;
+      const room = MAX_SENDING - sending;
       if (room <= 0) break;
+      const busy = [...sendingTo.keys()].filter(hostIsBusy);
       const rows = await sql<QueuedRequest[]>`
         select id, method, url, headers, body, timeout_milliseconds from net.http_request_queue
-        where id <> all(${[...inFlight]}::bigint[]) order by id limit ${room}`;
+        where id <> all(${[...inFlight]}::bigint[]) and split_part(url, '/', 3) <> all(${busy}::text[])
+        order by id limit ${room}`;
       for (const r of rows) {
+        if (hostIsBusy(hostOf(r.url))) continue; // its host filled up within this batch; a later drain takes it
         inFlight.add(r.id);
         void deliverAndRecord(r).catch((err) => {
           inFlight.delete(r.id); // sent again by a later drain
