@@ -5,7 +5,7 @@
 import crypto from "node:crypto";
 import http from "node:http";
 import { createClient, type Session, type SupabaseClient } from "@supabase/supabase-js";
-import { decodeJwt } from "jose";
+import { decodeJwt, SignJWT } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { linkIn, MAIL_URL as MAIL, mailTo } from "../helpers/mail.ts";
@@ -393,6 +393,33 @@ describe("organization invitations meet auth", () => {
     const sent = await tab.functions.invoke("member-invite", { body: { org_id: org, email: existing.email, role: "student" } });
     expect(sent.data).toMatchObject({ mail: "magiclink" });
     expect(await accept(existing.email, /Magic Link/, false)).toMatchObject({ org_id: org, role: "student" });
+
+    // another organization's owner, anon, and a forged token cannot invite into it; nothing is made or mailed
+    const other = await inviter();
+    const target = newEmail();
+    const foreign = await other.tab.functions.invoke("member-invite", { body: { org_id: org, email: target, role: "admin" } });
+    expect((foreign.error as { context?: Response }).context?.status).toBe(403);
+    const anonCall = await fetch(`${API_URL}/functions/v1/member-invite`, {
+      method: "POST",
+      headers: { apikey: secrets().publishableKey, "content-type": "application/json" },
+      body: JSON.stringify({ org_id: org, email: target, role: "admin" }),
+    });
+    expect(anonCall.status).toBe(401);
+    const forged = await fetch(`${API_URL}/functions/v1/member-invite`, {
+      method: "POST",
+      headers: {
+        apikey: secrets().publishableKey,
+        authorization: `Bearer ${await new SignJWT({ sub: existing.id, role: "authenticated" }).setProtectedHeader({
+          alg: "HS256",
+        })
+          .setExpirationTime("5m").sign(new TextEncoder().encode("x".repeat(40)))}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ org_id: org, email: target, role: "admin" }),
+    });
+    expect(forged.status).toBe(401);
+    expect(await admin`select 1 from public.invitations where email = ${target}`).toEqual([]);
+    expect(await (await fetch(`${MAIL}?to=${encodeURIComponent(target)}`)).json()).toEqual([]);
 
     const student = browserLike();
     await student.auth.signInWithPassword({ email: existing.email, password: PASSWORD });
