@@ -29,6 +29,8 @@ export interface DispatchDeps {
   publish: Publish;
   limiter: RateLimiter;
   chunk?: number;
+  /** Chunks in flight at once; each holds one database connection while it works. */
+  lanes?: number;
 }
 
 /** Deliveries per minute one member may receive, whatever the tier. */
@@ -51,7 +53,8 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   const { batch_id } = await parseJson(req, DispatchRequest);
   const service = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asService(deps.sql, ctx.requestId, fn);
   const log = ctx.log.child({ batch_id });
-  const chunk = deps.chunk ?? 2000;
+  const chunk = deps.chunk ?? 1000;
+  const lanes = deps.lanes ?? 2;
   let sent = 0, retrying = 0, orgId: string | null = null;
 
   const [tier] = await service((tx) =>
@@ -62,77 +65,84 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   );
   if (!tier) return Response.json({ batch_id, mqtt_sent: 0, reason: "no such batch" });
   let deferred = 0;
-  // Where the time goes, for the log line: claiming, asking the rate limiter, publishing, recording.
+  // Where the time goes, for the log line (summed over lanes): claiming, asking the rate limiter,
+  // publishing, recording.
   const ms = { claim: 0, limit: 0, publish: 0, record: 0 };
-  let mark = performance.now();
-  const lap = (phase: keyof typeof ms) => {
-    const now = performance.now();
-    ms[phase] += now - mark;
-    mark = now;
-  };
-  for (;;) {
-    // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
-    const result = await service(async (tx) => {
-      const due = await tx<Due[]>`
+  // Lanes claim, limit, publish and record chunks side by side, so the database, the rate limiter
+  // and the broker each work while the others answer (row locks with SKIP LOCKED keep lanes, and
+  // a concurrent dispatch of the same batch, on different rows).
+  const lane = async () => {
+    let mark = performance.now();
+    const lap = (phase: keyof typeof ms) => {
+      const now = performance.now();
+      ms[phase] += now - mark;
+      mark = now;
+    };
+    for (;;) {
+      // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
+      const result = await service(async (tx) => {
+        const due = await tx<Due[]>`
         select d.notification_id, n.org_id, n.recipient_id, n.type, n.title, n.body, n.data, n.priority, n.created_at, d.attempts
         from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
         where d.batch_id = ${batch_id} and d.channel = 'mqtt' and d.status = 'pending' and d.next_attempt_at <= now()
         order by d.notification_id limit ${chunk}
         for update of d skip locked`;
-      lap("claim");
-      if (!due.length) return { due: 0, ok: [] as string[], failed: [] as Due[], held: 0 };
+        lap("claim");
+        if (!due.length) return { due: 0, ok: [] as string[], failed: [] as Due[], held: 0 };
 
-      // Rate limits: the organization's per-minute budget for its tier, then each recipient's.
-      // Over them, or with the limiter away, deliveries wait for the next window: deferred, not lost.
-      let allowed: Due[];
-      let reason = "rate_limited";
-      try {
-        const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, due.length, tier.per_minute);
-        const perUser = await deps.limiter.takeEach(
-          due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`),
-          PER_RECIPIENT_PER_MINUTE,
-        );
-        allowed = due.slice(0, orgGrant).filter((_, i) => perUser[i]);
-      } catch (e) {
-        log.warn("rate limiter unavailable, deliveries wait", { error: String(e) });
-        allowed = [];
-        reason = "rate_limiter_unavailable";
-      }
-      const held = due.filter((n) => !allowed.includes(n)).map((n) => n.notification_id);
-      if (held.length) {
-        await tx`update public.notification_deliveries set last_error = ${reason},
+        // Rate limits: the organization's per-minute budget for its tier, then each recipient's.
+        // Over them, or with the limiter away, deliveries wait for the next window: deferred, not lost.
+        let allowed: Due[];
+        let reason = "rate_limited";
+        try {
+          const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, due.length, tier.per_minute);
+          const perUser = await deps.limiter.takeEach(
+            due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`),
+            PER_RECIPIENT_PER_MINUTE,
+          );
+          allowed = due.slice(0, orgGrant).filter((_, i) => perUser[i]);
+        } catch (e) {
+          log.warn("rate limiter unavailable, deliveries wait", { error: String(e) });
+          allowed = [];
+          reason = "rate_limiter_unavailable";
+        }
+        const held = due.filter((n) => !allowed.includes(n)).map((n) => n.notification_id);
+        if (held.length) {
+          await tx`update public.notification_deliveries set last_error = ${reason},
                    next_attempt_at = date_trunc('minute', now()) + interval '1 minute'
                  where channel = 'mqtt' and notification_id = any(${held}::uuid[])`;
-      }
+        }
 
-      lap("limit");
-      const outcomes = await Promise.allSettled(
-        allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))),
-      );
-      const ok = allowed.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
-      const failed = allowed.filter((_, i) => outcomes[i].status === "rejected");
-      lap("publish");
-      if (ok.length) {
-        await tx`update public.notification_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
+        lap("limit");
+        const outcomes = await Promise.allSettled(
+          allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))),
+        );
+        const ok = allowed.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
+        const failed = allowed.filter((_, i) => outcomes[i].status === "rejected");
+        lap("publish");
+        if (ok.length) {
+          await tx`update public.notification_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
                  where channel = 'mqtt' and notification_id = any(${ok}::uuid[])`;
-      }
-      for (const f of failed) {
-        const error = String((outcomes[allowed.indexOf(f)] as PromiseRejectedResult).reason).slice(0, 500);
-        await tx`update public.notification_deliveries set attempts = attempts + 1, last_error = ${error},
+        }
+        for (const f of failed) {
+          const error = String((outcomes[allowed.indexOf(f)] as PromiseRejectedResult).reason).slice(0, 500);
+          await tx`update public.notification_deliveries set attempts = attempts + 1, last_error = ${error},
                    status = case when attempts + 1 >= 10 then 'failed' else 'pending' end,
                    next_attempt_at = now() + make_interval(secs => least(5 * power(2, attempts), 600)::int)
                  where channel = 'mqtt' and notification_id = ${f.notification_id}`;
-      }
-      lap("record");
-      return { due: due.length, ok, failed, held: held.length, org: due[0].org_id };
-    });
-    if (!result.due) break;
-    orgId ??= (result as { org?: string }).org ?? null;
-    sent += result.ok.length;
-    retrying += result.failed.length;
-    deferred += result.held;
-    if (result.failed.length || result.held) break; // the sweep comes back once they are due
-  }
+        }
+        lap("record");
+        return { due: due.length, ok, failed, held: held.length, org: due[0].org_id };
+      });
+      if (!result.due) break;
+      orgId ??= (result as { org?: string }).org ?? null;
+      sent += result.ok.length;
+      retrying += result.failed.length;
+      deferred += result.held;
+      if (result.failed.length || result.held) break; // the sweep comes back once they are due
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, lane));
 
   // E-mail goes out from the worker; enqueue once per batch while any is pending.
   const [email] = await service((tx) =>

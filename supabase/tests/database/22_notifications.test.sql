@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(25);
+select plan(27);
 
 select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
 create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
@@ -63,9 +63,29 @@ reset role;
 select tests.authenticate_as('teacher@na.test');
 insert into b select 'prefs', * from public.send_notification((select a from o), 'announcement.posted', 'Prefs', '', '{}', '{"role": "student"}');
 reset role;
-select results_eq($$ select d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
-                    where n.batch_id = (select batch from b where label = 'prefs') and d.channel = 'email' order by n.recipient_id = tests.user_id('s2@na.test') $$,
-                  array['pending', 'skipped'], 'a channel turned off is skipped for that member only');
+select results_eq($$ select n.recipient_id, d.status from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                    where n.batch_id = (select batch from b where label = 'prefs') and d.channel = 'email' $$,
+                  $$ values (tests.user_id('s1@na.test'), 'pending') $$, 'a channel turned off makes no delivery, for that member only');
+select is((select count(*)::int from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+           where n.batch_id = (select batch from b where label = 'prefs') and n.recipient_id = tests.user_id('s2@na.test') and d.channel = 'mqtt'),
+          1, 'the member''s other channels still go out');
+-- A choice for the type wins over one for every type ('*'): s1 turns MQTT off for all but announcements
+select tests.authenticate_as('s1@na.test');
+insert into public.notification_preferences (org_id, user_id, type, channel, enabled) values
+  ((select a from o), tests.user_id('s1@na.test'), '*', 'mqtt', false),
+  ((select a from o), tests.user_id('s1@na.test'), 'announcement.posted', 'mqtt', true);
+reset role;
+select tests.authenticate_as('teacher@na.test');
+insert into b select 'precedence-on', * from public.send_notification((select a from o), 'announcement.posted', 'On', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+insert into b select 'precedence-off', * from public.send_notification((select a from o), 'job.failed', 'Off', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+reset role;
+select results_eq($$ select b.label, d.channel from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
+                    join b on b.batch = n.batch_id where b.label like 'precedence-%' order by 1, 2 $$,
+                  $$ values ('precedence-off', 'email'), ('precedence-on', 'email'), ('precedence-on', 'mqtt') $$,
+                  'a choice for the type wins over one for every type');
+select tests.authenticate_as('s1@na.test');
+delete from public.notification_preferences where user_id = tests.user_id('s1@na.test');
+reset role;
 
 -- Quiet hours: deliveries wait until they end; urgent ones do not
 select tests.authenticate_as('s1@na.test');

@@ -1,0 +1,110 @@
+// notification-dispatch works a large batch in lanes (chunks claimed, limited, published and
+// recorded side by side) and may meet another dispatch of the same batch (the sweep, a retried
+// webhook). Whatever the overlap, each recipient's message is published once and each delivery
+// recorded once. The dispatcher runs here in-process against the stack's Postgres, Redis and
+// broker; the batch is made with the insert trigger off, so the stack's own function does not race
+// the lanes this test means to exercise.
+import crypto from "node:crypto";
+import mqtt from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dispatchBatch } from "../../supabase/functions/notification-dispatch/dispatch.ts";
+import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import { redisRateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
+import { lazyPublisher } from "../../supabase/functions/_shared/realtime/publisher.ts";
+import { Redis } from "@upstash/redis";
+import { adminSql, apiSql, createUser, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
+
+const MEMBERS = 40;
+const admin = adminSql();
+const api = apiSql(8);
+const publish = lazyPublisher({
+  url: `mqtt://${HOST}:${PORTS.mqtt}`,
+  password: secrets().serviceRoleKey,
+  name: "dispatch-lanes-test",
+  timeoutMs: 5000,
+});
+const limiter = redisRateLimiter(new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken }));
+let org: string;
+let listener: mqtt.MqttClient;
+const received: string[] = [];
+
+beforeAll(async () => {
+  [{ id: org }] = await admin`insert into public.organizations (name, slug, tier)
+                              values ('Lanes', ${`lanes-${crypto.randomUUID().slice(0, 8)}`}, 'enterprise') returning id`;
+  const members = await Promise.all(Array.from({ length: MEMBERS }, () => createUser(admin)));
+  await admin`insert into public.organization_members (org_id, user_id, role)
+              select ${org}, u, 'student' from unnest(${members.map((m) => m.id)}::uuid[]) u`;
+  listener = await mqtt.connectAsync(`mqtt://${HOST}:${PORTS.mqtt}`, {
+    username: "service",
+    password: secrets().serviceRoleKey,
+    protocolVersion: 5,
+    reconnectPeriod: 0,
+  });
+  listener.on("message", (_t, payload) => received.push((JSON.parse(payload.toString()) as { id: string }).id));
+  await listener.subscribeAsync(`org/${org}/users/+/notifications`, { qos: 1 });
+});
+afterAll(async () => {
+  await listener?.endAsync();
+  await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await Promise.all([admin.end(), api.end()]);
+});
+
+/** A batch to every member, MQTT only, made without the trigger that would call the stack's dispatcher. */
+async function makeBatch(title: string): Promise<string> {
+  return await admin.begin(async (tx) => {
+    await tx`set local session_replication_role = replica`;
+    const [{ batch_id }] =
+      await tx`select batch_id from app.notify(${org}, 'invitation.sent', ${title}, '', '{}', '{"role": "student"}')`;
+    return batch_id as string;
+  });
+}
+
+function dispatch(batchId: string, opts: { chunk: number; lanes: number }) {
+  const req = new Request("http://functions.local/notification-dispatch", {
+    method: "POST",
+    body: JSON.stringify({ type: "SWEEP", table: "notifications", schema: "public", batch_id: batchId }),
+  });
+  const requestId = crypto.randomUUID();
+  const ctx = {
+    requestId,
+    log: createLogger("dispatch-lanes-test", { request_id: requestId }),
+    caller: { kind: "service" as const },
+  };
+  return dispatchBatch(req, ctx, { sql: api, publish, limiter, ...opts });
+}
+
+async function outcome(batchId: string) {
+  const ids = (await admin<{ id: string }[]>`select id from public.notifications where batch_id = ${batchId}`).map((r) => r.id);
+  const want = new Set(ids);
+  await waitUntil("every message", async () => received.filter((id) => want.has(id)).length >= MEMBERS, 10_000, 50);
+  await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive by now
+  const counts = new Map<string, number>();
+  for (const id of received) if (want.has(id)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  const rows = await admin<{ status: string; attempts: number }[]>`
+    select status, attempts from public.notification_deliveries where batch_id = ${batchId} and channel = 'mqtt'`;
+  return { ids, counts, rows };
+}
+
+describe("dispatch lanes", () => {
+  it("publishes each recipient's message once and records each delivery once, in lanes of small chunks", async () => {
+    const batch = await makeBatch("Lanes");
+    const res = await dispatch(batch, { chunk: 3, lanes: 4 });
+    expect(await res.json()).toMatchObject({ mqtt_sent: MEMBERS, mqtt_retrying: 0, mqtt_deferred: 0 });
+    const { ids, counts, rows } = await outcome(batch);
+    expect(ids).toHaveLength(MEMBERS);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(counts.size).toBe(MEMBERS);
+    expect(rows.every((r) => r.status === "sent" && r.attempts === 1)).toBe(true);
+  });
+
+  it("two dispatches of the same batch at once share the work: still once each", async () => {
+    const batch = await makeBatch("Twice");
+    const answers = await Promise.all([dispatch(batch, { chunk: 2, lanes: 3 }), dispatch(batch, { chunk: 5, lanes: 2 })]);
+    const sent = (await Promise.all(answers.map((r) => r.json()))).map((b) => (b as { mqtt_sent: number }).mqtt_sent);
+    expect(sent[0] + sent[1]).toBe(MEMBERS);
+    const { counts, rows } = await outcome(batch);
+    expect(counts.size).toBe(MEMBERS);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(rows.every((r) => r.status === "sent" && r.attempts === 1)).toBe(true);
+  });
+});
