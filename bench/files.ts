@@ -11,6 +11,7 @@ import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { scanBytes } from "../supabase/functions/_shared/files/scan.ts";
+import { textOf, uploadToClean as uploadToCleanAs } from "./fixtures/uploads.ts";
 import { fmt, summarize } from "./stats.ts";
 
 const SAMPLES: Record<string, number> = {
@@ -41,33 +42,7 @@ const client = createClient<Database>(API, secrets.anonKey, {
   auth: { persistSession: false },
 });
 
-/** Text without personal data: random lowercase words, so it is valid UTF-8 and not compressible to nothing. */
-function textOf(mb: number) {
-  const bytes = crypto.randomBytes(mb * 1024 * 1024);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 8 === 7 ? 0x20 : 0x61 + (bytes[i] % 26);
-  return new Uint8Array(bytes);
-}
-
-async function uploadToClean(bytes: Uint8Array, name: string) {
-  const started = performance.now();
-  const { data, error } = await client.functions.invoke("file-upload", {
-    body: { org_id: org.id, name, size: bytes.byteLength, mime_type: "text/plain" },
-  });
-  if (error) throw new Error(`file-upload: ${error.message}`);
-  const up = await client.storage.from("files").uploadToSignedUrl(
-    data.path,
-    data.token,
-    new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "text/plain" }),
-  );
-  if (up.error) throw new Error(`upload: ${up.error.message}`);
-  for (;;) {
-    const [f] =
-      await sql`select status, extract(epoch from processed_at - scan_started_at) * 1000 as processing_ms from public.files where id = ${data.file_id}`;
-    if (f.status === "clean") return { ms: performance.now() - started, processingMs: Number(f.processing_ms) };
-    if (!["pending", "scanning"].includes(f.status)) throw new Error(`file ended ${f.status}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const uploadToClean = (bytes: Uint8Array, name: string) => uploadToCleanAs(client, sql, org.id, bytes, name);
 
 try {
   const rows: { size: string; p50: number; p95: number; processing: number; scan: number }[] = [];

@@ -16,7 +16,7 @@ import { topics } from "../realtime/topics.ts";
 import { TEXT_TYPES } from "./mime.ts";
 import { findPii, hasPii } from "./pii.ts";
 import { scanBytes, ScanUnavailable } from "./scan.ts";
-import { detectMime, isText } from "./sniff.ts";
+import { decodeText, detectMime } from "./sniff.ts";
 
 export const MAX_SCAN_ATTEMPTS = 8;
 /** Types whose text the worker extracts for search (files.extract-text). */
@@ -124,7 +124,8 @@ async function examine(file: FileRow, deps: PipelineDeps, log: Logger): Promise<
     return { status: "rejected", reason: `size_mismatch: declared ${file.size_bytes}, got ${bytes.byteLength}` };
   }
   const sha256 = hex(await crypto.subtle.digest("SHA-256", bytes));
-  const detected = await detectMime(bytes, file.declared_mime);
+  const text = TEXT_TYPES.has(file.declared_mime) ? decodeText(bytes) : null;
+  const detected = await detectMime(bytes, file.declared_mime, text);
   if (detected !== file.declared_mime) {
     return {
       status: "rejected",
@@ -149,7 +150,7 @@ async function examine(file: FileRow, deps: PipelineDeps, log: Logger): Promise<
   if (scan.verdict === "error") return { status: "retry", reason: `scanner_error: ${scan.reply}` };
   if (scan.verdict === "infected") return { status: "infected", reason: scan.signature, sha256, detected_mime: detected };
 
-  const containsPii = TEXT_TYPES.has(detected) && isText(bytes) && hasPii(findPii(new TextDecoder().decode(bytes)));
+  const containsPii = TEXT_TYPES.has(detected) && text !== null && hasPii(findPii(text));
   return { status: "clean", detected_mime: detected, sha256, contains_pii: containsPii };
 }
 

@@ -4,13 +4,21 @@
 import { fileTypeFromBuffer } from "file-type";
 import { TEXT_TYPES } from "./mime.ts";
 
-export async function detectMime(bytes: Uint8Array, declared: string): Promise<string> {
+/**
+ * `text`: the bytes decoded by decodeText, when the caller has them already (a file is decoded
+ * once: each decoding of a large file is another copy of it in memory).
+ */
+export async function detectMime(
+  bytes: Uint8Array,
+  declared: string,
+  text: string | null = TEXT_TYPES.has(declared) ? decodeText(bytes) : null,
+): Promise<string> {
   const found = await fileTypeFromBuffer(bytes);
   if (found) return found.mime;
-  if (TEXT_TYPES.has(declared) && isText(bytes)) {
+  if (TEXT_TYPES.has(declared) && text !== null) {
     if (declared !== "application/json") return declared;
     try {
-      JSON.parse(new TextDecoder().decode(bytes));
+      JSON.parse(text);
       return declared;
     } catch {
       return "text/plain";
@@ -19,12 +27,12 @@ export async function detectMime(bytes: Uint8Array, declared: string): Promise<s
   return "application/octet-stream";
 }
 
-export function isText(bytes: Uint8Array): boolean {
-  if (bytes.includes(0)) return false;
+/** The bytes as text when they are text (UTF-8 without a NUL byte), otherwise null. */
+export function decodeText(bytes: Uint8Array): string | null {
+  if (bytes.includes(0)) return null;
   try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    return true;
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    return false;
+    return null;
   }
 }
