@@ -103,8 +103,10 @@ async function growTo(n: number) {
 
 /** One notification to every student, dispatched by the stack (trigger, webhook, function), until all is recorded. */
 async function notifyAll(title: string) {
+  const t0 = performance.now();
   const [{ batch_id }] =
     await sql`select batch_id from app.notify(${org.id}, 'announcement.posted', ${title}, 'Hello', '{}', '{"role": "student"}')`;
+  log("sent", { title, rpc_ms: Math.round(performance.now() - t0) });
   for (;;) {
     const [{ pending }] = await sql`select count(*)::int as pending from public.notification_deliveries
                                    where batch_id = ${batch_id} and channel = 'mqtt' and status = 'pending'`;

@@ -126,6 +126,18 @@ describe("fault isolation", () => {
     expect((await after.json()).pid).not.toBe(before.pid);
   });
 
+  it("stops a function past the hosted memory limit (256 MB of heap), and only that one", async () => {
+    const auth = bearer(secrets().anonKey);
+    const echoBefore = await (await call("echo", auth)).json();
+    const within = await call("hog?mb=100", auth);
+    expect(within.status).toBe(200);
+    expect(await within.json()).toEqual({ heap_mb: 100 });
+    const past = await call("hog?mb=400", auth);
+    expect(past.status).toBe(502);
+    expect((await past.json()).error.code).toBe("function_crashed");
+    expect((await (await call("echo", auth)).json()).pid).toBe(echoBefore.pid);
+  });
+
   it("answers 503 function_boot_error, naming the cause, for a function that cannot load", async () => {
     const res = await call("broken", bearer(secrets().anonKey));
     expect(res.status).toBe(503);

@@ -21,6 +21,11 @@ export interface PoolOptions {
   logsDir: string;
   log: Logger;
   bootTimeoutMs?: number;
+  /**
+   * The V8 heap (old space) each function may use, in MB: the hosted edge runtime stops a function
+   * at 256 MB, so a function that needs more fails here too instead of only once deployed.
+   */
+  maxHeapMb?: number;
 }
 
 export const FUNCTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
@@ -63,6 +68,7 @@ export class FunctionPool {
       "--allow-read",
       "--allow-sys",
       `--allow-write=${process.env.TMPDIR ?? "/tmp"}`,
+      ...(this.opts.maxHeapMb ? [`--v8-flags=--max-old-space-size=${this.opts.maxHeapMb}`] : []),
       host,
       this.entry(name),
     ], { cwd: root, env: env(), stdio: ["ignore", "pipe", "pipe"] });

@@ -100,7 +100,14 @@ const storageDeps = authSql && {
 const restUpstream = process.env.POSTGREST_URL ? new URL(process.env.POSTGREST_URL) : null;
 const projectApiKeys = () => [keys.anon, keys.serviceRole, keys.publishable, keys.secret].filter(Boolean);
 
+// A function's memory, as the hosted runtime allows (256 MB); FUNCTIONS_MAX_HEAP_MB changes it.
+const FUNCTIONS_MAX_HEAP_MB = Number(process.env.FUNCTIONS_MAX_HEAP_MB ?? 256);
+if (!Number.isInteger(FUNCTIONS_MAX_HEAP_MB) || FUNCTIONS_MAX_HEAP_MB < 32) {
+  throw new Error(`FUNCTIONS_MAX_HEAP_MB must be a whole number of MB, at least 32 (got ${process.env.FUNCTIONS_MAX_HEAP_MB})`);
+}
+
 const pool = new FunctionPool({
+  maxHeapMb: FUNCTIONS_MAX_HEAP_MB,
   root: ROOT,
   functionsDir: FUNCTIONS_DIR,
   env: functionEnv,
