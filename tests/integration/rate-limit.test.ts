@@ -1,0 +1,64 @@
+// The rate limiter against the stack's Redis through the Upstash REST bridge (@upstash/redis, as
+// hosted): partial grants per window, one scripted call for many keys, the script sent again
+// after Redis forgets it, and a limiter that is away failing fast.
+import crypto from "node:crypto";
+import { Redis } from "@upstash/redis";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { redisRateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
+import { HOST, PORTS, secrets } from "../helpers/stack.ts";
+
+const redis = new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken, enableTelemetry: false });
+const prefix = `rl-test-${crypto.randomUUID().slice(0, 8)}`;
+const limiter = redisRateLimiter(redis, prefix);
+const keyOf = (k: string) => `${prefix}:${k}:${Math.floor(Date.now() / 60_000)}`;
+
+// The windows are calendar minutes: a test that crossed into the next one would start counting
+// again halfway, so each starts clear of a minute's end.
+beforeEach(async () => {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 5000) await new Promise((r) => setTimeout(r, left + 100));
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+});
+
+describe("rate limiter", () => {
+  it("grants what is left of the window to a batch", async () => {
+    expect(await limiter.take("org:a", 7, 10)).toBe(7);
+    expect(await limiter.take("org:a", 7, 10)).toBe(3);
+    expect(await limiter.take("org:a", 7, 10)).toBe(0);
+    expect(await limiter.take("org:b", 7, 10)).toBe(7); // another key, its own budget
+  });
+
+  it("takes one for each of many keys in one call, allowing each up to the limit, in order", async () => {
+    const users = Array.from({ length: 1000 }, (_, i) => `user:${i}`);
+    expect((await limiter.takeEach(users, 2)).every(Boolean)).toBe(true);
+    // user:0 and user:1 once more (a second time: still allowed), then user:0 a third time (refused)
+    expect(await limiter.takeEach(["user:0", "user:1"], 2)).toEqual([true, true]);
+    expect(await limiter.takeEach(["user:0", "user:2", "user:999"], 2)).toEqual([false, true, true]);
+    expect(await redis.get(keyOf("user:0"))).toBe(3);
+    expect(await redis.get(keyOf("user:500"))).toBe(1);
+    // the window's keys expire on their own: set when the first take made them, never refreshed past 120 s
+    const ttl = await redis.ttl(keyOf("user:500"));
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+  });
+
+  it("counts a key named twice in one call twice", async () => {
+    expect(await limiter.takeEach(["twice", "twice", "twice"], 2)).toEqual([true, true, false]);
+  });
+
+  it("sends its script again when Redis has forgotten it (a restart, SCRIPT FLUSH)", async () => {
+    await limiter.takeEach(["flush:a"], 5);
+    await redis.scriptFlush();
+    expect(await limiter.takeEach(["flush:a", "flush:b"], 5)).toEqual([true, true]);
+    expect(await redis.get(keyOf("flush:a"))).toBe(2);
+  });
+
+  it("fails fast when Redis cannot be reached, so callers hold their deliveries back", async () => {
+    const away = redisRateLimiter(new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false }), prefix, 500);
+    await expect(away.takeEach(["x"], 5)).rejects.toThrow();
+    await expect(away.take("x", 1, 5)).rejects.toThrow();
+  });
+});
