@@ -36,16 +36,22 @@ export interface DispatchDeps {
 /** Deliveries per minute one member may receive, whatever the tier. */
 export const PER_RECIPIENT_PER_MINUTE = 30;
 
-interface Due {
-  notification_id: string;
+/** What every notification of a batch says: one send (app.notify) made them all alike. */
+interface BatchContent {
   org_id: string;
-  recipient_id: string;
+  per_minute: number;
   type: string;
   title: string;
   body: string;
   data: Record<string, unknown>;
   priority: string;
   created_at: Date;
+}
+
+/** One recipient's delivery, as claimed. */
+interface Due {
+  notification_id: string;
+  recipient_id: string;
   attempts: number;
 }
 
@@ -55,11 +61,13 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   const log = ctx.log.child({ batch_id });
   const chunk = deps.chunk ?? 1000;
   const lanes = deps.lanes ?? 2;
-  let sent = 0, retrying = 0, orgId: string | null = null;
+  let sent = 0, retrying = 0;
 
+  // The batch's content and the organization's budget, once: each claim then carries only ids.
   const [tier] = await service((tx) =>
-    tx<{ org_id: string; per_minute: number }[]>`
-    select o.id as org_id, t.notifications_per_minute as per_minute from public.notifications n
+    tx<BatchContent[]>`
+    select o.id as org_id, t.notifications_per_minute as per_minute, n.type, n.title, n.body, n.data, n.priority, n.created_at
+    from public.notifications n
     join public.organizations o on o.id = n.org_id join public.subscription_tiers t on t.tier = o.tier
     where n.batch_id = ${batch_id} limit 1`
   );
@@ -82,7 +90,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       // Claim a chunk: the row locks keep a concurrent dispatch of the same batch off these rows.
       const result = await service(async (tx) => {
         const due = await tx<Due[]>`
-        select d.notification_id, n.org_id, n.recipient_id, n.type, n.title, n.body, n.data, n.priority, n.created_at, d.attempts
+        select d.notification_id, n.recipient_id, d.attempts
         from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
         where d.batch_id = ${batch_id} and d.channel = 'mqtt' and d.status = 'pending' and d.next_attempt_at <= now()
         order by d.notification_id limit ${chunk}
@@ -106,7 +114,8 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
           allowed = [];
           reason = "rate_limiter_unavailable";
         }
-        const held = due.filter((n) => !allowed.includes(n)).map((n) => n.notification_id);
+        const allowedSet = new Set(allowed);
+        const held = due.filter((n) => !allowedSet.has(n)).map((n) => n.notification_id);
         if (held.length) {
           await tx`update public.notification_deliveries set last_error = ${reason},
                    next_attempt_at = date_trunc('minute', now()) + interval '1 minute'
@@ -115,7 +124,9 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
 
         lap("limit");
         const outcomes = await Promise.allSettled(
-          allowed.map((n) => deps.publish(topics.notifications(n.org_id, n.recipient_id), envelopeOf(n, ctx.requestId))),
+          allowed.map((n) =>
+            deps.publish(topics.notifications(tier.org_id, n.recipient_id), envelopeOf(tier, n.notification_id, ctx.requestId))
+          ),
         );
         const ok = allowed.filter((_, i) => outcomes[i].status === "fulfilled").map((n) => n.notification_id);
         const failed = allowed.filter((_, i) => outcomes[i].status === "rejected");
@@ -132,10 +143,9 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
                  where channel = 'mqtt' and notification_id = ${f.notification_id}`;
         }
         lap("record");
-        return { due: due.length, ok, failed, held: held.length, org: due[0].org_id };
+        return { due: due.length, ok, failed, held: held.length };
       });
       if (!result.due) break;
-      orgId ??= (result as { org?: string }).org ?? null;
       sent += result.ok.length;
       retrying += result.failed.length;
       deferred += result.held;
@@ -158,15 +168,15 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       })
     );
   }
-  if (sent && orgId) {
+  if (sent) {
     await deps.publish(
-      topics.events(orgId),
+      topics.events(tier.org_id),
       EnvelopeSchema.parse({
         v: 1,
         id: batch_id,
         ts: new Date().toISOString(),
         type: "notification.batch",
-        org_id: orgId,
+        org_id: tier.org_id,
         correlation_id: ctx.requestId,
         data: { batch_id, delivered: sent },
       }),
@@ -188,10 +198,10 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   }, { status: retrying ? 503 : 200 });
 }
 
-function envelopeOf(n: Due, correlationId: string): Envelope {
+function envelopeOf(n: BatchContent, notificationId: string, correlationId: string): Envelope {
   return {
     v: 1,
-    id: n.notification_id,
+    id: notificationId,
     ts: new Date(n.created_at).toISOString(),
     type: n.type,
     org_id: n.org_id,
