@@ -8,12 +8,14 @@
 // database statement of a job costs against pg-boss's batched fetch and complete. The fair pair
 // for jobs that touch the database: plain pg-boss whose handler runs one statement on a pooled
 // connection, against the runner whose handler runs the same statement in its tenant context
-// (ratio_db on the last line).
+// (ratio_db on the last line). The runner's way for one statement is tenantStatement: the context
+// and the statement in one message, one round trip; ratio_db_tx is the same statement in a
+// request-context transaction (inTenantContext, for handlers that need several statements).
 //   throughput: N jobs inserted at once, time from the insert to the last completion
 //   latency: jobs sent one at a time, enqueue (created_on) to start (started_on), from the job rows
 // BENCH_POOL: connections for the handlers' database work (10, as the worker's). A job's
 // transaction holds its connection for its round trips while pooled statements share theirs, so
-// the tenant side gains from more (measured: ratio_db 0.52 at 10, 0.61 at 20, 0.63 at 40).
+// the transaction side gains from more (measured: ratio_db_tx 0.52 at 10, 0.61 at 20, 0.63 at 40).
 import crypto from "node:crypto";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
@@ -22,6 +24,7 @@ import { createMetrics } from "../worker/src/metrics.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../worker/src/registry.ts";
 import { OrganizationLiveness, runBatch, workOptions } from "../worker/src/runner.ts";
 import { inTenantContext } from "../worker/src/tenant-context.ts";
+import { tenantStatement } from "../worker/src/tenant-statement.ts";
 import { fmt, summarize } from "./stats.ts";
 
 const N = Number(process.env.BENCH_JOBS ?? 2000);
@@ -53,12 +56,19 @@ const tenantDbJob = defineJob({
   ...tenantJob,
   queue: "bench.tenant-db",
   async handler(ctx, data) {
+    await tenantStatement(ctx.sql, ctx.tenant!)`select count(*)::int as n from public.exercises where org_id = ${data.org_id}`;
+  },
+});
+const tenantDbTxJob = defineJob({
+  ...tenantJob,
+  queue: "bench.tenant-db-tx",
+  async handler(ctx, data) {
     await inTenantContext(ctx.sql, ctx.tenant!, (tx) => STATEMENT(tx, data.org_id!));
   },
 });
 const plainQueue = "bench.plain";
 const plainDbQueue = "bench.plain-db";
-const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue, plainDbQueue, tenantDbJob.queue];
+const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue, plainDbQueue, tenantDbJob.queue, tenantDbTxJob.queue];
 
 const boss = new PgBoss({
   connectionString: DB_URL,
@@ -84,7 +94,7 @@ try {
     crypto.randomUUID().slice(0, 8)
   }`}) returning id`;
 
-  const metrics = createMetrics(boss, () => [tenantJob.queue, tenantTxJob.queue, tenantDbJob.queue]);
+  const metrics = createMetrics(boss, () => [tenantJob.queue, tenantTxJob.queue, tenantDbJob.queue, tenantDbTxJob.queue]);
   const options = workOptions(tenantJob);
   const liveness = new OrganizationLiveness();
   let done = 0;
@@ -97,7 +107,7 @@ try {
     done += batch.length;
     return batch.map((j) => ({ id: j.id, status: "completed" as const }));
   });
-  for (const def of [tenantJob, tenantTxJob, tenantDbJob]) {
+  for (const def of [tenantJob, tenantTxJob, tenantDbJob, tenantDbTxJob]) {
     await boss.work(def.queue, options, async (batch) => {
       const results = await runBatch(def, batch as never, { sql, metrics, concurrency: {}, liveness });
       done += batch.length;
@@ -132,6 +142,7 @@ try {
   await throughput(tenantTxJob.queue);
   await throughput(plainDbQueue);
   await throughput(tenantDbJob.queue);
+  await throughput(tenantDbTxJob.queue);
   // Statistics that reflect a busy queue (an empty table's would steer pg-boss's fetch to poor plans
   // until autovacuum caught up, several rounds in).
   await sql.unsafe("analyze pgboss.job");
@@ -140,6 +151,7 @@ try {
   const txRates: number[] = [];
   const plainDbRates: number[] = [];
   const tenantDbRates: number[] = [];
+  const tenantDbTxRates: number[] = [];
   const plainLat: number[] = [];
   const tenantLat: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
@@ -148,6 +160,7 @@ try {
     txRates.push(await throughput(tenantTxJob.queue));
     plainDbRates.push(await throughput(plainDbQueue));
     tenantDbRates.push(await throughput(tenantDbJob.queue));
+    tenantDbTxRates.push(await throughput(tenantDbTxJob.queue));
     plainLat.push(...(await latency(plainQueue)));
     tenantLat.push(...(await latency(tenantJob.queue)));
     log("round done", {
@@ -158,6 +171,7 @@ try {
       tenant_tx_jobs_per_s: Math.round(txRates.at(-1)!),
       plain_db_jobs_per_s: Math.round(plainDbRates.at(-1)!),
       tenant_db_jobs_per_s: Math.round(tenantDbRates.at(-1)!),
+      tenant_db_tx_jobs_per_s: Math.round(tenantDbTxRates.at(-1)!),
     });
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -166,6 +180,7 @@ try {
   const txRate = median(txRates);
   const plainDbRate = median(plainDbRates);
   const tenantDbRate = median(tenantDbRates);
+  const tenantDbTxRate = median(tenantDbTxRates);
   const pl = summarize(plainLat);
   const tl = summarize(tenantLat);
   console.log(`\n${N} jobs per throughput run (median of ${ROUNDS}), ${LATENCY_SAMPLES} sequential sends per latency run`);
@@ -178,11 +193,16 @@ try {
     })\n`,
   );
   console.log(`plain + 1 stmt  ${plainDbRate.toFixed(0).padStart(6)}    (the statement on a pooled connection)`);
-  console.log(`tenant + 1 stmt ${tenantDbRate.toFixed(0).padStart(6)}    (the same statement in the job's tenant context)\n`);
   console.log(
-    `ratio=${(tenantRate / plainRate).toFixed(2)} ratio_db=${(tenantDbRate / plainDbRate).toFixed(2)} jobs_per_s=${
-      tenantRate.toFixed(0)
-    } jobs_per_s_db=${tenantDbRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`,
+    `tenant + 1 stmt ${tenantDbRate.toFixed(0).padStart(6)}    (the same statement in the job's tenant context: tenantStatement)`,
+  );
+  console.log(
+    `tenant + tx     ${tenantDbTxRate.toFixed(0).padStart(6)}    (the same statement in a request-context transaction)\n`,
+  );
+  console.log(
+    `ratio=${(tenantRate / plainRate).toFixed(2)} ratio_db=${(tenantDbRate / plainDbRate).toFixed(2)} ratio_db_tx=${
+      (tenantDbTxRate / plainDbRate).toFixed(2)
+    } jobs_per_s=${tenantRate.toFixed(0)} jobs_per_s_db=${tenantDbRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`,
   );
   await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
 } finally {

@@ -5,7 +5,7 @@
 // Work across organizations runs as the service (asService in supabase/functions/_shared/db.ts,
 // with WORKER_USER_AGENT).
 import type postgres from "postgres";
-import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { type RequestContext, withRequestContext } from "../../supabase/functions/_shared/db.ts";
 
 /** How the audit log names the worker's requests. */
 export const WORKER_USER_AGENT = "saas-backend-worker";
@@ -17,14 +17,23 @@ export interface TenantJob {
   correlationId: string;
 }
 
+/** The request context a job acts in. */
+export function tenantContext(job: TenantJob): RequestContext {
+  return {
+    role: "authenticated",
+    claims: { job_id: job.id, job_org_id: job.orgId, job_scopes: job.scopes },
+    headers: { "x-request-id": job.correlationId, "user-agent": WORKER_USER_AGENT },
+  };
+}
+
+/**
+ * Several statements in the job's context, in one transaction (three round trips that hold a
+ * connection). For one statement, tenantStatement (tenant-statement.ts) costs one round trip.
+ */
 export function inTenantContext<T>(
   sql: postgres.Sql,
   job: TenantJob,
   fn: (tx: postgres.TransactionSql) => Promise<T>,
 ): Promise<T> {
-  return withRequestContext(sql, {
-    role: "authenticated",
-    claims: { job_id: job.id, job_org_id: job.orgId, job_scopes: job.scopes },
-    headers: { "x-request-id": job.correlationId, "user-agent": WORKER_USER_AGENT },
-  }, fn);
+  return withRequestContext(sql, tenantContext(job), fn);
 }

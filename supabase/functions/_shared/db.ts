@@ -21,19 +21,25 @@ export async function withRequestContext<T>(
   ctx: RequestContext,
   fn: (tx: postgres.TransactionSql) => Promise<T>,
 ): Promise<T> {
-  // Only the three API roles, never caller text: anything else would run as that role.
-  if (!ROLES.has(ctx.role)) throw new Error(`withRequestContext: role must be anon, authenticated or service_role`);
+  const [role, claims, headers] = contextSettings(ctx);
   return (await sql.begin(async (tx) => {
     // One statement (set_config('role', ..., true) is `set local role`, as PostgREST does it), not
     // awaited before fn's first query: postgres.js pipelines both on the transaction's connection,
     // in order, so the context costs no round trip of its own. execute() queues it now, so fn's
     // queries come after it even when fn awaits its first one at once; if it fails, so does the rest.
-    const setup = tx`select set_config('role', ${ctx.role}, true),
-                    set_config('request.jwt.claims', ${JSON.stringify({ ...ctx.claims, role: ctx.role })}, true),
-                    set_config('request.headers', ${JSON.stringify(ctx.headers ?? {})}, true)`.execute();
+    const setup = tx`select set_config('role', ${role}, true),
+                    set_config('request.jwt.claims', ${claims}, true),
+                    set_config('request.headers', ${headers}, true)`.execute();
     const [, result] = await Promise.all([setup, fn(tx)]);
     return result;
   })) as T;
+}
+
+/** A request context's three settings as set_config takes them: role, claims and headers (JSON). */
+export function contextSettings(ctx: RequestContext): [role: DbRole, claims: string, headers: string] {
+  // Only the three API roles, never caller text: anything else would run as that role.
+  if (!ROLES.has(ctx.role)) throw new Error(`request context: role must be anon, authenticated or service_role`);
+  return [ctx.role, JSON.stringify({ ...ctx.claims, role: ctx.role }), JSON.stringify(ctx.headers ?? {})];
 }
 
 /** The request context for a verified JWT's claims (role taken from the token, as PostgREST does). */

@@ -10,7 +10,8 @@ import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../.
 import { lazyPublisher } from "../../../supabase/functions/_shared/realtime/publisher.ts";
 import { enqueueJob, JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
-import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
+import { WORKER_USER_AGENT } from "../tenant-context.ts";
+import { tenantStatement } from "../tenant-statement.ts";
 
 export const THUMBNAIL_SIZE = 256;
 
@@ -27,10 +28,9 @@ export const filesThumbnail = defineJob({
   async handler(ctx, data) {
     // The file is read in the organization's request context: a payload naming another
     // organization's file finds nothing.
-    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) =>
-      tx<{ object_path: string; declared_mime: string }[]>`
+    const [file] = await tenantStatement(ctx.sql, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
       select object_path, declared_mime from public.files
-      where id = ${data.file_id} and status = 'clean' and declared_mime like 'image/%'`);
+      where id = ${data.file_id} and status = 'clean' and declared_mime like 'image/%'`;
     if (!file) return { skipped: "not a clean image of this organization" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
     const { data: blob, error } = await ctx.supabase.storage.from("files").download(file.object_path);
@@ -111,9 +111,8 @@ export const filesExtractText = defineJob({
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
   async handler(ctx, data) {
-    const [file] = await inTenantContext(ctx.sql, ctx.tenant!, (tx) =>
-      tx<{ object_path: string; declared_mime: string }[]>`
-      select object_path, declared_mime from public.files where id = ${data.file_id} and status = 'clean'`);
+    const [file] = await tenantStatement(ctx.sql, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
+      select object_path, declared_mime from public.files where id = ${data.file_id} and status = 'clean'`;
     if (!file || !EXTRACTABLE.has(file.declared_mime)) return { skipped: "not a clean extractable file of this organization" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
     const { data: blob, error } = await ctx.supabase.storage.from("files").download(file.object_path);
