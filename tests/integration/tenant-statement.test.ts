@@ -134,6 +134,29 @@ describe("refused before anything is sent", () => {
       .rejects.toBeInstanceOf(LiteralSqlError);
   });
 
+  it("a value inside a quoted string, a quoted identifier, a comment or a dollar quote of the statement text", async () => {
+    const st = tenantStatement(one, job(orgA, ["settings.manage"]));
+    // each would let a crafted value run as SQL: here, one that renames the organization
+    const escape = `x'; update public.organizations set name = 'pwned' where id = '${orgA}'; select '`;
+    await expect(st`select id from public.organizations where name like '%${escape}%'`).rejects.toThrow(/quoted string/);
+    await expect(st`select 1 as "${escape}"`).rejects.toThrow(/quoted identifier/);
+    await expect(st`select 1 -- ${`\nupdate public.organizations set name = 'pwned' where id = '${orgA}'`}`).rejects
+      .toThrow(/comment/);
+    await expect(st`select 1 /* /* nested */ ${"*/ select 2"}`).rejects.toThrow(/comment/);
+    await expect(st`select $$${escape}$$`).rejects.toThrow(/dollar/);
+    await expect(st`select E'\\'' || ${"x"}`).rejects.toThrow(/backslash/);
+    await expect(st`select ${undefined as unknown as string}`).rejects.toThrow(/undefined/);
+    const [a] = await admin`select name from public.organizations where id = ${orgA}`;
+    expect(a.name).not.toBe("pwned");
+  });
+
+  it("quotes, comments and ';' that close within the text are fine", async () => {
+    const [row] = await tenantStatement(one, job(orgA))`
+      select ${"a"} || 'it''s; fine' || ${"b"} as s, /* a /* nested */ comment */ ${1}::int as n -- to the end of the line
+      , "current_user"() as "who's"`;
+    expect(row).toEqual({ s: "ait's; fineb", n: 1, "who's": "authenticated" });
+  });
+
   it("values Postgres could not hold as text: NUL, NaN, Infinity, an invalid date", async () => {
     const st = tenantStatement(one, job(orgA));
     await expect(st`select ${"a\0b"}`).rejects.toBeInstanceOf(LiteralSqlError);
