@@ -9,8 +9,10 @@
 // for jobs that touch the database: plain pg-boss whose handler runs one statement on a pooled
 // connection, against the runner whose handler runs the same statement in its tenant context
 // (ratio_db on the last line). The runner's way for one statement is tenantStatement: the context
-// and the statement in one message, one round trip; ratio_db_tx is the same statement in a
-// request-context transaction (inTenantContext, for handlers that need several statements).
+// and the statement as prepared statements before one Sync, one round trip, on node-postgres;
+// ratio_db_pg is against the plain statement on node-postgres too (the driver's difference out);
+// ratio_db_tx is the same statement in a request-context transaction (inTenantContext, for
+// handlers that need several statements). BENCH_ROUNDS (9): the median of that many rounds.
 //   throughput: N jobs inserted at once, time from the insert to the last completion
 //   latency: jobs sent one at a time, enqueue (created_on) to start (started_on), from the job rows
 // BENCH_POOL: connections for the handlers' database work (10, as the worker's). A job's
@@ -20,18 +22,22 @@ import crypto from "node:crypto";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { DB_URL } from "../dev/stack/config.ts";
+import { batchLogWrites, flushLogWrites } from "../supabase/functions/_shared/log.ts";
 import { createMetrics } from "../worker/src/metrics.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../worker/src/registry.ts";
 import { OrganizationLiveness, runBatch, workOptions } from "../worker/src/runner.ts";
 import { inTenantContext } from "../worker/src/tenant-context.ts";
-import { tenantStatement } from "../worker/src/tenant-statement.ts";
+import { createStatementPool, tenantStatement } from "../worker/src/tenant-statement.ts";
 import { fmt, summarize } from "./stats.ts";
 
 const N = Number(process.env.BENCH_JOBS ?? 2000);
 const LATENCY_SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 300);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const log = (msg: string, f: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:queue", msg, ...f }));
+// The runner logs as in the worker process (worker/src/main.ts).
+batchLogWrites();
+process.on("exit", flushLogWrites);
 
 const tenantJob = defineJob({
   queue: "bench.tenant",
@@ -56,7 +62,7 @@ const tenantDbJob = defineJob({
   ...tenantJob,
   queue: "bench.tenant-db",
   async handler(ctx, data) {
-    await tenantStatement(ctx.sql, ctx.tenant!)`select count(*)::int as n from public.exercises where org_id = ${data.org_id}`;
+    await tenantStatement(ctx.pool, ctx.tenant!)`select count(*)::int as n from public.exercises where org_id = ${data.org_id}`;
   },
 });
 const tenantDbTxJob = defineJob({
@@ -68,7 +74,16 @@ const tenantDbTxJob = defineJob({
 });
 const plainQueue = "bench.plain";
 const plainDbQueue = "bench.plain-db";
-const QUEUES = [plainQueue, tenantJob.queue, tenantTxJob.queue, plainDbQueue, tenantDbJob.queue, tenantDbTxJob.queue];
+const plainDbPgQueue = "bench.plain-db-pg";
+const QUEUES = [
+  plainQueue,
+  tenantJob.queue,
+  tenantTxJob.queue,
+  plainDbQueue,
+  plainDbPgQueue,
+  tenantDbJob.queue,
+  tenantDbTxJob.queue,
+];
 
 const boss = new PgBoss({
   connectionString: DB_URL,
@@ -79,6 +94,7 @@ const boss = new PgBoss({
 });
 boss.on("error", (e) => log("pg-boss error", { error: String(e) }));
 const sql = postgres(DB_URL, { max: Number(process.env.BENCH_POOL ?? 10), onnotice: () => {} });
+const pool = createStatementPool(DB_URL, Number(process.env.BENCH_POOL ?? 10));
 await boss.start();
 try {
   for (const q of [...QUEUES, "bench.dead-letter"]) {
@@ -107,9 +123,19 @@ try {
     done += batch.length;
     return batch.map((j) => ({ id: j.id, status: "completed" as const }));
   });
+  // The same statement on node-postgres's pool, the driver tenantStatement runs on (a named
+  // prepared statement, as postgres.js prepares it): the baseline without the driver's difference.
+  const plainPg = "select count(*)::int as n from public.exercises where org_id = $1";
+  await boss.work(plainDbPgQueue, options, async (batch) => {
+    await Promise.all(
+      batch.map((j) => pool.query({ name: "bench_plain", text: plainPg, values: [(j.data as { org_id: string }).org_id] })),
+    );
+    done += batch.length;
+    return batch.map((j) => ({ id: j.id, status: "completed" as const }));
+  });
   for (const def of [tenantJob, tenantTxJob, tenantDbJob, tenantDbTxJob]) {
     await boss.work(def.queue, options, async (batch) => {
-      const results = await runBatch(def, batch as never, { sql, metrics, concurrency: {}, liveness });
+      const results = await runBatch(def, batch as never, { sql, pool, metrics, concurrency: {}, liveness });
       done += batch.length;
       return results;
     });
@@ -141,6 +167,7 @@ try {
   await throughput(tenantJob.queue);
   await throughput(tenantTxJob.queue);
   await throughput(plainDbQueue);
+  await throughput(plainDbPgQueue);
   await throughput(tenantDbJob.queue);
   await throughput(tenantDbTxJob.queue);
   // Statistics that reflect a busy queue (an empty table's would steer pg-boss's fetch to poor plans
@@ -150,6 +177,7 @@ try {
   const tenantRates: number[] = [];
   const txRates: number[] = [];
   const plainDbRates: number[] = [];
+  const plainDbPgRates: number[] = [];
   const tenantDbRates: number[] = [];
   const tenantDbTxRates: number[] = [];
   const plainLat: number[] = [];
@@ -159,6 +187,7 @@ try {
     tenantRates.push(await throughput(tenantJob.queue));
     txRates.push(await throughput(tenantTxJob.queue));
     plainDbRates.push(await throughput(plainDbQueue));
+    plainDbPgRates.push(await throughput(plainDbPgQueue));
     tenantDbRates.push(await throughput(tenantDbJob.queue));
     tenantDbTxRates.push(await throughput(tenantDbTxJob.queue));
     plainLat.push(...(await latency(plainQueue)));
@@ -170,6 +199,7 @@ try {
       tenant_jobs_per_s: Math.round(tenantRates.at(-1)!),
       tenant_tx_jobs_per_s: Math.round(txRates.at(-1)!),
       plain_db_jobs_per_s: Math.round(plainDbRates.at(-1)!),
+      plain_db_pg_jobs_per_s: Math.round(plainDbPgRates.at(-1)!),
       tenant_db_jobs_per_s: Math.round(tenantDbRates.at(-1)!),
       tenant_db_tx_jobs_per_s: Math.round(tenantDbTxRates.at(-1)!),
     });
@@ -179,6 +209,7 @@ try {
   const tenantRate = median(tenantRates);
   const txRate = median(txRates);
   const plainDbRate = median(plainDbRates);
+  const plainDbPgRate = median(plainDbPgRates);
   const tenantDbRate = median(tenantDbRates);
   const tenantDbTxRate = median(tenantDbTxRates);
   const pl = summarize(plainLat);
@@ -192,7 +223,8 @@ try {
       (txRate / plainRate).toFixed(2)
     })\n`,
   );
-  console.log(`plain + 1 stmt  ${plainDbRate.toFixed(0).padStart(6)}    (the statement on a pooled connection)`);
+  console.log(`plain + 1 stmt  ${plainDbRate.toFixed(0).padStart(6)}    (the statement on a pooled connection: postgres.js)`);
+  console.log(`plain + 1 stmt  ${plainDbPgRate.toFixed(0).padStart(6)}    (the same on node-postgres's pool: ratio_db_pg)`);
   console.log(
     `tenant + 1 stmt ${tenantDbRate.toFixed(0).padStart(6)}    (the same statement in the job's tenant context: tenantStatement)`,
   );
@@ -202,11 +234,14 @@ try {
   console.log(
     `ratio=${(tenantRate / plainRate).toFixed(2)} ratio_db=${(tenantDbRate / plainDbRate).toFixed(2)} ratio_db_tx=${
       (tenantDbTxRate / plainDbRate).toFixed(2)
-    } jobs_per_s=${tenantRate.toFixed(0)} jobs_per_s_db=${tenantDbRate.toFixed(0)} p50_ms=${fmt(tl.p50)}`,
+    } ratio_db_pg=${(tenantDbRate / plainDbPgRate).toFixed(2)} jobs_per_s=${tenantRate.toFixed(0)} jobs_per_s_db=${
+      tenantDbRate.toFixed(0)
+    } p50_ms=${fmt(tl.p50)}`,
   );
   await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
 } finally {
   await boss.stop({ graceful: false });
   for (const q of QUEUES) await sql`delete from pgboss.job where name = ${q}`.catch(() => {});
   await sql.end();
+  await pool.end();
 }

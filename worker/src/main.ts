@@ -1,12 +1,14 @@
 // The worker process: configuration from the environment, the registry's jobs, SIGTERM/SIGINT
 // for a graceful stop.
-import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import { batchLogWrites, createLogger, flushLogWrites } from "../../supabase/functions/_shared/log.ts";
 import { loadWorkerEnv } from "./env.ts";
 import { JOBS } from "./jobs/index.ts";
 import { isLostConnection, isWriteAfterClose } from "./process-errors.ts";
 import { startWorker } from "./worker.ts";
 
 const log = createLogger("worker");
+batchLogWrites();
+process.on("exit", flushLogWrites); // (process.exit below runs 'exit' handlers; pipes and files are written synchronously)
 process.on("unhandledRejection", (e) => {
   if (isLostConnection(e)) {
     log.warn("database connection lost while opening; the pool reconnects", { error: String(e) });

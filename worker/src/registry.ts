@@ -4,6 +4,7 @@
 // (enqueue.ts, _shared/jobs.ts) and from SQL (app.enqueue_job) use the same names; the worker
 // validates every payload with the schema before running it. Later features add their jobs to JOBS.
 import type { SupabaseClient } from "@supabase/supabase-js";
+import type pg from "pg";
 import type postgres from "postgres";
 import { z } from "zod";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
@@ -26,6 +27,8 @@ export interface JobOptions {
 
 export interface JobContext {
   sql: postgres.Sql;
+  /** Connections for tenantStatement (tenant-statement.ts): one statement in the job's context, one round trip. */
+  pool: pg.Pool;
   log: Logger;
   /** finalAttempt: no retry follows if this attempt fails (the job then goes to the dead-letter queue). */
   job: { id: string; queue: string; retryCount: number; finalAttempt: boolean; signal: AbortSignal };

@@ -6,6 +6,7 @@
 // holding jobs.manage are notified of the last failure (job.failed).
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { JobResult, JobWithMetadata, PgBoss } from "pg-boss";
+import type pg from "pg";
 import type postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -19,6 +20,8 @@ const log = createLogger("worker");
 
 export interface RunnerOptions {
   sql: postgres.Sql;
+  /** Connections for tenantStatement (node-postgres: one statement in a job's context per round trip). */
+  pool: pg.Pool;
   supabase?: SupabaseClient | null;
   metrics: Metrics;
   concurrency: Record<string, number>;
@@ -149,6 +152,7 @@ export async function runOne(
     const output = await untilExpired(
       def.handler({
         sql: opts.sql,
+        pool: opts.pool,
         log: jlog,
         job: {
           id: job.id,

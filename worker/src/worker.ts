@@ -5,6 +5,7 @@ import http from "node:http";
 import { createClient } from "@supabase/supabase-js";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { PgBoss } from "pg-boss";
+import type pg from "pg";
 import postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import type { WorkerEnv } from "./env.ts";
@@ -12,12 +13,14 @@ import { createMetrics } from "./metrics.ts";
 import { ensureQueues } from "./queues.ts";
 import type { JobDefinition } from "./registry.ts";
 import { OrganizationLiveness, startWorkers } from "./runner.ts";
+import { createStatementPool } from "./tenant-statement.ts";
 
 const log = createLogger("worker");
 
 export interface Worker {
   boss: PgBoss;
   sql: postgres.Sql;
+  pool: pg.Pool;
   port: number;
   stop(): Promise<void>;
 }
@@ -42,6 +45,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
     onnotice: () => {},
     connection: { application_name: "saas-backend-worker-jobs" },
   });
+  const pool = createStatementPool(env.DATABASE_URL);
   await boss.start();
   await ensureQueues(boss, jobs);
   if (env.WORKER_SCHEDULES === "on") {
@@ -59,6 +63,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
     : null;
   await startWorkers(boss, jobs, {
     sql,
+    pool,
     supabase,
     metrics,
     concurrency: env.WORKER_CONCURRENCY,
@@ -98,6 +103,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   return {
     boss,
     sql,
+    pool,
     port,
     stop() {
       stopping ??= (async () => {
@@ -106,6 +112,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
         await boss.stop({ graceful: true, timeout: env.WORKER_SHUTDOWN_GRACE_SECONDS * 1000 });
         server.close();
         await sql.end({ timeout: 5 });
+        await pool.end();
         log.info("worker stopped");
       })();
       return stopping;

@@ -28,7 +28,7 @@ export const filesThumbnail = defineJob({
   async handler(ctx, data) {
     // The file is read in the organization's request context: a payload naming another
     // organization's file finds nothing.
-    const [file] = await tenantStatement(ctx.sql, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
+    const [file] = await tenantStatement(ctx.pool, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
       select object_path, declared_mime from public.files
       where id = ${data.file_id} and status = 'clean' and declared_mime like 'image/%'`;
     if (!file) return { skipped: "not a clean image of this organization" };
@@ -111,7 +111,7 @@ export const filesExtractText = defineJob({
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
   async handler(ctx, data) {
-    const [file] = await tenantStatement(ctx.sql, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
+    const [file] = await tenantStatement(ctx.pool, ctx.tenant!)<{ object_path: string; declared_mime: string }[]>`
       select object_path, declared_mime from public.files where id = ${data.file_id} and status = 'clean'`;
     if (!file || !EXTRACTABLE.has(file.declared_mime)) return { skipped: "not a clean extractable file of this organization" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
