@@ -54,26 +54,35 @@ export function tenantStatement(pool: pg.Pool, job: TenantJob) {
   ): Promise<T> => {
     const at = values.indexOf(undefined as never);
     if (at >= 0) throw new TypeError(`tenantStatement: value ${at + 1} is undefined (pass null for SQL NULL)`);
+    // Serialized before anything is sent: a value that cannot be (a circular object) fails here,
+    // not half-way through writing the pipeline.
+    const parameters = values.map((v) => prepareValue(v));
     const statement = statementOf(strings);
     const client = await pool.connect();
+    // A checked-out client that loses its connection emits 'error'; unheard, that would be an
+    // uncaught exception taking the whole worker down. The statement itself fails through the query.
     let lost: Error | undefined;
+    const onError = (e: Error) => (lost = e);
+    client.on("error", onError);
     try {
       const result = await new Promise<pg.QueryResult>((resolve, reject) =>
         client.query(
           new StatementInContext(
             context,
             statement,
-            values,
+            parameters,
             (e, r) => (e ? reject(e) : resolve(r!)),
           ) as unknown as pg.Submittable,
         )
       );
       return result.rows as unknown as T;
     } catch (e) {
-      // A Postgres error (it has a SQLSTATE code) leaves the connection usable; anything else may not.
-      if (!(e instanceof pg.DatabaseError)) lost = e as Error;
+      // A Postgres error in the statement leaves the connection usable; anything else, or a
+      // FATAL one (the server ending the session), may not.
+      if (!(e instanceof pg.DatabaseError) || e.severity === "FATAL" || e.severity === "PANIC") lost ??= e as Error;
       throw e;
     } finally {
+      client.removeListener("error", onError);
       client.release(lost);
     }
   };
@@ -102,7 +111,7 @@ const parsedOn = new WeakMap<object, Set<string>>();
 
 type Connection = {
   parse(q: { name: string; text: string }): void;
-  bind(q: { statement: string; values: readonly unknown[]; valueMapper?: unknown }): void;
+  bind(q: { statement: string; values: readonly unknown[] }): void;
   describe(q: { type: "P"; name: string }): void;
   execute(q: { portal: string }): void;
   close(q: { type: "S"; name: string }): void;
@@ -112,7 +121,7 @@ type Connection = {
 type Field = { name: string; dataTypeID: number; format: string };
 
 // node-postgres's own result builder (type parsers) and parameter serialization (Date, Buffer,
-// arrays, JSON), as client.query uses them; not in @types/pg.
+// arrays, JSON: what client.query sends); not in @types/pg.
 const internals = pg as unknown as {
   Result: new () => {
     rows: Record<string, unknown>[];
@@ -160,16 +169,11 @@ class StatementInContext {
           connection.close({ type: "S", name: statement.name });
           connection.parse(statement);
         }
-        connection.bind({ statement: statement.name, values, valueMapper: prepareValue });
+        connection.bind({ statement: statement.name, values });
         if (statement === this.#statement) connection.describe({ type: "P", name: "" });
         connection.execute({ portal: "" });
       }
       connection.sync();
-    } catch (e) {
-      // (a value node-postgres cannot serialize: nothing was sent but what the cork holds, and a
-      // Sync closes it)
-      connection.sync();
-      return e as Error;
     } finally {
       connection.stream.uncork?.();
     }
