@@ -7,23 +7,14 @@
 import crypto from "node:crypto";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dispatchBatch } from "../../supabase/functions/notification-dispatch/dispatch.ts";
-import { createLogger } from "../../supabase/functions/_shared/log.ts";
-import { redisRateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
-import { lazyPublisher } from "../../supabase/functions/_shared/realtime/publisher.ts";
-import { Redis } from "@upstash/redis";
+import { dispatchOnce, servicePublisher, stackRateLimiter } from "../helpers/dispatch.ts";
 import { adminSql, apiSql, createUser, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
 
 const MEMBERS = 40;
 const admin = adminSql();
 const api = apiSql(8);
-const publish = lazyPublisher({
-  url: `mqtt://${HOST}:${PORTS.mqtt}`,
-  password: secrets().serviceRoleKey,
-  name: "dispatch-lanes-test",
-  timeoutMs: 5000,
-});
-const limiter = redisRateLimiter(new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken }));
+const publish = servicePublisher("dispatch-lanes-test");
+const limiter = stackRateLimiter();
 let org: string;
 let listener: mqtt.MqttClient;
 const received: string[] = [];
@@ -59,19 +50,8 @@ async function makeBatch(title: string): Promise<string> {
   });
 }
 
-function dispatch(batchId: string, opts: { chunk: number; lanes: number }) {
-  const req = new Request("http://functions.local/notification-dispatch", {
-    method: "POST",
-    body: JSON.stringify({ type: "SWEEP", table: "notifications", schema: "public", batch_id: batchId }),
-  });
-  const requestId = crypto.randomUUID();
-  const ctx = {
-    requestId,
-    log: createLogger("dispatch-lanes-test", { request_id: requestId }),
-    caller: { kind: "service" as const },
-  };
-  return dispatchBatch(req, ctx, { sql: api, publish, limiter, ...opts });
-}
+const dispatch = (batchId: string, opts: { chunk: number; lanes: number }) =>
+  dispatchOnce(batchId, { sql: api, publish, limiter, ...opts });
 
 async function outcome(batchId: string) {
   const ids = (await admin<{ id: string }[]>`select id from public.notifications where batch_id = ${batchId}`).map((r) => r.id);

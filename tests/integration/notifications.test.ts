@@ -43,14 +43,16 @@ const mailTo = async (email: string) =>
     headers: Record<string, string>;
   }[];
 
-async function inbox(userId: string, org: string) {
+/** What a member receives on a topic, signed in with their own access token. */
+async function listenAs(userId: string, topic: string) {
   const { token } = await tokenFor(admin, userId);
   const c = connectRealtime({ url: `mqtt://${HOST}:${PORTS.mqtt}`, password: token, username: "user" });
   open.push(c);
   const got: Envelope[] = [];
-  await c.subscribe(topics.notifications(org, userId), (e) => void got.push(e));
+  await c.subscribe(topic, (e) => void got.push(e));
   return got;
 }
+const inbox = (userId: string, org: string) => listenAs(userId, topics.notifications(org, userId));
 
 async function restartService(name: string, whileDown: () => Promise<void>) {
   const svc = services(secrets()).find((s) => s.name === name)!;
@@ -125,6 +127,60 @@ describe("sending to a role", () => {
       .toEqual([]);
     expect(await asUser(u.s1.id, (tx) => tx`update public.notifications set read_at = now() where id = ${n.id} returning 1`))
       .toHaveLength(1);
+  });
+});
+
+describe("sending an announcement to a role's audience", () => {
+  it("goes out once on the role's topic, which only that role's members read; each resolves it to their own notification", async () => {
+    const listen = (userId: string, org: string, role: string) => listenAs(userId, topics.roleNotifications(org, role));
+    const [s1, s2] = await Promise.all([listen(u.s1.id, orgA, "student"), listen(u.s2.id, orgA, "student")]);
+    const s1Own = await inbox(u.s1.id, orgA);
+    await expect(listen(u.teacher.id, orgA, "student")).rejects.toMatchObject({ code: "subscription_refused" });
+    await expect(listen(u.ownerB.id, orgA, "student")).rejects.toMatchObject({ code: "subscription_refused" });
+
+    const [{ batch_id, created }] = await send(u.teacher.id, {
+      org: orgA,
+      type: "announcement.broadcast",
+      title: "Assembly",
+      body: "At ten.",
+    });
+    expect(created).toBe(2);
+    await waitUntil("both students' message", async () => s1.length === 1 && s2.length === 1, 10_000, 20);
+    expect(s1[0]).toMatchObject({
+      id: batch_id,
+      type: "announcement.broadcast",
+      org_id: orgA,
+      data: { title: "Assembly", body: "At ten.", batch_id },
+    });
+    // the client resolves the batch to its own notification (RLS shows it only theirs), and marks it read
+    const mine = await asUser(
+      u.s1.id,
+      (tx) => tx`select id, recipient_id from public.notifications where batch_id = ${s1[0].id}`,
+    );
+    expect(mine).toEqual([{ id: expect.any(String), recipient_id: u.s1.id }]);
+    expect(
+      await asUser(u.s1.id, (tx) => tx`update public.notifications set read_at = now() where id = ${mine[0].id} returning 1`),
+    )
+      .toHaveLength(1);
+    const audience = await waitUntil(
+      "the audience delivery recorded",
+      async () => {
+        const [row] = await asUser(
+          u.s1.id,
+          (tx) =>
+            tx`select status, roles::text[] as roles from public.notification_audience_deliveries where batch_id = ${batch_id}`,
+        );
+        return row?.status === "sent" ? row : null;
+      },
+      10_000,
+      50,
+    );
+    expect(audience).toEqual({ status: "sent", roles: ["student"] });
+    // e-mail is still each recipient's own
+    await waitUntil("s1's e-mail", async () => (await mailTo(u.s1.email)).some((m) => m.subject === "Assembly"), 15_000, 100);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s1).toHaveLength(1);
+    expect(s1Own.filter((e) => e.type === "announcement.broadcast")).toEqual([]);
   });
 });
 

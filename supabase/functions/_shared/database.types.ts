@@ -347,6 +347,26 @@ isOneToOne: false
       referencedColumns: ["key"]
     }
                   ]
+                },"notification_audience_deliveries": {
+                  Row: {
+                    "attempts": number,"batch_id": string,"created_at": string,"delivered_at": string | null,"last_error": string | null,"next_attempt_at": string,"org_id": string,"recipients": number,"roles": (Database["public"]['Enums']["org_role"])[],"status": string
+                  }
+                  ComputedFields: never
+                  Insert: {
+                    "attempts"?: number,"batch_id": string,"created_at"?: string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"org_id": string,"recipients": number,"roles": (Database["public"]['Enums']["org_role"])[],"status"?: string
+                  }
+                  Update: {
+                    "attempts"?: number,"batch_id"?: string,"created_at"?: string,"delivered_at"?: string | null,"last_error"?: string | null,"next_attempt_at"?: string,"org_id"?: string,"recipients"?: number,"roles"?: (Database["public"]['Enums']["org_role"])[],"status"?: string
+                  }
+                  Relationships: [
+                    {
+      foreignKeyName: "notification_audience_deliveries_org_id_fkey"
+      columns: ["org_id"]
+isOneToOne: false
+      referencedRelation: "organizations"
+      referencedColumns: ["id"]
+    }
+                  ]
                 },"notification_deliveries": {
                   Row: {
                     "attempts": number,"batch_id": string,"channel": string,"delivered_at": string | null,"digest": boolean,"last_error": string | null,"next_attempt_at": string,"notification_id": string,"org_id": string,"status": string
@@ -435,14 +455,14 @@ isOneToOne: false
                   ]
                 },"notification_types": {
                   Row: {
-                    "default_channels": (string)[],"default_priority": string,"description": string,"key": string
+                    "audience_delivery": boolean,"default_channels": (string)[],"default_priority": string,"description": string,"key": string
                   }
                   ComputedFields: never
                   Insert: {
-                    "default_channels": (string)[],"default_priority"?: string,"description": string,"key": string
+                    "audience_delivery"?: boolean,"default_channels": (string)[],"default_priority"?: string,"description": string,"key": string
                   }
                   Update: {
-                    "default_channels"?: (string)[],"default_priority"?: string,"description"?: string,"key"?: string
+                    "audience_delivery"?: boolean,"default_channels"?: (string)[],"default_priority"?: string,"description"?: string,"key"?: string
                   }
                   Relationships: [
                     

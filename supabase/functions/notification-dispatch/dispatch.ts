@@ -12,6 +12,7 @@ import type { ServiceCaller } from "../_shared/auth.ts";
 import { asService } from "../_shared/db.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import { enqueueJob } from "../_shared/jobs.ts";
+import type { Logger } from "../_shared/log.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
 import { type Envelope, Envelope as EnvelopeSchema } from "../_shared/realtime/envelope.ts";
 import type { Publish } from "../_shared/realtime/publisher.ts";
@@ -73,6 +74,11 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   );
   if (!tier) return Response.json({ batch_id, mqtt_sent: 0, reason: "no such batch" });
   let deferred = 0;
+  // A batch sent to its audience goes out first, as one message per role; a batch it cannot reach
+  // that way gets per-recipient deliveries, which the lanes below send.
+  const audience = await dispatchAudience(batch_id, tier, ctx.requestId, deps, service, log);
+  sent += audience.sent;
+  retrying += audience.retrying;
   // Where the time goes, for the log line (summed over lanes): claiming, asking the rate limiter,
   // publishing, recording.
   const ms = { claim: 0, limit: 0, publish: 0, record: 0 };
@@ -168,7 +174,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       })
     );
   }
-  if (sent) {
+  if (sent && !audience.retrying) {
     await deps.publish(
       topics.events(tier.org_id),
       EnvelopeSchema.parse({
@@ -186,6 +192,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
     mqtt_sent: sent,
     mqtt_retrying: retrying,
     mqtt_deferred: deferred,
+    mqtt_audience: audience.outcome,
     email_pending: email?.n ?? 0,
     ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])),
   });
@@ -194,18 +201,101 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
     mqtt_sent: sent,
     mqtt_retrying: retrying,
     mqtt_deferred: deferred,
+    mqtt_audience: audience.outcome,
     email_pending: email?.n ?? 0,
   }, { status: retrying ? 503 : 200 });
 }
 
-function envelopeOf(n: BatchContent, notificationId: string, correlationId: string): Envelope {
+/** A recipient's envelope: its id is their notification's. An audience's: its id is the batch's, in data too. */
+function envelopeOf(n: BatchContent, id: string, correlationId: string, batchId?: string): Envelope {
   return {
     v: 1,
-    id: notificationId,
+    id,
     ts: new Date(n.created_at).toISOString(),
     type: n.type,
     org_id: n.org_id,
     correlation_id: correlationId,
-    data: { title: n.title, body: n.body, priority: n.priority, ...n.data },
+    data: { title: n.title, body: n.body, priority: n.priority, ...n.data, ...(batchId ? { batch_id: batchId } : {}) },
   };
+}
+
+type AudienceOutcome = "none" | "sent" | "retrying" | "expanded" | "failed";
+
+/**
+ * The batch's audience delivery, if it has one due: claimed under a row lock, published once per
+ * role, recorded as sent. It becomes per-recipient deliveries (status `expanded`) when a recipient
+ * is over their rate limit (or the organization over its budget, or the limiter is away) or no
+ * longer holds a role it went to: those are the cases where one message for everyone would not
+ * say what each recipient's own delivery would. Tokens already taken for the batch are not given
+ * back, so a recipient's limit may count it twice: deferred sooner, never lost.
+ */
+async function dispatchAudience(
+  batchId: string,
+  tier: BatchContent,
+  correlationId: string,
+  deps: DispatchDeps,
+  service: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
+  log: Logger,
+): Promise<{ sent: number; retrying: number; outcome: AudienceOutcome }> {
+  return await service(async (tx) => {
+    const [row] = await tx<{ roles: string[]; attempts: number }[]>`
+      select roles::text[] as roles, attempts from public.notification_audience_deliveries
+      where batch_id = ${batchId} and status = 'pending' and next_attempt_at <= now()
+      for update skip locked`;
+    if (!row) return { sent: 0, retrying: 0, outcome: "none" as const };
+    const recipients = await tx<{ recipient_id: string; covered: boolean }[]>`
+      select n.recipient_id, coalesce(m.role::text = any (${row.roles}::text[]), false) as covered
+      from public.notifications n
+      left join public.organization_members m on m.org_id = n.org_id and m.user_id = n.recipient_id
+      where n.batch_id = ${batchId}`;
+    const expand = async (reason: string) => {
+      await tx`insert into public.notification_deliveries (notification_id, org_id, batch_id, channel)
+               select n.id, n.org_id, n.batch_id, 'mqtt' from public.notifications n where n.batch_id = ${batchId}
+               on conflict do nothing`;
+      await tx`update public.notification_audience_deliveries set status = 'expanded', last_error = ${reason}
+               where batch_id = ${batchId}`;
+      log.info("audience delivery expanded to recipients", { reason, recipients: recipients.length });
+      return { sent: 0, retrying: 0, outcome: "expanded" as const };
+    };
+    if (!recipients.length) {
+      await tx`update public.notification_audience_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now()
+               where batch_id = ${batchId}`;
+      return { sent: 0, retrying: 0, outcome: "sent" as const };
+    }
+    if (recipients.some((r) => !r.covered)) return await expand("recipient_changed_role");
+    // Rate limits are taken on the first attempt only: a retry is the same delivery.
+    if (row.attempts === 0) {
+      try {
+        const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, recipients.length, tier.per_minute);
+        if (orgGrant < recipients.length) return await expand("rate_limited");
+        const perUser = await deps.limiter.takeEach(
+          recipients.map((r) => `notify:user:${r.recipient_id}`),
+          PER_RECIPIENT_PER_MINUTE,
+        );
+        if (perUser.some((ok) => !ok)) return await expand("rate_limited");
+      } catch (e) {
+        log.warn("rate limiter unavailable, audience delivery goes per recipient", { error: String(e) });
+        return await expand("rate_limiter_unavailable");
+      }
+    }
+    const envelope = envelopeOf(tier, batchId, correlationId, batchId);
+    const outcomes = await Promise.allSettled(
+      row.roles.map((role) => deps.publish(topics.roleNotifications(tier.org_id, role), envelope)),
+    );
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (!failure) {
+      await tx`update public.notification_audience_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
+               where batch_id = ${batchId}`;
+      return { sent: recipients.length, retrying: 0, outcome: "sent" as const };
+    }
+    // Roles already published get the message again on retry: the envelope's id (the batch's) lets clients drop it.
+    const [after] = await tx<{ status: string }[]>`
+      update public.notification_audience_deliveries set attempts = attempts + 1, last_error = ${
+      String(failure.reason).slice(0, 500)
+    },
+             status = case when attempts + 1 >= 10 then 'failed' else 'pending' end,
+             next_attempt_at = now() + make_interval(secs => least(5 * power(2, attempts), 600)::int)
+      where batch_id = ${batchId} returning status`;
+    return { sent: 0, retrying: recipients.length, outcome: after.status === "failed" ? "failed" as const : "retrying" as const };
+  });
 }

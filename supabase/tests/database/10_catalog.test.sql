@@ -41,7 +41,7 @@ select is_empty($$
     and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgfoid = 'app.audit_record_change'::regproc)
     -- a send fans out to thousands of rows: app.notify writes one audit entry per send instead (23_notification_rules);
     -- analytics events are an append-only log themselves; roll-ups and usage are computed from the data
-    and c.relname not in ('notifications', 'notification_deliveries', 'analytics_events', 'analytics_hourly', 'analytics_daily', 'usage_daily')
+    and c.relname not in ('notifications', 'notification_deliveries', 'notification_audience_deliveries', 'analytics_events', 'analytics_hourly', 'analytics_daily', 'usage_daily')
 $$, 'every tenant table is audited (notifications once per send; analytics is a log of its own)');
 
 select is_empty($$

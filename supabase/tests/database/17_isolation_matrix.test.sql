@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4 + 25 * 16);
+select plan(4 + 26 * 16);
 
 select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test', 'teacher@ma.test', 'owner@mb.test',
                                               'member@mb.test', 'outsider@m.test']) e;
@@ -45,6 +45,7 @@ select org_id, id, 1, object_path, size_bytes, sha256 from public.files where or
 insert into public.file_texts (file_id, org_id, content) select id, org_id, 'notes' from public.files where org_id in ((select a from o), (select b from o));
 -- notifications to everyone (with their deliveries), a preference and a template in each organization
 select app.notify(org, 'announcement.posted', 'Hello', 'Welcome', '{}', '{"everyone": true}') from unnest(array[(select a from o), (select b from o)]) org;
+select app.notify(org, 'announcement.broadcast', 'Hello all', 'Welcome', '{}', '{"everyone": true}') from unnest(array[(select a from o), (select b from o)]) org;
 insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
 select org_id, user_id, '*', 'email', false from public.organization_members where org_id in ((select a from o), (select b from o));
 insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
@@ -74,7 +75,7 @@ where c.relkind in ('r', 'p') and n.nspname in ('public', 'audit')
   and (c.oid = 'public.organizations'::regclass
        or exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped));
 grant select on tenant_tables to authenticated, anon, service_role;
-select is((select count(*)::int from tenant_tables), 25, 'the matrix covers every tenant table');
+select is((select count(*)::int from tenant_tables), 26, 'the matrix covers every tenant table');
 
 -- Runs one statement as the current role: 'denied' when refused or when it touched no row,
 -- 'allowed' when it touched rows, 'error <code>' for anything else (which fails the matrix).

@@ -39,6 +39,10 @@ create temp table topics as
     format('org/%s/events', s.a),
     format('org/%s/users/%s/notifications', s.a, tests.user_id('student@em.test')),
     format('org/%s/users/%s/notifications', s.a, tests.user_id('teacher@em.test')),
+    format('org/%s/roles/student/notifications', s.a),
+    format('org/%s/roles/teacher/notifications', s.a),
+    format('org/%s/roles/owner/notifications', s.a),
+    format('org/%s/roles/student/notifications', s.b),
     format('org/%s/exercise/%s/control', s.a, s.exercise),
     format('org/%s/exercise/%s/control', s.a, gen_random_uuid()),
     format('org/%s/exercise/%s/team/%s/feeds/gps', s.a, s.exercise, s.red),
@@ -67,7 +71,7 @@ create temp table answers as
          pg_temp.emqx_allows(p.kind || ':' || p.id, t.t, a.access) as emqx
   from principals p, topics t, unnest(array['write', 'subscribe']) a(access);
 
-select is((select count(*)::int from answers), 6 * 16 * 2, 'every principal, topic and access is compared');
+select is((select count(*)::int from answers), 6 * 20 * 2, 'every principal, topic and access is compared');
 select isnt((select count(*)::int from answers where policy), 0, 'the sample has allowed answers');
 select isnt((select count(*)::int from answers where not policy), 0, 'and refused ones');
 select is_empty($$ select kind, topic, access, policy, emqx from answers where policy <> emqx $$,

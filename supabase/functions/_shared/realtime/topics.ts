@@ -4,6 +4,7 @@
 import { z } from "zod";
 
 const Id = z.uuid();
+const Role = z.enum(["owner", "admin", "teacher", "student"]);
 const FeedType = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "feed types are 1-64 letters, digits, _ . -");
 
 export type TopicKind = "health" | "events" | "notifications" | "control" | "feed";
@@ -12,6 +13,8 @@ export const topics = {
   health: () => "system/health",
   events: (orgId: string) => `org/${Id.parse(orgId)}/events`,
   notifications: (orgId: string, userId: string) => `org/${Id.parse(orgId)}/users/${Id.parse(userId)}/notifications`,
+  /** A role's audience topic: notifications of types with audience delivery, one message for all of the role's members. */
+  roleNotifications: (orgId: string, role: string) => `org/${Id.parse(orgId)}/roles/${Role.parse(role)}/notifications`,
   control: (orgId: string, exerciseId: string) => `org/${Id.parse(orgId)}/exercise/${Id.parse(exerciseId)}/control`,
   feed: (orgId: string, exerciseId: string, teamId: string, feedType: string) =>
     `org/${Id.parse(orgId)}/exercise/${Id.parse(exerciseId)}/team/${Id.parse(teamId)}/feeds/${FeedType.parse(feedType)}`,
@@ -22,6 +25,7 @@ const PATTERNS: [TopicKind, RegExp][] = [
   ["health", /^system\/health$/],
   ["events", new RegExp(`^org/(${UUID})/events$`)],
   ["notifications", new RegExp(`^org/(${UUID})/users/${UUID}/notifications$`)],
+  ["notifications", new RegExp(`^org/(${UUID})/roles/(?:owner|admin|teacher|student)/notifications$`)],
   ["control", new RegExp(`^org/(${UUID})/exercise/${UUID}/control$`)],
   ["feed", new RegExp(`^org/(${UUID})/exercise/${UUID}/team/${UUID}/feeds/[A-Za-z0-9_.-]{1,64}$`)],
 ];
