@@ -14,7 +14,7 @@ import { STATE } from "../../dev/stack/config.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { launchChromium, watchFailures } from "../helpers/browser.ts";
 import { linkIn, mailTo } from "../helpers/mail.ts";
-import { adminSql, API_URL, HOST, PORTS, secrets, tokenFor } from "../helpers/stack.ts";
+import { adminSql, API_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const CONSOLE = `http://${HOST}:${PORTS.console}`;
 const SHOTS = path.join(STATE, "screenshots");
@@ -310,6 +310,21 @@ describe("the reference console in Chromium", () => {
     );
     await page.getByRole("cell", { name: title, exact: true }).waitFor({ timeout: 15_000 });
     expect(await page.locator("b").count()).toBe(0);
+    // an announcement with audience delivery comes once on the students' role topic; the page shows it live too
+    const broadcast = `Assembly ${crypto.randomUUID().slice(0, 6)}`;
+    const [{ batch_id }] = await withRequestContext(
+      admin,
+      { role: "authenticated", claims: (await tokenFor(admin, owner.id)).claims },
+      (tx) =>
+        tx`select batch_id from public.send_notification(${org}, 'announcement.broadcast', ${broadcast}, 'At ten', '{}'::jsonb, '{"role": "student"}'::jsonb)`,
+    );
+    await page.getByRole("cell", { name: broadcast, exact: true }).waitFor({ timeout: 15_000 });
+    await waitUntil(
+      "the audience delivery recorded",
+      async () =>
+        (await admin`select status from public.notification_audience_deliveries where batch_id = ${batch_id}`)[0]?.status ===
+          "sent",
+    );
     await accessible(page, "inbox");
     await page.getByRole("button", { name: `Mark "${title}" read` }).click();
     await page.getByRole("cell", { name: "read", exact: true }).waitFor();

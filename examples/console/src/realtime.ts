@@ -6,10 +6,15 @@ import type { Envelope } from "../../../supabase/functions/_shared/realtime/enve
 import type { App } from "./app.ts";
 
 /**
- * Subscribes to `topic`; `onReady` runs once the broker has granted the subscription (and again
- * after a reconnect), so a screen can catch up with what happened before it listened.
+ * Subscribes to `topic` (or several); `onReady` runs once the broker has granted every
+ * subscription (and again after a reconnect), so a screen can catch up with what happened before it listened.
  */
-export async function subscribeLive(app: App, topic: string, onEnvelope: (e: Envelope) => void, onReady?: () => void) {
+export async function subscribeLive(
+  app: App,
+  topic: string | string[],
+  onEnvelope: (e: Envelope) => void,
+  onReady?: () => void,
+) {
   const { data } = await app.supabase.auth.getSession();
   const session = data.session;
   if (!session) return () => {};

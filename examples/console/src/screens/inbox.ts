@@ -33,7 +33,14 @@ export async function inboxScreen(app: App, root: HTMLElement) {
   };
   root.append(el("h2", {}, "Inbox"), live, list, await preferencesForm(app, org, session.session.user.id));
   await render();
-  await subscribeLive(app, topics.notifications(org, session.session.user.id), () => void render(), () => {
+  // A notification comes on the member's own topic, or, for types with audience delivery, once for
+  // everyone of their role on the role's topic (its id is the batch's): either way it is already a
+  // row of theirs, so the inbox reads it from the database.
+  const { data: member } = await app.supabase.from("organization_members").select("role")
+    .eq("org_id", org).eq("user_id", session.session.user.id).maybeSingle();
+  const liveTopics = [topics.notifications(org, session.session.user.id)];
+  if (member) liveTopics.push(topics.roleNotifications(org, member.role));
+  await subscribeLive(app, liveTopics, () => void render(), () => {
     live.textContent = "Live updates on.";
     void render();
   });
