@@ -59,6 +59,7 @@ declare
   origin record;
   turned_off jsonb;
   targets uuid[];
+  target_roles public.org_role[];
   to_audience boolean;
 begin
   select * into kind from public.notification_types t where t.key = notification_type;
@@ -104,7 +105,7 @@ begin
         where p.org_id = org and p.type in (kind.key, '*')
         order by p.user_id, p.channel, p.type = '*') c;
 
-  select coalesce(array_agg(m.user_id), '{}') into targets
+  select coalesce(array_agg(m.user_id), '{}'), array_agg(distinct m.role order by m.role) into targets, target_roles
   from public.organization_members m
   join public.organizations o on o.id = m.org_id and o.deleted_at is null
   where m.org_id = org
@@ -116,10 +117,12 @@ begin
   to_audience := kind.audience_delivery and 'mqtt' = any (kind.default_channels) and cardinality(targets) > 0
     and not (recipients ? 'user_ids' or recipients ? 'permission')
     and not exists (select 1 from unnest(targets) t(user_id) where turned_off ? (t.user_id::text || '/mqtt'))
+    -- per recipient, a primary key probe (as in the fan-out below): a join on the organization's
+    -- settings would meet a nested loop over both sets when the statistics call the organization small
     and (prio = 'urgent' or not exists (
-           select 1 from public.notification_settings s
-           where s.org_id = org and s.quiet_start is not null and s.user_id in (select unnest(targets))
-             and app.quiet_until(org, s.user_id) is not null))
+           select 1 from unnest(targets) t(user_id)
+           join public.notification_settings s on s.org_id = org and s.user_id = t.user_id
+           where s.quiet_start is not null and app.quiet_until(org, s.user_id) is not null))
     and (notify.idempotency_key is null or not exists (
            select 1 from public.notifications n where n.org_id = org and n.idempotency_key = notify.idempotency_key));
 
@@ -154,9 +157,7 @@ begin
 
   if created > 0 and to_audience then
     insert into public.notification_audience_deliveries (batch_id, org_id, roles, recipients)
-    select notify.batch_id, org, array_agg(distinct m.role order by m.role), notify.created
-    from public.organization_members m
-    where m.org_id = org and m.user_id in (select unnest(targets));
+    values (notify.batch_id, org, target_roles, notify.created);
   end if;
 
   if created > 0 then

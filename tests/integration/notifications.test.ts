@@ -135,6 +135,8 @@ describe("sending an announcement to a role's audience", () => {
     const listen = (userId: string, org: string, role: string) => listenAs(userId, topics.roleNotifications(org, role));
     const [s1, s2] = await Promise.all([listen(u.s1.id, orgA, "student"), listen(u.s2.id, orgA, "student")]);
     const s1Own = await inbox(u.s1.id, orgA);
+    // a student's wildcards inside the organization: every delivery is judged as a read of its own topic
+    const s2Wild = await listenAs(u.s2.id, `org/${orgA}/roles/+/notifications`);
     await expect(listen(u.teacher.id, orgA, "student")).rejects.toMatchObject({ code: "subscription_refused" });
     await expect(listen(u.ownerB.id, orgA, "student")).rejects.toMatchObject({ code: "subscription_refused" });
 
@@ -178,8 +180,22 @@ describe("sending an announcement to a role's audience", () => {
     expect(audience).toEqual({ status: "sent", roles: ["student"] });
     // e-mail is still each recipient's own
     await waitUntil("s1's e-mail", async () => (await mailTo(u.s1.email)).some((m) => m.subject === "Assembly"), 15_000, 100);
+    // to the teachers: their topic, which no student's subscription brings them
+    const [toTeachers] = await send(u.teacher.id, {
+      org: orgA,
+      type: "announcement.broadcast",
+      title: "Staff meeting",
+      recipients: { role: "teacher" },
+    });
+    await waitUntil(
+      "the teachers' delivery recorded",
+      async () =>
+        (await admin`select status from public.notification_audience_deliveries where batch_id = ${toTeachers.batch_id}`)[0]
+          ?.status === "sent",
+    );
     await new Promise((r) => setTimeout(r, 300));
     expect(s1).toHaveLength(1);
+    expect(s2Wild.map((e) => e.id)).toEqual([batch_id]);
     expect(s1Own.filter((e) => e.type === "announcement.broadcast")).toEqual([]);
   });
 });

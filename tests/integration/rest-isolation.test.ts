@@ -96,6 +96,7 @@ async function seed(org: string, ownerId: string, memberId: string, tag: string)
               select org_id, id, 1, object_path, size_bytes, sha256 from public.files where org_id = ${org}`;
   await admin`insert into public.file_texts (file_id, org_id, content) select id, org_id, 'notes' from public.files where org_id = ${org}`;
   await admin`select app.notify(${org}, 'announcement.posted', 'Hello', 'Welcome', '{}', '{"everyone": true}')`;
+  await admin`select app.notify(${org}, 'announcement.broadcast', 'Hello all', 'Welcome', '{}', '{"everyone": true}')`;
   await admin`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
               select org_id, user_id, '*', 'email', false from public.organization_members where org_id = ${org}`;
   await admin`insert into public.notification_settings (org_id, user_id, quiet_start, quiet_end)
@@ -122,7 +123,9 @@ beforeAll(async () => {
   await waitUntil(
     "B's deliveries settled",
     async () =>
-      (await admin`select 1 from public.notification_deliveries where org_id = ${orgB} and status = 'pending'`).length === 0,
+      (await admin`select 1 from public.notification_deliveries where org_id = ${orgB} and status = 'pending'
+                   union all select 1 from public.notification_audience_deliveries where org_id = ${orgB} and status = 'pending'`)
+        .length === 0,
     20_000,
   );
   for (const u of Object.values(users)) u.token = (await tokenFor(admin, u.id)).token;

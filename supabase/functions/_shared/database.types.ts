@@ -380,11 +380,11 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
-      foreignKeyName: "notification_deliveries_org_id_notification_id_fkey"
-      columns: ["org_id","notification_id"]
+      foreignKeyName: "notification_deliveries_notification_id_fkey"
+      columns: ["notification_id"]
 isOneToOne: false
       referencedRelation: "notifications"
-      referencedColumns: ["org_id","id"]
+      referencedColumns: ["id"]
     }
                   ]
                 },"notification_preferences": {
@@ -480,12 +480,6 @@ isOneToOne: false
                   }
                   Relationships: [
                     {
-      foreignKeyName: "notifications_org_id_fkey"
-      columns: ["org_id"]
-isOneToOne: false
-      referencedRelation: "organizations"
-      referencedColumns: ["id"]
-    },{
       foreignKeyName: "notifications_org_id_recipient_id_fkey"
       columns: ["org_id","recipient_id"]
 isOneToOne: false

@@ -174,7 +174,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
       })
     );
   }
-  if (sent && !audience.retrying) {
+  if (sent) {
     await deps.publish(
       topics.events(tier.org_id),
       EnvelopeSchema.parse({

@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(23);
+select plan(25);
 
 select tests.create_user(e) from unnest(array['owner@aud.test', 'teacher@aud.test', 's1@aud.test', 's2@aud.test', 's3@aud.test', 'owner@audb.test']) e;
 create temp table o as select tests.create_org('owner@aud.test', 'audience-a') a, tests.create_org('owner@audb.test', 'audience-b') b;
@@ -121,6 +121,15 @@ select results_eq($$ select mqtt.allows('device', (select id from k), format('or
                             mqtt.allows('device', (select id from k), format('org/%s/roles/student/notifications', (select a from o)), 'write'),
                             mqtt.allows('device', (select id from k), format('org/%s/sensors/t1', (select a from o)), 'write') $$,
                   $$ values (false, false, true) $$, 'a device with every topic in its patterns still cannot read or write a role''s topic');
+
+-- The sweep sends again an audience delivery that is due, and leaves one that is done alone
+update public.notification_audience_deliveries set next_attempt_at = now() - interval '1 minute' where batch_id = pg_temp.batch('urgent');
+update public.notification_audience_deliveries set next_attempt_at = now() - interval '1 minute', status = 'sent' where batch_id = pg_temp.batch('teachers');
+select cmp_ok(app.sweep_notifications(), '>=', 1, 'the sweep calls dispatch');
+select results_eq($$ select convert_from(q.body, 'utf8')::jsonb ->> 'batch_id' from net.http_request_queue q
+                    where convert_from(q.body, 'utf8')::jsonb ->> 'type' = 'SWEEP'
+                      and convert_from(q.body, 'utf8')::jsonb ->> 'batch_id' in (pg_temp.batch('urgent')::text, pg_temp.batch('teachers')::text) $$,
+                  $$ values (pg_temp.batch('urgent')::text) $$, 'for a due audience delivery, not for a sent one');
 
 select * from finish();
 rollback;
