@@ -4,7 +4,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(4);
+select plan(5);
 
 select tests.create_user(e) from unnest(array['owner@em.test', 'teacher@em.test', 'student@em.test', 'owner@emb.test']) e;
 create temp table o as select tests.create_org('owner@em.test', 'emqx-a') a, tests.create_org('owner@emb.test', 'emqx-b') b;
@@ -76,6 +76,12 @@ select isnt((select count(*)::int from answers where policy), 0, 'the sample has
 select isnt((select count(*)::int from answers where not policy), 0, 'and refused ones');
 select is_empty($$ select kind, topic, access, policy, emqx from answers where policy <> emqx $$,
                 'mqtt.emqx_acl answers exactly as mqtt.allows');
+
+-- A concrete topic's read answer is its subscribe answer (EMQX checks subscriptions only; a broker
+-- cache may answer a delivery from the subscription's grant)
+select is_empty($$ select p.kind, t.t from principals p, topics t
+                   where mqtt.allows(p.kind, p.id, t.t, 'read') <> mqtt.allows(p.kind, p.id, t.t, 'subscribe') $$,
+                'for every concrete topic of the sample, read and subscribe are answered alike');
 
 select * from finish();
 rollback;
