@@ -50,13 +50,13 @@ afterAll(async () => {
 });
 
 /** A batch of the audience type, MQTT only (e-mail is not what this is about), made without the dispatch trigger. */
-async function makeBatch(title: string, recipients: unknown = { role: "student" }): Promise<string> {
+async function makeBatch(title: string, recipients: unknown = { role: "student" }, orgId = org): Promise<string> {
   return await admin.begin(async (tx) => {
     await tx`set local session_replication_role = replica`;
     await tx`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
-             select ${org}, m.user_id, 'announcement.broadcast', 'email', false from public.organization_members m where m.org_id = ${org}
+             select ${orgId}, m.user_id, 'announcement.broadcast', 'email', false from public.organization_members m where m.org_id = ${orgId}
              on conflict do nothing`;
-    const [{ batch_id }] = await tx`select batch_id from app.notify(${org}, 'announcement.broadcast', ${title}, '', '{}',
+    const [{ batch_id }] = await tx`select batch_id from app.notify(${orgId}, 'announcement.broadcast', ${title}, '', '{}',
                                                                     ${tx.json(recipients as never)}::jsonb)`;
     return batch_id as string;
   });
@@ -135,6 +135,29 @@ describe("audience delivery", () => {
     expect(received.filter((m) => ids.has(m.id)).every((m) => !m.topic.endsWith(`/users/${students[0]}/notifications`))).toBe(
       true,
     );
+  });
+
+  it("an audience larger than the organization's budget for a minute: per recipient, the budget taken once", async () => {
+    const [{ id: small }] = await admin`insert into public.organizations (name, slug, tier)
+                                        values ('Small budget', ${`audience-small-${
+      crypto.randomUUID().slice(0, 8)
+    }`}, 'basic') returning id`;
+    await admin`insert into public.organization_members (org_id, user_id, role)
+                select ${small}::uuid, u, 'student'::public.org_role from unnest(${students}::uuid[]) u`;
+    const [{ per_minute }] =
+      await admin`select notifications_per_minute as per_minute from public.subscription_tiers where tier = 'basic'`;
+    await admin`update public.subscription_tiers set notifications_per_minute = 3 where tier = 'basic'`;
+    try {
+      const batch = await makeBatch("More than the budget", { role: "student" }, small);
+      await awayFromMinuteEdge();
+      const res = await dispatch(batch, { limiter: freshLimiter() });
+      // had the audience attempt taken 6 from a budget of 3 first, the recipients would get none this minute
+      expect(res.body).toMatchObject({ mqtt_audience: "expanded", mqtt_sent: 3, mqtt_deferred: 3 });
+      expect(await audienceRow(batch)).toMatchObject({ status: "expanded", last_error: "rate_limited" });
+    } finally {
+      await admin`update public.subscription_tiers set notifications_per_minute = ${per_minute} where tier = 'basic'`;
+      await admin`update public.organizations set deleted_at = now() where id = ${small}`;
+    }
   });
 
   it("a recipient who changed role since the send: per recipient, so they still get it", async () => {

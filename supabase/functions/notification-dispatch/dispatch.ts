@@ -263,6 +263,9 @@ async function dispatchAudience(
       return { sent: 0, retrying: 0, outcome: "sent" as const };
     }
     if (recipients.some((r) => !r.covered)) return await expand("recipient_changed_role");
+    // An audience larger than the organization's whole budget for a minute can never go at once:
+    // per recipient, without taking from the budget twice.
+    if (row.attempts === 0 && recipients.length > tier.per_minute) return await expand("rate_limited");
     // Rate limits are taken on the first attempt only: a retry is the same delivery.
     if (row.attempts === 0) {
       try {
