@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(25);
+select plan(26);
 
 select tests.create_user(e) from unnest(array['owner@aud.test', 'teacher@aud.test', 's1@aud.test', 's2@aud.test', 's3@aud.test', 'owner@audb.test']) e;
 create temp table o as select tests.create_org('owner@aud.test', 'audience-a') a, tests.create_org('owner@audb.test', 'audience-b') b;
@@ -71,6 +71,9 @@ insert into b select 'urgent', * from public.send_notification((select a from o)
 insert into b select 'key-first', * from public.send_notification((select a from o), 'announcement.broadcast', 'Once', '', '{}',
                                                                   jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s3@aud.test'))), 'urgent', 'once-1');
 insert into b select 'key-rest', * from public.send_notification((select a from o), 'announcement.broadcast', 'Once', '', '{}', '{"role": "student"}', 'urgent', 'once-1');
+insert into b select 'key-teacher', * from public.send_notification((select a from o), 'announcement.broadcast', 'Twice', '', '{}',
+                                                                    jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('teacher@aud.test'))), 'urgent', 'twice-1');
+insert into b select 'key-students', * from public.send_notification((select a from o), 'announcement.broadcast', 'Twice', '', '{}', '{"role": "student"}', 'urgent', 'twice-1');
 reset role;
 select ok(pg_temp.audience('quiet') is null and pg_temp.mqtt_rows('quiet') = 3, 'a recipient in quiet hours keeps the send per recipient');
 select ok((select d.next_attempt_at > now() from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
@@ -79,6 +82,7 @@ select ok((select d.next_attempt_at > now() from public.notification_deliveries 
 select is(pg_temp.audience('urgent'), '{student} 3 pending', 'an urgent send ignores quiet hours and goes to the audience');
 select ok(pg_temp.audience('key-rest') is null and (select created from b where label = 'key-rest') = 2 and pg_temp.mqtt_rows('key-rest') = 2,
           'a key some recipients already had: the others get it per recipient, no one twice');
+select is(pg_temp.audience('key-students'), '{student} 3 pending', 'a key only members outside the audience had does not keep it per recipient');
 
 -- Who sees an audience delivery
 select tests.authenticate_as('s1@aud.test');
