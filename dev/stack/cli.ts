@@ -154,6 +154,9 @@ async function start() {
       pg.setVaultSecret("service_role_key", secrets.serviceRoleKey);
       // PostgREST's schema cache follows the migrations (the DDL event triggers do it too).
       pg.psql("notify pgrst, 'reload schema'");
+      // pg_cron makes analytics partitions a week ahead once a day (00:07); a local stack that was
+      // stopped then catches up here, as a hosted database that never stops does not need to.
+      pg.psql("select app.create_analytics_partitions()");
       log.info("migrations applied", { output: out.trim().split("\n")[0] });
     } catch (e) {
       if (e instanceof pg.MigrationError) throw new StartError(`a migration failed, the stack will not start:\n${e.message}`);

@@ -1,7 +1,6 @@
 // notification-dispatch run in-process against the stack's Postgres, Redis and broker, for tests
 // that set up a batch (with the insert trigger off) and then watch one dispatch of it.
 import crypto from "node:crypto";
-import type postgres from "postgres";
 import { Redis } from "@upstash/redis";
 import { dispatchBatch, type DispatchDeps } from "../../supabase/functions/notification-dispatch/dispatch.ts";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
@@ -17,10 +16,7 @@ export const stackRateLimiter = (prefix = "rl") =>
   redisRateLimiter(new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken }), prefix);
 
 /** One dispatch of a batch, as the sweep asks for it. */
-export async function dispatchOnce(
-  batchId: string,
-  deps: Omit<DispatchDeps, "sql"> & { sql: postgres.Sql },
-): Promise<Response> {
+export async function dispatchOnce(batchId: string, deps: DispatchDeps): Promise<Response> {
   const req = new Request("http://functions.local/notification-dispatch", {
     method: "POST",
     body: JSON.stringify({ type: "SWEEP", table: "notifications", schema: "public", batch_id: batchId }),

@@ -29,7 +29,7 @@ let batch: { out: string[]; err: string[]; timer: ReturnType<typeof setTimeout> 
 
 /**
  * From now on, lines logged in one turn of the event loop go out in one write. Every write to a
- * pipe is a system call, and a line per job made them ~15 % of the worker's CPU in bench:queue on
+ * pipe is a system call, and a line per job made them ~11 % of the worker's busy CPU in bench:queue on
  * the stack's 2-core machine. A line waits at most until the timers run; the caller writes what is
  * still pending when the process exits (flushLogWrites, e.g. on Node's process 'exit').
  */
