@@ -26,7 +26,7 @@ process.on("uncaughtException", (e) => {
   process.exit(1);
 });
 try {
-  const worker = await startWorker(loadWorkerEnv(), JOBS);
+  const worker = await startWorker(loadWorkerEnv(process.env, JOBS), JOBS);
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     process.once(sig, async () => {
       log.info("signal received", { signal: sig });

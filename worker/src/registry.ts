@@ -9,6 +9,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import type { Logger } from "../../supabase/functions/_shared/log.ts";
+import type { Service } from "./env.ts";
 import type { TenantJob } from "./tenant-context.ts";
 
 /** What every payload carries; org_id is null only for jobs over every organization. */
@@ -46,6 +47,11 @@ export interface JobDefinition<P extends z.ZodType = z.ZodType> {
   scopes: readonly string[];
   /** Jobs over every organization (maintenance) take org_id null; the rest require one. */
   tenancy: "organization" | "all-organizations";
+  /**
+   * Outside services the handler reaches (env.ts SERVICES): their variables are required at start
+   * while this job is on, so a missing one stops the worker there, not this job later.
+   */
+  uses?: readonly Service[];
   /** By default a job for a deleted organization completes as a no-op; purge and delete jobs opt in. */
   runsOnDeletedOrganization?: boolean;
   options: JobOptions;

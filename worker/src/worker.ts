@@ -8,7 +8,7 @@ import { PgBoss } from "pg-boss";
 import type pg from "pg";
 import postgres from "postgres";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
-import type { WorkerEnv } from "./env.ts";
+import { isDisabled, type WorkerEnv } from "./env.ts";
 import { createMetrics } from "./metrics.ts";
 import { ensureQueues } from "./queues.ts";
 import type { JobDefinition } from "./registry.ts";
@@ -46,10 +46,12 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
     connection: { application_name: "saas-backend-worker-jobs" },
   });
   const pool = createStatementPool(env.DATABASE_URL);
+  // Jobs switched off keep their queues, so what is enqueued for them waits for a worker that runs them.
+  const running = jobs.filter((j) => !isDisabled(j.queue, env.WORKER_DISABLED_JOBS));
   await boss.start();
   await ensureQueues(boss, jobs);
   if (env.WORKER_SCHEDULES === "on") {
-    for (const job of jobs.filter((j) => j.schedule)) {
+    for (const job of running.filter((j) => j.schedule)) {
       await boss.schedule(job.queue, job.schedule!.cron, { org_id: null, correlation_id: `schedule:${job.queue}` }, {
         tz: "UTC",
       });
@@ -61,7 +63,7 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
       auth: { persistSession: false, autoRefreshToken: false },
     })
     : null;
-  await startWorkers(boss, jobs, {
+  await startWorkers(boss, running, {
     sql,
     pool,
     supabase,
@@ -79,7 +81,14 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
       } catch { /* reported below */ }
       const ok = healthy && db;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      return void res.end(JSON.stringify({ status: ok ? "ok" : "degraded", database: db, queues: jobs.length }));
+      return void res.end(
+        JSON.stringify({
+          status: ok ? "ok" : "degraded",
+          database: db,
+          queues: running.length,
+          disabled: jobs.length - running.length,
+        }),
+      );
     }
     if (req.url === "/metrics") {
       try {
@@ -97,7 +106,11 @@ export async function startWorker(env: WorkerEnv, jobs: readonly JobDefinition[]
   });
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen(env.WORKER_PORT, env.WORKER_HOST, resolve));
   const port = (server.address() as { port: number }).port;
-  log.info("worker started", { port, queues: jobs.map((j) => j.queue) });
+  log.info("worker started", {
+    port,
+    queues: running.map((j) => j.queue),
+    disabled: jobs.filter((j) => !running.includes(j)).map((j) => j.queue),
+  });
 
   let stopping: Promise<void> | null = null;
   return {

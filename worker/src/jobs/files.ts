@@ -2,13 +2,13 @@
 // search (unpdf for PDFs), and the processing of files too large for a function.
 import sharp from "sharp";
 import { extractText, getDocumentProxy } from "unpdf";
-import { z } from "zod";
 import { asService } from "../../../supabase/functions/_shared/db.ts";
 import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
 import { findPii, hasPii } from "../../../supabase/functions/_shared/files/pii.ts";
 import { claimedFile, EXTRACTABLE, type PipelineDeps, runClaimed } from "../../../supabase/functions/_shared/files/pipeline.ts";
 import { lazyPublisher } from "../../../supabase/functions/_shared/realtime/publisher.ts";
 import { enqueueJob, JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { SERVICES } from "../env.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { WORKER_USER_AGENT } from "../tenant-context.ts";
 import { tenantStatement } from "../tenant-statement.ts";
@@ -22,6 +22,7 @@ export const THUMBNAIL_SIZE = 256;
 export const filesThumbnail = defineJob({
   queue: "files.thumbnail",
   payload: JOB_PAYLOADS["files.thumbnail"],
+  uses: ["storage"],
   scopes: ["files.read"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 4, expireInSeconds: 300 },
@@ -60,6 +61,7 @@ export const filesThumbnail = defineJob({
 export const filesProcess = defineJob({
   queue: "files.process",
   payload: JOB_PAYLOADS["files.process"],
+  uses: ["storage", "clamd", "broker"],
   scopes: [],
   tenancy: "organization",
   // one at a time per worker: a large file is held in memory while it is examined
@@ -79,20 +81,16 @@ export const filesProcess = defineJob({
   },
 });
 
-/** clamd and the broker, from the worker's environment (read when a file first needs them). */
+/**
+ * clamd and the broker, from the worker's environment (read when a file first needs them; the
+ * worker checked them at start, with the same schemas, since files.process uses both).
+ */
 let config: { clamd: { host: string; port: number }; publish: PipelineDeps["publish"] } | null = null;
 function filesConfig() {
   if (config) return config;
-  const env = loadEnv({
-    CLAMD_HOST: z.string().min(1),
-    CLAMD_PORT: z.coerce.number().int().positive(),
-    MQTT_URL: z.string().min(1).optional(),
-    MQTT_PASSWORD: z.string().min(1).optional(),
-  });
-  // without a broker configured, file events are not published (they are best effort anyway)
-  const publish: PipelineDeps["publish"] = env.MQTT_URL && env.MQTT_PASSWORD
-    ? lazyPublisher({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, name: "worker-files", timeoutMs: 2000 })
-    : async () => {};
+  const env = loadEnv({ ...SERVICES.clamd, ...SERVICES.broker });
+  // a broker that does not answer in time costs the event only: file events are best effort
+  const publish = lazyPublisher({ url: env.MQTT_URL, password: env.MQTT_PASSWORD, name: "worker-files", timeoutMs: 2000 });
   config = { clamd: { host: env.CLAMD_HOST, port: env.CLAMD_PORT }, publish };
   return config;
 }
@@ -107,6 +105,7 @@ export const MAX_TEXT_CHARS = 1_000_000;
 export const filesExtractText = defineJob({
   queue: "files.extract-text",
   payload: JOB_PAYLOADS["files.extract-text"],
+  uses: ["storage"],
   scopes: ["files.read"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 300 },
@@ -161,6 +160,7 @@ function placesOf(file: { org_id: string; id: string; object_path: string; thumb
 export const filesPlace = defineJob({
   queue: "files.place",
   payload: JOB_PAYLOADS["files.place"],
+  uses: ["storage"],
   scopes: [],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 6 },
@@ -202,6 +202,7 @@ export const filesPlace = defineJob({
 export const filesSweep = defineJob({
   queue: "maintenance.files-sweep",
   payload: JOB_PAYLOADS["maintenance.files-sweep"],
+  uses: ["storage"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },

@@ -9,10 +9,10 @@
 import crypto from "node:crypto";
 import type postgres from "postgres";
 import nodemailer, { type Transporter } from "nodemailer";
-import { z } from "zod";
 import { loadEnv } from "../../../supabase/functions/_shared/env.ts";
 import { asService } from "../../../supabase/functions/_shared/db.ts";
 import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
+import { SERVICES } from "../env.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { WORKER_USER_AGENT } from "../tenant-context.ts";
 
@@ -43,7 +43,7 @@ export function render(template: string, values: { title: string; body: string; 
 let transport: { mailer: Transporter; from: string } | null = null;
 function mailer() {
   if (transport) return transport;
-  const env = loadEnv({ SMTP_URL: z.string().regex(/^smtps?:\/\//), MAIL_FROM: z.string().min(3) });
+  const env = loadEnv(SERVICES.smtp); // checked at start too, with the same schemas
   const url = new URL(env.SMTP_URL);
   transport = {
     mailer: nodemailer.createTransport({
@@ -81,6 +81,7 @@ function markSent(tx: postgres.TransactionSql, ids: string[]) {
 export const notificationsEmail = defineJob({
   queue: "notifications.email",
   payload: JOB_PAYLOADS["notifications.email"],
+  uses: ["smtp"],
   scopes: [],
   tenancy: "organization",
   // retried by pg-boss with backoff while SMTP is away; the deliveries keep their own state
@@ -173,6 +174,7 @@ export function renderDigest(orgName: string, items: { title: string; body: stri
 export const notificationsDigest = defineJob({
   queue: "notifications.digest",
   payload: JOB_PAYLOADS["notifications.digest"],
+  uses: ["smtp"],
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 2 },

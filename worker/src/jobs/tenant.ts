@@ -16,6 +16,7 @@ import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
 export const tenantDelete = defineJob({
   queue: "tenant.delete",
   payload: JOB_PAYLOADS["tenant.delete"],
+  uses: ["storage"],
   scopes: [],
   tenancy: "organization",
   runsOnDeletedOrganization: true,
@@ -94,6 +95,7 @@ type ExportSection = keyof typeof EXPORT_SECTIONS;
 export const tenantExport = defineJob({
   queue: "tenant.export",
   payload: JOB_PAYLOADS["tenant.export"],
+  uses: ["storage"],
   scopes: ["data.export"], // for its progress only: the sections are read as the requester
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, retryLimit: 3, retryDelay: 10, expireInSeconds: 1800, concurrency: 1, batchSize: 1 },
