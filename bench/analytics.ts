@@ -15,6 +15,7 @@ import crypto from "node:crypto";
 import postgres from "postgres";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 
@@ -50,7 +51,7 @@ async function ingestRate() {
     senders.push({
       userId,
       orgId: org.id as string,
-      token: (await mintAccessToken(sql, secrets!.jwtSecret, config, { userId, expiresIn: 3600 })).token,
+      token: (await mintAccessToken(sql, projectSigner(config, secrets!.jwtSecret), config, { userId, expiresIn: 3600 })).token,
     });
   }
   const batch = () => ({

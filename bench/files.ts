@@ -8,6 +8,7 @@ import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import postgres from "postgres";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { scanBytes } from "../supabase/functions/_shared/files/scan.ts";
@@ -36,7 +37,12 @@ const [org] = await sql`insert into public.organizations (name, slug, tier) valu
   userId.slice(0, 8)
 }`}, 'enterprise') returning id`;
 await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${userId}, 'teacher')`;
-const { token } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), { userId, expiresIn: 3600 });
+const { token } = await mintAccessToken(
+  sql,
+  projectSigner(loadProjectConfig(paths.supabase), secrets.jwtSecret),
+  loadProjectConfig(paths.supabase),
+  { userId, expiresIn: 3600 },
+);
 const client = createClient<Database>(API, secrets.anonKey, {
   global: { headers: { Authorization: `Bearer ${token}` } },
   auth: { persistSession: false },

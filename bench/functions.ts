@@ -16,6 +16,7 @@ import fs from "node:fs";
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
@@ -79,10 +80,15 @@ const [org] =
   await sql`insert into public.organizations (name, slug, tier) values ('Functions bench', ${`bench-fn-${suffix}`}, 'enterprise') returning id`;
 await sql`insert into auth.users (id, aud, role, email, email_confirmed_at) values (${teacher}, 'authenticated', 'authenticated', ${`${teacher}@bench.local`}, now())`;
 await sql`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${teacher}, 'teacher')`;
-const { token } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), {
-  userId: teacher,
-  expiresIn: 3600,
-});
+const { token } = await mintAccessToken(
+  sql,
+  projectSigner(loadProjectConfig(paths.supabase), secrets.jwtSecret),
+  loadProjectConfig(paths.supabase),
+  {
+    userId: teacher,
+    expiresIn: 3600,
+  },
+);
 const client = createClient<Database>(API, secrets.anonKey, {
   global: { headers: { Authorization: `Bearer ${token}` } },
   auth: { persistSession: false },

@@ -14,6 +14,7 @@ import { type BrokerInstance, brokerInstance } from "../dev/stack/broker-instanc
 import { DB_URL, STATE } from "../dev/stack/config.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { paths } from "../dev/stack/config.ts";
 import { execFileSync } from "node:child_process";
@@ -47,7 +48,7 @@ const topic = `org/${org.id}/exercise/${exercise.id}/control`;
 
 const config = loadProjectConfig(paths.supabase);
 const token = async (userId: string) =>
-  (await mintAccessToken(sql, secrets.jwtSecret, config, { userId, expiresIn: 3600 })).token;
+  (await mintAccessToken(sql, projectSigner(config, secrets.jwtSecret), config, { userId, expiresIn: 3600 })).token;
 const pluginCreds = { teacher: await token(ids.teacher), students: await Promise.all(ids.students.map(token)) };
 
 // Static baseline: a password and an ACL line per user, for the same topic

@@ -20,6 +20,7 @@ import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { withRequestContext } from "../supabase/functions/_shared/db.ts";
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 10_000);
@@ -107,7 +108,7 @@ for (let i = 0; i < SUBSCRIBERS; i += 50) {
   subscribers.push(
     ...await Promise.all(
       students.slice(i, Math.min(i + 50, SUBSCRIBERS)).map(async (id) => {
-        const { token } = await mintAccessToken(sql, secrets.jwtSecret, config, {
+        const { token } = await mintAccessToken(sql, projectSigner(config, secrets.jwtSecret), config, {
           userId: id,
           supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
         });

@@ -27,6 +27,8 @@ export interface AuthSettings {
   otpLength: number;
   otpExpiry: number;
   doubleConfirmChanges: boolean;
+  /** [auth] signing_keys_path, resolved against supabase/ (as the supabase CLI resolves it); null: legacy HS256 only. */
+  signingKeysPath: string | null;
   /** Per hour, per 5 minutes per address: [auth.rate_limit]. */
   rateLimit: { emailSent: number; signInSignUps: number; tokenRefresh: number; tokenVerifications: number };
 }
@@ -65,6 +67,7 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
       otpLength: Number(raw.auth?.email?.otp_length ?? 6),
       otpExpiry: Number(raw.auth?.email?.otp_expiry ?? 3600),
       doubleConfirmChanges: raw.auth?.email?.double_confirm_changes !== false,
+      signingKeysPath: raw.auth?.signing_keys_path ? path.resolve(supabaseDir, String(raw.auth.signing_keys_path)) : null,
       rateLimit: {
         emailSent: Number(raw.auth?.rate_limit?.email_sent ?? 2),
         signInSignUps: Number(raw.auth?.rate_limit?.sign_in_sign_ups ?? 30),

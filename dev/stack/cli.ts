@@ -13,6 +13,7 @@ import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
 import { type Service, services, writeFunctionsEnv } from "./services.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
 import { mintAccessToken, TokenError } from "../platform/auth/tokens.ts";
+import { ensureSigningKeysFile, projectSigner } from "../platform/auth/signing-keys.ts";
 
 const log = logger("stack");
 
@@ -106,6 +107,9 @@ function historyMismatchMessage(missing: string[], onlySeed: boolean, running: s
 async function start() {
   fs.mkdirSync(STATE, { recursive: true });
   const secrets = await ensureSecrets();
+  // a new project's default, as `supabase gen signing-key --algorithm ES256` makes it
+  const keysFile = loadProjectConfig(paths.supabase).auth.signingKeysPath;
+  if (keysFile && await ensureSigningKeysFile(keysFile)) log.info("made a JWT signing key (ES256)", { file: keysFile });
   const all = services(secrets);
   const todo = all.filter((s) => !readPid(s.name));
   reserveStackPorts();
@@ -280,12 +284,17 @@ async function token(argv: string[]) {
   if (!secrets) throw new StartError("the stack has no secrets yet: run npm start first");
   const sql = postgres(DB_URL, { max: 1, onnotice: () => {} });
   try {
-    const { token: t, claims } = await mintAccessToken(sql, secrets.jwtSecret, loadProjectConfig(paths.supabase), {
-      userId: values.user,
-      email: values.email,
-      expiresIn: values["expires-in"] ? Number(values["expires-in"]) : undefined,
-      supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
-    });
+    const { token: t, claims } = await mintAccessToken(
+      sql,
+      projectSigner(loadProjectConfig(paths.supabase), secrets.jwtSecret),
+      loadProjectConfig(paths.supabase),
+      {
+        userId: values.user,
+        email: values.email,
+        expiresIn: values["expires-in"] ? Number(values["expires-in"]) : undefined,
+        supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
+      },
+    );
     console.log(values.claims ? JSON.stringify(claims, null, 2) : t);
   } finally {
     await sql.end();

@@ -4,6 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { DB_URL, HOST, paths, PORTS, ROOT, STATE } from "./config.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
+import { publicJwk, readSigningKeys } from "../platform/auth/signing-keys.ts";
+import { postgrestJwks } from "../platform/runtime/postgrest-keys.ts";
 import { psql } from "./postgres.ts";
 import { canConnect, type Spawnable } from "./processes.ts";
 import type { StackSecrets } from "./secrets.ts";
@@ -123,6 +125,7 @@ export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number
  * reloads on NOTIFY pgrst (sent after migrations, and by the DDL event triggers of the baseline).
  */
 function writePostgrestConfig(secrets: StackSecrets): string {
+  fs.mkdirSync(paths.postgrest, { recursive: true });
   const api = loadProjectConfig(paths.supabase).api;
   const wanted = [...api.schemas, "storage"];
   const existing = new Set(psql(`select string_agg(nspname, ',') from pg_namespace`).split(","));
@@ -139,7 +142,8 @@ function writePostgrestConfig(secrets: StackSecrets): string {
     "db-max-rows": api.maxRows,
     "db-pool": 10,
     "db-channel-enabled": "true",
-    "jwt-secret": secrets.jwtSecret,
+    // the public signing keys and the legacy secret, as a JWKS file the gateway rewrites on rotation
+    "jwt-secret": `@${writePostgrestJwks(secrets)}`,
     "jwt-role-claim-key": ".role",
     "server-host": HOST,
     "server-port": PORTS.postgrest,
@@ -154,6 +158,14 @@ function writePostgrestConfig(secrets: StackSecrets): string {
   return file;
 }
 
+const POSTGREST_JWKS = path.join(paths.postgrest, "jwks.json");
+function writePostgrestJwks(secrets: StackSecrets): string {
+  const keysFile = loadProjectConfig(paths.supabase).auth.signingKeysPath;
+  const pub = keysFile ? { keys: readSigningKeys(keysFile).map(publicJwk) } : null;
+  fs.writeFileSync(POSTGREST_JWKS, JSON.stringify(postgrestJwks(pub, secrets.jwtSecret)), { mode: 0o600 });
+  return POSTGREST_JWKS;
+}
+
 export function services(secrets: StackSecrets): Service[] {
   const platformEnv = {
     SUPABASE_URL: `http://${HOST}:${PORTS.gateway}`,
@@ -163,6 +175,7 @@ export function services(secrets: StackSecrets): Service[] {
     SUPABASE_SECRET_KEY: secrets.secretKey,
     SUPABASE_DB_URL: DB_URL,
     JWT_SECRET: secrets.jwtSecret,
+    POSTGREST_JWKS_FILE: POSTGREST_JWKS,
     PROJECT_ROOT: ROOT,
     STACK_LOGS_DIR: paths.logs,
     FUNCTIONS_ENV_FILE: paths.functionsEnv,

@@ -7,6 +7,7 @@ import { DB_URL, HOST, paths, PORTS } from "../../dev/stack/config.ts";
 import type { StackSecrets } from "../../dev/stack/secrets.ts";
 import { loadProjectConfig } from "../../dev/platform/project-config.ts";
 import { mintAccessToken } from "../../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../../dev/platform/auth/signing-keys.ts";
 
 export { DB_URL, HOST, PORTS };
 export const API_URL = `http://${HOST}:${PORTS.gateway}`;
@@ -40,11 +41,16 @@ export async function createUser(sql: postgres.Sql, email = `user-${crypto.rando
 }
 
 export async function tokenFor(sql: postgres.Sql, userId: string, expiresIn?: number) {
-  return mintAccessToken(sql, secrets().jwtSecret, loadProjectConfig(paths.supabase), {
-    userId,
-    expiresIn,
-    supabaseUrl: API_URL,
-  });
+  return mintAccessToken(
+    sql,
+    projectSigner(loadProjectConfig(paths.supabase), secrets().jwtSecret),
+    loadProjectConfig(paths.supabase),
+    {
+      userId,
+      expiresIn,
+      supabaseUrl: API_URL,
+    },
+  );
 }
 
 export async function waitUntil<T>(

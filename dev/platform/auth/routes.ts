@@ -15,6 +15,7 @@ import type postgres from "postgres";
 import { z } from "zod";
 import type { AuthSettings, ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
+import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
 import { auditAuth } from "./audit.ts";
 import type { AuthMailer, MailKind } from "./mail.ts";
@@ -22,6 +23,7 @@ import { AuthRateLimits } from "./rate-limits.ts";
 import { consumeToken, issueToken, VERIFY_TYPES, type VerifyType } from "./one-time-tokens.ts";
 import { AuthError, endSessions, openSession, refreshSession, type Session, sessionExists } from "./sessions.ts";
 import { callPgHook, mintAccessToken, TokenError } from "./tokens.ts";
+import type { TokenSigner } from "./signing-keys.ts";
 import {
   checkPasswordStrength,
   confirmEmail,
@@ -35,7 +37,12 @@ import {
 
 export interface AuthDeps {
   sql: postgres.Sql;
-  jwtSecret: string;
+  /** Signs access tokens (the signing key, else the legacy secret). */
+  sign: TokenSigner;
+  /** What tokens are verified against: the signing keys' JWKS and the legacy secret. */
+  tokenKeys: TokenKeys;
+  /** The public keys served at /.well-known/jwks.json. */
+  jwks: () => Promise<{ keys: unknown[] }>;
   config: () => ProjectConfig;
   supabaseUrl: string;
   /** The new publishable and secret keys (not JWTs), taken as hosted's gateway takes them. */
@@ -118,7 +125,11 @@ function parse<T extends z.ZodType>(schema: T, raw: unknown, message = "Invalid 
 export async function handleAuth(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promise<Reply> {
   let reply: Reply;
   try {
-    // the mailed link is opened by a browser without the API key, as on hosted (its gateway route is open)
+    // the mailed link is opened by a browser without the API key, as on hosted (its gateway route is
+    // open); so are the public signing keys, which verifiers fetch without any key
+    if (req.method === "GET" && url.pathname === "/auth/v1/.well-known/jwks.json") {
+      return { status: 200, body: await deps.jwks(), headers: { "cache-control": "public, max-age=600" } };
+    }
     const openRoute = req.method === "GET" && url.pathname === "/auth/v1/verify";
     if (!openRoute && !(await apiKeyOk(req, deps))) throw fail(401, "no_authorization", "No API key found in request");
     reply = await route(req, url, deps);
@@ -345,7 +356,7 @@ function clientAddress(req: http.IncomingMessage): string {
 /** An access token answer: the session's new access token (through the hook) and refresh token. */
 async function sessionBody(deps: AuthDeps, session: Session) {
   const config = deps.config();
-  const { token, claims } = await mintAccessToken(deps.sql, deps.jwtSecret, config, {
+  const { token, claims } = await mintAccessToken(deps.sql, deps.sign, config, {
     userId: session.userId,
     supabaseUrl: deps.supabaseUrl,
     session,
@@ -719,7 +730,7 @@ export function allowedRedirect(requested: string | null, settings: AuthSettings
 
 /** The signed-in caller: a valid access token whose session still exists (else 403 session_not_found). */
 async function bearerUser(req: http.IncomingMessage, deps: AuthDeps): Promise<{ sub: string; sessionId: string | null }> {
-  const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
+  const check = await verifyBearer(req.headers.authorization, deps.tokenKeys);
   if (!check.ok || typeof check.claims.sub !== "string") {
     throw fail(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
   }
@@ -731,7 +742,7 @@ async function bearerUser(req: http.IncomingMessage, deps: AuthDeps): Promise<{ 
 }
 
 async function requireService(req: http.IncomingMessage, deps: AuthDeps) {
-  const check = await verifyBearer(req.headers.authorization, new TextEncoder().encode(deps.jwtSecret));
+  const check = await verifyBearer(req.headers.authorization, deps.tokenKeys);
   if (!check.ok) throw fail(401, "bad_jwt", "invalid JWT: unable to parse or verify signature");
   if (check.claims.role !== "service_role" && check.claims.role !== "supabase_admin") {
     throw fail(403, "not_admin", "User not allowed");
@@ -743,6 +754,6 @@ async function apiKeyOk(req: http.IncomingMessage, deps: AuthDeps) {
   const key = req.headers.apikey;
   if (typeof key !== "string") return false;
   if (deps.newKeys?.().includes(key)) return true;
-  const check = await verifyBearer(`Bearer ${key}`, new TextEncoder().encode(deps.jwtSecret));
+  const check = await verifyBearer(`Bearer ${key}`, deps.tokenKeys);
   return check.ok && (check.claims.role === "anon" || check.claims.role === "service_role");
 }

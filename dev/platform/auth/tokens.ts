@@ -1,10 +1,10 @@
 // Makes a user's access token the way GoTrue does: standard claims from auth.users, passed
 // through the project's custom access token hook (if config.toml enables one) as
-// supabase_auth_admin, then signed HS256 with the project's JWT secret.
-import { SignJWT } from "jose";
+// supabase_auth_admin, then signed with the project's signing key (signing-keys.ts).
 import type postgres from "postgres";
 import type { PgFunctionHook, ProjectConfig } from "../project-config.ts";
 import { openSession, type Session } from "./sessions.ts";
+import type { TokenSigner } from "./signing-keys.ts";
 
 export interface MintOptions {
   userId?: string;
@@ -26,7 +26,7 @@ export class TokenError extends Error {
 
 export async function mintAccessToken(
   sql: postgres.Sql,
-  jwtSecret: string,
+  sign: TokenSigner,
   config: Pick<ProjectConfig, "accessTokenHook" | "jwtExpiry">,
   opts: MintOptions,
 ): Promise<{ token: string; claims: Record<string, unknown>; session: Session }> {
@@ -76,9 +76,7 @@ export async function mintAccessToken(
     if (problem) throw new TokenError("hook_error", `output claims do not conform to the expected schema: ${problem}`);
     return result.claims;
   });
-  const token = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
-    new TextEncoder().encode(jwtSecret),
-  );
+  const token = await sign(claims);
   return { token, claims, session: session! };
 }
 

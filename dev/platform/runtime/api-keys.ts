@@ -7,7 +7,6 @@
 // expect. A new key is never a user token: `Authorization: Bearer sb_…` other than the apikey is
 // refused. A secret key from a browser is refused, as hosted refuses it.
 import type http from "node:http";
-import { SignJWT } from "jose";
 
 export interface ProjectKeys {
   anon: string;
@@ -31,17 +30,18 @@ const isBrowser = (req: http.IncomingMessage) => /\bMozilla\//.test(String(req.h
 
 export type KeyRefusal = { status: number; body: { message: string; hint?: string } };
 
-export function keyMinter(jwtSecret: string) {
-  const secret = new TextEncoder().encode(jwtSecret);
-  const cache = new Map<KeyRole, { token: string; until: number }>();
-  // a minute's token, reused for 50 s: signing per request would cost every request
+/** Mints the role tokens with the project's signer; `signingKid` names the key signing now. */
+export function keyMinter(sign: (claims: Record<string, unknown>) => Promise<string>, signingKid: () => Promise<string>) {
+  const cache = new Map<KeyRole, { token: string; until: number; kid: string }>();
+  // a minute's token, reused for 50 s (signing per request would cost every request), and made
+  // anew when the signing key changes, so a rotated-out key stops being used at once
   return async (role: KeyRole): Promise<string> => {
     const now = Math.floor(Date.now() / 1000);
+    const kid = await signingKid();
     const hit = cache.get(role);
-    if (hit && hit.until > now) return hit.token;
-    const token = await new SignJWT({ role, iss: "supabase" }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuedAt(now).setExpirationTime(now + 60).sign(secret);
-    cache.set(role, { token, until: now + 50 });
+    if (hit && hit.until > now && hit.kid === kid) return hit.token;
+    const token = await sign({ role, iss: "supabase", iat: now, exp: now + 60 });
+    cache.set(role, { token, until: now + 50, kid });
     return token;
   };
 }

@@ -19,7 +19,10 @@ import { handleAuth } from "../auth/routes.ts";
 import { handleStorage } from "../storage/routes.ts";
 import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
 import { FunctionBootError, FunctionPool } from "./function-pool.ts";
-import { verifyBearer } from "./jwt.ts";
+import { platformTokenKeys, verifyBearer } from "./jwt.ts";
+import { type JSONWebKeySet } from "jose";
+import { projectSigner, signingKeysOf } from "../auth/signing-keys.ts";
+import { postgrestJwks } from "./postgrest-keys.ts";
 
 const log = logger("gateway");
 const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../../..");
@@ -27,16 +30,15 @@ const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../.
 const SUPABASE_DIR = process.env.SUPABASE_DIR ?? path.join(ROOT, "supabase");
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, "functions");
 const PORT = Number(process.env.GATEWAY_PORT ?? 54321);
-const JWT_SECRET = process.env.JWT_SECRET;
+// The legacy HS256 secret: still accepted while configured, as hosted accepts it until revoked.
+const JWT_SECRET: string = process.env.JWT_SECRET ?? "";
 if (!JWT_SECRET) throw new Error("JWT_SECRET is required");
-const secret = new TextEncoder().encode(JWT_SECRET);
 const keys: ProjectKeys = {
   anon: process.env.SUPABASE_ANON_KEY ?? "",
   serviceRole: process.env.SUPABASE_SERVICE_ROLE_KEY ?? "",
   publishable: process.env.SUPABASE_PUBLISHABLE_KEY ?? "",
   secret: process.env.SUPABASE_SECRET_KEY ?? "",
 };
-const mintRoleToken = keyMinter(JWT_SECRET);
 
 /** The env a function sees: hosted names, the stack's service settings, and supabase/functions/.env. */
 function functionEnv(): Record<string, string> {
@@ -50,7 +52,8 @@ function functionEnv(): Record<string, string> {
   for (const k of ["SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL"]) {
     env[k] = process.env[k] ?? "";
   }
-  // the new keys under hosted's names: JSON dictionaries of named keys
+  // the new keys under hosted's names: JSON dictionaries of named keys, and the public signing keys
+  env.SUPABASE_JWKS = JSON.stringify(publicJwks ?? { keys: [] });
   env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify(keys.publishable ? { default: keys.publishable } : {});
   env.SUPABASE_SECRET_KEYS = JSON.stringify(keys.secret ? { default: keys.secret } : {});
   for (const file of [process.env.FUNCTIONS_ENV_FILE, path.join(FUNCTIONS_DIR, ".env")]) {
@@ -79,11 +82,49 @@ function projectConfig() {
   return config;
 }
 
+// Tokens are signed with the project's signing key and verified against its keys (and the legacy
+// secret); the keys file is re-read when it changes, so a rotation takes effect without a restart.
+const signToken = (claims: Record<string, unknown>) => projectSigner(projectConfig(), JWT_SECRET)(claims);
+const tokenKeys = platformTokenKeys(() => signingKeysOf(projectConfig()), JWT_SECRET);
+const signingKid = async () => (await signingKeysOf(projectConfig())?.get())?.signing?.kid ?? "legacy";
+const mintRoleToken = keyMinter(signToken, signingKid);
+
+/** The public keys as last read: functions get them as SUPABASE_JWKS, PostgREST in its key file. */
+let publicJwks: JSONWebKeySet | null = null;
+async function keysChanged(why: string) {
+  let next: JSONWebKeySet | null;
+  try {
+    next = await tokenKeys.jwks();
+  } catch (e) {
+    return log.error("signing keys unreadable; the last good keys stay in use", { error: String(e) });
+  }
+  if (JSON.stringify(next) === JSON.stringify(publicJwks)) return;
+  const first = publicJwks === null;
+  publicJwks = next;
+  if (process.env.POSTGREST_JWKS_FILE) {
+    fs.writeFileSync(process.env.POSTGREST_JWKS_FILE, JSON.stringify(postgrestJwks(next, JWT_SECRET)), { mode: 0o600 });
+    // PostgREST re-reads its configuration, the key file included, on this notification
+    if (authSql) {
+      await authSql`select pg_notify('pgrst', 'reload config')`.catch((e: unknown) =>
+        log.error("PostgREST not told of new keys", { error: String(e) })
+      );
+    }
+  }
+  if (!first) {
+    log.info("signing keys changed", { why, kids: next?.keys.map((k) => k.kid) });
+    pool.restartAll("signing keys changed");
+  }
+}
+const keysFile = config.auth.signingKeysPath;
+if (keysFile) fs.watchFile(keysFile, { interval: 500 }, () => void keysChanged("keys file changed"));
+
 // The auth stand-in's connection (GoTrue's, hosted); it switches to supabase_auth_admin per call.
 const authSql = process.env.SUPABASE_DB_URL ? postgres(process.env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} }) : null;
 const authDeps = authSql && {
   sql: authSql,
-  jwtSecret: JWT_SECRET,
+  sign: signToken,
+  tokenKeys,
+  jwks: async () => (await tokenKeys.jwks()) ?? { keys: [] },
   config: () => projectConfig(),
   supabaseUrl: process.env.SUPABASE_URL ?? `http://127.0.0.1:${PORT}`,
   newKeys: () => [keys.publishable, keys.secret].filter(Boolean),
@@ -93,6 +134,7 @@ const authDeps = authSql && {
 const storageDeps = authSql && {
   sql: authSql,
   jwtSecret: JWT_SECRET,
+  tokenKeys,
   dir: process.env.STORAGE_DIR ?? path.join(ROOT, ".stack", "storage"),
 };
 
@@ -174,7 +216,15 @@ async function serveStandIn(
   }
 }
 
-const server = http.createServer(async (req, res) => {
+const server = http.createServer((req, res) => {
+  serve(req, res).catch((e) => {
+    log.error("request failed", { error: String(e), stack: e instanceof Error ? e.stack : undefined });
+    if (res.headersSent) return void res.destroy();
+    sendError(res, 500, "internal_error", "The gateway failed; its log has the details.", "");
+  });
+});
+
+async function serve(req: http.IncomingMessage, res: http.ServerResponse) {
   const started = performance.now();
   const given = req.headers["x-request-id"];
   const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
@@ -233,7 +283,7 @@ const server = http.createServer(async (req, res) => {
   }
 
   if (projectConfig().verifyJwt(name)) {
-    const check = await verifyBearer(req.headers.authorization, secret);
+    const check = await verifyBearer(req.headers.authorization, tokenKeys);
     if (!check.ok) return sendError(res, 401, check.code, check.message, requestId);
   }
 
@@ -266,13 +316,14 @@ const server = http.createServer(async (req, res) => {
     } else res.destroy();
   });
   req.pipe(upstream);
-});
+}
 server.keepAliveTimeout = 65_000;
 
 server.on("error", (e) => {
   log.error("gateway failed", { error: String(e) });
   process.exit(1);
 });
+await keysChanged("start");
 server.listen(PORT, "127.0.0.1", () => log.info("listening", { port: PORT, functions: FUNCTIONS_DIR }));
 
 for (const sig of ["SIGTERM", "SIGINT"] as const) {

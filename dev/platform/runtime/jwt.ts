@@ -1,6 +1,8 @@
-// Verifies the bearer token of a function call the way the hosted gateway does for
-// verify_jwt = true: HS256 signature with the project secret, expiry, and a known role.
-import { errors, jwtVerify } from "jose";
+// Verifies the bearer token of a request the way the hosted gateway does for verify_jwt = true:
+// the signature against the project's signing keys (or the legacy HS256 secret while one is
+// configured), expiry, and a role the API knows.
+import { type TokenKeys, verifyAccessToken } from "../../../supabase/functions/_shared/access-token.ts";
+import type { SigningKeys } from "../auth/signing-keys.ts";
 
 export const ALLOWED_ROLES = new Set(["anon", "authenticated", "service_role"]);
 
@@ -8,17 +10,24 @@ export type JwtCheck =
   | { ok: true; claims: Record<string, unknown> }
   | { ok: false; code: "missing_authorization" | "invalid_jwt" | "jwt_expired"; message: string };
 
-export async function verifyBearer(authorization: string | undefined, secret: Uint8Array): Promise<JwtCheck> {
+/** The keys the local platform verifies with: the signing keys file as it is now, and the legacy secret. */
+export function platformTokenKeys(keys: () => SigningKeys | null, legacySecret: string | null): TokenKeys {
+  return {
+    jwks: async () => {
+      const store = keys();
+      return store ? (await store.get()).jwks : null;
+    },
+    legacySecret: legacySecret ? new TextEncoder().encode(legacySecret) : null,
+  };
+}
+
+export async function verifyBearer(authorization: string | undefined, keys: TokenKeys): Promise<JwtCheck> {
   const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
   if (!m) return { ok: false, code: "missing_authorization", message: "Missing authorization header with a Bearer token." };
-  try {
-    const { payload } = await jwtVerify(m[1], secret, { algorithms: ["HS256"], requiredClaims: ["exp"] });
-    if (typeof payload.role !== "string" || !ALLOWED_ROLES.has(payload.role)) {
-      return { ok: false, code: "invalid_jwt", message: "The token's role is not one of anon, authenticated, service_role." };
-    }
-    return { ok: true, claims: payload as Record<string, unknown> };
-  } catch (e) {
-    if (e instanceof errors.JWTExpired) return { ok: false, code: "jwt_expired", message: "The token has expired." };
-    return { ok: false, code: "invalid_jwt", message: "The token is not valid." };
+  const check = await verifyAccessToken(m[1], keys);
+  if (!check.ok) return check;
+  if (typeof check.claims.role !== "string" || !ALLOWED_ROLES.has(check.claims.role)) {
+    return { ok: false, code: "invalid_jwt", message: "The token's role is not one of anon, authenticated, service_role." };
   }
+  return check;
 }

@@ -23,12 +23,16 @@ import { z } from "zod";
 import { asService, contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
 import type { StoredFile } from "../runtime/file-reply.ts";
 import { verifyBearer } from "../runtime/jwt.ts";
+import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
 import { decodeCursor, listV2, ListV2Body } from "./list-v2.ts";
 
 export interface StorageDeps {
   sql: postgres.Sql;
+  /** The legacy secret: signs and checks the stand-in's own signed-URL tokens, as hosted Storage's. */
   jwtSecret: string;
+  /** What callers' access tokens are verified against. */
+  tokenKeys: TokenKeys;
   dir: string;
 }
 
@@ -129,7 +133,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     return uploadObject(req, deps, target, { sub: owner }, asOwner, upsert);
   }
 
-  const auth = await verifyBearer(req.headers.authorization, secret);
+  const auth = await verifyBearer(req.headers.authorization, deps.tokenKeys);
   if (!auth.ok) return storageError(auth.code === "missing_authorization" ? 400 : 403, "unauthorized", auth.message);
   const ctx = contextFromClaims(auth.claims, {
     "x-forwarded-for": req.socket.remoteAddress ?? "",

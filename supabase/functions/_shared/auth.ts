@@ -7,11 +7,15 @@
 //   expired, or signed by anyone else) is refused even where verify_jwt is off.
 // - user: an access token of role `authenticated` with a `sub`. Its signature and expiry are
 //   checked by the gateway (hosted: the edge) before the function runs, as verify_jwt = true in
-//   config.toml says; the handler reads the claims.
+//   config.toml says. A token signed with the project's signing keys (ES256/RS256 with a kid) is
+//   verified here too, against SUPABASE_JWKS, so a function with verify_jwt = false never takes a
+//   forged one; a legacy HS256 token can only be verified by the gateway (functions are not given
+//   the legacy secret on hosted).
 // - api_key: an organization's API key (sk_...) in the x-api-key header, verified live by
 //   public.verify_api_key, so a revoked or expired key is refused at its next request.
 // - public: anyone (no token, or the anon key).
-import { decodeJwt } from "jose";
+import { decodeJwt, decodeProtectedHeader } from "jose";
+import { type TokenKeys, verifyAccessToken } from "./access-token.ts";
 import { HttpError } from "./errors.ts";
 
 export type CallerKind = "user" | "service" | "api_key" | "public";
@@ -46,6 +50,8 @@ export interface CallerAuth {
   /** The keys that make a caller the service (the service_role key). */
   serviceKeys: readonly string[];
   verifyApiKey?: ApiKeyVerifier;
+  /** The project's signing keys (SUPABASE_JWKS); without them asymmetric user tokens are refused. */
+  tokenKeys?: TokenKeys;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -135,6 +141,7 @@ export async function resolveCaller<K extends CallerKind>(
   }
   if (claims?.role === "authenticated" && typeof claims.sub === "string" && claims.sub !== "") {
     if (!serves("user")) refuse(allowed);
+    await verifySignedUserToken(token!, auth);
     const orgId = typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
     return { kind: "user", userId: claims.sub, orgId, claims, token: token! } as CallerOf<K>;
   }
@@ -143,6 +150,25 @@ export async function resolveCaller<K extends CallerKind>(
   }
   if (serves("public")) return { kind: "public" } as CallerOf<K>;
   refuse(allowed, 401);
+}
+
+/** An asymmetric token must verify against the project's keys; HS256 ones were checked by the gateway. */
+async function verifySignedUserToken(token: string, auth: CallerAuth) {
+  let alg: string | undefined;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch {
+    throw new HttpError(401, "unauthorized", "The access token cannot be read.");
+  }
+  if (alg === "HS256") return;
+  const check = auth.tokenKeys ? await verifyAccessToken(token, auth.tokenKeys) : null;
+  if (!check?.ok) {
+    throw new HttpError(
+      401,
+      check?.code === "jwt_expired" ? "jwt_expired" : "invalid_jwt",
+      check?.message ?? "The token cannot be verified.",
+    );
+  }
 }
 
 /** Request headers the audit log records. */

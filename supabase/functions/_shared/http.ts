@@ -5,6 +5,7 @@
 // when given a counter, counts one API call for the organization a user's token names.
 import { z } from "zod";
 import { type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
+import { jwksSource } from "./access-token.ts";
 import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
 import { errorResponse, HttpError } from "./errors.ts";
@@ -65,11 +66,18 @@ function serviceKeysFromEnv(): string[] {
   return [readEnv("SUPABASE_SERVICE_ROLE_KEY"), ...secrets].filter((k): k is string => typeof k === "string" && k !== "");
 }
 
+/** The project's public signing keys as hosted injects them, refreshed from the auth server on an unknown kid. */
+function tokenKeysFromEnv(): CallerAuth["tokenKeys"] {
+  const url = readEnv("SUPABASE_URL");
+  return { ...jwksSource(readEnv("SUPABASE_JWKS"), url ? `${url}/auth/v1/.well-known/jwks.json` : null), legacySecret: null };
+}
+
 export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
   const baseLog = createLogger(component);
   const auth: CallerAuth = {
     serviceKeys: route.auth?.serviceKeys ?? serviceKeysFromEnv(),
     verifyApiKey: route.auth?.verifyApiKey,
+    tokenKeys: route.auth?.tokenKeys ?? tokenKeysFromEnv(),
   };
   const allow = route.methods.join(", ");
   return async (req: Request): Promise<Response> => {
