@@ -19,11 +19,11 @@ ensure_npm_packages() {
   # dependencies is picked up without a manual step.
   local stamp="$ROOT/node_modules/.package-lock.json"
   if [ ! -x "$ROOT/node_modules/.bin/node" ] || [ ! -f "$stamp" ] || [ "$ROOT/package-lock.json" -nt "$stamp" ]; then
-    # `npm install`, not `npm ci`: npm 11 leaves other platforms' optional binaries (deno, supabase
-    # CLI) out of the lock and `npm ci` then rejects its own lock. With a lock present, install
-    # installs exactly what the lock says.
-    log "installing npm packages"
-    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error) || { echo "npm install failed" >&2; exit 1; }
+    # `npm ci`: exactly what the lock file says, and the lock is never rewritten, so a fresh clone
+    # stays clean. The lock keeps every platform's optional binaries (deno, supabase CLI); a lock
+    # that lacks them or disagrees with package.json fails here, loudly, instead of drifting.
+    log "installing npm packages from package-lock.json"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) || { echo "npm ci failed: package-lock.json does not match package.json (run npm install and commit the lock)" >&2; exit 1; }
   fi
 }
 
