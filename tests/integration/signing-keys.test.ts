@@ -151,6 +151,17 @@ describe("tokens signed with the project's signing key", () => {
   });
 });
 
+describe("a function's own check", () => {
+  it("health (verify_jwt = false, so the gateway checks nothing) refuses a user token of an unknown key and takes a real one", async () => {
+    const call = (token: string) => fetch(`${API_URL}/functions/v1/health`, { headers: { authorization: `Bearer ${token}` } });
+    const forged = await call(await signWith(await newSigningKey(), userClaims()));
+    expect([forged.status, (await forged.json()).error?.code]).toEqual([401, "invalid_jwt"]);
+    const real = await call((await tokenFor(admin, user)).token);
+    expect(real.status).toBe(200);
+    await real.body?.cancel();
+  });
+});
+
 describe("rotation", () => {
   it("a new signing key is used at once, the previous key's tokens stay valid, and a removed key's tokens are refused", async () => {
     const [first] = readSigningKeys(keysFile);
