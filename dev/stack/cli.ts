@@ -12,6 +12,8 @@ import { portHolder, reservePorts } from "./ports.ts";
 import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
 import { type Service, services, writeFunctionsEnv } from "./services.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
+import { ignoredSwitches, readAsks } from "../platform/not-provided.ts";
+import { parse as parseToml } from "smol-toml";
 import { mintAccessToken, TokenError } from "../platform/auth/tokens.ts";
 import { ensureSigningKeysFile, projectSigner } from "../platform/auth/signing-keys.ts";
 
@@ -110,6 +112,7 @@ async function start() {
   // a new project's default, as `supabase gen signing-key --algorithm ES256` makes it
   const keysFile = loadProjectConfig(paths.supabase).auth.signingKeysPath;
   if (keysFile && await ensureSigningKeysFile(keysFile)) log.info("made a JWT signing key (ES256)", { file: keysFile });
+  warnIgnoredSwitches();
   const all = services(secrets);
   const todo = all.filter((s) => !readPid(s.name));
   reserveStackPorts();
@@ -259,6 +262,25 @@ service_role key: ${secrets.serviceRoleKey}  (legacy)
 `);
 }
 
+/** config.toml says what runs: a switch that asks for what the stack does not run is said out loud. */
+function warnIgnoredSwitches() {
+  const raw = parseToml(fs.readFileSync(path.join(paths.supabase, "config.toml"), "utf8")) as Record<string, unknown>;
+  for (const f of ignoredSwitches(raw)) {
+    log.warn("config.toml asks for a feature the local stack does not run", {
+      switch: f.configSwitch,
+      feature: f.feature,
+      instead: f.instead,
+    });
+  }
+}
+
+function printAsks() {
+  const asked = Object.entries(readAsks(paths.notProvided));
+  if (asked.length === 0) return;
+  console.log("\nAsked for, not provided locally (answered 501 not_provided_locally):");
+  for (const [feature, a] of asked) console.log(`  ${feature}: ${a.count} request(s), last ${a.last} (${a.path})`);
+}
+
 async function status() {
   const secrets = readSecrets();
   if (!secrets) {
@@ -267,6 +289,7 @@ async function status() {
   }
   const rows = await statusRows(secrets);
   printStatus(secrets, rows);
+  printAsks();
   return rows.every((r) => r.pid !== null && r.healthy) ? 0 : 1;
 }
 

@@ -45,6 +45,7 @@ export const paths = {
   storage: path.join(STATE, "storage"),
   mail: path.join(STATE, "mail"),
   postgrest: path.join(STATE, "postgrest"),
+  notProvided: path.join(STATE, "not-provided.json"),
   supabase: path.join(ROOT, "supabase"),
   functions: path.join(ROOT, "supabase", "functions"),
   baselineSql: path.join(ROOT, "dev", "platform", "sql"),

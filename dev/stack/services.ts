@@ -176,6 +176,7 @@ export function services(secrets: StackSecrets): Service[] {
     SUPABASE_DB_URL: DB_URL,
     JWT_SECRET: secrets.jwtSecret,
     POSTGREST_JWKS_FILE: POSTGREST_JWKS,
+    NOT_PROVIDED_FILE: paths.notProvided,
     PROJECT_ROOT: ROOT,
     STACK_LOGS_DIR: paths.logs,
     FUNCTIONS_ENV_FILE: paths.functionsEnv,

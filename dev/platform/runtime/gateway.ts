@@ -23,6 +23,7 @@ import { platformTokenKeys, verifyBearer } from "./jwt.ts";
 import { type JSONWebKeySet } from "jose";
 import { projectSigner, signingKeysOf } from "../auth/signing-keys.ts";
 import { postgrestJwks } from "./postgrest-keys.ts";
+import { featureOfPath, recordAsk } from "../not-provided.ts";
 
 const log = logger("gateway");
 const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../../..");
@@ -30,6 +31,8 @@ const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../.
 const SUPABASE_DIR = process.env.SUPABASE_DIR ?? path.join(ROOT, "supabase");
 const FUNCTIONS_DIR = path.join(SUPABASE_DIR, "functions");
 const PORT = Number(process.env.GATEWAY_PORT ?? 54321);
+// Requests for hosted features the stack does not run, for `npm run status`.
+const ASKED_FILE = process.env.NOT_PROVIDED_FILE ?? path.join(ROOT, ".stack", "not-provided.json");
 // The legacy HS256 secret: still accepted while configured, as hosted accepts it until revoked.
 const JWT_SECRET: string = process.env.JWT_SECRET ?? "";
 if (!JWT_SECRET) throw new Error("JWT_SECRET is required");
@@ -241,6 +244,21 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse) {
 
   if (url.pathname === "/health") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
   if (isPreflight(req)) return answerPreflight(req, res, requestId);
+  const missing = featureOfPath(url.pathname);
+  if (missing) {
+    try {
+      recordAsk(ASKED_FILE, missing, url.pathname);
+    } catch (e) {
+      log.warn("request for a missing feature not recorded", { error: String(e) });
+    }
+    return sendError(
+      res,
+      501,
+      "not_provided_locally",
+      `${missing.feature} is part of hosted Supabase but not of the local stack; instead: ${missing.instead}.`,
+      requestId,
+    );
+  }
   const isRest = url.pathname === "/rest/v1" || url.pathname.startsWith("/rest/v1/");
   const headerKey = typeof req.headers.apikey === "string" ? req.headers.apikey : null;
   const refusal = await applyNewKey(req, headerKey ?? (isRest ? url.searchParams.get("apikey") : null), keys, mintRoleToken);
