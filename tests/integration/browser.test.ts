@@ -54,9 +54,13 @@ describe("a browser app on its own origin, with supabase-js as it ships", () => 
     const { page, failures } = await openApp();
     const signedIn = await page.evaluate(async ([email, password]) => {
       const { data, error } = await window.client.auth.signInWithPassword({ email, password });
-      return { error: error?.message ?? null, user: data.user?.id ?? null };
+      const header = data.session
+        ? JSON.parse(atob(data.session.access_token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/")))
+        : null;
+      return { error: error?.message ?? null, user: data.user?.id ?? null, alg: header?.alg, kid: typeof header?.kid };
     }, [user.email, PASSWORD]);
-    expect(signedIn).toEqual({ error: null, user: user.id });
+    // a hosted project's default: the session's token is signed with an asymmetric key named by kid
+    expect(signedIn).toEqual({ error: null, user: user.id, alg: "ES256", kid: "string" });
 
     // the session lives in localStorage: a reload is still signed in
     await page.reload();
