@@ -11,10 +11,18 @@
  *   plugin_opt_poll_ms 50             how often a busy broker looks for announcements between ticks
  *   plugin_opt_usage_seconds 60       how often the messages published per organization go to Postgres
  *   plugin_opt_usage_orgs 65536       organizations counted between two hand-overs
- * Secrets, from the environment only:
+ *   plugin_opt_jwks_seconds 600       how often the signing keys are fetched again, so a key removed
+ *                                     from the JWKS is refused within this bound (hosted edges cache
+ *                                     the JWKS about as long)
+ *   plugin_opt_jwks_refetch_seconds 30  least time between two fetches for tokens whose kid the set
+ *                                     lacks: random kids cannot make the broker hammer the auth server
+ *   plugin_opt_jwks_timeout_ms 2000   a fetch's limit; fetches run on Mosquitto's only thread
+ * A malformed or unknown option, or a malformed variable, is logged and the plugin does not load.
+ * From the environment only:
  *   MQTT_AUTH_DB_URL                  postgres URL for the role mqtt_broker
- *   MQTT_AUTH_JWT_SECRET              HS256 secret of the project (optional when a public key is set)
- *   MQTT_AUTH_JWT_PUBLIC_KEY_FILE     PEM public key for RS256/ES256 tokens (optional)
+ *   MQTT_AUTH_JWKS_URL                http(s) URL of the project's JWKS (ES256/RS256 tokens, key by kid)
+ *   MQTT_AUTH_JWT_SECRET              HS256 secret of the project (legacy tokens); one of the two is needed
+ *   MQTT_AUTH_SECRET_KEY              the project's sb_secret_ key: the backend's own services (optional)
  */
 #include <errno.h>
 #include <mosquitto.h>
@@ -27,6 +35,7 @@
 
 #include "acl_cache.h"
 #include "db.h"
+#include "jwks.h"
 #include "msg_count.h"
 #include "token.h"
 #include "topic_shape.h"
@@ -43,7 +52,7 @@ static struct {
 	mosquitto_plugin_id_t *id;
 	struct token_keys keys;
 	const char *secret_key;    /* the project's secret API key (sb_secret_…): a service login; NULL for none */
-	char *public_pem;
+	struct jwks *jwks;         /* NULL when only HS256 tokens are accepted */
 	struct db *db;
 	struct acl_cache *cache;
 	int64_t cache_ms, stale_ms, poll_ms, last_poll_ms;
@@ -286,6 +295,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	int64_t now = now_ms();
 	db_tick(P.db, now, 20);
 	P.last_poll_ms = now;
+	jwks_tick(P.jwks, now);
 
 	for(size_t i = 0; i < P.n_kicks; i++){
 		if(!P.kicks[i]) continue;    /* NULL would kick every client */
@@ -338,15 +348,22 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 }
 
 /* ------------------------------------------------------------------------------------------- */
-static long option(struct mosquitto_opt *opts, int n, const char *name, long fallback, long min, long max)
+static const char *const OPTIONS[] = {
+	"cache_seconds", "stale_seconds", "cache_size", "poll_ms", "usage_seconds", "usage_orgs",
+	"jwks_seconds", "jwks_refetch_seconds", "jwks_timeout_ms",
+};
+
+/* A bad value is not replaced by the default: a typo must not quietly change a security bound. */
+static long option(struct mosquitto_opt *opts, int n, const char *name, long fallback, long min, long max, bool *bad)
 {
 	for(int i = 0; i < n; i++){
 		if(strcmp(opts[i].key, name) == 0){
 			char *end;
 			errno = 0;
 			long v = strtol(opts[i].value, &end, 10);
-			if(errno || *end || v < min || v > max){
-				LOG(MOSQ_LOG_ERR, "\"msg\":\"bad option, using the default\",\"option\":\"%s\",\"min\":%ld,\"max\":%ld", name, min, max);
+			if(errno || end == opts[i].value || *end || v < min || v > max){
+				LOG(MOSQ_LOG_ERR, "\"msg\":\"bad option: the plugin does not load\",\"option\":\"plugin_opt_%s\",\"min\":%ld,\"max\":%ld", name, min, max);
+				*bad = true;
 				return fallback;
 			}
 			return v;
@@ -355,15 +372,30 @@ static long option(struct mosquitto_opt *opts, int n, const char *name, long fal
 	return fallback;
 }
 
-static char *read_file(const char *path)
+static bool unknown_options(struct mosquitto_opt *opts, int n)
 {
-	FILE *f = fopen(path, "rb");
-	if(!f) return NULL;
-	char *buf = calloc(1, 65537);
-	size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-	fclose(f);
-	if(buf && n == 0){ free(buf); buf = NULL; }
-	return buf;
+	bool unknown = false;
+	for(int i = 0; i < n; i++){
+		bool known = false;
+		for(size_t k = 0; k < sizeof OPTIONS / sizeof OPTIONS[0]; k++) known |= strcmp(opts[i].key, OPTIONS[k]) == 0;
+		if(!known){
+			LOG(MOSQ_LOG_ERR, "\"msg\":\"unknown option: the plugin does not load\",\"option\":\"plugin_opt_%.64s\"", opts[i].key);
+			unknown = true;
+		}
+	}
+	return unknown;
+}
+
+/* An empty variable counts as unset, as the entrypoint reads it. */
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static const char *jwks_lookup(void *ctx, const char *kid, const char *alg, const char **why)
+{
+	return jwks_key(ctx, kid, alg, now_ms(), why);
 }
 
 static const struct { int event; MOSQ_FUNC_generic_callback fn; } CALLBACKS[] = {
@@ -386,39 +418,61 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	(void)userdata;
 	memset(&P, 0, sizeof P);
 	P.id = identifier;
-	const char *url = getenv("MQTT_AUTH_DB_URL");
-	P.keys.hs_secret = getenv("MQTT_AUTH_JWT_SECRET");
-	P.secret_key = getenv("MQTT_AUTH_SECRET_KEY");
-	if(P.secret_key && strncmp(P.secret_key, "sb_secret_", 10) != 0){
-		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_SECRET_KEY must be the project's sb_secret_ key");
-		return MOSQ_ERR_INVAL;
+	const char *url = env("MQTT_AUTH_DB_URL");
+	const char *jwks_url = env("MQTT_AUTH_JWKS_URL");
+	P.keys.hs_secret = env("MQTT_AUTH_JWT_SECRET");
+	P.secret_key = env("MQTT_AUTH_SECRET_KEY");
+	/* Every problem is logged before giving up, so one start shows them all. */
+	bool bad = false;
+	if(!url){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_DB_URL is not set: the postgres URL of the role mqtt_broker");
+		bad = true;
 	}
-	const char *pem_file = getenv("MQTT_AUTH_JWT_PUBLIC_KEY_FILE");
+	if(!jwks_url && !P.keys.hs_secret){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "set MQTT_AUTH_JWKS_URL (asymmetric signing keys) and/or MQTT_AUTH_JWT_SECRET (HS256): tokens cannot be verified");
+		bad = true;
+	}
+	if(jwks_url && !jwks_url_ok(jwks_url)){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_JWKS_URL must be an http:// or https:// URL");
+		bad = true;
+	}
 	if(P.keys.hs_secret && strlen(P.keys.hs_secret) < 32){
 		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_JWT_SECRET must be at least 32 characters");
-		return MOSQ_ERR_INVAL;
+		bad = true;
 	}
-	if(pem_file && *pem_file){
-		P.public_pem = read_file(pem_file);
-		if(!P.public_pem){
-			LOG(MOSQ_LOG_ERR, "\"msg\":\"cannot read MQTT_AUTH_JWT_PUBLIC_KEY_FILE\",\"path\":\"%s\"", pem_file);
-			return MOSQ_ERR_INVAL;
-		}
-		P.keys.public_pem = P.public_pem;
+	if(P.secret_key && strncmp(P.secret_key, "sb_secret_", 10) != 0){
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_SECRET_KEY must be the project's sb_secret_ key");
+		bad = true;
 	}
-	if(!url || !*url || (!P.keys.hs_secret && !P.keys.public_pem)){
-		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "set MQTT_AUTH_DB_URL and MQTT_AUTH_JWT_SECRET (or MQTT_AUTH_JWT_PUBLIC_KEY_FILE)");
-		return MOSQ_ERR_INVAL;
+	if(env("MQTT_AUTH_JWT_PUBLIC_KEY_FILE")){
+		/* refused rather than ignored: a broker that silently stopped accepting its tokens would
+		 * look like an outage of the auth server */
+		LOG(MOSQ_LOG_ERR, "\"msg\":\"%s\"", "MQTT_AUTH_JWT_PUBLIC_KEY_FILE is no longer read: set MQTT_AUTH_JWKS_URL to the project's JWKS");
+		bad = true;
 	}
-	P.cache_ms = option(opts, opt_count, "cache_seconds", 5, 0, 3600) * 1000;
-	P.stale_ms = option(opts, opt_count, "stale_seconds", 30, 0, 86400) * 1000;
-	P.poll_ms = option(opts, opt_count, "poll_ms", 50, 0, 10000);
-	P.cache = acl_cache_new((size_t)option(opts, opt_count, "cache_size", 65536, 16, 1 << 24));
+	bad |= unknown_options(opts, opt_count);
+	P.cache_ms = option(opts, opt_count, "cache_seconds", 5, 0, 3600, &bad) * 1000;
+	P.stale_ms = option(opts, opt_count, "stale_seconds", 30, 0, 86400, &bad) * 1000;
+	P.poll_ms = option(opts, opt_count, "poll_ms", 50, 0, 10000, &bad);
+	long cache_size = option(opts, opt_count, "cache_size", 65536, 16, 1 << 24, &bad);
+	P.usage_ms = option(opts, opt_count, "usage_seconds", 60, 1, 86400, &bad) * 1000;
+	long usage_orgs = option(opts, opt_count, "usage_orgs", 65536, 16, 1 << 22, &bad);
+	long jwks_seconds = option(opts, opt_count, "jwks_seconds", 600, 1, 86400, &bad);
+	long jwks_refetch_seconds = option(opts, opt_count, "jwks_refetch_seconds", 30, 1, 3600, &bad);
+	long jwks_timeout_ms = option(opts, opt_count, "jwks_timeout_ms", 2000, 100, 10000, &bad);
+	if(bad) return MOSQ_ERR_INVAL;
+
+	P.cache = acl_cache_new((size_t)cache_size);
 	if(!P.cache) return MOSQ_ERR_NOMEM;
-	P.usage_ms = option(opts, opt_count, "usage_seconds", 60, 1, 86400) * 1000;
-	P.counts = msg_count_new((size_t)option(opts, opt_count, "usage_orgs", 65536, 16, 1 << 22));
+	P.counts = msg_count_new((size_t)usage_orgs);
 	if(!P.counts) return MOSQ_ERR_NOMEM;
 	P.last_usage_ms = now_ms();
+	if(jwks_url){
+		P.jwks = jwks_new(jwks_url, jwks_seconds * 1000, jwks_refetch_seconds * 1000, jwks_timeout_ms, now_ms());
+		if(!P.jwks) return MOSQ_ERR_NOMEM;
+		P.keys.public_key = jwks_lookup;
+		P.keys.ctx = P.jwks;
+	}
 	P.db = db_new(url, on_notify, NULL);
 	if(!P.db) return MOSQ_ERR_NOMEM;
 
@@ -432,12 +486,13 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 			db_free(P.db);
 			msg_count_free(P.counts);
 			acl_cache_free(P.cache);
-			free(P.public_pem);
+			jwks_free(P.jwks);
 			return rc;
 		}
 	}
-	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"ready\",\"cache_seconds\":%ld,\"stale_seconds\":%ld,\"hs256\":%s,\"public_key\":%s",
-	    (long)(P.cache_ms / 1000), (long)(P.stale_ms / 1000), P.keys.hs_secret ? "true" : "false", P.public_pem ? "true" : "false");
+	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"ready\",\"cache_seconds\":%ld,\"stale_seconds\":%ld,\"hs256\":%s,\"jwks\":%s,\"jwks_keys\":%zu,\"jwks_seconds\":%ld,\"jwks_refetch_seconds\":%ld",
+	    (long)(P.cache_ms / 1000), (long)(P.stale_ms / 1000), P.keys.hs_secret ? "true" : "false", P.jwks ? "true" : "false",
+	    jwks_count(P.jwks), jwks_seconds, jwks_refetch_seconds);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -458,6 +513,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
 	for(size_t i = 0; i < P.n_kicks; i++) free(P.kicks[i]);
 	free(P.sessions);
 	free(P.kicks);
-	free(P.public_pem);
+	jwks_free(P.jwks);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +22,18 @@ int is_uuid(const char *s)
 	return 1;
 }
 
-/* The header's "alg", read before verifying so that the key is chosen by what the server allows,
- * never by what the token says (an HS256 token must not be checked against the public key). */
-static char *header_alg(const char *token)
+struct header {
+	char alg[8];
+	char kid[256];              /* "" when the header has none */
+};
+
+/* The header's "alg" and "kid", read before verifying so that the key is chosen by what the
+ * server allows for that kid, never by what the token says (an HS256 token must not be checked
+ * with a public key as its HMAC secret). False when the header is not a JSON object with an alg. */
+static bool read_header(const char *token, struct header *h)
 {
 	const char *dot = strchr(token, '.');
-	if(!dot || dot == token || dot - token > 2048) return NULL;
+	if(!dot || dot == token || dot - token > 2048) return false;
 	size_t n = (size_t)(dot - token);
 	char b64[2052];
 	memcpy(b64, token, n);
@@ -37,31 +44,42 @@ static char *header_alg(const char *token)
 	while(n % 4) b64[n++] = '=';
 	unsigned char json[1600];
 	int len = EVP_DecodeBlock(json, (const unsigned char *)b64, (int)n);
-	if(len <= 0) return NULL;
+	if(len <= 0) return false;
 	json[len] = '\0';
 	cJSON *header = cJSON_Parse((const char *)json);
 	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
-	char *out = cJSON_IsString(alg) ? strdup(alg->valuestring) : NULL;
+	const cJSON *kid = cJSON_GetObjectItemCaseSensitive(header, "kid");
+	bool ok = cJSON_IsString(alg) && strlen(alg->valuestring) < sizeof h->alg
+	       && (!kid || (cJSON_IsString(kid) && strlen(kid->valuestring) < sizeof h->kid));
+	if(ok){
+		strcpy(h->alg, alg->valuestring);
+		strcpy(h->kid, kid ? kid->valuestring : "");
+	}
 	cJSON_Delete(header);
-	return out;
+	return ok;
 }
 
 const char *token_verify(const struct token_keys *keys, const char *token, time_t now, struct verified_token *out)
 {
 	if(!token || strlen(token) > 8192) return "malformed";
-	char *alg = header_alg(token);
-	if(!alg) return "malformed";
+	struct header h;
+	if(!read_header(token, &h)) return "malformed";
 	const char *key = NULL;
 	jwt_alg_t expected = JWT_ALG_NONE;
-	if(strcmp(alg, "HS256") == 0 && keys->hs_secret){
+	if(strcmp(h.alg, "HS256") == 0){
+		/* whatever its kid: the JWKS holds public keys only, and HS256 is checked with the secret */
+		if(!keys->hs_secret) return "algorithm_not_allowed";
 		key = keys->hs_secret; expected = JWT_ALG_HS256;
-	}else if(strcmp(alg, "RS256") == 0 && keys->public_pem){
-		key = keys->public_pem; expected = JWT_ALG_RS256;
-	}else if(strcmp(alg, "ES256") == 0 && keys->public_pem){
-		key = keys->public_pem; expected = JWT_ALG_ES256;
+	}else if(strcmp(h.alg, "ES256") == 0 || strcmp(h.alg, "RS256") == 0){
+		if(!keys->public_key) return "algorithm_not_allowed";
+		if(!h.kid[0]) return "unknown_signing_key";   /* one key by its kid, never the first that fits */
+		const char *why = "unknown_signing_key";
+		key = keys->public_key(keys->ctx, h.kid, h.alg, &why);
+		if(!key) return why;
+		expected = h.alg[0] == 'E' ? JWT_ALG_ES256 : JWT_ALG_RS256;
+	}else{
+		return "algorithm_not_allowed";     /* none, and everything else */
 	}
-	free(alg);
-	if(!key) return "algorithm_not_allowed";
 
 	jwt_t *jwt = NULL;
 	if(jwt_decode(&jwt, token, (const unsigned char *)key, (int)strlen(key)) != 0 || !jwt){

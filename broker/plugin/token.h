@@ -1,5 +1,6 @@
 /* Supabase access tokens as MQTT passwords: signature (HS256 with the project's JWT secret, or
- * RS256/ES256 with a public key), expiry and role checked here, without the database. */
+ * ES256/RS256 with the public key its header's kid names), expiry and role checked here, without
+ * the database. */
 #ifndef TOKEN_H
 #define TOKEN_H
 #include <stddef.h>
@@ -7,7 +8,10 @@
 
 struct token_keys {
 	const char *hs_secret;      /* HS256; NULL to refuse HS256 tokens */
-	const char *public_pem;     /* RS256 / ES256; NULL to refuse them */
+	/* The PEM public key published under kid for alg (ES256 or RS256), or NULL and why; a NULL
+	 * function refuses ES256 and RS256 tokens. */
+	const char *(*public_key)(void *ctx, const char *kid, const char *alg, const char **why);
+	void *ctx;
 };
 
 enum token_role { TOKEN_USER, TOKEN_SERVICE };

@@ -9,7 +9,7 @@ export DENO_NO_UPDATE_CHECK=1
 # install itself can never disagree.
 SYSTEM_PACKAGES=(postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-pgtap
   libtap-parser-sourcehandler-pgtap-perl redis-server mosquitto mosquitto-clients mosquitto-dev
-  libmosquitto-dev clamav-daemon libjwt-dev libcjson-dev libpq-dev build-essential pkg-config
+  libmosquitto-dev clamav-daemon libjwt-dev libcjson-dev libcurl4-openssl-dev libpq-dev build-essential pkg-config
   chromium)
 
 log() { printf '{"ts":"%s","level":"info","component":"bootstrap","msg":"%s"}\n' "$(date -u +%FT%TZ)" "$*" >&2; }
