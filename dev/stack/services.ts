@@ -79,6 +79,8 @@ export function brokerEnv(secrets: StackSecrets) {
   db.searchParams.set("connect_timeout", "2");
   return {
     MQTT_AUTH_DB_URL: db.toString(),
+    // The auth stand-in publishes the signing keys of its ES256 tokens where hosted Supabase does.
+    MQTT_AUTH_JWKS_URL: `http://${HOST}:${PORTS.gateway}/auth/v1/.well-known/jwks.json`,
     MQTT_AUTH_JWT_SECRET: secrets.jwtSecret,
     ...(secrets.secretKey ? { MQTT_AUTH_SECRET_KEY: secrets.secretKey } : {}),
   };

@@ -1,15 +1,21 @@
 // Mosquitto with the Postgres-backed plugin, through mqtt.js: two organizations and each role,
-// wildcard attacks, devices, refused credentials, token expiry, revocation within the bound,
-// Postgres and broker restarts, WebSockets, malformed and oversized messages. Most tests use a
-// broker of their own (same config and plugin, 2 s cache) so they can restart it; one checks the
-// stack's own broker over WebSockets.
+// wildcard attacks, devices, refused credentials, token expiry, signing keys from a JWKS (rotation,
+// removal, refetch rate, forged headers, the JWKS down), revocation within the bound, Postgres and
+// broker restarts, WebSockets, malformed and oversized messages, the container's environment
+// check. Most tests use a broker of their own (same config and plugin, 2 s cache) so they can
+// restart it; one checks the stack's own broker over WebSockets.
+import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { fileURLToPath } from "node:url";
+import { exportJWK, exportSPKI, generateKeyPair, type JWK, type JWTHeaderParameters, SignJWT } from "jose";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { STATE } from "../../dev/stack/config.ts";
+import type { BrokerInstance } from "../../dev/stack/broker-instance.ts";
+import { freePort } from "../../dev/stack/ports.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 import { connectRealtime, defaultClientId, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
@@ -276,25 +282,308 @@ describe("hardening", () => {
   });
 });
 
-describe("asymmetric signing keys", () => {
-  it("verifies ES256 tokens against MQTT_AUTH_JWT_PUBLIC_KEY_FILE and refuses another key's", async () => {
-    const ours = await generateKeyPair("ES256");
-    const theirs = await generateKeyPair("ES256");
-    const pemFile = path.join(STATE, "test-broker-es256.pem");
-    fs.writeFileSync(pemFile, await exportSPKI(ours.publicKey), { mode: 0o644 });
-    const es = testBroker("test-broker-es256", { MQTT_AUTH_JWT_PUBLIC_KEY_FILE: pemFile });
-    await es.start();
+describe("signing keys from a JWKS", () => {
+  const refused = expect.objectContaining({ code: expect.toSatisfy((c: number) => c === 134 || c === 135) });
+  type Key = { kid: string; alg: "ES256" | "RS256"; privateKey: CryptoKey; publicKey: CryptoKey; jwk: JWK };
+
+  async function signingKey(alg: "ES256" | "RS256" = "ES256"): Promise<Key> {
+    const { publicKey, privateKey } = await generateKeyPair(alg);
+    const kid = crypto.randomUUID();
+    return {
+      kid,
+      alg,
+      privateKey,
+      publicKey,
+      jwk: { ...(await exportJWK(publicKey)), kid, alg, use: "sig", key_ops: ["verify"] },
+    };
+  }
+
+  /** A JWKS as Supabase Auth publishes it, on a port of its own; counts the requests it gets. */
+  async function jwksServer(port = 0) {
+    let keys: JWK[] = [];
+    let requests = 0;
+    let failing = false;
+    const server = http.createServer((req, res) => {
+      requests++;
+      if (failing) return void res.writeHead(503).end();
+      if (req.url !== "/auth/v1/.well-known/jwks.json") return void res.writeHead(404).end();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, HOST, () => resolve());
+    });
+    const jwks = {
+      url: `http://${HOST}:${(server.address() as AddressInfo).port}/auth/v1/.well-known/jwks.json`,
+      publish: (...ks: Key[]) => void (keys = ks.map((k) => k.jwk)),
+      fail: (on: boolean) => void (failing = on),
+      requests: () => requests,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    };
+    open.push(jwks);
+    return jwks;
+  }
+
+  const inMinutes = (m: number) => Math.floor(Date.now() / 1000) + m * 60;
+  const userClaims = (sub: string, exp = inMinutes(10)) => ({ sub, role: "authenticated", aud: "authenticated", exp });
+  const signed = (key: Key, sub: string, header: Partial<JWTHeaderParameters> = {}, exp?: number) =>
+    new SignJWT(userClaims(sub, exp)).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT", ...header }).sign(
+      key.privateKey,
+    );
+  const legacy = (sub: string) =>
+    new SignJWT(userClaims(sub)).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(
+      new TextEncoder().encode(secrets().jwtSecret),
+    );
+  const idFor = (what: string) => `${u.student}-${what}-${crypto.randomUUID().slice(0, 8)}`;
+
+  /** The reason the broker logged for refusing this client id. */
+  const reasonFor = (b: BrokerInstance, clientId: string) =>
+    b.log().split("\n").findLast((l) => l.includes(`"client_id":"${clientId}"`) && l.includes("connection refused"))
+      ?.match(/"reason":"([a-z_]+)"/)?.[1];
+
+  async function accepted(password: string, url: string) {
     try {
-      const claims = { sub: u.student, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 600 };
-      const sign = (key: CryptoKey) => new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "test" }).sign(key);
-      await rawConnect(await sign(ours.privateKey), es.url);
-      await expect(rawConnect(await sign(theirs.privateKey), es.url)).rejects.toBeTruthy();
-      await rawConnect(await token(u.student), es.url); // the HS256 secret still works beside it
-      expect(es.log()).toMatch(/"public_key":true/);
-      expect(es.log()).toMatch(/"reason":"bad_signature"/);
-    } finally {
-      await es.stop();
+      await (await rawConnect(password, url)).endAsync();
+      return true;
+    } catch {
+      return false;
     }
+  }
+
+  // Keys from a JWKS only, as a project that revoked its legacy secret; fetched every 2 s.
+  let jwks: Awaited<ReturnType<typeof jwksServer>>;
+  let jw: BrokerInstance;
+  let a: Key, b: Key, rsa: Key;
+  beforeAll(async () => {
+    [a, b, rsa] = await Promise.all([signingKey(), signingKey(), signingKey("RS256")]);
+    jwks = await jwksServer();
+    jwks.publish(a);
+    jw = testBroker("test-broker-jwks", { MQTT_AUTH_JWKS_URL: jwks.url, MQTT_AUTH_JWT_SECRET: "" }, {
+      jwks_seconds: 2,
+      jwks_refetch_seconds: 1,
+    });
+    await jw.start();
+  });
+  afterAll(() => jw?.stop());
+
+  it("a token of a published key signs in over MQTT and WebSockets, and its user is still held to their organization", async () => {
+    const token = await signed(a, u.student);
+    await rawConnect(token, jw.url);
+    await rawConnect(token, jw.wsUrl);
+    for (const url of [jw.url, jw.wsUrl]) {
+      const c = client(token, url);
+      await c.subscribe(topics.events(orgA), () => {});
+      await expect(c.subscribe(topics.events(orgB), () => {}), url).rejects.toMatchObject({ code: "subscription_refused" });
+      await expect(c.subscribe(`org/${orgB}/#`, () => {}), url).rejects.toMatchObject({ code: "subscription_refused" });
+    }
+    expect(jw.log()).toMatch(/"jwks":true,"jwks_keys":1/);
+  });
+
+  it("refuses alg none, HS256 made with the public key, an algorithm the key does not have, an unknown or missing kid, a forged signature and an expired token", async () => {
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const stranger = await signingKey(); // never published
+    const pem = await exportSPKI(a.publicKey);
+    const hmac = (secret: string) =>
+      new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "HS256", kid: a.kid, typ: "JWT" }).sign(
+        new TextEncoder().encode(secret),
+      );
+    const rsaOfTheirs = await generateKeyPair("RS256");
+    const es384 = await generateKeyPair("ES384");
+    const cases: [string, string, string][] = [
+      ["none", `${b64({ alg: "none", kid: a.kid, typ: "JWT" })}.${b64(userClaims(u.student))}.`, "algorithm_not_allowed"],
+      ["hs256-pem", await hmac(pem), "algorithm_not_allowed"],
+      ["hs256-jwk", await hmac(JSON.stringify(a.jwk)), "algorithm_not_allowed"],
+      // A's kid, with an algorithm A's key does not have
+      [
+        "rs256-on-es-key",
+        await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "RS256", kid: a.kid }).sign(rsaOfTheirs.privateKey),
+        "algorithm_not_allowed",
+      ],
+      [
+        "es384",
+        await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "ES384", kid: a.kid }).sign(es384.privateKey),
+        "algorithm_not_allowed",
+      ],
+      ["unknown-kid", await signed(stranger, u.student), "unknown_signing_key"],
+      // A's own signature, but no kid to choose a key by
+      [
+        "no-kid",
+        await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "ES256" }).sign(a.privateKey),
+        "unknown_signing_key",
+      ],
+      ["forged", await signed(stranger, u.student, { kid: a.kid }), "bad_signature"],
+      ["expired", await signed(a, u.student, {}, inMinutes(-1)), "expired"],
+    ];
+    for (const [what, token, reason] of cases) {
+      const id = idFor(what);
+      await expect(rawConnect(token, jw.url, id), what).rejects.toEqual(refused);
+      expect(reasonFor(jw, id), what).toBe(reason);
+    }
+    await rawConnect(await signed(a, u.student), jw.url); // and the good token still works
+  });
+
+  it("rotation: keys added to the JWKS are accepted, and a key removed from it is refused within jwks_seconds", async () => {
+    jwks.publish(a, b, rsa);
+    const [tokenA, tokenB, tokenRsa] = await Promise.all([signed(a, u.student), signed(b, u.teacher), signed(rsa, u.owner)]);
+    await waitUntil("B's token to be accepted", () => accepted(tokenB, jw.url), 5000, 200);
+    expect(await accepted(tokenRsa, jw.url)).toBe(true);
+    expect(await accepted(tokenA, jw.url)).toBe(true);
+
+    jwks.publish(b, rsa);
+    const removedAt = Date.now();
+    await waitUntil("A's token to be refused", async () => !(await accepted(tokenA, jw.url)), 8000, 100);
+    // jwks_seconds (2 s) after the last fetch, plus a tick and the fetch
+    expect(Date.now() - removedAt).toBeLessThan(3500);
+    const id = idFor("removed");
+    await expect(rawConnect(tokenA, jw.url, id)).rejects.toEqual(refused);
+    expect(reasonFor(jw, id)).toBe("unknown_signing_key");
+    expect(await accepted(tokenB, jw.url)).toBe(true);
+    expect(await accepted(tokenRsa, jw.url)).toBe(true);
+    jwks.publish(a); // as the other tests expect
+    await waitUntil("A's token to be accepted again", () => accepted(tokenA, jw.url), 5000, 200);
+  });
+
+  it("unknown kids fetch the JWKS at most once per refetch period, which picks up a key published since", async () => {
+    const server = await jwksServer();
+    server.publish(a);
+    const own = testBroker("test-broker-jwks-flood", { MQTT_AUTH_JWKS_URL: server.url, MQTT_AUTH_JWT_SECRET: "" }, {
+      jwks_seconds: 600,
+      jwks_refetch_seconds: 3,
+    });
+    await own.start();
+    try {
+      const started = Date.now();
+      expect(server.requests()).toBe(1); // the fetch at start
+      const stranger = await signingKey();
+      for (let i = 0; i < 30; i++) {
+        await expect(rawConnect(await signed(stranger, u.student, { kid: crypto.randomUUID() }), own.url)).rejects.toEqual(
+          refused,
+        );
+      }
+      // one fetch at start, then at most one per started 3 s
+      const periods = () => Math.ceil((Date.now() - started) / 3000);
+      expect(server.requests()).toBeLessThanOrEqual(1 + periods());
+
+      const c = await signingKey();
+      server.publish(a, c);
+      const tokenC = await signed(c, u.student);
+      // the timer is 10 minutes away: only an unknown kid's fetch can find C
+      await waitUntil("C to be found by a refetch", () => accepted(tokenC, own.url), 8000, 250);
+      expect(server.requests()).toBeGreaterThan(1);
+      expect(server.requests()).toBeLessThanOrEqual(1 + periods());
+    } finally {
+      await own.stop();
+    }
+  }, 20_000);
+
+  it(
+    "with the JWKS down at start the broker says so and takes HS256 with the secret; it takes the keys once the JWKS is up, and keeps them when a later fetch fails",
+    async () => {
+      const port = await freePort();
+      const own = testBroker("test-broker-jwks-down", {
+        MQTT_AUTH_JWKS_URL: `http://${HOST}:${port}/auth/v1/.well-known/jwks.json`,
+      }, {
+        jwks_seconds: 2,
+        jwks_refetch_seconds: 1,
+      });
+      const logFrom = own.log().length;
+      await own.start();
+      try {
+        const log = () => own.log().slice(logFrom);
+        expect(log()).toMatch(/"msg":"JWKS fetch failed; keeping the last good keys".*"trigger":"start"/);
+        await rawConnect(await legacy(u.student), own.url);
+        const tokenA = await signed(a, u.student);
+        const id = idFor("no-keys");
+        await expect(rawConnect(tokenA, own.url, id)).rejects.toEqual(refused);
+        expect(reasonFor(own, id)).toBe("signing_keys_unavailable");
+        // an HS256 token made with the public key as its secret is checked with the project's secret
+        const hmacId = idFor("hs256-pem");
+        const hmac = await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "HS256", kid: a.kid }).sign(
+          new TextEncoder().encode(await exportSPKI(a.publicKey)),
+        );
+        await expect(rawConnect(hmac, own.url, hmacId)).rejects.toEqual(refused);
+        expect(reasonFor(own, hmacId)).toBe("bad_signature");
+
+        const server = await jwksServer(port);
+        server.publish(a);
+        await waitUntil("the keys to be fetched once the JWKS is up", () => accepted(tokenA, own.url), 8000, 200);
+        expect(log()).toMatch(/"msg":"signing keys loaded"/);
+
+        server.fail(true);
+        const failedFrom = own.log().length;
+        const failedRefresh = /JWKS fetch failed; keeping the last good keys.*"trigger":"refresh".*"keys_kept":1/;
+        await waitUntil("a refresh to fail", () => Promise.resolve(failedRefresh.test(own.log().slice(failedFrom))), 8000, 200);
+        expect(await accepted(tokenA, own.url)).toBe(true);
+      } finally {
+        await own.stop();
+      }
+    },
+    20_000,
+  );
+
+  it("the plugin does not load with a malformed JWKS URL or option, or the retired public key file, and says which", async () => {
+    const own = testBroker("test-broker-bad-config", {
+      MQTT_AUTH_JWKS_URL: "ftp://example.com/jwks.json",
+      MQTT_AUTH_JWT_PUBLIC_KEY_FILE: "/etc/broker/public.pem",
+    }, { jwks_seconds: "ten" });
+    const logFrom = own.log().length;
+    await expect(own.start()).rejects.toThrow(/exited/);
+    const log = own.log().slice(logFrom);
+    expect(log).toMatch(/MQTT_AUTH_JWKS_URL must be an http:\/\/ or https:\/\/ URL/);
+    expect(log).toMatch(/MQTT_AUTH_JWT_PUBLIC_KEY_FILE is no longer read/);
+    expect(log).toMatch(/"msg":"bad option: the plugin does not load","option":"plugin_opt_jwks_seconds"/);
+  }, 20_000);
+
+  it("the container's entrypoint names every missing or malformed variable in one message, and no secret", () => {
+    const entrypoint = fileURLToPath(new URL("../../broker/docker-entrypoint.sh", import.meta.url));
+    const run = (env: Record<string, string>) =>
+      spawnSync("sh", [entrypoint, "--check"], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, encoding: "utf8" });
+    const problems = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("  - "));
+
+    const none = run({});
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toMatch(/^broker: not starting/);
+    expect(problems(none.stderr)).toEqual([
+      expect.stringMatching(/^ {2}- MQTT_AUTH_DB_URL is not set: the plugin asks Postgres/),
+      expect.stringMatching(/MQTT_AUTH_JWKS_URL and\/or MQTT_AUTH_JWT_SECRET: the plugin verifies/),
+      expect.stringMatching(/MQTT_PORT must be a port number/),
+      expect.stringMatching(/MQTT_WS_PORT must be a port number/),
+    ]);
+
+    const good = { MQTT_AUTH_DB_URL: "postgresql://mqtt_broker:pw@db:5432/postgres", MQTT_PORT: "1883", MQTT_WS_PORT: "8080" };
+    const bad = run({
+      ...good,
+      MQTT_AUTH_DB_URL: "mysql://db",
+      MQTT_AUTH_JWKS_URL: "ftp://example.com/jwks.json",
+      MQTT_AUTH_JWT_SECRET: "too-short-a-secret",
+      MQTT_AUTH_SECRET_KEY: "sk_not_the_secret_key",
+      MQTT_WS_PORT: "80a",
+    });
+    expect(bad.status).not.toBe(0);
+    expect(problems(bad.stderr).map((l) => l.match(/[A-Z_]{8,}/)?.[0])).toEqual([
+      "MQTT_AUTH_DB_URL",
+      "MQTT_AUTH_JWKS_URL",
+      "MQTT_AUTH_JWT_SECRET",
+      "MQTT_AUTH_SECRET_KEY",
+      "MQTT_WS_PORT",
+    ]);
+    expect(bad.stderr).not.toMatch(/too-short-a-secret|sk_not_the_secret_key|mysql/);
+
+    expect(run({ ...good, MQTT_AUTH_JWKS_URL: "https://ref.supabase.co/auth/v1/.well-known/jwks.json" })).toMatchObject({
+      status: 0,
+    });
+    expect(run({ ...good, MQTT_AUTH_JWT_SECRET: "x".repeat(32) })).toMatchObject({ status: 0 });
+    // broker/.env.example passes as it is
+    const example = Object.fromEntries(
+      fs.readFileSync(path.join(path.dirname(entrypoint), ".env.example"), "utf8").split("\n")
+        .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
+    expect(Object.keys(example)).toEqual(expect.arrayContaining(["MQTT_AUTH_DB_URL", "MQTT_AUTH_JWKS_URL", "MQTT_PORT"]));
+    expect(run(example)).toMatchObject({ status: 0 });
   });
 });
 
