@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import crypto from "node:crypto";
 import postgres from "postgres";
+import { createRemoteJWKSet, jwtVerify } from "jose";
 import { DB_URL, HOST, paths, PORTS } from "../../dev/stack/config.ts";
 import type { StackSecrets } from "../../dev/stack/secrets.ts";
 import { loadProjectConfig } from "../../dev/platform/project-config.ts";
@@ -51,6 +52,14 @@ export async function tokenFor(sql: postgres.Sql, userId: string, expiresIn?: nu
       supabaseUrl: API_URL,
     },
   );
+}
+
+/** A token's claims, verified as any outside verifier does: against the project's published JWKS. */
+export async function verifiedClaims(token: string): Promise<Record<string, unknown>> {
+  const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${API_URL}/auth/v1/.well-known/jwks.json`)), {
+    algorithms: ["ES256", "RS256"],
+  });
+  return payload as Record<string, unknown>;
 }
 
 export async function waitUntil<T>(

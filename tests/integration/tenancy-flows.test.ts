@@ -2,11 +2,10 @@
 // through the custom access token hook, verified, then used as the request context on a
 // connection as `authenticator` (never a superuser): create an organization, invite, accept,
 // switch organization, revoke; plus API keys and the audit trail those steps leave.
-import { jwtVerify } from "jose";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contextFromClaims, type RequestContext, withRequestContext } from "../../supabase/functions/_shared/db.ts";
-import { adminSql, apiSql, createUser, secrets, tokenFor } from "../helpers/stack.ts";
+import { adminSql, apiSql, createUser, tokenFor, verifiedClaims } from "../helpers/stack.ts";
 
 const admin = adminSql();
 const api = apiSql();
@@ -28,8 +27,7 @@ beforeAll(async () => {
 /** A fresh access token for the user, verified as the API gateway verifies it. */
 async function claimsOf(user: User) {
   const { token } = await tokenFor(admin, user.id);
-  const { payload } = await jwtVerify(token, new TextEncoder().encode(secrets().jwtSecret), { algorithms: ["HS256"] });
-  return payload as Record<string, unknown>;
+  return await verifiedClaims(token);
 }
 
 const headers = (requestId: string) => ({
