@@ -8,6 +8,7 @@ import { builtinModules } from "node:module";
 import path from "node:path";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
+import { copiedPaths, readDockerfile } from "../helpers/dockerfile.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ENTRY = "worker/src/main.ts";
@@ -78,14 +79,6 @@ function importGraph(entry: string, root = ROOT): Graph {
   return { files, packages, unresolved };
 }
 
-/** The sources the Dockerfile COPYs from the build context (not from other stages). */
-function dockerfileCopies(dockerfile: string): string[] {
-  return fs.readFileSync(dockerfile, "utf8").split("\n")
-    .filter((l) => /^COPY\s/i.test(l) && !/--from=/i.test(l))
-    .flatMap((l) => l.trim().split(/\s+/).slice(1).filter((w) => !w.startsWith("--")).slice(0, -1))
-    .map((p) => p.replace(/\/$/, ""));
-}
-
 describe("the worker's dependencies", () => {
   const graph = importGraph(ENTRY);
   const declared = JSON.parse(fs.readFileSync(path.join(ROOT, "worker/package.json"), "utf8")).dependencies ?? {};
@@ -98,7 +91,7 @@ describe("the worker's dependencies", () => {
   });
 
   it("every file the worker loads is one its Dockerfile copies", () => {
-    const copied = dockerfileCopies(path.join(ROOT, "worker/Dockerfile"));
+    const copied = copiedPaths(readDockerfile(path.join(ROOT, "worker/Dockerfile")));
     expect(copied).toContain("worker/src");
     const outside = graph.files.filter((f) => !copied.some((c) => f === c || f.startsWith(`${c}/`)));
     expect(outside).toEqual([]);
