@@ -16,11 +16,17 @@ export interface FixtureGateway {
 export function startFixtureGateway(
   logName: string,
   supabaseDir = path.join(ROOT, "tests", "fixtures", "supabase"),
+  env: Record<string, string> = {},
 ): Promise<FixtureGateway> {
-  return withFreePorts(1, ([port]) => startOn(port, supabaseDir, logName));
+  return withFreePorts(1, ([port]) => startOn(port, supabaseDir, logName, env));
 }
 
-async function startOn(port: number, supabaseDir: string, logName: string): Promise<FixtureGateway> {
+async function startOn(
+  port: number,
+  supabaseDir: string,
+  logName: string,
+  extraEnv: Record<string, string>,
+): Promise<FixtureGateway> {
   const FIXTURE_URL = `http://127.0.0.1:${port}`;
   const s = secrets();
   const proc = spawn(path.join(ROOT, "node_modules", ".bin", "node"), [
@@ -36,7 +42,10 @@ async function startOn(port: number, supabaseDir: string, logName: string): Prom
       SUPABASE_URL: FIXTURE_URL,
       SUPABASE_ANON_KEY: s.anonKey,
       SUPABASE_SERVICE_ROLE_KEY: s.serviceRoleKey,
+      SUPABASE_PUBLISHABLE_KEY: s.publishableKey,
+      SUPABASE_SECRET_KEY: s.secretKey,
       SUPABASE_DB_URL: DB_URL,
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });

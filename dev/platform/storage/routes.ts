@@ -26,6 +26,7 @@ import { verifyBearer } from "../runtime/jwt.ts";
 import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 import { readJsonBody } from "../runtime/request-body.ts";
 import { decodeCursor, listV2, ListV2Body } from "./list-v2.ts";
+import { OverBudget, UploadBudget } from "./upload-budget.ts";
 
 export interface StorageDeps {
   sql: postgres.Sql;
@@ -42,6 +43,8 @@ const storageError = (status: number, error: string, message: string): Reply => 
   body: { statusCode: String(status), error, message },
 });
 const MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
+// Uploads one caller may have in flight at once, in bytes (STORAGE_MAX_INFLIGHT_BYTES_PER_CALLER).
+const uploadBudget = new UploadBudget(Number(process.env.STORAGE_MAX_INFLIGHT_BYTES_PER_CALLER ?? 2 * MAX_UPLOAD_BYTES));
 
 /** Bucket ids and object names as the Storage API accepts them: no traversal, no control characters. */
 const BucketId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/);
@@ -130,7 +133,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
           headers: { "x-request-id": requestId },
         }, fn)
         : asService(deps.sql, requestId, fn);
-    return uploadObject(req, deps, target, { sub: owner }, asOwner, upsert);
+    return uploadObject(req, deps, target, { sub: owner }, asOwner, upsert, owner ?? `signed:${target.bucket}`);
   }
 
   const auth = await verifyBearer(req.headers.authorization, deps.tokenKeys);
@@ -374,7 +377,16 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
   if (upload && (req.method === "POST" || req.method === "PUT")) {
     const target = parseTarget(upload[1]);
     if (!target) return storageError(400, "invalid_key", "Invalid object path");
-    return uploadObject(req, deps, target, auth.claims, asCaller, req.method === "PUT" || req.headers["x-upsert"] === "true");
+    const caller = typeof auth.claims.sub === "string" ? auth.claims.sub : `${auth.claims.role}:${req.socket.remoteAddress}`;
+    return uploadObject(
+      req,
+      deps,
+      target,
+      auth.claims,
+      asCaller,
+      req.method === "PUT" || req.headers["x-upsert"] === "true",
+      caller,
+    );
   }
 
   const remove = /^\/object\/([^/]+)$/.exec(route);
@@ -399,23 +411,41 @@ async function uploadObject(
   claims: Record<string, unknown>,
   asCaller: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
   upsert: boolean,
+  caller: string,
 ): Promise<Reply> {
   const [bucket] = await deps.sql`select file_size_limit, allowed_mime_types from storage.buckets where id = ${target.bucket}`;
   if (!bucket) return storageError(404, "not_found", "Bucket not found");
   const limit = Math.min(Number(bucket.file_size_limit ?? MAX_UPLOAD_BYTES), MAX_UPLOAD_BYTES);
   const tooLarge = () => storageError(413, "Payload too large", "The object exceeded the maximum allowed size");
+  const owner = typeof claims.sub === "string" ? claims.sub : null;
+  const declared = String(req.headers["content-type"] ?? "application/octet-stream");
+  const multipart = declared.toLowerCase().startsWith("multipart/form-data");
+  const declaredLength = Number(req.headers["content-length"]);
+  if (Number.isFinite(declaredLength) && declaredLength > limit && !multipart) return tooLarge();
+  // As hosted Storage's testPermission: the row is written and rolled back as the caller before a
+  // byte of the body is read, so a caller the policies refuse costs no disk and no wait.
+  const refused = await testPermission(asCaller, (tx) =>
+    writeObjectRow(tx, target, owner, {
+      size: Number.isFinite(declaredLength) && !multipart ? declaredLength : 0,
+      mimetype: multipart ? "application/octet-stream" : declared.split(";")[0].trim().toLowerCase(),
+    }, upsert));
+  if (refused) return refused;
   const tmp = path.join(deps.dir, ".tmp", crypto.randomUUID());
   fs.mkdirSync(path.dirname(tmp), { recursive: true });
   const hash = crypto.createHash("md5");
   let size = 0;
   let contentType: string;
   let cacheControl = String(req.headers["cache-control"] ?? "no-cache");
+  let held = 0;
+  const hold = (n: number) => {
+    uploadBudget.take(caller, n);
+    held += n;
+  };
   try {
-    const declared = String(req.headers["content-type"] ?? "application/octet-stream");
-    if (declared.toLowerCase().startsWith("multipart/form-data")) {
+    if (multipart) {
       // supabase-js sends Blobs and Files as a form: the file part carries the type, a field the
       // cache setting. Streamed to disk as it arrives (busboy), so a large upload never sits in memory.
-      const form = await receiveForm(req, tmp, limit, hash);
+      const form = await receiveForm(req, tmp, limit, hash, hold);
       if (form.kind === "too_large") {
         fs.rmSync(tmp, { force: true });
         return tooLarge();
@@ -430,15 +460,21 @@ async function uploadObject(
     } else {
       contentType = declared.split(";")[0].trim().toLowerCase();
       const out = fs.createWriteStream(tmp);
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > limit) {
-          out.destroy();
-          fs.rmSync(tmp, { force: true });
-          return tooLarge();
+      try {
+        for await (const chunk of req) {
+          size += (chunk as Buffer).length;
+          if (size > limit) {
+            out.destroy();
+            fs.rmSync(tmp, { force: true });
+            return tooLarge();
+          }
+          hold((chunk as Buffer).length);
+          hash.update(chunk as Buffer);
+          if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
         }
-        hash.update(chunk as Buffer);
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+      } catch (e) {
+        out.destroy();
+        throw e;
       }
       await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
     }
@@ -455,34 +491,79 @@ async function uploadObject(
       contentLength: size,
       httpStatusCode: 200,
     };
-    const owner = typeof claims.sub === "string" ? claims.sub : null;
-    // A plain upload needs only the INSERT policy, as on hosted Storage: the id is made here, so
-    // nothing is read back (RETURNING would make the SELECT policy apply too). An upsert needs
-    // INSERT, and UPDATE and SELECT for the object it replaces, which Postgres itself asks of
-    // INSERT ... ON CONFLICT DO UPDATE.
-    const id = crypto.randomUUID();
-    const rows = await asCaller(async (tx) =>
-      upsert
-        ? tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
-             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})
-             on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
-             returning id`
-        : tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
-             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata)})`.then(() => [{ id }])
-    );
+    const id = await asCaller((tx) => writeObjectRow(tx, target, owner, metadata, upsert));
     const dest = filePath(deps, target);
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.renameSync(tmp, dest);
-    return { status: 200, body: { Id: rows[0].id, Key: `${target.bucket}/${target.name}` } };
+    return { status: 200, body: { Id: id, Key: `${target.bucket}/${target.name}` } };
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    const code = (e as { code?: string }).code;
-    if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
-    if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
-    if (code === "FL006") return storageError(409, "InvalidRequest", (e as Error).message);
-    if (code === "FL007") return storageError(413, "Payload too large", (e as Error).message);
+    if (e instanceof OverBudget) {
+      req.resume();
+      return storageError(429, "TooManyRequests", "Too many bytes of uploads in flight for this caller; retry when some finish");
+    }
+    const refusal = rowRefusal(e);
+    if (refusal) return refusal;
+    throw e;
+  } finally {
+    uploadBudget.release(caller, held);
+  }
+}
+
+/**
+ * The object's row. A plain upload needs only the INSERT policy, as on hosted Storage: the id is
+ * made here, so nothing is read back (RETURNING would make the SELECT policy apply too). An upsert
+ * needs INSERT, and UPDATE and SELECT for the object it replaces, which Postgres itself asks of
+ * INSERT ... ON CONFLICT DO UPDATE.
+ */
+async function writeObjectRow(
+  tx: postgres.TransactionSql,
+  target: { bucket: string; name: string },
+  owner: string | null,
+  metadata: Record<string, unknown>,
+  upsert: boolean,
+): Promise<string> {
+  const id = crypto.randomUUID();
+  if (!upsert) {
+    await tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata as postgres.JSONValue)})`;
+    return id;
+  }
+  const [row] = await tx`insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata)
+             values (${id}, ${target.bucket}, ${target.name}, ${owner}, ${owner}, ${tx.json(metadata as postgres.JSONValue)})
+             on conflict (bucket_id, name) do update set metadata = excluded.metadata, owner = excluded.owner, owner_id = excluded.owner_id, updated_at = now()
+             returning id`;
+  return row.id;
+}
+
+class DryRun extends Error {}
+
+/** Runs `write` as the caller and rolls it back; the refusal it met, or null when it would pass. */
+async function testPermission(
+  asCaller: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
+  write: (tx: postgres.TransactionSql) => Promise<unknown>,
+): Promise<Reply | null> {
+  try {
+    await asCaller(async (tx) => {
+      await write(tx);
+      throw new DryRun();
+    });
+  } catch (e) {
+    if (e instanceof DryRun) return null;
+    const refusal = rowRefusal(e);
+    if (refusal) return refusal;
     throw e;
   }
+  return null;
+}
+
+function rowRefusal(e: unknown): Reply | null {
+  const code = (e as { code?: string }).code;
+  if (code === "23505") return storageError(409, "Duplicate", "The resource already exists");
+  if (code === "42501") return storageError(403, "Unauthorized", "new row violates row-level security policy");
+  if (code === "FL006") return storageError(409, "InvalidRequest", (e as Error).message);
+  if (code === "FL007") return storageError(413, "Payload too large", (e as Error).message);
+  return null;
 }
 
 /** An object whose row exists but whose bytes do not: answered as missing, and nothing changes. */
@@ -493,7 +574,13 @@ type FormResult =
   | { kind: "too_large" | "no_file" | "malformed" };
 
 /** Reads a multipart upload's first file part into `tmp`, hashing it on the way; nothing is held in memory. */
-function receiveForm(req: http.IncomingMessage, tmp: string, limit: number, hash: crypto.Hash): Promise<FormResult> {
+function receiveForm(
+  req: http.IncomingMessage,
+  tmp: string,
+  limit: number,
+  hash: crypto.Hash,
+  hold: (n: number) => void,
+): Promise<FormResult> {
   return new Promise((resolve, reject) => {
     let form: busboy.Busboy;
     try {
@@ -514,6 +601,11 @@ function receiveForm(req: http.IncomingMessage, tmp: string, limit: number, hash
       const count = new Transform({
         transform(chunk: Buffer, _enc, done) {
           size += chunk.length;
+          try {
+            hold(chunk.length);
+          } catch (e) {
+            return done(e as Error);
+          }
           hash.update(chunk);
           done(null, chunk);
         },
