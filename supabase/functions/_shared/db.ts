@@ -2,9 +2,36 @@
 // `set local role`, then request.jwt.claims and request.headers as transaction-local settings,
 // so RLS policies and auth.uid()/auth.jwt() see the caller. Nothing queries tenant data as a
 // superuser outside migrations and tests of the catalog.
-import type postgres from "postgres";
+import postgres from "postgres";
 import { type ApiKeyVerifier, auditHeaders, type UserCaller } from "./auth.ts";
 import { HttpError } from "./errors.ts";
+
+/** Supavisor's transaction mode on hosted projects (its session mode is 5432). */
+const SUPAVISOR_TRANSACTION_PORT = "6543";
+
+/**
+ * Whether a database URL leads through a transaction-mode pooler, and the URL to connect with.
+ * Such a pooler gives each transaction whichever server connection is free and keeps no prepared
+ * statement between them, so a client must not prepare any (postgres.js: `prepare: false`). The URL
+ * says so with `pgbouncer=true` (what Supabase's guide has Prisma users add to transaction-pooler
+ * strings; the local stack's pooler URL carries it), taken off here because Postgres and PgBouncer refuse it as
+ * a startup parameter; or by Supavisor's transaction port, 6543, when the URL is the platform's.
+ */
+export function transactionPooled(databaseUrl: string): { url: string; pooled: boolean } {
+  const url = new URL(databaseUrl);
+  const marker = url.searchParams.get("pgbouncer");
+  url.searchParams.delete("pgbouncer");
+  const pooled = marker === "true" || (marker === null && url.port === SUPAVISOR_TRANSACTION_PORT);
+  return { url: marker === null ? databaseUrl : url.toString(), pooled };
+}
+
+type ClientOptions = NonNullable<Parameters<typeof postgres>[1]>;
+
+/** A postgres.js client for SUPABASE_DB_URL (or any database URL): without prepared statements through a transaction pooler. */
+export function connectDatabase(databaseUrl: string, options: ClientOptions = {}): postgres.Sql {
+  const { url, pooled } = transactionPooled(databaseUrl);
+  return postgres(url, pooled ? { ...options, prepare: false } : options);
+}
 
 export type DbRole = "anon" | "authenticated" | "service_role";
 

@@ -1,8 +1,8 @@
 // Takes batches of events from browser apps, for signed-in members:
 // POST { events: [{ type, occurred_at, properties }] } → { accepted, rejected: [{ index, code, message }] }
 // (ingest.ts; the event types in events.ts).
-import postgres from "postgres";
 import { z } from "zod";
+import { connectDatabase } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
@@ -11,7 +11,7 @@ import { redisApiCallCounter } from "../_shared/usage/api-calls.ts";
 import { ingestEvents } from "./ingest.ts";
 
 const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
-const sql = postgres(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
+const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
 const redis = redisFromEnv();
 const limiter = redisRateLimiter(redis);
 
