@@ -10,7 +10,7 @@ export DENO_NO_UPDATE_CHECK=1
 SYSTEM_PACKAGES=(postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-pgtap
   libtap-parser-sourcehandler-pgtap-perl redis-server mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev clamav-daemon libjwt-dev libcjson-dev libcurl4-openssl-dev libpq-dev build-essential pkg-config
-  chromium)
+  chromium pgbouncer)
 
 log() { printf '{"ts":"%s","level":"info","component":"bootstrap","msg":"%s"}\n' "$(date -u +%FT%TZ)" "$*" >&2; }
 
@@ -42,9 +42,9 @@ ensure_system_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || { echo "apt-get install failed for: ${missing[*]}" >&2; exit 1; }
-  # Debian starts its own redis, mosquitto and clamav services on install. They are not ours and
+  # Debian starts its own redis, mosquitto, clamav and pgbouncer services on install. They are not ours and
   # listen on default ports only, but stop them so nothing surprises a developer.
-  for s in redis-server mosquitto clamav-daemon clamav-freshclam postgresql; do
+  for s in redis-server mosquitto clamav-daemon clamav-freshclam postgresql pgbouncer; do
     command -v systemctl >/dev/null && systemctl stop "$s" >/dev/null 2>&1 || true
     service "$s" stop >/dev/null 2>&1 || true
   done

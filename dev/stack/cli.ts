@@ -9,6 +9,7 @@ import { logger } from "./log.ts";
 import * as pg from "./postgres.ts";
 import { canConnect, portOwner, readPid, sleep, spawnDetached, stopProcess, waitFor } from "./processes.ts";
 import { portHolder, reservePorts } from "./ports.ts";
+import { functionsDbUrl, poolerSettings } from "./pooler.ts";
 import { ensureSecrets, readSecrets, type StackSecrets } from "./secrets.ts";
 import { type Service, services, writeFunctionsEnv } from "./services.ts";
 import { loadProjectConfig } from "../platform/project-config.ts";
@@ -63,13 +64,36 @@ async function checkPortsFree(todo: Service[], pgNeeded: boolean) {
   }
 }
 
+/**
+ * Functions read their SUPABASE_DB_URL when they start, so a running gateway keeps its functions on
+ * the pooler or off it as the stack was started. A start that would change that (the [db.pooler]
+ * setting changed since) would leave some functions on each: it refuses and says how to restart.
+ */
+function checkFunctionsDbUrl() {
+  if (!readPid("gateway")) return;
+  let running: string | undefined;
+  try {
+    running = /^SUPABASE_DB_URL=(.*)$/m.exec(fs.readFileSync(paths.functionsEnv, "utf8"))?.[1];
+  } catch { /* no file yet: nothing ran with one */ }
+  const wanted = functionsDbUrl();
+  if ((running ?? DB_URL) === wanted) return;
+  const where = (url: string) => (url === DB_URL ? "Postgres directly" : "the pooler");
+  throw new StartError(
+    `[db.pooler] changed while the stack runs: its functions connect to ${where(running ?? DB_URL)}, the setting now says ${
+      where(wanted)
+    }. Restart the stack: npm stop && npm start`,
+  );
+}
+
 /** How long a start waits for connections that hold one of its ports to end. */
 const PORT_WAIT_MS = 10_000;
 
 /** Keeps outgoing connections off the stack's ports (Linux, as root; otherwise says how, once). */
 function reserveStackPorts() {
-  const r = reservePorts(Object.values(PORTS));
-  if (r.state === "reserved") log.info("stack ports reserved from the ephemeral range", { ports: Object.values(PORTS) });
+  // the pooler's too, on or off, so switching it on never finds its port held by a connection
+  const ports = [...Object.values(PORTS), poolerSettings().port];
+  const r = reservePorts(ports);
+  if (r.state === "reserved") log.info("stack ports reserved from the ephemeral range", { ports });
   if (r.state === "not-permitted") {
     log.warn(
       "the stack's ports lie in the kernel's ephemeral range, so an outgoing connection can take one; reserve them once with",
@@ -115,6 +139,7 @@ async function start() {
   warnIgnoredSwitches();
   const all = services(secrets);
   const todo = all.filter((s) => !readPid(s.name));
+  checkFunctionsDbUrl();
   reserveStackPorts();
   const pgRunning = pg.clusterExists() && pg.pgIsRunning();
   await checkPortsFree(todo, !pgRunning);
@@ -215,6 +240,8 @@ async function start() {
 async function stop() {
   const secrets = readSecrets();
   const names = secrets ? services(secrets).map((s) => s.name).reverse() : [];
+  // a pooler started while [db.pooler] was on, stopped whatever the setting says now
+  if (!names.includes("pgbouncer")) names.push("pgbouncer");
   for (const name of names) if (await stopProcess(name)) log.info("stopped", { service: name });
   if (pg.stopPostgres()) log.info("stopped", { service: "postgres" });
 }
@@ -240,6 +267,12 @@ async function statusRows(secrets: StackSecrets): Promise<Row[]> {
   return rows;
 }
 
+/** The status's pooler line, when [db.pooler] is on. */
+function poolerLine() {
+  const s = poolerSettings();
+  return s.enabled ? `      Pooler URL: ${functionsDbUrl(s)}  (${s.poolMode} mode; functions' SUPABASE_DB_URL)\n` : "";
+}
+
 function printStatus(secrets: StackSecrets, rows: Row[]) {
   const w = Math.max(...rows.map((r) => r.name.length));
   console.log("\nLocal stack (saas-backend)\n");
@@ -251,7 +284,7 @@ function printStatus(secrets: StackSecrets, rows: Row[]) {
          API URL: http://${HOST}:${PORTS.gateway}
    Functions URL: http://${HOST}:${PORTS.gateway}/functions/v1
           DB URL: ${DB_URL}
-      JWT secret: ${secrets.jwtSecret}
+${poolerLine()}      JWT secret: ${secrets.jwtSecret}
  publishable key: ${secrets.publishableKey}
       secret key: ${secrets.secretKey}
         anon key: ${secrets.anonKey}  (legacy)

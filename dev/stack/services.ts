@@ -7,6 +7,7 @@ import { loadProjectConfig } from "../platform/project-config.ts";
 import { publicJwk, readSigningKeys } from "../platform/auth/signing-keys.ts";
 import { postgrestJwks } from "../platform/runtime/postgrest-keys.ts";
 import { psql } from "./postgres.ts";
+import { functionsDbUrl, poolerService, poolerSettings } from "./pooler.ts";
 import { canConnect, type Spawnable } from "./processes.ts";
 import type { StackSecrets } from "./secrets.ts";
 
@@ -184,7 +185,10 @@ export function services(secrets: StackSecrets): Service[] {
     FUNCTIONS_ENV_FILE: paths.functionsEnv,
   };
   const runtime = (file: string) => path.join(ROOT, "dev", "platform", "runtime", file);
+  const pooler = poolerSettings();
   return [
+    // first: the functions the gateway starts connect through it ([db.pooler] in config.toml)
+    ...(pooler.enabled ? [poolerService(pooler)] : []),
     {
       name: "redis",
       command: "redis-server",
@@ -385,6 +389,9 @@ export function writeFunctionsEnv(secrets: StackSecrets) {
       `MQTT_PASSWORD=${secrets.serviceRoleKey}`,
       // where Auth's mails send people back to (config.toml [auth] site_url; hosted: a function secret)
       `SITE_URL=${loadProjectConfig(paths.supabase).auth.siteUrl}`,
+      // Functions only (the gateway's own stand-ins and the net worker keep Postgres itself): the
+      // pooler when [db.pooler] is on. Hosted injects SUPABASE_DB_URL; no secret can set it.
+      `SUPABASE_DB_URL=${functionsDbUrl()}`,
       "",
     ].join("\n"),
     { mode: 0o600 },
