@@ -12,6 +12,11 @@ SYSTEM_PACKAGES=(postgresql-15 postgresql-contrib postgresql-15-cron postgresql-
   libmosquitto-dev clamav-daemon libjwt-dev libcjson-dev libcurl4-openssl-dev libpq-dev build-essential pkg-config
   chromium pgbouncer)
 
+# Debian packages only `npm run test:images` needs: it builds the deployables' images for real with
+# podman (runc as its runtime) on base images it makes with debootstrap. Kept apart so `npm start`
+# stays lean.
+IMAGE_PACKAGES=(podman runc debootstrap debian-archive-keyring)
+
 log() { printf '{"ts":"%s","level":"info","component":"bootstrap","msg":"%s"}\n' "$(date -u +%FT%TZ)" "$*" >&2; }
 
 ensure_npm_packages() {
@@ -48,4 +53,22 @@ ensure_system_packages() {
     command -v systemctl >/dev/null && systemctl stop "$s" >/dev/null 2>&1 || true
     service "$s" stop >/dev/null 2>&1 || true
   done
+}
+
+ensure_image_packages() {
+  local missing=()
+  for p in "${IMAGE_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Missing Debian packages for the image builds. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  log "installing Debian packages for the image builds: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # (without recommends: podman's would add rootless and desktop helpers these builds never use)
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { echo "apt-get install failed for: ${missing[*]}" >&2; exit 1; }
 }

@@ -214,7 +214,7 @@ export async function brokerChecks(sql: postgres.Sql, url: string) {
  * a folder, or a container): it starts and answers /health, runs one job of each self-contained
  * kind to completion, and stops with exit code 0 on SIGTERM. `label` prefixes what it prints.
  */
-export function workerSuite(label: string, start: (env: Record<string, string>) => Promise<Launched>) {
+export function workerSuite(label: string, start: (env: Record<string, string>) => Promise<Launched>, more?: () => void) {
   describe(`${label}: the worker`, () => {
     const sql = adminSql();
     let worker: Launched;
@@ -250,6 +250,8 @@ export function workerSuite(label: string, start: (env: Record<string, string>) 
       );
       expect(run.state).toBe("completed");
     }, 300_000);
+
+    more?.(); // tests of the caller's own while the worker runs
 
     it("stops cleanly on SIGTERM, exit code 0", async () => {
       const stop = await stopWorker(worker);
