@@ -60,6 +60,12 @@ type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) exten
 
 export type WorkerEnv = z.infer<typeof Env> & UnionToIntersection<ServiceVars>;
 
+/** Every variable the worker reads (worker/.env.example lists them all). */
+export const WORKER_VARIABLES: readonly string[] = [
+  ...Object.keys(Env.shape),
+  ...Object.values(SERVICES).flatMap((vars) => Object.keys(vars)),
+];
+
 /** What loadWorkerEnv needs of a job (a JobDefinition fits). */
 export interface JobNeeds {
   queue: string;
