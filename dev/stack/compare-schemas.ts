@@ -46,16 +46,17 @@ export const CATALOG_ROWS = [
      and (n.nspname, c.relname) not in (('cron', 'job_run_details'), ('audit', 'log'))`,
 ];
 
-/** Where a database comes from: migrations (`rev` of git, or the working tree; `extra` migration
- * files added after them), or a directory of schema files applied in file-name order. */
+/** Where a database comes from: migrations (`rev` of git, or the folder `dir`, by default the
+ * working tree's; `extra` migration files added after them), or a folder of schema files applied
+ * in file-name order. */
 export type Source =
-  | { kind: "migrations"; rev?: string; extra?: string[] }
+  | { kind: "migrations"; rev?: string; dir?: string; extra?: string[] }
   | { kind: "schema"; dir: string };
 
 export function describe(source: Source) {
   return source.kind === "schema"
     ? `schema files ${path.relative(ROOT, source.dir) || source.dir}`
-    : `migrations of ${source.rev ?? "the working tree"}${
+    : `migrations of ${source.rev ?? (source.dir ? path.relative(ROOT, source.dir) || source.dir : "the working tree")}${
       source.extra?.length ? ` + ${source.extra.map((f) => path.basename(f)).join(", ")}` : ""
     }`;
 }
@@ -86,7 +87,7 @@ export function workdirFor(source: Source, into: string) {
     return;
   }
   if (!source.rev) {
-    fs.cpSync(path.join(ROOT, "supabase", "migrations"), migrations, { recursive: true });
+    fs.cpSync(source.dir ?? path.join(ROOT, "supabase", "migrations"), migrations, { recursive: true });
   } else {
     const files = execFileSync("git", ["-C", ROOT, "ls-tree", "--name-only", `${source.rev}:supabase/migrations`], {
       encoding: "utf8",
@@ -103,7 +104,7 @@ export function workdirFor(source: Source, into: string) {
 }
 
 /** A running throwaway cluster built from a source. */
-export type Cluster = { label: string; url: string; workdir: string; stop: () => Promise<void> };
+export type Cluster = { label: string; url: string; port: number; workdir: string; stop: () => Promise<void> };
 
 /** Runs this file as a child whose environment points the stack's Postgres helpers at the
  * throwaway cluster in `dir` (config.ts reads the environment once, when imported). */
@@ -136,9 +137,17 @@ export async function startCluster(source: Source, tmp: string, label: string): 
   return {
     label,
     url: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`,
+    port,
     workdir: dir,
     stop: () => child(["--stop"], dir, port).then(() => {}),
   };
+}
+
+/** Applies migration files to a running cluster with the supabase CLI, as `npm start` applies a
+ * new migration to a database that has the ones before it. */
+export async function migrateCluster(cluster: Cluster, files: string[]) {
+  for (const f of files) fs.copyFileSync(f, path.join(cluster.workdir, "supabase", "migrations", path.basename(f)));
+  await child(["--migrate", cluster.workdir], cluster.workdir, cluster.port);
 }
 
 /** Child side of startCluster: a new cluster, the platform baseline, the workdir's migrations. */
@@ -167,7 +176,12 @@ export function snapshot(url: string): string {
     if (objects.length) objects[objects.length - 1].text += line + "\n";
   }
   const texts = objects.map((o) => o.acl ? o.text.split("\n").filter(Boolean).sort().join("\n") + "\n" : o.text);
-  const rows = CATALOG_ROWS.map((q) => {
+  return [...texts.sort(), ...catalogRows(url)].join("\n") + "\n";
+}
+
+/** Each CATALOG_ROWS query's rows as `key value` lines sorted by key, under a `-- rows:` line. */
+export function catalogRows(url: string): string[] {
+  return CATALOG_ROWS.map((q) => {
     const r = spawnSync("psql", [
       url,
       "-X",
@@ -184,7 +198,6 @@ export function snapshot(url: string): string {
     if (r.status !== 0) throw new Error(r.stderr);
     return `-- rows: ${q}\n${r.stdout.trim()}\n`;
   });
-  return [...texts.sort(), ...rows].join("\n") + "\n";
 }
 
 /** The pg_dump statements of a snapshot, counted (CREATE, ALTER, GRANT, REVOKE, COMMENT). */
@@ -217,13 +230,14 @@ export async function snapshots(sources: Source[], tmp: string): Promise<string[
     if (failed) throw (failed as PromiseRejectedResult).reason;
     return clusters.map((c) => snapshot((c as PromiseFulfilledResult<Cluster>).value.url));
   } finally {
-    await Promise.all(clusters.map((c) => c.status === "fulfilled" ? c.value.stop() : undefined));
+    await Promise.allSettled(clusters.map((c) => c.status === "fulfilled" ? c.value.stop() : undefined));
   }
 }
 
 async function main(args: string[]) {
   if (args[0] === "--build") return build(args[1]);
   if (args[0] === "--stop") return void (await import("./postgres.ts")).stopPostgres("immediate");
+  if (args[0] === "--migrate") return void (await import("./postgres.ts")).applyMigrations(args[1]);
   let sources: [Source, Source];
   if (args[0] === "--schema" && args.length <= 2) {
     sources = [{ kind: "migrations" }, { kind: "schema", dir: path.resolve(args[1] ?? SCHEMA_DIR) }];
