@@ -62,8 +62,10 @@ export function portHolder(port: number): PortHolder {
   };
   const listener = lines.find((l) => l.startsWith("LISTEN"));
   if (listener) return { kind: "listener", owner: owner(listener) };
-  // TIME-WAIT does not stop a listener that sets SO_REUSEADDR (every service of the stack does)
-  const held = lines.find((l) => !l.startsWith("TIME-WAIT"));
+  // A connection that is closing (TIME-WAIT, or FIN-WAIT-2 left behind by a server that was just
+  // stopped) does not stop a listener that sets SO_REUSEADDR, as every service of the stack does.
+  const closing = /^(TIME-WAIT|FIN-WAIT-1|FIN-WAIT-2|CLOSING|LAST-ACK)\s/;
+  const held = lines.find((l) => !closing.test(l));
   return held ? { kind: "connection", owner: owner(held) } : null;
 }
 

@@ -236,16 +236,6 @@ export function services(secrets: StackSecrets): Service[] {
       url: `tcp://${HOST}:${PORTS.clamd}`,
     },
     {
-      name: "mosquitto",
-      command: "mosquitto",
-      args: ["-c", path.join(paths.mosquitto, "mosquitto.conf")],
-      env: brokerEnv(secrets),
-      ports: [PORTS.mqtt, PORTS.mqttWs],
-      prepare: () => writeBrokerConfig(paths.mosquitto, { mqtt: PORTS.mqtt, ws: PORTS.mqttWs }),
-      healthy: async () => (await canConnect(PORTS.mqtt)) && (await canConnect(PORTS.mqttWs)),
-      url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
-    },
-    {
       name: "smtp-sink",
       command: nodeBin,
       args: [runtime("smtp-sink.ts")],
@@ -293,6 +283,17 @@ export function services(secrets: StackSecrets): Service[] {
       ports: [PORTS.gateway],
       healthy: () => canConnect(PORTS.gateway),
       url: `http://${HOST}:${PORTS.gateway}  (/rest/v1, /auth/v1, /storage/v1, /functions/v1/<name>)`,
+    },
+    {
+      // after the gateway: the broker fetches the signing keys' JWKS from it at start
+      name: "mosquitto",
+      command: "mosquitto",
+      args: ["-c", path.join(paths.mosquitto, "mosquitto.conf")],
+      env: brokerEnv(secrets),
+      ports: [PORTS.mqtt, PORTS.mqttWs],
+      prepare: () => writeBrokerConfig(paths.mosquitto, { mqtt: PORTS.mqtt, ws: PORTS.mqttWs }),
+      healthy: async () => (await canConnect(PORTS.mqtt)) && (await canConnect(PORTS.mqttWs)),
+      url: `mqtt://${HOST}:${PORTS.mqtt} ws://${HOST}:${PORTS.mqttWs}`,
     },
     {
       name: "console",

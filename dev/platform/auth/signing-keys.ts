@@ -94,9 +94,10 @@ export class SigningKeys {
     this.recheckMs = recheckMs;
   }
 
-  async get(): Promise<KeySet> {
+  /** The keys as last read; the file is looked at again once `recheckMs` has passed, or at once when `fresh`. */
+  async get(fresh = false): Promise<KeySet> {
     const now = Date.now();
-    if (this.current && now - this.checkedAt < this.recheckMs) return this.current;
+    if (this.current && !fresh && now - this.checkedAt < this.recheckMs) return this.current;
     this.checkedAt = now;
     let stamp: string;
     try {

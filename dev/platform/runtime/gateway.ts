@@ -97,7 +97,8 @@ let publicJwks: JSONWebKeySet | null = null;
 async function keysChanged(why: string) {
   let next: JSONWebKeySet | null;
   try {
-    next = await tokenKeys.jwks();
+    // read the file now: the store may hold what it read less than its recheck interval ago
+    next = (await signingKeysOf(projectConfig())?.get(true))?.jwks ?? null;
   } catch (e) {
     return log.error("signing keys unreadable; the last good keys stay in use", { error: String(e) });
   }
@@ -105,7 +106,10 @@ async function keysChanged(why: string) {
   const first = publicJwks === null;
   publicJwks = next;
   if (process.env.POSTGREST_JWKS_FILE) {
-    fs.writeFileSync(process.env.POSTGREST_JWKS_FILE, JSON.stringify(postgrestJwks(next, JWT_SECRET)), { mode: 0o600 });
+    // written whole, then renamed into place: PostgREST never reads half a key set
+    const file = process.env.POSTGREST_JWKS_FILE;
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(postgrestJwks(next, JWT_SECRET)), { mode: 0o600 });
+    fs.renameSync(`${file}.tmp`, file);
     // PostgREST re-reads its configuration, the key file included, on this notification
     if (authSql) {
       await authSql`select pg_notify('pgrst', 'reload config')`.catch((e: unknown) =>
