@@ -90,6 +90,12 @@ export class FunctionPool {
         stderrTail.push(line);
         if (stderrTail.length > 20) stderrTail.shift();
       });
+      // Deno missing or not executable: the request answers 503 function_boot_error; the gateway lives on
+      proc.once("error", (e) => {
+        clearTimeout(timer);
+        if (this.instances.get(name)?.proc === proc) this.instances.delete(name);
+        reject(new FunctionBootError(`the function runtime could not be started: ${e.message}`));
+      });
       proc.once("exit", (code, signal) => {
         clearTimeout(timer);
         if (this.instances.get(name)?.proc === proc) this.instances.delete(name);
