@@ -355,13 +355,19 @@ static bool fetch(struct jwks *j, int64_t now, const char *trigger)
 	return true;
 }
 
-/* After a failure, wait longer with each one in a row: a slow or dead auth server must not cost
- * the broker's thread a timeout every few seconds. */
+/* The least time between two fetches. After a failure it doubles with each one in a row: a slow
+ * or dead auth server must not cost the broker's thread a timeout every few seconds. Until a
+ * first fetch succeeds (an auth server starting beside the broker) it starts at a second and
+ * stops at refetch_ms, since without keys every asymmetric token is refused; after that it starts
+ * at refetch_ms and stops at refresh_ms. */
 static int64_t retry_gap(const struct jwks *j)
 {
-	int64_t gap = j->refetch_ms;
-	for(unsigned i = 1; i < j->failures && gap < j->refresh_ms; i++) gap *= 2;
-	return j->failures && gap > j->refresh_ms ? j->refresh_ms : gap;
+	if(!j->failures) return j->refetch_ms;
+	int64_t gap = j->loaded ? j->refetch_ms : 1000;
+	int64_t cap = j->loaded ? j->refresh_ms : j->refetch_ms;
+	if(cap > j->refresh_ms) cap = j->refresh_ms;
+	for(unsigned i = 1; i < j->failures && gap < cap; i++) gap *= 2;
+	return gap < cap ? gap : cap;
 }
 
 struct jwks *jwks_new(const char *url, int64_t refresh_ms, int64_t refetch_ms, long timeout_ms, int64_t now_ms)

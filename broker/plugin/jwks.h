@@ -19,8 +19,8 @@ bool jwks_url_ok(const char *url);
 struct jwks *jwks_new(const char *url, int64_t refresh_ms, int64_t refetch_ms, long timeout_ms, int64_t now_ms);
 void jwks_free(struct jwks *j);
 
-/* Fetches again when the set is due: refresh_ms after the last good fetch; after failures,
- * refetch_ms doubled with each failure in a row, up to refresh_ms. */
+/* Fetches again when the set is due: refresh_ms after the last good fetch; after failures, on a
+ * backoff (retry_gap in jwks.c). */
 void jwks_tick(struct jwks *j, int64_t now_ms);
 
 /* The PEM public key published under kid, if its algorithm is alg; else NULL and why (a short

@@ -49,8 +49,14 @@ static bool read_header(const char *token, struct header *h)
 	cJSON *header = cJSON_Parse((const char *)json);
 	const cJSON *alg = cJSON_GetObjectItemCaseSensitive(header, "alg");
 	const cJSON *kid = cJSON_GetObjectItemCaseSensitive(header, "kid");
+	/* cJSON reads the first of two equal names, libjwt's parser the last: a header naming alg or
+	 * kid twice could choose the key by one and verify by the other, so it is refused. */
+	int names = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, header) names += item->string && (strcmp(item->string, "alg") == 0 || strcmp(item->string, "kid") == 0);
 	bool ok = cJSON_IsString(alg) && strlen(alg->valuestring) < sizeof h->alg
-	       && (!kid || (cJSON_IsString(kid) && strlen(kid->valuestring) < sizeof h->kid));
+	       && (!kid || (cJSON_IsString(kid) && strlen(kid->valuestring) < sizeof h->kid))
+	       && names == 1 + (kid != NULL);
 	if(ok){
 		strcpy(h->alg, alg->valuestring);
 		strcpy(h->kid, kid ? kid->valuestring : "");

@@ -386,17 +386,27 @@ describe("signing keys from a JWKS", () => {
   it("refuses alg none, HS256 made with the public key, an algorithm the key does not have, an unknown or missing kid, a forged signature and an expired token", async () => {
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
     const stranger = await signingKey(); // never published
-    const pem = await exportSPKI(a.publicKey);
+    // PEM as OpenSSL writes it (what the broker holds), ending in a newline
+    const pem = `${await exportSPKI(a.publicKey)}\n`;
     const hmac = (secret: string) =>
       new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "HS256", kid: a.kid, typ: "JWT" }).sign(
         new TextEncoder().encode(secret),
       );
+    // A header naming alg twice: a parser that keeps the first sees ES256 (A's key is chosen), one
+    // that keeps the last sees HS256 (A's PEM as the HMAC secret).
+    const twoAlgs = (() => {
+      const header = Buffer.from(`{"alg":"ES256","kid":"${a.kid}","alg":"HS256"}`).toString("base64url");
+      const signingInput = `${header}.${b64(userClaims(u.student))}`;
+      return `${signingInput}.${crypto.createHmac("sha256", pem).update(signingInput).digest("base64url")}`;
+    })();
     const rsaOfTheirs = await generateKeyPair("RS256");
     const es384 = await generateKeyPair("ES384");
     const cases: [string, string, string][] = [
       ["none", `${b64({ alg: "none", kid: a.kid, typ: "JWT" })}.${b64(userClaims(u.student))}.`, "algorithm_not_allowed"],
       ["hs256-pem", await hmac(pem), "algorithm_not_allowed"],
+      ["hs256-pem-trimmed", await hmac(pem.trim()), "algorithm_not_allowed"],
       ["hs256-jwk", await hmac(JSON.stringify(a.jwk)), "algorithm_not_allowed"],
+      ["two-algs", twoAlgs, "malformed"],
       // A's kid, with an algorithm A's key does not have
       [
         "rs256-on-es-key",
@@ -480,15 +490,27 @@ describe("signing keys from a JWKS", () => {
     }
   }, 20_000);
 
+  it("a fetch that fails keeps the last good keys, and says so", async () => {
+    const tokenA = await signed(a, u.student);
+    const from = jw.log().length;
+    jwks.fail(true);
+    try {
+      const failedRefresh =
+        /JWKS fetch failed; keeping the last good keys.*"trigger":"refresh".*"error":"HTTP status 503","keys_kept":1/;
+      await waitUntil("a refresh to fail", () => Promise.resolve(failedRefresh.test(jw.log().slice(from))), 8000, 200);
+      expect(await accepted(tokenA, jw.url)).toBe(true);
+    } finally {
+      jwks.fail(false);
+    }
+  });
+
   it(
-    "with the JWKS down at start the broker says so and takes HS256 with the secret; it takes the keys once the JWKS is up, and keeps them when a later fetch fails",
+    "with the JWKS down at start the broker says so and takes HS256 with the secret, and takes the keys within seconds once the JWKS is up",
     async () => {
       const port = await freePort();
+      // the default periods (600 s, 30 s): until a first fetch succeeds, retries start at a second
       const own = testBroker("test-broker-jwks-down", {
         MQTT_AUTH_JWKS_URL: `http://${HOST}:${port}/auth/v1/.well-known/jwks.json`,
-      }, {
-        jwks_seconds: 2,
-        jwks_refetch_seconds: 1,
       });
       const logFrom = own.log().length;
       await own.start();
@@ -500,24 +522,18 @@ describe("signing keys from a JWKS", () => {
         const id = idFor("no-keys");
         await expect(rawConnect(tokenA, own.url, id)).rejects.toEqual(refused);
         expect(reasonFor(own, id)).toBe("signing_keys_unavailable");
-        // an HS256 token made with the public key as its secret is checked with the project's secret
-        const hmacId = idFor("hs256-pem");
-        const hmac = await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "HS256", kid: a.kid }).sign(
-          new TextEncoder().encode(await exportSPKI(a.publicKey)),
-        );
-        await expect(rawConnect(hmac, own.url, hmacId)).rejects.toEqual(refused);
-        expect(reasonFor(own, hmacId)).toBe("bad_signature");
 
         const server = await jwksServer(port);
         server.publish(a);
-        await waitUntil("the keys to be fetched once the JWKS is up", () => accepted(tokenA, own.url), 8000, 200);
+        await waitUntil("the keys to be fetched once the JWKS is up", () => accepted(tokenA, own.url), 10_000, 200);
         expect(log()).toMatch(/"msg":"signing keys loaded"/);
-
-        server.fail(true);
-        const failedFrom = own.log().length;
-        const failedRefresh = /JWKS fetch failed; keeping the last good keys.*"trigger":"refresh".*"keys_kept":1/;
-        await waitUntil("a refresh to fail", () => Promise.resolve(failedRefresh.test(own.log().slice(failedFrom))), 8000, 200);
-        expect(await accepted(tokenA, own.url)).toBe(true);
+        // an HS256 token made with the published key as its secret is checked with the project's secret
+        const hmacId = idFor("hs256-pem");
+        const hmac = await new SignJWT(userClaims(u.student)).setProtectedHeader({ alg: "HS256", kid: a.kid }).sign(
+          new TextEncoder().encode(`${await exportSPKI(a.publicKey)}\n`),
+        );
+        await expect(rawConnect(hmac, own.url, hmacId)).rejects.toEqual(refused);
+        expect(reasonFor(own, hmacId)).toBe("bad_signature");
       } finally {
         await own.stop();
       }
@@ -525,18 +541,44 @@ describe("signing keys from a JWKS", () => {
     20_000,
   );
 
-  it("the plugin does not load with a malformed JWKS URL or option, or the retired public key file, and says which", async () => {
-    const own = testBroker("test-broker-bad-config", {
-      MQTT_AUTH_JWKS_URL: "ftp://example.com/jwks.json",
-      MQTT_AUTH_JWT_PUBLIC_KEY_FILE: "/etc/broker/public.pem",
-    }, { jwks_seconds: "ten" });
-    const logFrom = own.log().length;
-    await expect(own.start()).rejects.toThrow(/exited/);
-    const log = own.log().slice(logFrom);
-    expect(log).toMatch(/MQTT_AUTH_JWKS_URL must be an http:\/\/ or https:\/\/ URL/);
-    expect(log).toMatch(/MQTT_AUTH_JWT_PUBLIC_KEY_FILE is no longer read/);
-    expect(log).toMatch(/"msg":"bad option: the plugin does not load","option":"plugin_opt_jwks_seconds"/);
-  }, 20_000);
+  it(
+    "the plugin does not load with a malformed JWKS URL or option, the retired public key file, or no way to verify tokens, and says why",
+    async () => {
+      const cases: [string, Record<string, string>, Record<string, string>, RegExp][] = [
+        [
+          "url",
+          { MQTT_AUTH_JWKS_URL: "ftp://example.com/jwks.json" },
+          {},
+          /MQTT_AUTH_JWKS_URL must be an http:\/\/ or https:\/\/ URL/,
+        ],
+        [
+          "pem",
+          { MQTT_AUTH_JWT_PUBLIC_KEY_FILE: "/etc/broker/public.pem" },
+          {},
+          /MQTT_AUTH_JWT_PUBLIC_KEY_FILE is no longer read/,
+        ],
+        [
+          "option",
+          {},
+          { jwks_seconds: "ten" },
+          /"msg":"bad option: the plugin does not load","option":"plugin_opt_jwks_seconds"/,
+        ],
+        [
+          "no-keys",
+          { MQTT_AUTH_JWKS_URL: "", MQTT_AUTH_JWT_SECRET: "" },
+          {},
+          /set MQTT_AUTH_JWKS_URL .* and\/or MQTT_AUTH_JWT_SECRET/,
+        ],
+      ];
+      for (const [what, env, plugin, message] of cases) {
+        const own = testBroker(`test-broker-bad-config-${what}`, env, plugin);
+        const logFrom = own.log().length;
+        await expect(own.start(), what).rejects.toThrow(/exited/);
+        expect(own.log().slice(logFrom), what).toMatch(message);
+      }
+    },
+    30_000,
+  );
 
   it("the container's entrypoint names every missing or malformed variable in one message, and no secret", () => {
     const entrypoint = fileURLToPath(new URL("../../broker/docker-entrypoint.sh", import.meta.url));
