@@ -244,7 +244,7 @@ export function workerSuite(label: string, start: (env: Record<string, string>) 
     it.each(SELF_CONTAINED_QUEUES)("runs a %s job to completion", async (queue) => {
       const run = await runJobIn(worker, sql, queue);
       console.log(
-        `[${label}] ${queue} job ${run.id} ${run.state} in this worker (${run.ranHere} of ${run.sent} sent ran here, the stack's worker ran the rest): ${
+        `[${label}] ${queue} job ${run.id} ${run.state} in this worker (${run.ranHere} of ${run.sent} sent ran here; the stack's worker takes from the same queue): ${
           JSON.stringify(run.output)
         }`,
       );
