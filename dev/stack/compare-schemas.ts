@@ -37,13 +37,16 @@ export const CATALOG_ROWS = [
   "select jobname, jsonb_build_object('schedule', schedule, 'command', command, 'database', database, 'username', username, 'active', active) from cron.job",
   // roles and their comments live outside the database pg_dump reads
   "select rolname, jsonb_build_object('login', rolcanlogin, 'inherit', rolinherit, 'comment', shobj_description(oid, 'pg_authid')) from pg_roles where rolname !~ '^pg_'",
-  // rows written anywhere else, counted. Not cron's run log (it grows while a cluster runs), nor
-  // the audit log, whose entries for catalog rows say in which order a history inserted them
-  `select n.nspname || '.' || c.relname,
-          to_jsonb((xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint)
-   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-   where c.relkind in ('r', 'p') and not c.relispartition and n.nspname in ('public', 'app', 'audit', 'analytics', 'mqtt', 'storage', 'cron', 'vault')
-     and (n.nspname, c.relname) not in (('cron', 'job_run_details'), ('audit', 'log'))`,
+  // rows written anywhere else, counted where there are any. Not cron's run log (it grows while a
+  // cluster runs), nor the audit log, whose entries for catalog rows say in which order a history
+  // inserted them
+  `select t, to_jsonb(n) from (
+     select n.nspname || '.' || c.relname,
+            (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint
+     from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind in ('r', 'p') and not c.relispartition and n.nspname in ('public', 'app', 'audit', 'analytics', 'mqtt', 'storage', 'cron', 'vault')
+       and (n.nspname, c.relname) not in (('cron', 'job_run_details'), ('audit', 'log'))
+   ) counts(t, n) where n > 0`,
 ];
 
 /** Where a database comes from: migrations (`rev` of git, or the folder `dir`, by default the
@@ -237,7 +240,18 @@ export async function snapshots(sources: Source[], tmp: string): Promise<string[
 async function main(args: string[]) {
   if (args[0] === "--build") return build(args[1]);
   if (args[0] === "--stop") return void (await import("./postgres.ts")).stopPostgres("immediate");
-  if (args[0] === "--migrate") return void (await import("./postgres.ts")).applyMigrations(args[1]);
+  if (args[0] === "--migrate") {
+    const pg = await import("./postgres.ts");
+    try {
+      pg.applyMigrations(args[1]);
+    } catch (e) {
+      // the CLI's own message names the file and the statement; a stack trace adds nothing
+      if (!(e instanceof pg.MigrationError)) throw e;
+      console.error(e.message);
+      process.exitCode = 1;
+    }
+    return;
+  }
   let sources: [Source, Source];
   if (args[0] === "--schema" && args.length <= 2) {
     sources = [{ kind: "migrations" }, { kind: "schema", dir: path.resolve(args[1] ?? SCHEMA_DIR) }];

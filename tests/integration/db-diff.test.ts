@@ -36,7 +36,7 @@ describe("db:diff", () => {
 
       // 1. a function body
       edit("030_tenancy_rules.sql", "when 'owner' then 4 when 'admin' then 3", "when 'owner' then 5 when 'admin' then 3");
-      // 2. a new column (last: a migration can only append one) and a policy on it
+      // 2. a new column (last: a migration can only append one), a policy on it and its comment
       edit(
         "100_exercises_and_teams.sql",
         "  updated_by uuid references auth.users (id) on delete set null,\n  unique (org_id, id)\n);\ncreate index exercises_org_idx",
@@ -46,13 +46,14 @@ describe("db:diff", () => {
         path.join(schemaDir, "100_exercises_and_teams.sql"),
         `\ncreate policy "exercise runners see archived exercises" on public.exercises
   for select to authenticated
-  using (archived_at is not null and org_id = any (array(select app.org_ids_with_permission('exercises.control'))));\n`,
+  using (archived_at is not null and org_id = any (array(select app.org_ids_with_permission('exercises.control'))));
+comment on column public.exercises.archived_at is 'When the exercise was archived; runners still see it.';\n`,
       );
-      // 3. a grant
+      // 3. a grant, and a column grant
       edit(
         "150_notifications.sql",
         "grant select, update (read_at) on public.notifications to authenticated;",
-        "grant select, delete, update (read_at) on public.notifications to authenticated;",
+        "grant select, delete, update (read_at, title) on public.notifications to authenticated;",
       );
       // 4. what a diff engine does not see: a catalog row (and the role defaults it brings) and a schedule
       edit(
@@ -75,7 +76,11 @@ describe("db:diff", () => {
       expect(result.sql).toMatch(/CREATE OR REPLACE FUNCTION app\.role_rank\(role org_role\)[\s\S]*'owner' then 5/);
       expect(result.sql).toContain(`alter table "public"."exercises" add column "archived_at" timestamp with time zone;`);
       expect(result.sql).toMatch(/create policy "exercise runners see archived exercises"\s+on "public"\."exercises"/);
-      expect(result.sql).toContain(`grant delete on table "public"."notifications" to "authenticated";`);
+      expect(result.sql).toContain(
+        `comment on column public.exercises.archived_at is 'When the exercise was archived; runners still see it.';`,
+      );
+      expect(result.sql).toContain("grant delete on table public.notifications to authenticated;");
+      expect(result.sql).toContain("grant update (title) on table public.notifications to authenticated;");
 
       const text = fs.readFileSync(result.file, "utf8");
       expect(text).toContain("-- Not expressed by the diff engine");
