@@ -1,5 +1,5 @@
 // Settles uploaded files: called with a database webhook's payload for each new object in the
-// `files` bucket (the trigger and the sweep of migration 20261201001400_file_processing.sql), by the
+// `files` bucket (the trigger and the sweep of supabase/schemas/140_file_processing.sql), by the
 // service only; files over FILES_LARGE_FILE_BYTES go to the worker (processing.ts).
 import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";

@@ -4,7 +4,7 @@
 // clean, infected, rejected or failed, which settles its quota reservation (a trigger); images get
 // a thumbnail job, PDFs and text a text-extraction job; the organization hears `file.ready` or `file.rejected`. When the scan cannot
 // happen (clamd unreachable, anything unexpected), the file goes back to pending with a backoff
-// and the sweep (migration 20261201001400_file_processing.sql) sends it again when it is due.
+// and the sweep (supabase/schemas/140_file_processing.sql) sends it again when it is due.
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { asService } from "../db.ts";
