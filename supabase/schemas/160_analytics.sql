@@ -89,8 +89,9 @@ alter table public.analytics_events enable row level security;
 revoke all on public.analytics_events from anon, authenticated;
 grant select on public.analytics_events to authenticated, service_role;
 grant insert (org_id, user_id, event_type, occurred_at, properties) on public.analytics_events to service_role;
--- Left as the migrations leave it: anon keeps every privilege on the sequence and authenticated
--- SELECT and UPDATE, which nothing needs now that no API role inserts events.
+-- As the migrations leave it: anon keeps every privilege on the sequence (Supabase's default
+-- privileges) and authenticated SELECT and UPDATE, which nothing needs, since no API role inserts
+-- events; revoking them is a migration of its own.
 revoke usage on sequence public.analytics_events_id_seq from authenticated;
 create policy "analytics readers read their organization's events" on public.analytics_events
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('analytics.read'))));
