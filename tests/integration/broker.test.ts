@@ -573,7 +573,11 @@ describe("signing keys from a JWKS", () => {
       for (const [what, env, plugin, message] of cases) {
         const own = testBroker(`test-broker-bad-config-${what}`, env, plugin);
         const logFrom = own.log().length;
-        await expect(own.start(), what).rejects.toThrow(/exited/);
+        try {
+          await expect(own.start(), what).rejects.toThrow(/exited/);
+        } finally {
+          await own.stop(); // a broker that started after all must not outlive the test
+        }
         expect(own.log().slice(logFrom), what).toMatch(message);
       }
     },
