@@ -205,6 +205,9 @@ export async function startOwnPooler(
     child = c;
     return p;
   });
+  // a test or benchmark that dies without stop() must not leave its pooler running
+  const kill = () => child?.kill("SIGKILL");
+  process.once("exit", kill);
   const plainUrl = poolerUrl(port, "session");
   return {
     port,
@@ -213,6 +216,7 @@ export async function startOwnPooler(
     adminUrl: poolerUrl(port, "session", "pgbouncer"),
     log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""),
     async stop() {
+      process.removeListener("exit", kill);
       const c = child as ChildProcess | null;
       child = null;
       if (c && c.exitCode === null) {
