@@ -3,7 +3,12 @@
 // limit); Supabase Auth carries the mail, so the link works the same on hosted projects:
 // - an address without an account gets Auth's invitation mail (inviteUserByEmail): its link
 //   confirms the address and signs the person in; they set a password and accept;
-// - an address with an account gets a magic link (signInWithOtp, never creating a user).
+// - an address with a confirmed account gets a magic link (signInWithOtp, never creating a user).
+// An account nobody has confirmed counts as no account: anyone can sign an address up with a
+// password of their own before its owner arrives, and a magic link would then confirm the address
+// for them (GoTrue keeps an unconfirmed account's password when a link confirms it). Such an account
+// is deleted and made afresh by the invitation, so the link the owner clicks opens an account with
+// no password but the one they set.
 // Either link lands on `${SITE_URL}/accept-invitation?token=<invitation token>`, where the app
 // calls rpc('accept_invitation', { token }) as the now signed-in invitee.
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
@@ -56,24 +61,59 @@ export async function inviteMember(req: Request, ctx: HandlerContext<UserCaller>
     throw e;
   }
   const redirectTo = `${deps.siteUrl.replace(/\/$/, "")}/accept-invitation?token=${encodeURIComponent(invitation.token)}`;
-  const [known] = await asService(
-    deps.sql,
-    ctx.requestId,
-    (tx) => tx`select 1 from auth.users where lower(email) = ${body.email} and deleted_at is null`,
-  );
-  const sent = known
-    ? await deps.auth.auth.signInWithOtp({ email: body.email, options: { shouldCreateUser: false, emailRedirectTo: redirectTo } })
-    : await deps.auth.auth.admin.inviteUserByEmail(body.email, { redirectTo, data: { invited_to: body.org_id } });
-  if (sent.error) {
+  const notSent = (error: string) => {
     // the invitation stands (the inviter may send it again, which replaces it); the mail did not go
-    ctx.log.error("invitation mail not sent", { invitation_id: invitation.invitation_id, error: sent.error.message });
-    throw new HttpError(502, "mail_not_sent", "The invitation was made but its mail could not be sent; try again.");
+    ctx.log.error("invitation mail not sent", { invitation_id: invitation.invitation_id, error });
+    return new HttpError(502, "mail_not_sent", "The invitation was made but its mail could not be sent; try again.");
+  };
+  // A few rounds at most: someone may sign the address up again between the deletion and the invitation.
+  for (let round = 0; round < 3; round++) {
+    const account = await accountOf(deps, ctx.requestId, body.email);
+    if (account?.confirmed) {
+      const sent = await deps.auth.auth.signInWithOtp({
+        email: body.email,
+        options: { shouldCreateUser: false, emailRedirectTo: redirectTo },
+      });
+      if (sent.error) throw notSent(sent.error.message);
+      return invitationSent(ctx, invitation, "magiclink");
+    }
+    if (account) {
+      const removed = await deps.auth.auth.admin.deleteUser(account.id);
+      if (removed.error && removed.error.status !== 404) throw notSent(removed.error.message);
+      ctx.log.info("an unconfirmed account was made afresh for an invitation", {
+        invitation_id: invitation.invitation_id,
+        user_id: account.id,
+      });
+    }
+    const sent = await deps.auth.auth.admin.inviteUserByEmail(body.email, { redirectTo, data: { invited_to: body.org_id } });
+    if (sent.error) throw notSent(sent.error.message);
+    // the invitation's account must be one nobody holds a password for (hosted GoTrue invites a
+    // pending account again as it is, password and all)
+    const made = await accountOf(deps, ctx.requestId, body.email);
+    if (made && !made.confirmed && !made.has_password) return invitationSent(ctx, invitation, "invite");
   }
-  ctx.log.info("invitation sent", { invitation_id: invitation.invitation_id, mail: known ? "magiclink" : "invite" });
-  return Response.json(
-    { invitation_id: invitation.invitation_id, expires_at: invitation.expires_at, mail: known ? "magiclink" : "invite" },
-    { status: 201 },
+  throw notSent("the address kept being signed up while it was invited");
+}
+
+async function accountOf(deps: InviteDeps, requestId: string, email: string) {
+  const [account] = await asService(
+    deps.sql,
+    requestId,
+    (tx) =>
+      tx<{ id: string; confirmed: boolean; has_password: boolean }[]>`
+      select id, email_confirmed_at is not null as confirmed, coalesce(encrypted_password, '') <> '' as has_password
+      from auth.users where lower(email) = ${email} and deleted_at is null`,
   );
+  return account ?? null;
+}
+
+function invitationSent(
+  ctx: HandlerContext<UserCaller>,
+  invitation: { invitation_id: string; expires_at: string },
+  mail: "magiclink" | "invite",
+) {
+  ctx.log.info("invitation sent", { invitation_id: invitation.invitation_id, mail });
+  return Response.json({ invitation_id: invitation.invitation_id, expires_at: invitation.expires_at, mail }, { status: 201 });
 }
 
 export function serviceAuthClient(url: string, serviceKey: string) {
