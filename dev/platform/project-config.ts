@@ -27,6 +27,8 @@ export interface AuthSettings {
   otpLength: number;
   otpExpiry: number;
   doubleConfirmChanges: boolean;
+  /** [auth.email] max_frequency in seconds: the least time between two mails of one kind to one person. */
+  maxFrequency: number;
   /** [auth] signing_keys_path, resolved against supabase/ (as the supabase CLI resolves it); null: legacy HS256 only. */
   signingKeysPath: string | null;
   /** Per hour, per 5 minutes per address: [auth.rate_limit]. */
@@ -67,6 +69,7 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
       otpLength: Number(raw.auth?.email?.otp_length ?? 6),
       otpExpiry: Number(raw.auth?.email?.otp_expiry ?? 3600),
       doubleConfirmChanges: raw.auth?.email?.double_confirm_changes !== false,
+      maxFrequency: goDurationSeconds(String(raw.auth?.email?.max_frequency ?? "1m"), "auth.email.max_frequency"),
       signingKeysPath: raw.auth?.signing_keys_path ? path.resolve(supabaseDir, String(raw.auth.signing_keys_path)) : null,
       rateLimit: {
         emailSent: Number(raw.auth?.rate_limit?.email_sent ?? 2),
@@ -82,4 +85,15 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
       maxRows: Number(raw.api?.max_rows ?? 1000),
     },
   };
+}
+
+/** A Go duration as GoTrue reads config.toml's ("1s", "1m30s", "500ms"), in seconds. */
+export function goDurationSeconds(text: string, name: string): number {
+  const unit: Record<string, number> = { ns: 1e-9, us: 1e-6, "µs": 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (text === "0") return 0;
+  if (!parts.length || parts.map((p) => p[0]).join("") !== text) {
+    throw new Error(`config.toml: ${name} must be a duration such as "1s" or "1m", got ${JSON.stringify(text)}`);
+  }
+  return parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]], 0);
 }

@@ -6,7 +6,10 @@ import { createClient } from "@supabase/supabase-js";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminSql, API_URL, createUser, secrets } from "../helpers/stack.ts";
+import { adminSql, API_URL as STACK_API_URL, createUser, secrets } from "../helpers/stack.ts";
+
+// AUTH_TEST_URL: another gateway over the same project and database; the stack's by default.
+const API_URL = process.env.AUTH_TEST_URL ?? STACK_API_URL;
 
 const admin = adminSql();
 const client = () =>

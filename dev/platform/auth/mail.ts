@@ -21,16 +21,23 @@ const LEADS: Record<MailKind, string> = {
 };
 
 export interface AuthMailer {
-  send(kind: MailKind, to: string, link: string, otp: string): Promise<void>;
+  /** `change` names both addresses of an e-mail change: each of them gets a mail that says so. */
+  send(kind: MailKind, to: string, link: string, otp: string, change?: { email: string; newEmail: string }): Promise<void>;
 }
+
+const escapeHtml = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll('"', "&quot;");
 
 export function smtpMailer(url: string, from = "noreply@auth.local"): AuthMailer {
   const transport = nodemailer.createTransport(url);
   return {
-    async send(kind, to, link, otp) {
-      const text = `${LEADS[kind]}\n${link}\n\nAlternatively, enter the code: ${otp}\n`;
-      const escaped = link.replaceAll("&", "&amp;").replaceAll('"', "&quot;");
-      const html = `<h2>${SUBJECTS[kind]}</h2><p>${LEADS[kind]}</p><p><a href="${escaped}">${SUBJECTS[kind]}</a></p>` +
+    async send(kind, to, link, otp, change) {
+      // GoTrue's default e-mail change template names both addresses, so the current one learns where the account would go
+      const lead = change
+        ? `Follow this link to confirm the update of your email from ${change.email} to ${change.newEmail}:`
+        : LEADS[kind];
+      const text = `${lead}\n${link}\n\nAlternatively, enter the code: ${otp}\n`;
+      const html =
+        `<h2>${SUBJECTS[kind]}</h2><p>${escapeHtml(lead)}</p><p><a href="${escapeHtml(link)}">${SUBJECTS[kind]}</a></p>` +
         `<p>Alternatively, enter the code: ${otp}</p>`;
       await transport.sendMail({ from, to, subject: SUBJECTS[kind], text, html });
     },

@@ -78,7 +78,8 @@ export async function refreshSession(
   const [user] = await tx<{ banned: boolean }[]>`
     select coalesce(banned_until > now(), false) as banned from auth.users where id = ${session.user_id} and deleted_at is null`;
   if (!user) throw new AuthError(400, "user_not_found", "Invalid Refresh Token: User Not Found");
-  if (user.banned) throw new AuthError(400, "user_banned", "User is banned");
+  // a ban keeps the sessions (as GoTrue's does) so that their refresh can say why it is refused
+  if (user.banned) throw new AuthError(400, "user_banned", "Invalid Refresh Token: User Banned");
 
   // read again under the lock: a refresh that ran meanwhile may have revoked it
   const [token] = await tx<{ token: string; revoked: boolean; updated_at: Date }[]>`

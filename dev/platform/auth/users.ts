@@ -3,6 +3,7 @@
 import crypto from "node:crypto";
 import type postgres from "postgres";
 import type { AuthSettings } from "../project-config.ts";
+import { clearTokens } from "./one-time-tokens.ts";
 import { AuthError } from "./sessions.ts";
 
 type Tx = postgres.TransactionSql | postgres.Sql;
@@ -50,8 +51,14 @@ export async function userIdByEmail(tx: Tx, email: string): Promise<{ id: string
   return u ?? null;
 }
 
-/** GoTrue's password rules from config.toml: length and character classes (422 weak_password). */
+/** bcrypt reads no further: a longer password would sign in with any ending (GoTrue's MaxPasswordLength). */
+export const MAX_PASSWORD_BYTES = 72;
+
+/** GoTrue's password rules from config.toml: at most 72 bytes (400), length and character classes (422 weak_password). */
 export function checkPasswordStrength(password: string, settings: AuthSettings) {
+  if (Buffer.byteLength(password, "utf8") > MAX_PASSWORD_BYTES) {
+    throw new AuthError(400, "validation_failed", `Password cannot be longer than ${MAX_PASSWORD_BYTES} characters`);
+  }
   const reasons: string[] = [];
   if (password.length < settings.minimumPasswordLength) reasons.push("length");
   const has = { lower: /[a-z]/.test(password), upper: /[A-Z]/.test(password), digit: /\d/.test(password) };
@@ -110,8 +117,22 @@ export async function insertUser(tx: postgres.TransactionSql, u: NewUser): Promi
   return id;
 }
 
-export async function setPassword(tx: postgres.TransactionSql, userId: string, passwordHash: string) {
+/**
+ * A new password, as GoTrue's UpdatePassword stores it: every outstanding confirmation, recovery
+ * and e-mail change token is cleared (the old password may have been what asked for them) and every
+ * session but the caller's ends, in the caller's transaction. Without a session (the admin API),
+ * every session ends.
+ */
+export async function updatePassword(
+  tx: postgres.TransactionSql,
+  userId: string,
+  passwordHash: string,
+  keepSessionId: string | null,
+) {
   await tx`update auth.users set encrypted_password = ${passwordHash}, updated_at = now() where id = ${userId}`;
+  await clearTokens(tx, userId, { sentAt: true });
+  if (keepSessionId) await tx`delete from auth.sessions where user_id = ${userId} and id <> ${keepSessionId}`;
+  else await tx`delete from auth.sessions where user_id = ${userId}`;
 }
 
 /** On the connection's own role (see hashPassword). */
@@ -122,10 +143,30 @@ export async function passwordMatches(tx: postgres.Sql, userId: string, password
   return Boolean(r?.ok);
 }
 
-/** Marks the e-mail confirmed (and the identity verified), as verifying a signup or invite does. */
+/** Marks the e-mail confirmed (and the identity verified); for the admin API's email_confirm. */
 export async function confirmEmail(tx: postgres.TransactionSql, userId: string) {
   await tx`update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()), confirmation_token = '', updated_at = now()
            where id = ${userId}`;
   await tx`update auth.identities set identity_data = identity_data || '{"email_verified": true}', updated_at = now()
            where user_id = ${userId} and provider = 'email'`;
+}
+
+/**
+ * The first proof that the address is the person's: a mailed link or code of any kind. Whatever
+ * was set before it may be a stranger's who signed the address up first, so the password becomes
+ * the clicked sign-up's own (none for an invitation, a magic link or a recovery: the person is
+ * signed in by the link and sets one), every other pending token is dropped and every session
+ * ends. Nothing happens for an address confirmed already. True when this confirmed it.
+ */
+export async function confirmFirst(tx: postgres.TransactionSql, userId: string, passwordHash: string): Promise<boolean> {
+  const [u] = await tx<{ confirmed: boolean }[]>`
+    select email_confirmed_at is not null as confirmed from auth.users where id = ${userId} for update`;
+  if (!u || u.confirmed) return false;
+  await tx`update auth.users set encrypted_password = ${passwordHash}, email_confirmed_at = now(), updated_at = now()
+           where id = ${userId}`;
+  await clearTokens(tx, userId, { sentAt: false });
+  await tx`delete from auth.sessions where user_id = ${userId}`;
+  await tx`update auth.identities set identity_data = identity_data || '{"email_verified": true}', updated_at = now()
+           where user_id = ${userId} and provider = 'email'`;
+  return true;
 }
