@@ -1,6 +1,6 @@
 // npm run bench:notify: one notification to an organization of 10,000 students, sent by a teacher
 // through the send_notification RPC (in the request context PostgREST would set up, as the
-// `authenticator` role; the local stack has no PostgREST), next to raw mqtt.js publishing of
+// `authenticator` role, the connection PostgREST uses), next to raw mqtt.js publishing of
 // 10,000 QoS 1 messages to the same broker, in the same run. Two paths, each timed from the RPC's
 // call until every MQTT delivery is recorded and every message has reached its subscribers:
 // - audience (the headline `ratio`): a type with audience delivery (announcement.broadcast), which
