@@ -2,7 +2,7 @@
 // verifier must refuse (alg none, HS256 keyed with a public key, unknown kid, wrong alg, expiry).
 import { base64url, exportJWK, generateKeyPair, type JSONWebKeySet, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { jwksSource, parseJwks, verifyAccessToken } from "../../supabase/functions/_shared/access-token.ts";
+import { cachedVerifier, jwksSource, parseJwks, verifyAccessToken } from "../../supabase/functions/_shared/access-token.ts";
 
 const now = () => Math.floor(Date.now() / 1000);
 const claims = () => ({ role: "authenticated", sub: "u1", exp: now() + 60 });
@@ -95,5 +95,32 @@ describe("verifyAccessToken", () => {
     expect(parseJwks("{")).toBeNull();
     expect(parseJwks('{"keys":[1]}')).toBeNull();
     expect(parseJwks(undefined)).toBeNull();
+  });
+});
+
+describe("cachedVerifier", () => {
+  it("answers from its cache only while the token lives and its key is published", async () => {
+    const a = await keyPair("a"), b = await keyPair("b");
+    let set: JSONWebKeySet = { keys: [a.jwk, b.jwk] };
+    const verify = cachedVerifier({ jwks: () => Promise.resolve(set), legacySecret: null });
+    const token = await a.sign();
+    expect(await verify(token)).toMatchObject({ ok: true, claims: { sub: "u1" } });
+    expect(await verify(token)).toMatchObject({ ok: true });
+    set = { keys: [b.jwk] }; // a's key removed: the cached answer must not outlive it
+    expect(await verify(token)).toMatchObject({ ok: false, code: "invalid_jwt" });
+    const shortLived = await b.sign({ ...claims(), exp: now() + 1 });
+    expect(await verify(shortLived)).toMatchObject({ ok: true });
+    await new Promise((r) => setTimeout(r, 1100 + (1000 - (Date.now() % 1000))));
+    expect(await verify(shortLived)).toMatchObject({ ok: false, code: "jwt_expired" });
+  });
+
+  it("never caches a refusal: a token refused while its key was unknown verifies once the key is published", async () => {
+    const a = await keyPair("a");
+    let set: JSONWebKeySet = { keys: [] };
+    const verify = cachedVerifier({ jwks: () => Promise.resolve(set), legacySecret: null });
+    const token = await a.sign();
+    expect(await verify(token)).toMatchObject({ ok: false });
+    set = { keys: [a.jwk] };
+    expect(await verify(token)).toMatchObject({ ok: true });
   });
 });

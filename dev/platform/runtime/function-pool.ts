@@ -32,14 +32,27 @@ export const FUNCTION_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
 
 export class FunctionPool {
   private instances = new Map<string, Instance>();
+  private folders = new Map<string, boolean>();
   private readonly opts: PoolOptions;
   constructor(opts: PoolOptions) {
     this.opts = opts;
     fs.mkdirSync(opts.logsDir, { recursive: true });
   }
 
+  /** Whether a function of that name exists, as last looked up (forgetFolders when the folder changes). */
   exists(name: string) {
-    return FUNCTION_NAME.test(name) && !name.startsWith("_") && fs.existsSync(this.entry(name));
+    if (!FUNCTION_NAME.test(name) || name.startsWith("_")) return false;
+    let known = this.folders.get(name);
+    if (known === undefined) {
+      known = fs.existsSync(this.entry(name));
+      if (this.folders.size > 1000) this.folders.clear(); // names asked for that do not exist stay bounded
+      this.folders.set(name, known);
+    }
+    return known;
+  }
+
+  forgetFolders() {
+    this.folders.clear();
   }
 
   private entry(name: string) {

@@ -13,6 +13,7 @@ import { planFileReply, type StoredFile } from "./file-reply.ts";
 import { proxyRest, requireApiKey } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
 import { logger } from "../../stack/log.ts";
+import { batchLogWrites, flushLogWrites } from "../../../supabase/functions/_shared/log.ts";
 import postgres from "postgres";
 import { smtpMailer } from "../auth/mail.ts";
 import { handleAuth } from "../auth/routes.ts";
@@ -26,6 +27,10 @@ import { postgrestJwks } from "./postgrest-keys.ts";
 import { featureOfPath, recordAsk } from "../not-provided.ts";
 
 const log = logger("gateway");
+// A line per request, written in one go per turn of the event loop: a write per line was a system
+// call on every request's path.
+batchLogWrites();
+process.on("exit", flushLogWrites);
 const ROOT = process.env.PROJECT_ROOT ?? path.resolve(import.meta.dirname, "../../..");
 // SUPABASE_DIR lets tests serve a fixture project (its own config.toml and functions).
 const SUPABASE_DIR = process.env.SUPABASE_DIR ?? path.join(ROOT, "supabase");
@@ -74,14 +79,17 @@ function parseEnvFile(text: string) {
   return out;
 }
 
+// config.toml as last read; re-read when it changes (polled, not stat'ed on every request)
 let config: ProjectConfig = loadProjectConfig(SUPABASE_DIR);
-let configMtime = 0;
-function projectConfig() {
-  const mtime = fs.statSync(path.join(SUPABASE_DIR, "config.toml")).mtimeMs;
-  if (mtime !== configMtime) {
+fs.watchFile(path.join(SUPABASE_DIR, "config.toml"), { interval: 500 }, () => {
+  try {
     config = loadProjectConfig(SUPABASE_DIR);
-    configMtime = mtime;
+    log.info("config.toml reloaded");
+  } catch (e) {
+    log.error("config.toml unreadable; the last good settings stay", { error: String(e) });
   }
+});
+function projectConfig() {
   return config;
 }
 
@@ -168,6 +176,7 @@ const pool = new FunctionPool({
 let reloadTimer: NodeJS.Timeout | undefined;
 fs.watch(FUNCTIONS_DIR, { recursive: true }, (_e, file) => {
   clearTimeout(reloadTimer);
+  pool.forgetFolders();
   reloadTimer = setTimeout(() => pool.restartAll(`changed ${file}`), 200);
 });
 

@@ -94,3 +94,32 @@ export function parseJwks(text: string | undefined | null): JSONWebKeySet | null
     return null;
   }
 }
+
+/**
+ * verifyAccessToken with the answers kept for tokens that verified, until they expire or their key
+ * leaves the JWKS: a browser app sends the same token with every call for up to an hour, and an
+ * ES256 check costs far more than a map lookup. At most `max` tokens are kept (the oldest go first).
+ */
+export function cachedVerifier(keys: TokenKeys, max = 10_000): (token: string) => Promise<TokenCheck> {
+  const verified = new Map<string, { claims: Record<string, unknown>; exp: number; kid: string | null }>();
+  return async (token) => {
+    const hit = verified.get(token);
+    if (hit) {
+      const live = hit.exp > Date.now() / 1000 && (hit.kid === null || hasKid(await keys.jwks(), hit.kid));
+      if (live) return { ok: true, claims: hit.claims };
+      verified.delete(token);
+    }
+    const check = await verifyAccessToken(token, keys);
+    if (check.ok) {
+      let kid: string | null = null;
+      try {
+        kid = decodeProtectedHeader(token).kid ?? null;
+      } catch {
+        // verified, so it decodes
+      }
+      if (verified.size >= max) verified.delete(verified.keys().next().value!);
+      verified.set(token, { claims: check.claims, exp: Number(check.claims.exp), kid });
+    }
+    return check;
+  };
+}
