@@ -18,10 +18,15 @@
 // BENCH_POOL: connections for the handlers' database work (10, as the worker's). A job's
 // transaction holds its connection for its round trips while pooled statements share theirs, so
 // the transaction side gains from more (measured: ratio_db_tx 0.52 at 10, 0.61 at 20, 0.63 at 40).
+// BENCH_POOLER: how both sides reach Postgres, the ways docs/worker.md gives a worker: `direct`
+// (default) or `session`, through a session-mode PgBouncer of the bench's own (hosted: Supavisor's
+// session mode, for a worker without IPv6). Never the transaction pooler: tenantStatement's prepared
+// statements and pg-boss's LISTEN do not work through it (tests/integration/transaction-pooler.test.ts).
 import crypto from "node:crypto";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { DB_URL } from "../dev/stack/config.ts";
+import { startOwnPooler } from "../dev/stack/pooler.ts";
 import { batchLogWrites, flushLogWrites } from "../supabase/functions/_shared/log.ts";
 import { createMetrics } from "../worker/src/metrics.ts";
 import { BasePayload, DEFAULT_OPTIONS, defineJob } from "../worker/src/registry.ts";
@@ -85,16 +90,24 @@ const QUEUES = [
   tenantDbTxJob.queue,
 ];
 
+const POOLER = process.env.BENCH_POOLER ?? "direct";
+if (POOLER !== "direct" && POOLER !== "session") throw new Error(`BENCH_POOLER must be direct or session, got ${POOLER}`);
+// a server connection per client in session mode: room for pg-boss's pool, its listener and both pools below
+const pooler = POOLER === "session"
+  ? await startOwnPooler({ poolMode: "session", defaultPoolSize: 60, maxClientConn: 200 })
+  : null;
+const DATABASE_URL = pooler?.plainUrl ?? DB_URL;
+
 const boss = new PgBoss({
-  connectionString: DB_URL,
+  connectionString: DATABASE_URL,
   schedule: false,
   useListenNotify: true,
   application_name: "bench-queue",
   queueCacheIntervalSeconds: 5,
 });
 boss.on("error", (e) => log("pg-boss error", { error: String(e) }));
-const sql = postgres(DB_URL, { max: Number(process.env.BENCH_POOL ?? 10), onnotice: () => {} });
-const pool = createStatementPool(DB_URL, Number(process.env.BENCH_POOL ?? 10));
+const sql = postgres(DATABASE_URL, { max: Number(process.env.BENCH_POOL ?? 10), onnotice: () => {} });
+const pool = createStatementPool(DATABASE_URL, Number(process.env.BENCH_POOL ?? 10));
 await boss.start();
 try {
   for (const q of [...QUEUES, "bench.dead-letter"]) {
@@ -236,7 +249,7 @@ try {
       (tenantDbTxRate / plainDbRate).toFixed(2)
     } ratio_db_pg=${(tenantDbRate / plainDbPgRate).toFixed(2)} jobs_per_s=${tenantRate.toFixed(0)} jobs_per_s_db=${
       tenantDbRate.toFixed(0)
-    } p50_ms=${fmt(tl.p50)}`,
+    } p50_ms=${fmt(tl.p50)} pooler=${POOLER}`,
   );
   await sql`update public.organizations set deleted_at = now() where id = ${org.id}`;
 } finally {
@@ -244,4 +257,5 @@ try {
   for (const q of QUEUES) await sql`delete from pgboss.job where name = ${q}`.catch(() => {});
   await sql.end();
   await pool.end();
+  await pooler?.stop();
 }
