@@ -207,6 +207,7 @@ async function serveStandIn(
         ...headers,
         ...fileHeaders(reply.file.contentType),
         "content-type": reply.file.contentType,
+        ...reply.headers,
         ...plan.headers,
       });
       if (!("start" in plan)) return void res.end(); // 304, 416: headers only

@@ -37,7 +37,7 @@ export interface StorageDeps {
   dir: string;
 }
 
-type Reply = { status: number; body?: unknown; file?: StoredFile };
+type Reply = { status: number; body?: unknown; file?: StoredFile; headers?: Record<string, string> };
 const storageError = (status: number, error: string, message: string): Reply => ({
   status,
   body: { statusCode: String(status), error, message },
@@ -89,7 +89,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     } catch {
       return storageError(400, "invalid_signature", "The signed URL is invalid or has expired");
     }
-    return serveFile(deps, target, "service");
+    return asDownload(await serveFile(deps, target, "service"), url);
   }
 
   // Public buckets' objects: anyone reads them, by the URL getPublicUrl builds.
@@ -100,7 +100,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
     const [bucket] = await deps.sql`select public from storage.buckets where id = ${target.bucket}`;
     // a private bucket's object answers as a missing one: nothing is told about it
     if (!bucket?.public) return storageError(404, "not_found", "Object not found");
-    return serveFile(deps, target, "service");
+    return asDownload(await serveFile(deps, target, "service"), url);
   }
 
   // Signed upload URLs: the INSERT policy was checked, as the caller, when the URL was made; the
@@ -370,7 +370,7 @@ export async function handleStorage(req: http.IncomingMessage, url: URL, deps: S
   if (download && req.method === "GET") {
     const target = parseTarget(download[1]);
     if (!target) return storageError(400, "invalid_key", "Invalid object path");
-    return serveFile(deps, target, asCaller);
+    return asDownload(await serveFile(deps, target, asCaller), url);
   }
 
   const upload = /^\/object\/(.+)$/.exec(route);
@@ -644,6 +644,18 @@ async function serveFile(
       etag: typeof rows[0].metadata?.eTag === "string" ? rows[0].metadata.eTag : undefined,
     },
   };
+}
+
+/**
+ * Hosted Storage's `?download=` (storage-js `{ download: true | name }` on signed and public URLs):
+ * the browser saves the object instead of showing it, under the given name, else the URL's.
+ */
+function asDownload(reply: Reply, url: URL): Reply {
+  const name = url.searchParams.get("download");
+  if (!reply.file || name === null) return reply;
+  const encoded = encodeURIComponent(name);
+  const disposition = name === "" ? "attachment;" : `attachment; filename=${encoded}; filename*=UTF-8''${encoded};`;
+  return { ...reply, headers: { ...reply.headers, "content-disposition": disposition } };
 }
 
 function filePath(deps: StorageDeps, target: { bucket: string; name: string }) {
