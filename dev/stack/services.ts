@@ -63,10 +63,13 @@ function prepareClamd() {
   );
 }
 
-/** Builds the broker's auth plugin (make rebuilds only when a source changed). */
-export function buildBrokerPlugin(): string {
-  const out = path.join(paths.mosquitto, "supabase_auth.so");
-  fs.mkdirSync(paths.mosquitto, { recursive: true });
+/**
+ * Builds the broker's auth plugin into dir (make rebuilds only when a source changed). Each broker
+ * builds into its own folder: rewriting the file a running broker has loaded would crash it.
+ */
+export function buildBrokerPlugin(dir: string): string {
+  const out = path.join(dir, "supabase_auth.so");
+  fs.mkdirSync(dir, { recursive: true });
   execFileSync("make", ["-s", "-C", path.join(ROOT, "broker", "plugin"), `OUT=${out}`], {
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -103,7 +106,7 @@ export function writeBrokerConfig(dir: string, ports: { mqtt: number; ws: number
     .replaceAll("@STATE_DIR@", dir);
   const owned = [dir];
   if ("plugin" in auth) {
-    const plugin = buildBrokerPlugin();
+    const plugin = buildBrokerPlugin(dir);
     owned.push(plugin);
     conf = conf.replaceAll("@PLUGIN@", plugin);
     for (const [k, v] of Object.entries(auth.plugin)) {
