@@ -124,6 +124,8 @@ export function writePoolerConfig(
       `pool_mode = ${s.poolMode}`,
       `default_pool_size = ${s.defaultPoolSize}`,
       `max_client_conn = ${s.maxClientConn}`,
+      // after a Postgres restart (tests make some), the next login is tried within a second, not 15 s
+      "server_login_retry = 1",
       // SHOW CLIENTS / SHOW STATS on the `pgbouncer` database, for the tests that check who comes through
       `admin_users = ${POOLER_ROLE}`,
       `stats_users = ${POOLER_ROLE}`,
