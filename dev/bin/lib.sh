@@ -7,7 +7,7 @@ export DENO_NO_UPDATE_CHECK=1
 
 # Debian packages the stack runs on. Kept in one list so the message for a non-root user and the
 # install itself can never disagree.
-SYSTEM_PACKAGES=(postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-pgtap
+SYSTEM_PACKAGES=(postgresql-15 postgresql-contrib postgresql-15-cron postgresql-15-pgtap postgresql-server-dev-15
   libtap-parser-sourcehandler-pgtap-perl redis-server mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev clamav-daemon libjwt-dev libcjson-dev libcurl4-openssl-dev libpq-dev build-essential pkg-config
   chromium pgbouncer)
@@ -38,6 +38,11 @@ ensure_system_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
+  # The server's headers at the server's own version: a newer one would upgrade postgresql-15 under
+  # a running cluster, whose backends then fail to load the new plpgsql.so (undefined symbols).
+  local server
+  server="$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || true)"
+  if [ -n "$server" ]; then missing=("${missing[@]/#postgresql-server-dev-15/postgresql-server-dev-15=$server}"); fi
   if [ "$(id -u)" -ne 0 ]; then
     echo "Missing Debian packages. Install them with:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2

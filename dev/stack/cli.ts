@@ -177,6 +177,12 @@ async function start() {
     }
     pg.setLoginPassword("authenticator", secrets.authenticatorPassword);
     log.info("platform baseline applied", { files: n });
+    if (pg.psql(`select count(*) from pg_roles where 'session_preload_libraries=safeupdate' = any (rolconfig)`) === "0") {
+      // 90-safeupdate.sql left it off: this Postgres was started before the library was built
+      log.warn(
+        "safeupdate is not loaded for authenticator: unfiltered writes through the Data API are refused after `npm stop && npm start`",
+      );
+    }
     try {
       const out = pg.applyMigrations().output;
       // The migration creates mqtt_broker without LOGIN: where a broker runs, it gets one.

@@ -79,12 +79,31 @@ export function pgPid(): number | null {
   }
 }
 
+/** Where the cluster finds the libraries the stack builds (safeupdate), after Debian's own `$libdir`. */
+export const PG_LIB = path.join(PG_SOCKET_DIR, "lib");
+
+/** Builds safeupdate into PG_LIB (make rebuilds only when its source changed). */
+export function buildPostgresLibraries() {
+  execFileSync("make", [
+    "-s",
+    "-C",
+    path.join(ROOT, "dev", "platform", "safeupdate"),
+    `OUT=${path.join(PG_LIB, "safeupdate.so")}`,
+  ], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
 export function startPostgres() {
+  buildPostgresLibraries();
   fs.mkdirSync(paths.logs, { recursive: true });
   const logFile = path.join(paths.logs, "postgres.log");
   fs.closeSync(fs.openSync(logFile, "a"));
   if (isRoot) execFileSync("chown", ["postgres:postgres", logFile]);
-  // the port on the command line, so a cluster kept between runs (a benchmark's) can move to another
+  // the port on the command line, so a cluster kept between runs (a benchmark's) can move to another;
+  // the library path too, so a cluster made before safeupdate existed finds it (pg_ctl hands these
+  // options to sh, hence the quotes)
+  if (PG_LIB.includes("'")) throw new Error(`the state folder's path may not contain a quote: ${PG_LIB}`);
   const r = asDbOwner(`${PG_BIN}/pg_ctl`, [
     "-D",
     PG_DATA,
@@ -94,7 +113,7 @@ export function startPostgres() {
     "-t",
     "60",
     "-o",
-    `-p ${PORTS.postgres}`,
+    `-p ${PORTS.postgres} -c 'dynamic_library_path=$libdir:${PG_LIB}'`,
     "start",
   ]);
   if (r.status !== 0) {
