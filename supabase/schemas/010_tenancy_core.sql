@@ -210,7 +210,8 @@ insert into public.permissions (key, description) values
   ('notifications.send', 'Send notifications to members'),
   ('exercises.control', 'Run exercises (control topics)'),
   ('jobs.manage',      'See, retry and cancel the organization''s background jobs'),
-  ('data.export',      'Export the organization''s data and download the archives');
+  ('data.export',      'Export the organization''s data and download the archives'),
+  ('events.write',     'Send analytics events (what an API key needs; signed-in members send their own as themselves)');
 
 insert into public.role_permissions (role, permission)
 select 'owner'::public.org_role, key from public.permissions
@@ -218,6 +219,6 @@ union all
 select 'admin'::public.org_role, key from public.permissions
 union all
 select 'teacher'::public.org_role, p from unnest(array['org.read', 'files.read', 'files.write', 'analytics.read', 'notifications.send',
-                                      'exercises.control', 'members.invite']) p
+                                      'exercises.control', 'members.invite', 'events.write']) p
 union all
-select 'student'::public.org_role, p from unnest(array['org.read', 'files.read']) p;
+select 'student'::public.org_role, p from unnest(array['org.read', 'files.read', 'events.write']) p;

@@ -43,20 +43,45 @@ language sql immutable set search_path = ''
 as $$ select case role when 'owner' then 4 when 'admin' then 3 when 'teacher' then 2 else 1 end $$;
 revoke all on function app.role_rank(public.org_role) from public, anon;
 
+-- The role a live API key acts with in its organization when ranks decide (inviting, overriding):
+-- its creator's role there, never above admin, so a key never does what its creator could not
+-- and is never an owner. Null when the claims name no live key of that organization or its
+-- creator left (whose keys are revoked then anyway).
+create function app.api_key_role(org uuid) returns public.org_role
+language sql stable security definer set search_path = ''
+as $$
+  select case m.role when 'owner' then 'admin'::public.org_role else m.role end
+  from public.api_keys k
+  join public.organization_members m on m.org_id = k.org_id and m.user_id = k.created_by
+  where k.id = app.current_api_key_id() and k.org_id = org
+$$;
+revoke all on function app.api_key_role(uuid) from public;
+grant execute on function app.api_key_role(uuid) to authenticated, service_role;
+
 -- May the caller write permission overrides for this member of the organization? A holder of
 -- members.manage, for a member of a lower rank than their own; owners for anyone; nobody for
--- themselves. API keys and jobs rank as admins: never over owners or admins.
+-- themselves. Jobs rank as admins: never over owners or admins. An API key ranks as its creator,
+-- never above admin (app.api_key_role), and never writes its creator's overrides: the creator may
+-- not write their own, and a key must not lend them a rank they lack.
 create function app.may_override_permissions_of(org uuid, member uuid) returns boolean
 language plpgsql stable security definer set search_path = ''
 as $$
 declare
   member_role public.org_role := (select m.role from public.organization_members m where m.org_id = org and m.user_id = member);
   caller_role public.org_role;
+  key_id uuid := app.current_api_key_id();
 begin
   if member_role is null or member = (select auth.uid()) or not app.has_permission(org, 'members.manage') then
     return false;
   end if;
-  caller_role := app.role_in(org); -- null for API keys and jobs
+  if key_id is not null then
+    if member = (select k.created_by from public.api_keys k where k.id = key_id) then
+      return false;
+    end if;
+    caller_role := app.api_key_role(org);
+    return caller_role is not null and app.role_rank(member_role) < app.role_rank(caller_role);
+  end if;
+  caller_role := app.role_in(org); -- null for jobs
   return caller_role = 'owner' or app.role_rank(member_role) < app.role_rank(coalesce(caller_role, 'admin'));
 end
 $$;

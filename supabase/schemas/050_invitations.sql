@@ -50,12 +50,14 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   me uuid := (select auth.uid());
-  my_role public.org_role := app.role_in(create_invitation.org_id);
+  -- a member's role, or the role an API key acts with (its creator's, never above admin)
+  my_role public.org_role := coalesce(app.role_in(create_invitation.org_id), app.api_key_role(create_invitation.org_id));
   address text := lower(btrim(create_invitation.email));
   secret text := app.random_token('inv_');
   max_members integer;
 begin
-  if me is null or my_role is null or not app.has_permission(create_invitation.org_id, 'members.invite') then
+  if (me is null and app.current_api_key_id() is null) or my_role is null
+     or not app.has_permission(create_invitation.org_id, 'members.invite') then
     raise exception 'members.invite is required in organization %', create_invitation.org_id using errcode = '42501';
   end if;
   if my_role <> 'owner' and app.role_rank(create_invitation.role) >= app.role_rank(my_role) then

@@ -269,7 +269,9 @@ declare
   max_file bigint;
   f public.files;
 begin
-  if (select auth.uid()) is null or not app.has_permission(request_file_upload.org_id, 'files.write') then
+  -- members and API keys (a key's file has no uploaded_by: the audit log names the key); not jobs
+  if ((select auth.uid()) is null and app.current_api_key_id() is null)
+     or not app.has_permission(request_file_upload.org_id, 'files.write') then
     raise exception 'files.write is required in organization %', request_file_upload.org_id using errcode = '42501';
   end if;
   if name is null or length(name) not between 1 and 255 or name ~ '[/\\[:cntrl:]]' or name in ('.', '..') then

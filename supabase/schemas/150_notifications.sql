@@ -459,7 +459,9 @@ returns table (batch_id uuid, created integer)
 language plpgsql volatile security definer set search_path = ''
 as $$
 begin
-  if (select auth.uid()) is null or not app.has_permission(send_notification.org_id, 'notifications.send') then
+  -- members and API keys (app.notify records a key as the sender's actor in the audit log); not jobs
+  if ((select auth.uid()) is null and app.current_api_key_id() is null)
+     or not app.has_permission(send_notification.org_id, 'notifications.send') then
     raise exception 'notifications.send is required in organization %', send_notification.org_id using errcode = '42501';
   end if;
   return query select * from app.notify(send_notification.org_id, type, title, body, data, recipients, priority, idempotency_key, (select auth.uid()));
