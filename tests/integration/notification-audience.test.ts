@@ -9,6 +9,7 @@ import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
 import type { Publish } from "../../supabase/functions/_shared/realtime/publisher.ts";
+import { recipientLimitKey } from "../../supabase/functions/notification-dispatch/dispatch.ts";
 import { dispatchOnce, servicePublisher, stackRateLimiter } from "../helpers/dispatch.ts";
 import { adminSql, apiSql, createUser, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
 
@@ -119,7 +120,7 @@ describe("audience delivery", () => {
     const batch = await makeBatch("Busy student");
     const limiter = freshLimiter();
     await awayFromMinuteEdge();
-    expect(await limiter.take(`notify:user:${students[0]}`, 30, 30)).toBe(30);
+    expect(await limiter.take(recipientLimitKey(org, students[0]), 30, 30)).toBe(30);
     const res = await dispatch(batch, { limiter });
     expect(res.body).toMatchObject({ mqtt_audience: "expanded", mqtt_sent: STUDENTS - 1, mqtt_deferred: 1 });
     expect(await audienceRow(batch)).toMatchObject({ status: "expanded", last_error: "rate_limited" });
@@ -193,7 +194,7 @@ describe("audience delivery", () => {
     await admin`update public.notification_audience_deliveries set next_attempt_at = now() where batch_id = ${batch}`;
     // Every recipient is now over their limit: a retry does not ask again, the first attempt took it.
     await awayFromMinuteEdge();
-    await Promise.all(students.map((s) => limiter.take(`notify:user:${s}`, 30, 30)));
+    await Promise.all(students.map((s) => limiter.take(recipientLimitKey(org, s), 30, 30)));
     const second = await dispatch(batch, { limiter });
     expect(second).toMatchObject({ status: 200, body: { mqtt_audience: "sent", mqtt_sent: STUDENTS } });
     expect(await audienceRow(batch)).toMatchObject({ status: "sent", attempts: 2, last_error: null });

@@ -34,8 +34,14 @@ export interface DispatchDeps {
   lanes?: number;
 }
 
-/** Deliveries per minute one member may receive, whatever the tier. */
+/** Deliveries per minute one member may receive from one organization, whatever the tier. */
 export const PER_RECIPIENT_PER_MINUTE = 30;
+
+/**
+ * A recipient's limit is theirs in one organization: keyed by the user alone, one organization
+ * sending to a member of several could hold back what the others send them.
+ */
+export const recipientLimitKey = (orgId: string, userId: string) => `notify:user:${orgId}:${userId}`;
 
 /** What every notification of a batch says: one send (app.notify) made them all alike. */
 interface BatchContent {
@@ -111,7 +117,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
         try {
           const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, due.length, tier.per_minute);
           const perUser = await deps.limiter.takeEach(
-            due.slice(0, orgGrant).map((n) => `notify:user:${n.recipient_id}`),
+            due.slice(0, orgGrant).map((n) => recipientLimitKey(tier.org_id, n.recipient_id)),
             PER_RECIPIENT_PER_MINUTE,
           );
           allowed = due.slice(0, orgGrant).filter((_, i) => perUser[i]);
@@ -272,7 +278,7 @@ async function dispatchAudience(
         const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, recipients.length, tier.per_minute);
         if (orgGrant < recipients.length) return await expand("rate_limited");
         const perUser = await deps.limiter.takeEach(
-          recipients.map((r) => `notify:user:${r.recipient_id}`),
+          recipients.map((r) => recipientLimitKey(tier.org_id, r.recipient_id)),
           PER_RECIPIENT_PER_MINUTE,
         );
         if (perUser.some((ok) => !ok)) return await expand("rate_limited");
