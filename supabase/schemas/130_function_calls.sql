@@ -9,7 +9,10 @@ as $$ select decrypted_secret from vault.decrypted_secrets where name = secret_n
 revoke all on function app.vault_secret(text) from public;
 
 -- Posts the payload to /functions/v1/<name>; false (and a warning) when Vault lacks the address or
--- key, in which case the callers' sweeps send it again once they exist.
+-- key, in which case the callers' sweeps send it again once they exist. A payload's `org_id` goes
+-- out as the `X-Org-Id` header too: every tenant's calls reach one host, and the local net worker
+-- (pg_net's stand-in) lets each organization hold only its share of that host's requests, so one
+-- tenant's slow calls do not hold up the others'.
 create function app.call_function(function_name text, payload jsonb) returns boolean
 language plpgsql volatile security definer set search_path = ''
 as $$
@@ -22,7 +25,8 @@ begin
     return false;
   end if;
   perform net.http_post(url := rtrim(base, '/') || '/functions/v1/' || function_name, body := payload,
-                        headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || key),
+                        headers := jsonb_strip_nulls(jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || key,
+                                                                        'X-Org-Id', payload ->> 'org_id')),
                         timeout_milliseconds := 120000);
   return true;
 end

@@ -10,8 +10,10 @@ create function app.request_file_processing(object_record jsonb) returns boolean
 language plpgsql volatile security definer set search_path = ''
 as $$
 begin
+  -- the organization is the object's first folder (app.call_function passes it to the net worker)
   return app.call_function('file-processing',
-    jsonb_build_object('type', 'INSERT', 'table', 'objects', 'schema', 'storage', 'record', object_record, 'old_record', null));
+    jsonb_build_object('type', 'INSERT', 'table', 'objects', 'schema', 'storage', 'record', object_record, 'old_record', null,
+                       'org_id', substring(object_record ->> 'name' from '^([0-9a-f-]{36})/')));
 end
 $$;
 revoke all on function app.request_file_processing(jsonb) from public;

@@ -478,9 +478,12 @@ language plpgsql security definer set search_path = ''
 as $$
 declare
   batch uuid;
+  org uuid;
 begin
-  for batch in select distinct n.batch_id from new_rows n loop
-    perform app.call_function('notification-dispatch', jsonb_build_object('type', 'INSERT', 'table', 'notifications', 'schema', 'public', 'batch_id', batch));
+  -- a batch is one organization's (its org_id lets the net worker count the call against it)
+  for batch, org in select distinct on (n.batch_id) n.batch_id, n.org_id from new_rows n loop
+    perform app.call_function('notification-dispatch',
+      jsonb_build_object('type', 'INSERT', 'table', 'notifications', 'schema', 'public', 'batch_id', batch, 'org_id', org));
   end loop;
   return null;
 end
@@ -497,16 +500,18 @@ as $$
 declare
   sent integer := 0;
   batch uuid;
+  org uuid;
 begin
-  for batch in
-    select d.batch_id from public.notification_deliveries d
+  for batch, org in
+    select d.batch_id, d.org_id from public.notification_deliveries d
     where d.status = 'pending' and not d.digest and d.next_attempt_at <= now() - interval '30 seconds'
     union
-    select a.batch_id from public.notification_audience_deliveries a
+    select a.batch_id, a.org_id from public.notification_audience_deliveries a
     where a.status = 'pending' and a.next_attempt_at <= now() - interval '30 seconds'
     limit 100
   loop
-    if app.call_function('notification-dispatch', jsonb_build_object('type', 'SWEEP', 'table', 'notifications', 'schema', 'public', 'batch_id', batch)) then
+    if app.call_function('notification-dispatch',
+         jsonb_build_object('type', 'SWEEP', 'table', 'notifications', 'schema', 'public', 'batch_id', batch, 'org_id', org)) then
       sent := sent + 1;
     end if;
   end loop;

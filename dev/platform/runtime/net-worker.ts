@@ -9,16 +9,20 @@
 // nothing. Responses are recorded in batches (one transaction per batch), which keeps up with
 // thousands of requests a second (npm run bench:webhooks).
 import postgres from "postgres";
-import { logger } from "../../stack/log.ts";
+import { createLogger as logger } from "../../../supabase/functions/_shared/log.ts";
 
 const log = logger("net-worker");
 const DB_URL = process.env.SUPABASE_DB_URL;
 if (!DB_URL) throw new Error("SUPABASE_DB_URL is required");
-// Requests being sent at once, in all and per endpoint host: one tenant's slow or dead endpoint
-// can hold at most MAX_PER_HOST of them, never the others' share, and a request waiting to be
-// sent again holds none.
+// Requests being sent at once, in all, per endpoint host and per organization: one tenant's slow or
+// dead endpoint can hold at most MAX_PER_HOST of them, never the others' share, and a request
+// waiting to be sent again holds none. Every tenant's calls to its functions go to one host (the
+// API gateway), so a tenant whose function calls are slow would hold all of that host's share:
+// a request that names its organization (the `X-Org-Id` header app.call_function sets) also counts
+// against that organization's MAX_PER_ORG. Requests without one share only their host's.
 const MAX_SENDING = 100;
 const MAX_PER_HOST = 20;
+const MAX_PER_ORG = 5;
 const MAX_TRIES = 6;
 const retryable = (x: { status_code: number | null }) => x.status_code === null || x.status_code === 429 || x.status_code >= 500;
 const RESPONSE_TTL = "6 hours"; // pg_net's default ttl
@@ -65,20 +69,33 @@ async function deliver(r: QueuedRequest) {
 /** Requests taken from the queue and not yet recorded (being sent, waiting to be resent, or being recorded). */
 const inFlight = new Set<string>();
 const sendingTo = new Map<string, number>();
+const sendingFor = new Map<string, number>();
 let sending = 0;
 
 /** host:port as split_part(url, '/', 3) gives it in SQL, so the drain can leave a busy host's rows alone. */
 const hostOf = (url: string) => url.split("/")[2] ?? "";
+/** The organization a request names, as ORG_OF_ROW reads it in SQL ('' for none). */
+const orgOf = (headers: Record<string, string>) =>
+  String(Object.entries(headers ?? {}).find(([k]) => k.toLowerCase() === "x-org-id")?.[1] ?? "");
+const ORG_OF_ROW = `coalesce(case when jsonb_typeof(headers) = 'object'
+  then (select v from jsonb_each_text(headers) h(k, v) where lower(k) = 'x-org-id' limit 1) end, '')`;
 const hostIsBusy = (host: string) => (sendingTo.get(host) ?? 0) >= MAX_PER_HOST;
-function sendingStarted(host: string) {
-  sending++;
-  sendingTo.set(host, (sendingTo.get(host) ?? 0) + 1);
+const orgIsBusy = (org: string) => org !== "" && (sendingFor.get(org) ?? 0) >= MAX_PER_ORG;
+const busy = (r: QueuedRequest) => hostIsBusy(hostOf(r.url)) || orgIsBusy(orgOf(r.headers));
+function count(m: Map<string, number>, key: string, by: number) {
+  const n = (m.get(key) ?? 0) + by;
+  if (n > 0) m.set(key, n);
+  else m.delete(key);
 }
-function sendingEnded(host: string) {
+function sendingStarted(r: QueuedRequest) {
+  sending++;
+  count(sendingTo, hostOf(r.url), 1);
+  if (orgOf(r.headers)) count(sendingFor, orgOf(r.headers), 1);
+}
+function sendingEnded(r: QueuedRequest) {
   sending--;
-  const n = (sendingTo.get(host) ?? 1) - 1;
-  if (n > 0) sendingTo.set(host, n);
-  else sendingTo.delete(host);
+  count(sendingTo, hostOf(r.url), -1);
+  if (orgOf(r.headers)) count(sendingFor, orgOf(r.headers), -1);
 }
 let draining = false;
 let again = false;
@@ -108,17 +125,16 @@ async function flush() {
 
 /** Sends one request (again, with backoff, while it fails in a way that may pass), then queues its answer for recording. */
 async function deliverAndRecord(r: QueuedRequest, tries = 1): Promise<void> {
-  const host = hostOf(r.url);
-  if (tries > 1 && (hostIsBusy(host) || sending >= MAX_SENDING)) {
+  if (tries > 1 && (busy(r) || sending >= MAX_SENDING)) {
     setTimeout(() => void deliverAndRecord(r, tries).catch(() => inFlight.delete(r.id)), 250); // its turn later
     return;
   }
-  sendingStarted(host);
+  sendingStarted(r);
   let x: Answer;
   try {
     x = await deliver(r);
   } finally {
-    sendingEnded(host);
+    sendingEnded(r);
     void drain(); // its sending slot is free
   }
   if (retryable(x) && tries < MAX_TRIES) {
@@ -149,13 +165,15 @@ async function drain() {
       again = false;
       const room = MAX_SENDING - sending;
       if (room <= 0) break;
-      const busy = [...sendingTo.keys()].filter(hostIsBusy);
+      const busyHosts = [...sendingTo.keys()].filter(hostIsBusy);
+      const busyOrgs = [...sendingFor.keys()].filter(orgIsBusy);
       const rows = await sql<QueuedRequest[]>`
         select id, method, url, headers, body, timeout_milliseconds from net.http_request_queue
-        where id <> all(${[...inFlight]}::bigint[]) and split_part(url, '/', 3) <> all(${busy}::text[])
+        where id <> all(${[...inFlight]}::bigint[]) and split_part(url, '/', 3) <> all(${busyHosts}::text[])
+          and ${sql.unsafe(ORG_OF_ROW)} <> all(${busyOrgs}::text[])
         order by id limit ${room}`;
       for (const r of rows) {
-        if (hostIsBusy(hostOf(r.url))) continue; // its host filled up within this batch; a later drain takes it
+        if (busy(r)) continue; // its host or organization filled up within this batch; a later drain takes it
         inFlight.add(r.id);
         void deliverAndRecord(r).catch((err) => {
           inFlight.delete(r.id); // sent again by a later drain
