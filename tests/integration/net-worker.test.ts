@@ -84,7 +84,7 @@ describe("the net-worker", () => {
     try {
       await sql`select net.http_post(${hangingUrl}, '{}'::jsonb, '{}'::jsonb, '{"Content-Type": "application/json"}'::jsonb, 60000)
                 from generate_series(1, 150)`;
-      await waitUntil("the hanging endpoint to hold requests", async () => held > 0, 10_000, 50);
+      await waitUntil("the hanging endpoint to hold requests", () => Promise.resolve(held > 0), 10_000, 50);
       const [{ id }] = await sql`select net.http_post(${healthy.url}, '{"tenant": "b"}'::jsonb) as id`;
       await waitUntil(
         "the healthy endpoint's response",
@@ -124,7 +124,7 @@ async function ownNetWorker() {
   );
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
-  await waitUntil("the net-worker to listen", async () => out.includes('"started"'), 15_000, 50);
+  await waitUntil("the net-worker to listen", () => Promise.resolve(out.includes('"started"')), 15_000, 50);
   return {
     db,
     stop: async () => {
@@ -160,7 +160,7 @@ describe("the net-worker's share per organization", () => {
     try {
       const headers = (org: string) => own.db.json({ "Content-Type": "application/json", "X-Org-Id": org });
       await own.db`select net.http_post(${url}, '{}'::jsonb, '{}'::jsonb, ${headers(orgA)}, 60000) from generate_series(1, 40)`;
-      await waitUntil("A's calls to be held", async () => heldA > 0, 10_000, 50);
+      await waitUntil("A's calls to be held", () => Promise.resolve(heldA > 0), 10_000, 50);
       const [{ id }] = await own.db`select net.http_post(${url}, '{}'::jsonb, '{}'::jsonb, ${headers(orgB)}) as id`;
       const answer = await waitUntil(
         "B's call to be answered",
