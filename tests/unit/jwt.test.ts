@@ -1,7 +1,7 @@
 // The gateway's bearer check, against tokens signed here; and the auth stand-in's check of hook claims.
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { verifyBearer } from "../../dev/platform/runtime/jwt.ts";
+import { verifyBearer } from "../../dev/platform/http/bearer.ts";
 import { hookClaimsProblem } from "../../dev/platform/auth/tokens.ts";
 
 const secret = new TextEncoder().encode("unit-test-secret-unit-test-secret");

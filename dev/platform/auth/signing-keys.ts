@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { exportJWK, generateKeyPair, importJWK, type JSONWebKeySet, type JWK, SignJWT } from "jose";
 import { z } from "zod";
+import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 
 const PrivateJwk = z.object({
   kty: z.enum(["EC", "RSA"]),
@@ -158,4 +159,15 @@ export function signingKeysOf(config: { auth: { signingKeysPath: string | null }
   let store = keyStores.get(file);
   if (!store) keyStores.set(file, store = new SigningKeys(file));
   return store;
+}
+
+/** The keys the local platform verifies with: the signing keys file as it is now, and the legacy secret. */
+export function platformTokenKeys(keys: () => SigningKeys | null, legacySecret: string | null): TokenKeys {
+  return {
+    jwks: async () => {
+      const store = keys();
+      return store ? (await store.get()).jwks : null;
+    },
+    legacySecret: legacySecret ? new TextEncoder().encode(legacySecret) : null,
+  };
 }

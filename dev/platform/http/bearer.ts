@@ -2,24 +2,12 @@
 // the signature against the project's signing keys (or the legacy HS256 secret while one is
 // configured), expiry, and a role the API knows.
 import { cachedVerifier, type TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
-import type { SigningKeys } from "../auth/signing-keys.ts";
 
 export const ALLOWED_ROLES = new Set(["anon", "authenticated", "service_role"]);
 
 export type JwtCheck =
   | { ok: true; claims: Record<string, unknown> }
   | { ok: false; code: "missing_authorization" | "invalid_jwt" | "jwt_expired"; message: string };
-
-/** The keys the local platform verifies with: the signing keys file as it is now, and the legacy secret. */
-export function platformTokenKeys(keys: () => SigningKeys | null, legacySecret: string | null): TokenKeys {
-  return {
-    jwks: async () => {
-      const store = keys();
-      return store ? (await store.get()).jwks : null;
-    },
-    legacySecret: legacySecret ? new TextEncoder().encode(legacySecret) : null,
-  };
-}
 
 const verifiers = new WeakMap<TokenKeys, ReturnType<typeof cachedVerifier>>();
 

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import type { Logger } from "../../stack/log.ts";
+import type { Logger } from "../../../supabase/functions/_shared/log.ts";
 
 export class FunctionBootError extends Error {}
 

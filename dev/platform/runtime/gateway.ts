@@ -9,24 +9,23 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { applyNewKey, keyMinter, type ProjectKeys } from "./api-keys.ts";
 import { answerPreflight, corsOf, fileHeaders, isPreflight } from "./cors.ts";
-import { planFileReply, type StoredFile } from "./file-reply.ts";
+import { planFileReply, type StoredFile } from "../http/file-reply.ts";
 import { proxyRest, requireApiKey } from "./rest-proxy.ts";
 import { errorBody } from "../../../supabase/functions/_shared/errors.ts";
-import { logger } from "../../stack/log.ts";
-import { batchLogWrites, flushLogWrites } from "../../../supabase/functions/_shared/log.ts";
+import { batchLogWrites, createLogger, flushLogWrites } from "../../../supabase/functions/_shared/log.ts";
 import postgres from "postgres";
 import { smtpMailer } from "../auth/mail.ts";
 import { handleAuth } from "../auth/routes.ts";
 import { handleStorage } from "../storage/routes.ts";
 import { loadProjectConfig, type ProjectConfig } from "../project-config.ts";
 import { FunctionBootError, FunctionPool } from "./function-pool.ts";
-import { platformTokenKeys, verifyBearer } from "./jwt.ts";
+import { verifyBearer } from "../http/bearer.ts";
 import { type JSONWebKeySet } from "jose";
-import { projectSigner, signingKeysOf } from "../auth/signing-keys.ts";
+import { platformTokenKeys, projectSigner, signingKeysOf } from "../auth/signing-keys.ts";
 import { postgrestJwks } from "./postgrest-keys.ts";
 import { featureOfPath, recordAsk } from "../not-provided.ts";
 
-const log = logger("gateway");
+const log = createLogger("gateway");
 // A line per request, written in one go per turn of the event loop: a write per line was a system
 // call on every request's path.
 batchLogWrites();

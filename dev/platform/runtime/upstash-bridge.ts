@@ -6,7 +6,7 @@
 import http from "node:http";
 import crypto from "node:crypto";
 import { createClient, RESP_TYPES } from "redis";
-import { logger } from "../../stack/log.ts";
+import { createLogger as logger } from "../../../supabase/functions/_shared/log.ts";
 
 const log = logger("upstash-bridge");
 const PORT = Number(process.env.UPSTASH_BRIDGE_PORT ?? 54326);

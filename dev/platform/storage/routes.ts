@@ -21,10 +21,10 @@ import { jwtVerify, SignJWT } from "jose";
 import type postgres from "postgres";
 import { z } from "zod";
 import { asService, contextFromClaims, withRequestContext } from "../../../supabase/functions/_shared/db.ts";
-import type { StoredFile } from "../runtime/file-reply.ts";
-import { verifyBearer } from "../runtime/jwt.ts";
+import type { StoredFile } from "../http/file-reply.ts";
+import { verifyBearer } from "../http/bearer.ts";
 import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
-import { readJsonBody } from "../runtime/request-body.ts";
+import { readJsonBody } from "../http/request-body.ts";
 import { decodeCursor, listV2, ListV2Body } from "./list-v2.ts";
 import { OverBudget, UploadBudget } from "./upload-budget.ts";
 
