@@ -11,8 +11,11 @@
 //   verified here too, against SUPABASE_JWKS, so a function with verify_jwt = false never takes a
 //   forged one; a legacy HS256 token can only be verified by the gateway (functions are not given
 //   the legacy secret on hosted).
-// - api_key: an organization's API key (sk_...) in the x-api-key header, verified live by
-//   public.verify_api_key, so a revoked or expired key is refused at its next request.
+// - api_key: an organization's API key (sk_...) in the x-api-key header, verified by
+//   public.verify_api_key (api-keys.ts: cached briefly, rate limited, and checked live again by
+//   Postgres in each request's own transaction, so a revoked or expired key is refused at its next
+//   request). Machines only: a key sent from a browser context is refused, as hosted refuses a
+//   secret key in a browser.
 // - public: anyone (no token, or the anon key).
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { type TokenKeys, verifyAccessToken } from "./access-token.ts";
@@ -44,7 +47,7 @@ export type Caller = UserCaller | ServiceCaller | ApiKeyCaller | PublicCaller;
 export type CallerOf<K extends CallerKind> = Extract<Caller, { kind: K }>;
 
 /** What an API key stands for, or why it is refused (the HttpError verifyApiKey throws). */
-export type ApiKeyVerifier = (key: string, requestId: string) => Promise<Omit<ApiKeyCaller, "kind">>;
+export type ApiKeyVerifier = (key: string, requestId: string, req?: Request) => Promise<Omit<ApiKeyCaller, "kind">>;
 
 export interface CallerAuth {
   /** The keys that make a caller the service (the service_role key). */
@@ -89,6 +92,15 @@ export function tokenOrganization(req: Request): string | null {
   return claims?.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
 }
 
+/**
+ * A request a browser made: it names its page's origin (every cross-origin request and every
+ * same-origin one but GET/HEAD) or says Mozilla/ in its User-Agent, as the gateway decides for
+ * secret keys. Servers and devices (Node, Deno, curl) send neither.
+ */
+export function fromBrowser(req: Request): boolean {
+  return req.headers.has("origin") || /\bMozilla\//.test(req.headers.get("user-agent") ?? "");
+}
+
 /** Compares in time independent of where the strings first differ. */
 function sameSecret(a: string, b: string): boolean {
   const x = new TextEncoder().encode(a), y = new TextEncoder().encode(b);
@@ -120,7 +132,15 @@ export async function resolveCaller<K extends CallerKind>(
   const apiKey = req.headers.get("x-api-key");
   if (apiKey !== null && serves("api_key")) {
     if (!auth.verifyApiKey) throw new Error("resolveCaller: api_key callers need a verifyApiKey");
-    return { kind: "api_key", ...(await auth.verifyApiKey(apiKey, requestId)) } as CallerOf<K>;
+    // refused before it is looked at: a key a web page holds is everyone's who opens the page
+    if (fromBrowser(req)) {
+      throw new HttpError(
+        401,
+        "api_key_in_browser",
+        "Forbidden use of an API key in a browser: keys are for servers and devices; a browser app signs its user in.",
+      );
+    }
+    return { kind: "api_key", ...(await auth.verifyApiKey(apiKey, requestId, req)) } as CallerOf<K>;
   }
   const isServiceKey = (s: string) => auth.serviceKeys.some((k) => k !== "" && sameSecret(k, s));
   const apikey = req.headers.get("apikey");

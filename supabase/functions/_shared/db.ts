@@ -3,7 +3,7 @@
 // so RLS policies and auth.uid()/auth.jwt() see the caller. Nothing queries tenant data as a
 // superuser outside migrations and tests of the catalog.
 import postgres from "postgres";
-import { type ApiKeyVerifier, auditHeaders, type UserCaller } from "./auth.ts";
+import { type ApiKeyCaller, type ApiKeyVerifier, auditHeaders, type UserCaller } from "./auth.ts";
 import { HttpError } from "./errors.ts";
 
 /** Supavisor's transaction mode on hosted projects (its session mode is 5432). */
@@ -99,6 +99,27 @@ export function asUser<T>(
   return withRequestContext(sql, { role: "authenticated", claims: caller.claims, headers: auditHeaders(req, requestId) }, fn);
 }
 
+/**
+ * A request made with an API key: `authenticated` with the key's id and no `sub`, so the policy
+ * helpers answer from the key's live scopes and the audit log records the key as the actor.
+ */
+export function apiKeyContext(caller: ApiKeyCaller, req: Request, requestId: string): RequestContext {
+  return { role: "authenticated", claims: { api_key_id: caller.apiKeyId }, headers: auditHeaders(req, requestId) };
+}
+
+/** A member's or an API key's request, each in its own request context. */
+export function asCaller<T>(
+  sql: postgres.Sql,
+  caller: UserCaller | ApiKeyCaller,
+  req: Request,
+  requestId: string,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return caller.kind === "user"
+    ? asUser(sql, caller, req, requestId, fn)
+    : withRequestContext(sql, apiKeyContext(caller, req, requestId), fn);
+}
+
 /** Postgres errors of public.verify_api_key as HTTP answers (docs/errors.md). */
 const API_KEY_ERRORS: Record<string, [string, string]> = {
   TN020: ["invalid_api_key", "The API key is not valid."],
@@ -106,24 +127,44 @@ const API_KEY_ERRORS: Record<string, [string, string]> = {
   TN022: ["api_key_expired", "The API key has expired."],
 };
 
-/** Verifies an organization's API key live (public.verify_api_key, as the service). */
+/** The shape of every key create_api_key makes; anything else is refused without a query. */
+export const API_KEY_SHAPE = /^sk_[A-Za-z0-9_-]{8,64}$/;
+
+export type ApiKeyLookup =
+  | { ok: true; apiKeyId: string; orgId: string; scopes: string[]; requestsPerMinute: number }
+  | { ok: false; code: string; message: string };
+
+/**
+ * What public.verify_api_key (as the service) says of a key, with its organization's tier limit on
+ * requests; a refusal (unknown, revoked, expired) as a value, other failures thrown.
+ */
+export async function lookupApiKey(sql: postgres.Sql, key: string, requestId: string): Promise<ApiKeyLookup> {
+  if (!API_KEY_SHAPE.test(key)) return { ok: false, code: API_KEY_ERRORS.TN020[0], message: API_KEY_ERRORS.TN020[1] };
+  try {
+    const [k] = await asService(
+      sql,
+      requestId,
+      (tx) =>
+        tx<{ api_key_id: string; org_id: string; scopes: string[]; per_minute: number }[]>`
+        select v.api_key_id, v.org_id, v.scopes, t.api_requests_per_minute as per_minute
+        from public.verify_api_key(${key}) v
+        join public.organizations o on o.id = v.org_id
+        join public.subscription_tiers t on t.tier = o.tier`,
+    );
+    if (!k) return { ok: false, code: API_KEY_ERRORS.TN020[0], message: API_KEY_ERRORS.TN020[1] };
+    return { ok: true, apiKeyId: k.api_key_id, orgId: k.org_id, scopes: k.scopes, requestsPerMinute: k.per_minute };
+  } catch (e) {
+    const known = API_KEY_ERRORS[(e as { code?: string }).code ?? ""];
+    if (known) return { ok: false, code: known[0], message: known[1] };
+    throw e;
+  }
+}
+
+/** Verifies an organization's API key live (public.verify_api_key, as the service), uncached and unlimited. */
 export function apiKeyVerifier(sql: postgres.Sql): ApiKeyVerifier {
   return async (key, requestId) => {
-    if (!/^sk_[A-Za-z0-9_-]{8,64}$/.test(key)) throw new HttpError(401, "invalid_api_key", "The API key is not valid.");
-    try {
-      const [k] = await asService(
-        sql,
-        requestId,
-        (tx) =>
-          tx<
-            { api_key_id: string; org_id: string; scopes: string[] }[]
-          >`select api_key_id, org_id, scopes from public.verify_api_key(${key})`,
-      );
-      return { apiKeyId: k.api_key_id, orgId: k.org_id, scopes: k.scopes };
-    } catch (e) {
-      const known = API_KEY_ERRORS[(e as { code?: string }).code ?? ""];
-      if (known) throw new HttpError(401, known[0], known[1]);
-      throw e;
-    }
+    const k = await lookupApiKey(sql, key, requestId);
+    if (!k.ok) throw new HttpError(401, k.code, k.message);
+    return { apiKeyId: k.apiKeyId, orgId: k.orgId, scopes: k.scopes };
   };
 }

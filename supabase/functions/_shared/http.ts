@@ -2,9 +2,10 @@
 // answers CORS preflights, refuses other methods (405) and other callers (401/403) before the
 // handler runs, hands the handler its typed caller, puts a request id on every answer, maps errors
 // to the envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500), and,
-// when given a counter, counts one API call for the organization a user's token names.
+// when given a counter, counts one API call for the organization a user's token names, or an API
+// key's organization once the key is verified.
 import { z } from "zod";
-import { type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
+import { type Caller, type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
 import { jwksSource } from "./access-token.ts";
 import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
@@ -88,15 +89,17 @@ export function serveHandler<K extends CallerKind>(component: string, route: Rou
     const log = baseLog.child({ request_id: requestId });
     // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
     // away costs the figure one call, never the caller's request.
+    const count = (orgId: string) =>
+      route.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }));
     const orgId = route.apiCalls ? tokenOrganization(req) : null;
-    const counted = orgId
-      ? route.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }))
-      : null;
+    let counted = orgId ? count(orgId) : null;
     try {
       if (!(route.methods as readonly string[]).includes(req.method)) {
         throw new HttpError(405, "method_not_allowed", `Use ${allow}.`, undefined, { allow });
       }
       const caller = await resolveCaller(req, route.callers, auth, requestId);
+      const resolved = caller as Caller;
+      if (resolved.kind === "api_key" && route.apiCalls && !counted) counted = count(resolved.orgId);
       return withCors(await handler(req, { requestId, log, caller }), requestId);
     } catch (err) {
       return withCors(errorOf(err, requestId, log), requestId);

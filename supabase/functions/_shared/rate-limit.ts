@@ -10,6 +10,10 @@ export interface RateLimiter {
   take(key: string, n: number, perMinute: number): Promise<number>;
   /** One each for many keys, in one round trip and one command: true where allowed. */
   takeEach(keys: string[], perMinute: number): Promise<boolean[]>;
+  /** How much of the window for key is taken, without taking any (a check before costly work). */
+  used(key: string): Promise<number>;
+  /** Seconds until the current window ends: what a refusal's Retry-After says. */
+  secondsLeft(): number;
 }
 
 /**
@@ -45,5 +49,9 @@ export function redisRateLimiter(redis: Redis, prefix = "rl", timeoutMs = 2000):
       const counts = await withTimeout(takeEachScript.exec(keys.map(windowKey), ["120"]), timeoutMs, "rate limiter");
       return keys.map((_, i) => counts[i] <= perMinute);
     },
+    async used(key) {
+      return Number(await withTimeout(redis.get<number>(windowKey(key)), timeoutMs, "rate limiter") ?? 0);
+    },
+    secondsLeft: () => Math.max(1, Math.ceil((60_000 - (Date.now() % 60_000)) / 1000)),
   };
 }

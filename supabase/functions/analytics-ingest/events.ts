@@ -37,7 +37,8 @@ export const IngestRequest = z.object({
   events: z.array(z.unknown()).min(1).max(LIMITS.eventsPerBatch),
 }).strict();
 
-const Event = z.object({
+/** The envelope of one event; its properties are checked against its type's schema after it. */
+export const Event = z.object({
   type: z.string().min(1).max(100),
   occurred_at: z.iso.datetime({ offset: true }),
   properties: z.record(z.string(), z.unknown()).default({}),
@@ -93,3 +94,21 @@ export function checkEvent(raw: unknown, index: number, now: number): AcceptedEv
 }
 
 export const isRejected = (x: AcceptedEvent | RejectedEvent): x is RejectedEvent => "code" in x;
+
+/** The answer: how many events were kept, and why each other one was refused. */
+export const IngestResponse = z.object({
+  accepted: z.number().int(),
+  rejected: z.array(z.object({
+    index: z.number().int().describe("the event's place in the batch"),
+    code: z.enum([
+      "invalid_event",
+      "unknown_event_type",
+      "invalid_properties",
+      "properties_too_large",
+      "too_old",
+      "in_the_future",
+      "rate_limited",
+    ]),
+    message: z.string(),
+  })),
+}).meta({ id: "IngestResult" });

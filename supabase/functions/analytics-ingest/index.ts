@@ -1,7 +1,9 @@
-// Takes batches of events from browser apps, for signed-in members:
+// Takes batches of events from browser apps, for signed-in members, and from machines, for API keys
+// holding events.write (x-api-key; docs/machines.md):
 // POST { events: [{ type, occurred_at, properties }] } → { accepted, rejected: [{ index, code, message }] }
 // (ingest.ts; the event types in events.ts).
 import { z } from "zod";
+import { apiKeyGate } from "../_shared/api-keys.ts";
 import { connectDatabase } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
@@ -14,11 +16,17 @@ const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
 const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
 const redis = redisFromEnv();
 const limiter = redisRateLimiter(redis);
+const apiKeys = apiKeyGate({ sql, limiter });
 
 Deno.serve(
   serveHandler(
     "analytics-ingest",
-    { methods: ["POST"], callers: ["user"], apiCalls: redisApiCallCounter(redis) },
-    (req, ctx) => ingestEvents(req, ctx, { sql, limiter }),
+    {
+      methods: ["POST"],
+      callers: ["user", "api_key"],
+      apiCalls: redisApiCallCounter(redis),
+      auth: { verifyApiKey: apiKeys.verify },
+    },
+    (req, ctx) => ingestEvents(req, ctx, { sql, limiter, apiKeys }),
   ),
 );

@@ -1,12 +1,14 @@
 // Ingesting a batch (the analytics-ingest function): each event checked on its own (the rest of a
 // batch is kept when some are refused, with a reason each), the organization and user stamped from
-// the access token (the active organization in the org_id claim), the organization's per-minute
-// budget for its tier taken from Redis (what is over it is refused as rate_limited; Redis away
-// refuses the batch with 503, so the client keeps it and sends again), then one insert as the
-// service (members hold no INSERT on the events table) that checks membership once more.
+// the access token (the active organization in the org_id claim), or for an API key its own
+// organization and no user; the organization's per-minute budget for its tier taken from Redis
+// (what is over it is refused as rate_limited; Redis away refuses the batch with 503, so the client
+// keeps it and sends again), then one insert as the service (members and keys hold no INSERT on
+// the events table) that checks membership, or the key's life and events.write, once more.
 import type postgres from "postgres";
-import type { UserCaller } from "../_shared/auth.ts";
-import { asService, asUser } from "../_shared/db.ts";
+import { type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
+import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
+import { apiKeyContext, asService, asUser, withRequestContext } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
@@ -15,10 +17,19 @@ import { type AcceptedEvent, checkEvent, IngestRequest, isRejected, type Rejecte
 export interface IngestDeps {
   sql: postgres.Sql;
   limiter: RateLimiter;
+  /** Admits API keys (callers of kind api_key). */
+  apiKeys?: ApiKeyGate;
   now?: () => number;
 }
 
-export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>, deps: IngestDeps): Promise<Response> {
+/** The scope an API key needs to send events. */
+export const EVENTS_SCOPE = "events.write";
+
+export async function ingestEvents(
+  req: Request,
+  ctx: HandlerContext<UserCaller | ApiKeyCaller>,
+  deps: IngestDeps,
+): Promise<Response> {
   const { caller } = ctx;
   const orgId = caller.orgId;
   if (!orgId) throw new HttpError(403, "no_active_organization", "The access token names no active organization.");
@@ -29,14 +40,10 @@ export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>
   const rejected: RejectedEvent[] = checked.filter(isRejected);
   let accepted = checked.filter((x): x is AcceptedEvent => !isRejected(x));
 
-  const asCaller = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => asUser(deps.sql, caller, req, ctx.requestId, fn);
+  // a key is asked about even when no event is valid: a revoked key hears so at its next request
+  const keyBudget = caller.kind === "api_key" ? await keyTier(deps, caller, req, ctx.requestId) : null;
   if (accepted.length) {
-    const [tier] = await asCaller((tx) =>
-      tx<{ per_minute: number }[]>`
-      select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
-      where o.id = ${orgId} and o.id = any (array(select app.user_org_ids()))`
-    );
-    if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+    const tier = keyBudget ?? await memberTier(deps, caller as UserCaller, req, ctx.requestId);
     let granted: number;
     try {
       granted = await deps.limiter.take(`events:org:${orgId}`, accepted.length, tier.per_minute);
@@ -55,25 +62,72 @@ export async function ingestEvents(req: Request, ctx: HandlerContext<UserCaller>
     }
   }
   if (accepted.length) {
-    // Members cannot insert events themselves (nothing would bound them); the service does, in
-    // the same statement as a last membership check.
-    const [{ count }] = await asService(deps.sql, ctx.requestId, (tx) =>
-      tx<{ count: number }[]>`
+    // Members and keys cannot insert events themselves (nothing would bound them); the service
+    // does, in the same statement as a last check of the member or the key.
+    const [{ count }] = await asService(deps.sql, ctx.requestId, (tx) => {
+      const events = tx.json(accepted as never);
+      return caller.kind === "user"
+        ? tx<{ count: number }[]>`
       with inserted as (
         insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
         select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
-        from jsonb_to_recordset(${
-        tx.json(accepted as never)
-      }::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
+        from jsonb_to_recordset(${events}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
         where exists (select 1 from public.organization_members m join public.organizations o on o.id = m.org_id and o.deleted_at is null
                       where m.org_id = ${orgId}::uuid and m.user_id = ${caller.userId}::uuid)
         returning 1
       )
-      select count(*)::int as count from inserted`);
-    if (count === 0) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+      select count(*)::int as count from inserted`
+        : tx<{ count: number }[]>`
+      with inserted as (
+        insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+        select ${orgId}::uuid, null, e.event_type, e.occurred_at, e.properties
+        from jsonb_to_recordset(${events}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
+        where exists (select 1 from public.api_keys k join public.organizations o on o.id = k.org_id and o.deleted_at is null
+                      where k.id = ${caller.apiKeyId}::uuid and k.org_id = ${orgId}::uuid and k.revoked_at is null
+                        and (k.expires_at is null or k.expires_at > now()) and ${EVENTS_SCOPE} = any (app.api_key_scopes(k.id)))
+        returning 1
+      )
+      select count(*)::int as count from inserted`;
+    });
+    if (count === 0) {
+      if (caller.kind === "user") throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+      throw missingScope(EVENTS_SCOPE);
+    }
   }
   rejected.sort((a, b) => a.index - b.index);
   ctx.log.info("events ingested", { org_id: orgId, accepted: accepted.length, rejected: rejected.length });
   const status = accepted.length ? 200 : rejected.every((r) => r.code === "rate_limited") ? 429 : 422;
   return Response.json({ accepted: accepted.length, rejected }, { status });
+}
+
+/** The member's organization's events budget, or 403 when they are not a member of it. */
+async function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
+  const [tier] = await asUser(deps.sql, caller, req, requestId, (tx) =>
+    tx<{ per_minute: number }[]>`
+      select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.id = ${caller.orgId} and o.id = any (array(select app.user_org_ids()))`);
+  if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+  return tier;
+}
+
+/**
+ * The key's organization's events budget, asked in the key's own request context together with
+ * whether the key is live and holds events.write (one statement: the bench's key path costs what
+ * the member's does).
+ */
+async function keyTier(deps: IngestDeps, caller: ApiKeyCaller, req: Request, requestId: string) {
+  if (!deps.apiKeys) throw new Error("analytics-ingest: API key callers need the gate");
+  const [row] = await withRequestContext(
+    deps.sql,
+    apiKeyContext(caller, req, requestId),
+    (tx) =>
+      tx<{ per_minute: number; live: boolean; allowed: boolean }[]>`
+      select t.events_per_minute as per_minute, app.current_api_key_id() is not null as live,
+             app.has_permission(o.id, ${EVENTS_SCOPE}) as allowed
+      from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.id = ${caller.orgId}`,
+  );
+  if (!row?.live) return await deps.apiKeys.refuse(req, requestId);
+  if (!row.allowed) throw missingScope(EVENTS_SCOPE);
+  return row;
 }

@@ -2,10 +2,14 @@
 // the bytes and create the file row as the user (request_file_upload: permission, type, size,
 // name, quota), then makes a signed upload URL for exactly that path with the user's own token,
 // so the storage policies check it too. The client uploads with supabase-js's uploadToSignedUrl.
+// An API key (files.write) reserves the same way, in its own request context; having no token for
+// Storage to check, its URL is signed by the service for exactly the path Postgres just reserved
+// for it (an upload through it may not exceed the reservation: FL007).
 import { createClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { z } from "zod";
-import type { UserCaller } from "../_shared/auth.ts";
+import type { ApiKeyGate } from "../_shared/api-keys.ts";
+import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
 import type { Database } from "../_shared/database.types.ts";
 import { asUser } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
@@ -23,10 +27,21 @@ export const UploadRequest = z.object({
   mime_type: z.string().refine((m) => m in FILE_TYPES, "this type of file is not accepted"),
 }).strict();
 
+/** The answer: PUT the file's bytes to signed_url (or supabase-js's uploadToSignedUrl(path, token)). */
+export const UploadResponse = z.object({
+  file_id: z.uuid(),
+  bucket: z.literal("files"),
+  path: z.string(),
+  token: z.string(),
+  signed_url: z.url(),
+}).meta({ id: "UploadStarted" });
+
 export interface UploadDeps {
   sql: postgres.Sql;
   supabaseUrl: string;
   anonKey: string;
+  /** Admits API keys; their upload URLs are signed with the service key. */
+  apiKeys?: { gate: ApiKeyGate; serviceKey: string };
 }
 
 /** Postgres errors of request_file_upload as HTTP answers (docs/errors.md). */
@@ -38,7 +53,11 @@ const SQL_ERRORS: Record<string, [number, string]> = {
   FL004: [400, "invalid_name"],
 };
 
-export async function startUpload(req: Request, ctx: HandlerContext<UserCaller>, deps: UploadDeps): Promise<Response> {
+export async function startUpload(
+  req: Request,
+  ctx: HandlerContext<UserCaller | ApiKeyCaller>,
+  deps: UploadDeps,
+): Promise<Response> {
   const { caller } = ctx;
   const body = await parseJson(req, UploadRequest);
   if (!extensionFits(body.name, body.mime_type)) {
@@ -48,21 +67,34 @@ export async function startUpload(req: Request, ctx: HandlerContext<UserCaller>,
   }
 
   let file: { id: string; object_path: string };
+  const reserve = (tx: postgres.TransactionSql) =>
+    tx<{ id: string; object_path: string }[]>`
+      select id, object_path from public.request_file_upload(${body.org_id}, ${body.name}, ${body.size}, ${body.mime_type})`;
   try {
-    [file] = await asUser(deps.sql, caller, req, ctx.requestId, (tx) =>
-      tx<{ id: string; object_path: string }[]>`
-        select id, object_path from public.request_file_upload(${body.org_id}, ${body.name}, ${body.size}, ${body.mime_type})`);
+    if (caller.kind === "user") [file] = await asUser(deps.sql, caller, req, ctx.requestId, reserve);
+    else {
+      if (!deps.apiKeys) throw new Error("file-upload: API key callers need the gate");
+      [file] = await deps.apiKeys.gate.run(caller, req, ctx.requestId, "files.write", reserve);
+    }
   } catch (e) {
     const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
     if (mapped) throw new HttpError(mapped[0], mapped[1], (e as Error).message);
     throw e;
   }
 
-  const userClient = createClient<Database>(deps.supabaseUrl, deps.anonKey, {
-    global: { headers: { Authorization: `Bearer ${caller.token}`, "x-request-id": ctx.requestId } },
-    auth: { persistSession: false, autoRefreshToken: false },
-  });
-  const { data, error } = await userClient.storage.from("files").createSignedUploadUrl(file.object_path);
+  const storageClient = createClient<Database>(
+    deps.supabaseUrl,
+    caller.kind === "user" ? deps.anonKey : deps.apiKeys!.serviceKey,
+    {
+      global: {
+        headers: caller.kind === "user"
+          ? { Authorization: `Bearer ${caller.token}`, "x-request-id": ctx.requestId }
+          : { "x-request-id": ctx.requestId },
+      },
+      auth: { persistSession: false, autoRefreshToken: false },
+    },
+  );
+  const { data, error } = await storageClient.storage.from("files").createSignedUploadUrl(file.object_path);
   if (error || !data) {
     // The reservation is released by the sweep of uploads that never arrive.
     ctx.log.error("signed upload URL refused", { file_id: file.id, error: error?.message });

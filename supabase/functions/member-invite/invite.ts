@@ -14,9 +14,9 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type postgres from "postgres";
 import { z } from "zod";
-import type { UserCaller } from "../_shared/auth.ts";
+import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
 import type { Database } from "../_shared/database.types.ts";
-import { asService, asUser } from "../_shared/db.ts";
+import { asCaller, asService } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 
@@ -42,11 +42,11 @@ const SQL_ERRORS: Record<string, [number, string]> = {
   "23514": [400, "invalid_email"],
 };
 
-export async function inviteMember(req: Request, ctx: HandlerContext<UserCaller>, deps: InviteDeps): Promise<Response> {
+export async function inviteMember(req: Request, ctx: HandlerContext<UserCaller | ApiKeyCaller>, deps: InviteDeps): Promise<Response> {
   const body = await parseJson(req, InviteRequest);
   let invitation: { invitation_id: string; token: string; expires_at: string };
   try {
-    [invitation] = await asUser(
+    [invitation] = await asCaller(
       deps.sql,
       ctx.caller,
       req,
@@ -108,7 +108,7 @@ async function accountOf(deps: InviteDeps, requestId: string, email: string) {
 }
 
 function invitationSent(
-  ctx: HandlerContext<UserCaller>,
+  ctx: HandlerContext<UserCaller | ApiKeyCaller>,
   invitation: { invitation_id: string; expires_at: string },
   mail: "magiclink" | "invite",
 ) {

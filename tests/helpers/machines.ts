@@ -1,0 +1,122 @@
+// What the machine tests need: organizations with members, API keys made as a member makes them
+// (create_api_key in the member's request context), and calls as a machine makes them: the
+// project's publishable key in `apikey`, the organization's key in `x-api-key`; from a chosen
+// local source address when a test must not share its refusals with the rest of the suite
+// (the key gate counts refused keys per address).
+import crypto from "node:crypto";
+import http from "node:http";
+import type postgres from "postgres";
+import { API_URL, createUser, secrets } from "./stack.ts";
+
+export const FUNCTIONS_URL = `${API_URL}/functions/v1`;
+
+export async function createOrg(admin: postgres.Sql, name: string, tier = "basic") {
+  const [{ id }] = await admin<{ id: string }[]>`
+    insert into public.organizations (name, slug, tier)
+    values (${name}, ${`${name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-${
+    crypto.randomUUID().slice(0, 8)
+  }`}, ${tier}::public.subscription_tier)
+    returning id`;
+  return id;
+}
+
+export async function addMember(admin: postgres.Sql, org: string, role: string, email?: string) {
+  const user = await createUser(admin, email);
+  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${user.id}, ${role}::public.org_role)`;
+  return user;
+}
+
+/** Runs SQL as a signed-in member, as PostgREST would for their request. */
+export function asMember<T>(admin: postgres.Sql, userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  return admin.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+                    set_config('request.jwt.claims', ${JSON.stringify({ sub: userId, role: "authenticated" })}, true)`;
+    return fn(tx);
+  }) as Promise<T>;
+}
+
+/** A key made by `creator` (create_api_key: the scopes must be theirs), and optionally its MQTT topic patterns. */
+export async function createKey(
+  admin: postgres.Sql,
+  org: string,
+  creator: string,
+  scopes: string[],
+  opts: { name?: string; mqttTopics?: string[] } = {},
+) {
+  return asMember(admin, creator, async (tx) => {
+    const [k] = await tx<{ api_key_id: string; api_key: string; key_prefix: string }[]>`
+      select api_key_id, api_key, key_prefix from public.create_api_key(${org}, ${opts.name ?? "test key"}, ${scopes})`;
+    if (opts.mqttTopics) await tx`select public.set_api_key_mqtt_topics(${k.api_key_id}, ${opts.mqttTopics})`;
+    return { id: k.api_key_id, key: k.api_key, prefix: k.key_prefix };
+  });
+}
+
+export const machineHeaders = (key: string, extra: Record<string, string> = {}) => ({
+  apikey: secrets().publishableKey,
+  "x-api-key": key,
+  "content-type": "application/json",
+  ...extra,
+});
+
+export interface Answer {
+  status: number;
+  headers: Headers;
+  body: unknown;
+  json: any;
+}
+
+/** A machine's call of a function (`org-api/files`, `analytics-ingest`, ...). */
+export async function callAsMachine(
+  key: string,
+  path: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Answer> {
+  const res = await fetch(`${FUNCTIONS_URL}/${path}`, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers: machineHeaders(key, init.headers),
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, body: text, json };
+}
+
+/** A random loopback address other than 127.0.0.1: a source of its own for the per-address counts. */
+export const freshAddress = () => `127.${1 + crypto.randomInt(250)}.${crypto.randomInt(256)}.${1 + crypto.randomInt(250)}`;
+
+/** The same call as callAsMachine, sent from the given local address. */
+export function callFrom(
+  address: string,
+  key: string,
+  path: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+  const url = new URL(`${FUNCTIONS_URL}/${path}`);
+  const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname + url.search,
+      method: init.method ?? (body === undefined ? "GET" : "POST"),
+      localAddress: address,
+      headers: machineHeaders(key, init.headers),
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Waits, when the calendar minute (the limiter's window) ends within `marginMs`, for the next one. */
+export async function clearOfMinuteEnd(marginMs = 10_000) {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 200));
+}
