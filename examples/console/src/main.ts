@@ -12,14 +12,16 @@ import { keysScreen } from "./screens/keys.ts";
 import { usageScreen } from "./screens/usage.ts";
 import { el, say } from "./ui.ts";
 
+// A screen is offered to whoever holds one of its permissions (the token's claims); the database
+// still decides every read and write.
 const SCREENS = {
-  auth: ["Account", authScreen],
-  orgs: ["Organizations", orgsScreen],
-  files: ["Files", filesScreen],
-  inbox: ["Inbox", inboxScreen],
-  usage: ["Usage", usageScreen],
-  jobs: ["Jobs", jobsScreen],
-  keys: ["API keys", keysScreen],
+  auth: ["Account", authScreen, []],
+  orgs: ["Organizations", orgsScreen, []],
+  files: ["Files", filesScreen, ["files.read"]],
+  inbox: ["Inbox", inboxScreen, []],
+  usage: ["Usage", usageScreen, ["analytics.read"]],
+  jobs: ["Jobs", jobsScreen, ["jobs.manage", "data.export"]],
+  keys: ["API keys", keysScreen, ["api_keys.manage"]],
 } as const;
 type ScreenName = keyof typeof SCREENS;
 
@@ -29,10 +31,21 @@ const screen = document.getElementById("screen")!;
 async function show() {
   const name = (location.hash.replace(/^#\//, "") || "auth") as ScreenName;
   const { data } = await app.supabase.auth.getSession();
+  const claims = await app.claims();
+  const offered = (key: ScreenName) => {
+    const needs = SCREENS[key][2] as readonly string[];
+    return key === "auth" || (!!data.session && (!needs.length || needs.some((p) => claims.permissions.includes(p))));
+  };
   document.getElementById("who")!.textContent = data.session ? `Signed in as ${data.session.user.email}` : "Not signed in";
+  const activeOrg = document.getElementById("active-org")!;
+  activeOrg.replaceChildren();
+  if (claims.org_id) {
+    const { data: org } = await app.supabase.from("organizations").select("name").eq("id", claims.org_id).maybeSingle();
+    if (org) activeOrg.replaceChildren(`${org.name} · ${claims.org_role ?? ""} `, el("a", { href: "#/orgs" }, "Switch"));
+  }
   document.getElementById("nav")!.replaceChildren(
-    ...Object.entries(SCREENS).map(([key, [label]]) =>
-      el("a", { href: `#/${key}`, ...(key === name ? { "aria-current": "page" } : {}) }, label)
+    ...(Object.keys(SCREENS) as ScreenName[]).filter((key) => key === "auth" || offered(key)).map((key) =>
+      el("a", { href: `#/${key}`, ...(key === name ? { "aria-current": "page" } : {}) }, SCREENS[key][0])
     ),
   );
   screen.replaceChildren();
@@ -42,6 +55,12 @@ async function show() {
     if (location.pathname === "/accept-invitation" && token) return await acceptScreen(app, screen, token);
     const [, render] = SCREENS[name] ?? SCREENS.auth;
     if (!data.session && name !== "auth") return await authScreen(app, screen);
+    if (SCREENS[name] && !offered(name)) {
+      return void screen.append(
+        el("h2", {}, SCREENS[name][0]),
+        el("p", {}, "Your role does not include this screen. Ask an administrator of your organization if you need it."),
+      );
+    }
     await render(app, screen);
   } catch (e) {
     say(await readable(e));

@@ -1,4 +1,6 @@
 // Small DOM helpers. User data only ever goes in as text (textContent), never as HTML.
+import { explain, type Explained } from "./errors.ts";
+
 type Child = Node | string | number | null | undefined | false;
 
 export function el<K extends keyof HTMLElementTagNameMap>(
@@ -37,7 +39,56 @@ export function table(headers: string[], rows: Child[][]) {
 }
 
 const message = () => document.getElementById("message")!;
+/** The page-wide line, for what belongs to no single control (a screen that could not load). */
 export function say(text: string, ok = false) {
   message().textContent = text;
   message().className = ok ? "ok" : "";
+}
+
+/**
+ * A feedback line that sits next to the control it is about; each new message replaces the last,
+ * so a success never stands beside an older error.
+ */
+export function note(label?: string) {
+  return el("p", { class: "note", role: "status", "aria-live": "polite", ...(label ? { "aria-label": label } : {}) });
+}
+
+export function tell(where: HTMLElement, what: string | Explained, kind: "ok" | "error" | "info" = "info") {
+  const { text, hint } = typeof what === "string" ? { text: what, hint: "" } : what;
+  where.className = `note ${kind}`;
+  where.replaceChildren(text, ...(hint ? [" ", el("span", { class: "hint" }, hint)] : []));
+}
+
+/** Shows an error's sentence and hint next to its control. */
+export async function fail(where: HTMLElement, error: unknown, overrides?: Record<string, Explained>) {
+  tell(where, await explain(error, overrides), "error");
+}
+
+/** Runs `fn` with the button disabled, so it cannot be pressed twice. */
+export async function busy<T>(button: HTMLButtonElement, fn: () => Promise<T>): Promise<T> {
+  button.disabled = true;
+  try {
+    return await fn();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export function bytes(n: number | null | undefined) {
+  const v = Number(n ?? 0);
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let x = v;
+  while (x >= 1000 && i < units.length - 1) (x /= 1000), i++;
+  return i === 0 ? `${v} ${v === 1 ? "byte" : "bytes"}` : `${x.toFixed(x < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+export function when(iso: string | null | undefined) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** A <time> for a moment: readable, with the exact value for machines. */
+export function time(iso: string | null | undefined) {
+  return iso ? el("time", { datetime: iso }, when(iso)) : "";
 }

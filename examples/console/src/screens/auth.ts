@@ -1,15 +1,31 @@
 // Sign up (confirmed by the mailed link), sign in, recover a password, set a new one, sign out.
 import type { App } from "../app.ts";
-import { readable } from "../errors.ts";
-import { el, field, say } from "../ui.ts";
+import { busy, el, fail, field, note, tell } from "../ui.ts";
 
 export async function authScreen(app: App, root: HTMLElement) {
   const { data } = await app.supabase.auth.getSession();
   if (data.session) {
     const password = el("input", { type: "password", autocomplete: "new-password", required: true, minlength: "6" });
+    const result = note();
+    const org = await app.orgId();
+    // a recovery link signs the person in: this is where they choose the new password
+    const recovering = sessionStorage.getItem("recovering") === "1";
     root.append(
       el("h2", {}, "Account"),
       el("p", {}, "Signed in as ", data.session.user.email ?? ""),
+      recovering ? el("p", { class: "note info" }, "Choose a new password below.") : "",
+      org ? "" : el(
+        "div",
+        { class: "onboarding" },
+        el("h3", {}, "Get started"),
+        el("p", {}, "You are not in an organization yet."),
+        el(
+          "p",
+          {},
+          el("a", { href: "#/orgs" }, "Create your school"),
+          " — or open the invitation link you were mailed to join one.",
+        ),
+      ),
       el(
         "form",
         {
@@ -17,11 +33,14 @@ export async function authScreen(app: App, root: HTMLElement) {
           onsubmit: async (e: Event) => {
             e.preventDefault();
             const { error } = await app.supabase.auth.updateUser({ password: password.value });
-            say(error ? await readable(error) : "Your password was changed.", !error);
+            if (error) return fail(result, error);
+            sessionStorage.removeItem("recovering");
+            tell(result, "Your password was changed.", "ok");
           },
         },
         field("New password", password),
         el("button", { type: "submit" }, "Change password"),
+        result,
       ),
       el("button", {
         type: "button",
@@ -37,12 +56,16 @@ export async function authScreen(app: App, root: HTMLElement) {
   const email = el("input", { type: "email", autocomplete: "email", required: true });
   const password = el("input", { type: "password", autocomplete: "current-password", required: true });
   const redirect = `${location.origin}/`;
+  const result = note();
   const act = (fn: () => Promise<{ error: unknown }>, ok: string) => async (e: Event) => {
     e.preventDefault();
-    const { error } = await fn();
-    if (error) return say(await readable(error));
-    say(ok, true);
-    if (ok === "Signed in.") location.reload();
+    const button = (e instanceof SubmitEvent ? e.submitter : e.currentTarget) as HTMLButtonElement;
+    await busy(button, async () => {
+      const { error } = await fn();
+      if (error) return fail(result, error);
+      tell(result, ok, "ok");
+      if (ok === "Signed in.") location.reload();
+    });
   };
   root.append(
     el("h2", {}, "Sign in"),
@@ -70,6 +93,7 @@ export async function authScreen(app: App, root: HTMLElement) {
           "If the address has an account, a reset link is on its way.",
         ),
       }, "Forgot password"),
+      result,
     ),
   );
 }

@@ -1,75 +1,102 @@
-// Files: upload through the signed upload URL flow with a progress bar, the status live from MQTT
-// (pending → scanning → clean / rejected) without reloading, download.
+// Files: upload one or several through the signed upload URL flow with a progress bar, the status
+// live from MQTT (pending → scanning → ready / refused) without reloading, search and pages,
+// download (saved under the file's name), share and delete for those who may write.
 import { topics } from "../../../../supabase/functions/_shared/realtime/topics.ts";
 import type { App } from "../app.ts";
-import { readable } from "../errors.ts";
+import { explain, type Explained } from "../errors.ts";
 import { subscribeLive } from "../realtime.ts";
-import { el, field, say, table } from "../ui.ts";
+import { busy, bytes, el, fail, note, tell, time } from "../ui.ts";
+
+/** What the `files` bucket accepts (supabase/schemas/120_files.sql), by extension for people. */
+const ACCEPTED: Record<string, string> = {
+  "image/png": "PNG",
+  "image/jpeg": "JPEG",
+  "image/gif": "GIF",
+  "image/webp": "WebP",
+  "application/pdf": "PDF",
+  "text/plain": "text",
+  "text/csv": "CSV",
+  "text/markdown": "Markdown",
+  "application/json": "JSON",
+  "application/zip": "ZIP",
+  "audio/mpeg": "MP3",
+  "video/mp4": "MP4",
+  "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word (.docx)",
+  "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel (.xlsx)",
+  "application/vnd.openxmlformats-officedocument.presentationml.presentation": "PowerPoint (.pptx)",
+};
+const TYPES_HINT = `Accepted: ${Object.values(ACCEPTED).join(", ")}.`;
+const UPLOAD_WORDING: Record<string, Explained> = {
+  unsupported_type: { text: "That type of file is not accepted.", hint: TYPES_HINT },
+  FL002: { text: "That type of file is not accepted.", hint: TYPES_HINT },
+};
+const PAGE = 20;
+
+/** What a status means to the person looking at the list; never the scanner's own words. */
+function statusText(status: string, reason: string | null) {
+  switch (status) {
+    case "clean":
+      return "ready";
+    case "pending":
+    case "scanning":
+      return "being checked";
+    case "infected":
+      return "refused: it looks like it carries a virus";
+    case "rejected":
+      return reason?.startsWith("size_mismatch")
+        ? "refused: its size differs from what was announced"
+        : "refused: its content does not match its type";
+    default:
+      return "could not be checked; upload it again";
+  }
+}
 
 export async function filesScreen(app: App, root: HTMLElement) {
-  const org = await app.orgId();
-  if (!org) return void root.append(el("p", {}, "Choose an organization first."));
+  const claims = await app.claims();
+  const org = claims.org_id;
+  if (!org) return void root.append(el("h2", {}, "Files"), el("p", {}, "Choose an organization first."));
+  const canWrite = claims.permissions.includes("files.write");
   const list = el("div", {});
-  const progress = el("progress", { max: "100", value: "0", "aria-label": "Upload progress" });
-  const input = el("input", { type: "file" });
+  const listNote = note();
+  const search = el("input", { type: "search", id: "file-search", autocomplete: "off" });
   const live = el("p", { "aria-live": "polite", id: "live" }, "Connecting for live updates…");
+  let page = 0;
   const render = async () => {
-    const { data, error } = await app.supabase.from("files").select("id, name, status, size_bytes, object_path, created_at")
-      .eq("org_id", org).order("created_at", { ascending: false }).limit(50);
-    if (error) return say(await readable(error));
-    list.replaceChildren(table(
-      ["Name", "Size", "Status", ""],
-      (data ?? []).map((
-        f,
-      ) => [
-        f.name,
-        `${f.size_bytes} B`,
-        el("span", { "data-file-status": f.id }, f.status),
-        f.status === "clean"
-          ? el(
-            "span",
-            {},
-            el("button", {
-              type: "button",
-              onclick: async () => {
-                const s = await app.supabase.storage.from("files").createSignedUrl(f.object_path, 60, { download: f.name });
-                if (s.error) return say(await readable(s.error));
-                location.assign(s.data.signedUrl);
-              },
-            }, `Download ${f.name}`),
-            " ",
-            shareForm(app, org, f),
-          )
-          : "",
-      ]),
-    ));
+    let q = app.supabase.from("files").select("id, name, status, status_reason, size_bytes, object_path, created_at", {
+      count: "exact",
+    }).eq("org_id", org).is("deleted_at", null);
+    if (search.value.trim()) q = q.ilike("name", `%${search.value.trim().replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
+    const { data, error, count } = await q.order("created_at", { ascending: false }).range(page * PAGE, page * PAGE + PAGE - 1);
+    if (error) return fail(listNote, error);
+    const total = count ?? 0;
+    const pager = el(
+      "div",
+      { class: "pager" },
+      el("span", {}, total ? `Files ${page * PAGE + 1}–${page * PAGE + (data?.length ?? 0)} of ${total}` : "No files yet."),
+      page > 0 ? el("button", { type: "button", onclick: () => (page--, void render()) }, "Previous page") : "",
+      (page + 1) * PAGE < total ? el("button", { type: "button", onclick: () => (page++, void render()) }, "Next page") : "",
+    );
+    list.replaceChildren(
+      el(
+        "table",
+        { class: "files" },
+        el("thead", {}, el("tr", {}, ...["Name", "Size", "Uploaded", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, ...(data ?? []).map((f) => fileRow(app, org, f, canWrite, render, listNote))),
+      ),
+      pager,
+    );
   };
+  root.append(el("h2", {}, "Files"));
+  if (canWrite) root.append(uploadForm(app, org, render));
   root.append(
-    el("h2", {}, "Files"),
     el(
       "form",
-      {
-        "aria-label": "Upload",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          const file = input.files?.[0];
-          if (!file) return;
-          const started = await app.supabase.functions.invoke("file-upload", {
-            body: { org_id: org, name: file.name, size: file.size, mime_type: file.type || "application/octet-stream" },
-          });
-          if (started.error) return say(await readable(started.error));
-          progress.value = 10;
-          const up = await upload(app, started.data.signed_url as string, file, (p) => (progress.value = 10 + p * 0.9));
-          if (!up) return say("The upload failed; try again.");
-          say(`${file.name} uploaded; it is being checked.`, true);
-          await render();
-        },
-      },
-      field("File", input),
-      progress,
-      el("button", { type: "submit" }, "Upload"),
+      { role: "search", "aria-label": "Search files", onsubmit: (e: Event) => (e.preventDefault(), page = 0, void render()) },
+      el("label", { for: search.id }, "Search by name"),
+      el("div", { class: "row-actions" }, search, el("button", { type: "submit" }, "Search")),
     ),
     live,
+    listNote,
     list,
   );
   await render();
@@ -78,7 +105,7 @@ export async function filesScreen(app: App, root: HTMLElement) {
     if (e.type !== "file.ready" && e.type !== "file.rejected") return;
     const data = e.data as { file_id?: string; status?: string };
     const cell = root.querySelector(`[data-file-status="${data.file_id}"]`);
-    if (cell && data.status) cell.textContent = data.status; // at once; the row's actions follow
+    if (cell && data.status) cell.textContent = statusText(data.status, null); // at once; the row's actions follow
     void render();
   }, () => {
     live.textContent = "Live updates on.";
@@ -86,16 +113,133 @@ export async function filesScreen(app: App, root: HTMLElement) {
   });
 }
 
+function fileRow(
+  app: App,
+  org: string,
+  f: {
+    id: string;
+    name: string;
+    status: string;
+    status_reason: string | null;
+    size_bytes: number;
+    object_path: string;
+    created_at: string;
+  },
+  canWrite: boolean,
+  render: () => Promise<void>,
+  listNote: HTMLElement,
+) {
+  const result = note();
+  const actions = el("div", { class: "row-actions" });
+  if (f.status === "clean") {
+    actions.append(el("button", {
+      type: "button",
+      onclick: async () => {
+        const s = await app.supabase.storage.from("files").createSignedUrl(f.object_path, 60);
+        if (s.error) return fail(result, s.error);
+        // the name goes in once encoded: storage-js's { download: name } encodes it twice
+        location.assign(`${s.data.signedUrl}&download=${encodeURIComponent(f.name)}`);
+      },
+    }, `Download ${f.name}`));
+    if (canWrite) actions.append(shareForm(app, org, f, result));
+  }
+  if (canWrite) {
+    actions.append(el("button", {
+      type: "button",
+      class: "danger",
+      onclick: async (e: Event) => {
+        if (!confirm(`Delete ${f.name}?`)) return;
+        await busy(e.currentTarget as HTMLButtonElement, async () => {
+          const r = await app.supabase.rpc("delete_file", { file_id: f.id });
+          if (r.error) return fail(result, r.error);
+          await render();
+          tell(listNote, `${f.name} was deleted.`, "ok");
+        });
+      },
+    }, `Delete ${f.name}`));
+  }
+  actions.append(result);
+  return el(
+    "tr",
+    {},
+    el("td", {}, f.name),
+    el("td", {}, bytes(f.size_bytes)),
+    el("td", {}, time(f.created_at)),
+    el("td", { "data-file-status": f.id, class: `status-${f.status}` }, statusText(f.status, f.status_reason)),
+    el("td", {}, actions),
+  );
+}
+
+function uploadForm(app: App, org: string, render: () => Promise<void>) {
+  const input = el("input", { type: "file", multiple: true, id: "file-input", "aria-describedby": "file-types" });
+  const progress = el("progress", { max: "100", value: "0", id: "upload-progress", "aria-label": "Upload progress" });
+  const percent = el("output", { for: "upload-progress", "aria-hidden": "true" }, "0%");
+  const result = note("Upload result");
+  const button = el("button", { type: "submit" }, "Upload");
+  const setProgress = (p: number) => {
+    progress.value = Math.round(p);
+    percent.textContent = `${Math.round(p)}%`;
+  };
+  return el(
+    "form",
+    {
+      "aria-label": "Upload",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        const files = [...(input.files ?? [])];
+        if (!files.length) return tell(result, { text: "Choose a file first.", hint: TYPES_HINT }, "error");
+        await busy(button, async () => {
+          const done: string[] = [];
+          const refused: string[] = [];
+          for (const [i, file] of files.entries()) {
+            setProgress(0);
+            tell(result, `Uploading ${file.name}${files.length > 1 ? ` (${i + 1} of ${files.length})` : ""}…`);
+            const why = await uploadOne(app, org, file, setProgress);
+            if (why) refused.push(`${file.name}: ${why.text}${why.hint ? ` ${why.hint}` : ""}`);
+            else done.push(file.name);
+          }
+          if (refused.length) setProgress(0); // a refused upload leaves no bar at 100%
+          input.value = "";
+          await render();
+          const ok = done.length ? `${done.join(", ")} uploaded; ${done.length > 1 ? "they are" : "it is"} being checked.` : "";
+          if (!refused.length) return tell(result, ok, "ok");
+          tell(result, `${ok}${ok ? " " : ""}Not uploaded: ${refused.join("; ")}`, "error");
+        });
+      },
+    },
+    el("label", { for: input.id }, "Files"),
+    input,
+    el("p", { id: "file-types", class: "hint" }, TYPES_HINT),
+    el("div", { class: "progress" }, progress, percent),
+    button,
+    result,
+  );
+}
+
+/** One file through file-upload and its signed URL; the reason when it was refused. */
+async function uploadOne(app: App, org: string, file: File, onProgress: (p: number) => void): Promise<Explained | null> {
+  const type = file.type || "application/octet-stream";
+  if (!ACCEPTED[type]) return UPLOAD_WORDING.unsupported_type;
+  const started = await app.supabase.functions.invoke("file-upload", {
+    body: { org_id: org, name: file.name, size: file.size, mime_type: type },
+  });
+  if (started.error) return explain(started.error, UPLOAD_WORDING);
+  onProgress(10);
+  const status = await upload(app, started.data.signed_url as string, file, (p) => onProgress(10 + p * 0.9));
+  if (status >= 200 && status < 300) return null;
+  return explain(status === 0 ? { code: "network" } : { statusCode: String(status) }, UPLOAD_WORDING);
+}
+
 /** PUT to the signed upload URL with progress (fetch has none for uploads), as storage-js would send it. */
 function upload(app: App, signedUrl: string, file: File, onProgress: (percent: number) => void) {
-  return new Promise<boolean>((resolve) => {
+  return new Promise<number>((resolve) => {
     const xhr = new XMLHttpRequest();
     const url = signedUrl.startsWith("http") ? signedUrl : `${app.config.apiUrl}/storage/v1${signedUrl}`;
     xhr.open("PUT", url);
     xhr.setRequestHeader("x-upsert", "false");
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress((e.loaded / e.total) * 100);
-    xhr.onload = () => resolve(xhr.status >= 200 && xhr.status < 300);
-    xhr.onerror = () => resolve(false);
+    xhr.onload = () => resolve(xhr.status);
+    xhr.onerror = () => resolve(0);
     const form = new FormData();
     form.append("cacheControl", "3600");
     form.append("", file);
@@ -103,12 +247,12 @@ function upload(app: App, signedUrl: string, file: File, onProgress: (percent: n
   });
 }
 
-/** Shares a file with a role of the organization (read or write), as file_shares' policies allow. */
-function shareForm(app: App, org: string, f: { id: string; name: string }) {
+/** Gives a role of the organization access to a file (read or write), as file_shares' policies allow. */
+function shareForm(app: App, org: string, f: { id: string; name: string }, result: HTMLElement) {
   const role = el(
     "select",
     { "aria-label": `Share ${f.name} with` },
-    ...["student", "teacher", "admin"].map((r) => el("option", { value: r }, r)),
+    ...["student", "teacher", "admin"].map((r) => el("option", { value: r }, `${r}s`)),
   );
   const access = el(
     "select",
@@ -129,7 +273,8 @@ function shareForm(app: App, org: string, f: { id: string; name: string }) {
           grantee_role: role.value as "student" | "teacher" | "admin",
           access: access.value,
         });
-        say(r.error ? await readable(r.error) : `${f.name} shared with ${role.value}s (${access.value}).`, !r.error);
+        if (r.error) return fail(result, r.error, { "23505": { text: `${f.name} is already shared that way.`, hint: "" } });
+        tell(result, `${f.name}: ${role.value}s now have ${access.value} access.`, "ok");
       },
     },
     role,

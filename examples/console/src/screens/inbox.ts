@@ -1,37 +1,85 @@
 // Notifications: the inbox, live over MQTT, marking read, and preferences with quiet hours.
 import { topics } from "../../../../supabase/functions/_shared/realtime/topics.ts";
 import type { App } from "../app.ts";
-import { readable } from "../errors.ts";
 import { subscribeLive } from "../realtime.ts";
-import { el, field, say, table } from "../ui.ts";
+import { busy, el, fail, field, note, tell, time } from "../ui.ts";
 
 export async function inboxScreen(app: App, root: HTMLElement) {
   const org = await app.orgId();
   const { data: session } = await app.supabase.auth.getSession();
   if (!org || !session.session) return void root.append(el("p", {}, "Choose an organization first."));
-  const list = el("div", { "aria-live": "polite" });
+  const list = el("div", {});
+  const count = el("p", { id: "unread", "aria-live": "polite" });
+  const listNote = note();
   const live = el("p", { "aria-live": "polite" }, "Connecting for live updates…");
+  const markAll = el("button", {
+    type: "button",
+    onclick: async () =>
+      busy(markAll, async () => {
+        const r = await app.supabase.from("notifications").update({ read_at: new Date().toISOString() })
+          .eq("org_id", org).is("read_at", null);
+        if (r.error) return fail(listNote, r.error);
+        await render();
+        tell(listNote, "All marked read.", "ok");
+      }),
+  }, "Mark all read");
   const render = async () => {
-    const { data, error } = await app.supabase.from("notifications").select("id, title, body, read_at, created_at")
-      .eq("org_id", org).order("created_at", { ascending: false }).limit(50);
-    if (error) return say(await readable(error));
-    list.replaceChildren(table(
-      ["Title", "Message", ""],
-      (data ?? []).map((n) => [
-        n.title,
-        n.body ?? "",
-        n.read_at ? "read" : el("button", {
-          type: "button",
-          onclick: async () => {
-            const r = await app.supabase.from("notifications").update({ read_at: new Date().toISOString() }).eq("id", n.id);
-            if (r.error) return say(await readable(r.error));
-            await render();
-          },
-        }, `Mark "${n.title}" read`),
-      ]),
-    ));
+    const [{ data, error }, unread] = await Promise.all([
+      app.supabase.from("notifications").select("id, title, body, read_at, created_at")
+        .eq("org_id", org).order("created_at", { ascending: false }).limit(50),
+      app.supabase.from("notifications").select("id", { count: "exact" }).eq("org_id", org).is("read_at", null).limit(1),
+    ]);
+    if (error) return fail(listNote, error);
+    const n = unread.count ?? 0;
+    count.textContent = n ? `${n} unread` : "Nothing unread.";
+    markAll.hidden = n === 0;
+    document.title = n ? `(${n}) Inbox · Console` : "Inbox · Console";
+    list.replaceChildren(
+      data?.length
+        ? el(
+          "table",
+          { class: "inbox" },
+          el("thead", {}, el("tr", {}, ...["Received", "Title", "Message", ""].map((h) => el("th", { scope: "col" }, h)))),
+          el(
+            "tbody",
+            {},
+            ...data.map((n) =>
+              el(
+                "tr",
+                { class: n.read_at ? "read" : "unread" },
+                el("td", {}, time(n.created_at)),
+                el("td", {}, n.title),
+                el("td", {}, n.body ?? ""),
+                el(
+                  "td",
+                  {},
+                  n.read_at ? "read" : el("button", {
+                    type: "button",
+                    onclick: async () => {
+                      const r = await app.supabase.from("notifications").update({ read_at: new Date().toISOString() }).eq(
+                        "id",
+                        n.id,
+                      );
+                      if (r.error) return fail(listNote, r.error);
+                      await render();
+                    },
+                  }, `Mark "${n.title}" read`),
+                ),
+              )
+            ),
+          ),
+        )
+        : el("p", {}, "No notifications yet."),
+    );
   };
-  root.append(el("h2", {}, "Inbox"), live, list, await preferencesForm(app, org, session.session.user.id));
+  root.append(
+    el("h2", {}, "Inbox"),
+    el("div", { class: "row-actions" }, count, markAll),
+    live,
+    listNote,
+    list,
+    await preferencesForm(app, org, session.session.user.id),
+  );
   await render();
   // A notification comes on the member's own topic, or, for types with audience delivery, once for
   // everyone of their role on the role's topic (its id is the batch's): either way it is already a
@@ -71,13 +119,25 @@ async function preferencesForm(app: App, org: string, userId: string) {
   const email = el("input", { type: "checkbox", id: "pref-email", ...(prefs?.enabled === false ? {} : { checked: true }) });
   const start = el("input", { type: "time", value: settings?.quiet_start?.slice(0, 5) ?? "" });
   const end = el("input", { type: "time", value: settings?.quiet_end?.slice(0, 5) ?? "" });
-  const zone = el("input", { value: settings?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone, maxlength: "64" });
+  // a list of the zones the browser knows, so no one types one the database does not
+  const current = settings?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const zones = Intl.supportedValuesOf("timeZone");
+  if (!zones.includes(current)) zones.unshift(current);
+  const zone = el("select", {}, ...zones.map((z) => el("option", { value: z, ...(z === current ? { selected: true } : {}) }, z)));
+  const result = note();
   return el(
     "form",
     {
       "aria-label": "Notification preferences",
       onsubmit: async (e: Event) => {
         e.preventDefault();
+        if (!!start.value !== !!end.value) {
+          return tell(
+            result,
+            { text: "Quiet hours need a start and an end.", hint: "Fill in both times, or clear both." },
+            "error",
+          );
+        }
         // update, else insert: members may change only the values, not the keys (column grants),
         // which an upsert would also set
         const saveRow = (
@@ -88,13 +148,20 @@ async function preferencesForm(app: App, org: string, userId: string) {
         const key = { org_id: org, user_id: userId };
         const pref = { type: "*", channel: "email" };
         const p = await saveRow("notification_preferences", { ...key, ...pref }, { enabled: email.checked });
-        if (p) return say(await readable(p));
+        if (p) return fail(result, p);
         const q = await saveRow("notification_settings", key, {
           quiet_start: start.value || null,
           quiet_end: end.value || null,
           time_zone: zone.value,
         });
-        say(q ? await readable(q) : "Preferences saved.", !q);
+        if (q) return fail(result, q, { "22023": { text: "That time zone is not known.", hint: "Choose one from the list." } });
+        tell(
+          result,
+          start.value
+            ? `Preferences saved. From ${start.value} to ${end.value} (${zone.value}) notifications wait and arrive afterwards.`
+            : "Preferences saved.",
+          "ok",
+        );
       },
     },
     el("h3", {}, "Preferences"),
@@ -103,5 +170,6 @@ async function preferencesForm(app: App, org: string, userId: string) {
     field("Quiet hours until", end),
     field("Time zone", zone),
     el("button", { type: "submit" }, "Save preferences"),
+    result,
   );
 }
