@@ -135,6 +135,11 @@ language sql immutable set search_path = ''
 as $$
   select coalesce(bool_and(app.is_mqtt_topic_pattern(t)), true) from unnest(patterns) t
 $$;
+-- The api_keys check below runs with the writing role's rights: definer RPCs, or the service
+-- writing keys directly. The broker's policy calls them as its definer.
+revoke all on function app.is_mqtt_topic_pattern(text), app.mqtt_pattern_covers(text, text),
+                       app.are_mqtt_topic_patterns(text[]) from public;
+grant execute on function app.is_mqtt_topic_pattern(text), app.are_mqtt_topic_patterns(text[]) to service_role;
 
 -- API keys for machine clients. A key belongs to one organization, carries a set of permission
 -- scopes, expires (90 days unless asked otherwise, at most 365), can be revoked, and is shown
@@ -180,6 +185,8 @@ begin
   return new;
 end
 $$;
+-- Triggers fire without EXECUTE on their function: nobody needs to call it.
+revoke all on function app.stamp_row() from public;
 
 create trigger stamp_row before insert or update on public.organizations
   for each row execute function app.stamp_row();

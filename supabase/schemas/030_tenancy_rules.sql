@@ -32,6 +32,7 @@ begin
   return coalesce(new, old);
 end
 $$;
+revoke all on function app.guard_owners() from public;
 create trigger guard_owners before insert or update of role or delete on public.organization_members
   for each row execute function app.guard_owners();
 

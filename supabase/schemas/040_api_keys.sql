@@ -20,6 +20,7 @@ begin
   return new;
 end
 $$;
+revoke all on function app.check_api_key_scopes() from public;
 create trigger check_scopes before insert or update of scopes on public.api_keys
   for each row execute function app.check_api_key_scopes();
 

@@ -259,6 +259,7 @@ as $$
     when mime like 'text/%' or mime in ('application/pdf', 'application/json') or mime like 'application/vnd.openxmlformats-%' then 'document'
     else 'other' end
 $$;
+revoke all on function app.safe_file_name(text), app.file_category(text) from public;
 
 create function public.request_file_upload(org_id uuid, name text, size_bytes bigint, mime_type text) returns public.files
 language plpgsql volatile security definer set search_path = ''

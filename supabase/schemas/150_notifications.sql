@@ -158,6 +158,7 @@ exception when invalid_parameter_value then
   raise exception 'unknown time zone %', new.time_zone using errcode = '22023';
 end
 $$;
+revoke all on function app.check_time_zone() from public;
 create trigger check_time_zone before insert or update of time_zone on public.notification_settings
   for each row execute function app.check_time_zone();
 
@@ -364,7 +365,7 @@ begin
     raise exception 'notification type % has no e-mail template', kind.key using errcode = 'NT005';
   end if;
 
-  -- The channels members turned off for this type, as '<user id>/<channel>' keys (see 003400).
+  -- The channels members turned off for this type, as '<user id>/<channel>' keys.
   select coalesce(jsonb_object_agg(c.user_id::text || '/' || c.channel, true) filter (where not c.enabled), '{}')
   into turned_off
   from (select distinct on (p.user_id, p.channel) p.user_id, p.channel, p.enabled

@@ -88,11 +88,9 @@ comment on table public.analytics_events is 'Append-only. Partitions (one a day)
 alter table public.analytics_events enable row level security;
 revoke all on public.analytics_events from anon, authenticated;
 grant select on public.analytics_events to authenticated, service_role;
-grant insert (org_id, user_id, event_type, occurred_at, properties) on public.analytics_events to service_role;
--- As the migrations leave it: anon keeps every privilege on the sequence (Supabase's default
--- privileges) and authenticated SELECT and UPDATE, which nothing needs, since no API role inserts
--- events; revoking them is a migration of its own.
-revoke usage on sequence public.analytics_events_id_seq from authenticated;
+-- Only the service inserts events (its table grant covers every column): no request role needs
+-- the sequence Supabase's default privileges hand them.
+revoke all on sequence public.analytics_events_id_seq from anon, authenticated;
 create policy "analytics readers read their organization's events" on public.analytics_events
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('analytics.read'))));
 

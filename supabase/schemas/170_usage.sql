@@ -118,6 +118,7 @@ language sql stable set search_path = ''
 as $$
   select o.id, c.value::bigint from jsonb_each(counts) c join public.organizations o on o.id = c.key::uuid and o.deleted_at is null
 $$;
+revoke all on function app.are_organization_counts(jsonb), app.live_organization_counts(jsonb) from public;
 
 -- A day's API call counts, { "<org id>": calls }, as read from the counters: they only grow
 -- during a day, so the larger of the stored and the given figure is kept, and copying the same
