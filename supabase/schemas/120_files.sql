@@ -7,7 +7,7 @@
 -- is never overwritten: its bytes stay the ones its verdict is about. Deleting a file moves its
 -- object (and thumbnail) into the private `trash` bucket, so signed URLs issued for it stop
 -- working at once; restoring moves them back; the daily files sweep removes them for good once
--- the tier's retention has passed.
+-- the tier's retention has passed. Bytes in the trash count against the quota until then.
 -- Errors: FL001 over the storage quota, FL002 type not allowed, FL003 too large for the tier,
 -- FL004 bad file name, FL005 file not found (or not one the caller may change), FL006 the file
 -- was already processed, FL007 an upload larger than its reservation.
@@ -15,8 +15,10 @@
 create type public.file_status as enum ('pending', 'scanning', 'clean', 'infected', 'rejected', 'failed');
 
 -- ---------------------------------------------------------------------------------------------
--- Quotas: the limit is the tier's storage_bytes; used counts clean files, reserved the uploads
--- under way. Only triggers change them.
+-- Quotas: the limit is the tier's storage_bytes; used counts clean files, deleted ones too until
+-- they are purged (their bytes are still stored, in the trash: freeing them at the delete would
+-- let a tenant keep unbounded bytes by uploading and deleting), reserved the uploads under way.
+-- Only triggers change them.
 create table public.storage_quotas (
   org_id uuid primary key references public.organizations (id) on delete cascade,
   used_bytes bigint not null default 0 check (used_bytes >= 0),
@@ -116,8 +118,9 @@ create trigger audit_changes after insert or update or delete on public.file_sha
 
 -- ---------------------------------------------------------------------------------------------
 -- Quota accounting. A new file reserves its bytes under a lock on the organization's quota row;
--- settling moves them to used (clean) or releases them (infected, rejected, failed); deleting a
--- clean file frees them, restoring takes them again.
+-- settling moves them to used (clean) or releases them (infected, rejected, failed); a clean
+-- file's bytes stay used through a delete and a restore, until its row goes (the files sweep
+-- purging it, or the organization's purge).
 create function app.storage_quota_change(org uuid, used_delta bigint, reserved_delta bigint) returns void
 language plpgsql security definer set search_path = ''
 as $$
@@ -150,9 +153,9 @@ language plpgsql security definer set search_path = ''
 as $$
 declare
   was_reserved boolean := tg_op <> 'INSERT' and old.status in ('pending', 'scanning');
-  was_used boolean := tg_op <> 'INSERT' and old.status = 'clean' and old.deleted_at is null;
+  was_used boolean := tg_op <> 'INSERT' and old.status = 'clean';
   is_reserved boolean := tg_op <> 'DELETE' and new.status in ('pending', 'scanning');
-  is_used boolean := tg_op <> 'DELETE' and new.status = 'clean' and new.deleted_at is null;
+  is_used boolean := tg_op <> 'DELETE' and new.status = 'clean';
   org uuid := coalesce(new.org_id, old.org_id);
   used_delta bigint := (case when is_used then new.size_bytes else 0 end) - (case when was_used then old.size_bytes else 0 end);
   reserved_delta bigint := (case when is_reserved then new.size_bytes else 0 end) - (case when was_reserved then old.size_bytes else 0 end);
@@ -164,7 +167,7 @@ begin
 end
 $$;
 revoke all on function app.account_file_bytes() from public;
-create trigger account_file_bytes after insert or update of status, size_bytes, deleted_at or delete on public.files
+create trigger account_file_bytes after insert or update of status, size_bytes or delete on public.files
   for each row execute function app.account_file_bytes();
 
 -- ---------------------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ begin
   if f.id is null or (select auth.uid()) is null or not app.file_access(f, 'write') then
     raise exception 'file % not found', delete_file.file_id using errcode = 'FL005';
   end if;
-  update public.files set deleted_at = now() where id = f.id;     -- frees its bytes
+  update public.files set deleted_at = now() where id = f.id;     -- its bytes stay counted until purged
   perform app.place_file_object(f);
 end
 $$;
@@ -326,7 +329,7 @@ begin
   if f.id is null or (select auth.uid()) is null or not app.has_permission(f.org_id, 'files.write') then
     raise exception 'file % not found', restore_file.file_id using errcode = 'FL005';
   end if;
-  update public.files set deleted_at = null where id = f.id;       -- takes its bytes again (FL001)
+  update public.files set deleted_at = null where id = f.id;       -- its bytes never stopped counting
   perform app.place_file_object(f);
 end
 $$;

@@ -68,10 +68,9 @@ const settled = (id: string, ms = 20_000) =>
   );
 const quota = async (org: string) =>
   (await admin`select used_bytes::int, reserved_bytes::int from public.storage_quotas where org_id = ${org}`)[0];
-/** The invariant: used is the clean files' bytes, reserved the unsettled ones'. */
+/** The invariant: used is the clean files' bytes (deleted ones too, until purged), reserved the unsettled ones'. */
 async function expectQuotaExact(org: string) {
-  const [sums] =
-    await admin`select coalesce(sum(size_bytes) filter (where status = 'clean' and deleted_at is null), 0)::int as used_bytes,
+  const [sums] = await admin`select coalesce(sum(size_bytes) filter (where status = 'clean'), 0)::int as used_bytes,
                                     coalesce(sum(size_bytes) filter (where status in ('pending', 'scanning')), 0)::int as reserved_bytes
                              from public.files where org_id = ${org}`;
   expect(await quota(org)).toEqual(sums);
@@ -227,7 +226,7 @@ describe("bad uploads", () => {
       const r = await startUpload(teacher, { org_id: orgA, name: "x.txt", size: 101, mime_type: "text/plain" });
       expect([r.status, r.body.error.code]).toEqual([409, "quota_exceeded"]);
     } finally {
-      await admin`update public.storage_quotas set used_bytes = (select coalesce(sum(size_bytes), 0) from public.files where org_id = ${orgA} and status = 'clean' and deleted_at is null) where org_id = ${orgA}`;
+      await admin`update public.storage_quotas set used_bytes = (select coalesce(sum(size_bytes), 0) from public.files where org_id = ${orgA} and status = 'clean') where org_id = ${orgA}`;
     }
   });
 
