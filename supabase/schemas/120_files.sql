@@ -389,6 +389,21 @@ end
 $$;
 revoke all on function app.place_file_object(public.files) from public;
 
+-- Where a file's objects belong, for the files.place job in its request context: a clean file of
+-- the job's own organization, deleted or not (the select policy hides deleted files from every
+-- caller, and the job moves them into and out of the trash).
+create function app.file_placement(file_id uuid)
+returns table (org_id uuid, id uuid, object_path text, thumbnail_path text, deleted boolean)
+language sql stable security definer set search_path = ''
+as $$
+  select f.org_id, f.id, f.object_path, f.thumbnail_path, f.deleted_at is not null
+  from public.files f
+  where f.id = file_placement.file_id and f.status = 'clean' and f.org_id = (app.job_principal()).org_id
+    and app.has_permission(f.org_id, 'files.read')
+$$;
+revoke all on function app.file_placement(uuid) from public;
+grant execute on function app.file_placement(uuid) to authenticated;
+
 -- The files sweep's last step, once the objects are gone from trash.
 create function app.forget_deleted_file(file_id uuid) returns boolean
 language plpgsql volatile security definer set search_path = ''

@@ -85,6 +85,26 @@ grant execute on function app.may_read_thumbnail(text) to authenticated;
 create policy "members read thumbnails of files they may read" on storage.objects
   for select to authenticated using (bucket_id = 'thumbnails' and app.may_read_thumbnail(name));
 
+-- The thumbnail job records what it stored, at the one path a file's thumbnail may have
+-- ({org}/{file}.webp), in its request context: for a clean image of the job's own organization
+-- only (null otherwise). A function, not a column grant: members hold the same role as jobs, and a
+-- thumbnail_path they could write would name another organization's object to files.place.
+create function app.record_file_thumbnail(file_id uuid) returns text
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  path text;
+begin
+  update public.files f set thumbnail_path = format('%s/%s.webp', f.org_id, f.id)
+  where f.id = record_file_thumbnail.file_id and f.org_id = (app.job_principal()).org_id
+    and f.status = 'clean' and f.declared_mime like 'image/%' and app.has_permission(f.org_id, 'files.read')
+  returning f.thumbnail_path into path;
+  return path;
+end
+$$;
+revoke all on function app.record_file_thumbnail(uuid) from public;
+grant execute on function app.record_file_thumbnail(uuid) to authenticated;
+
 -- ---------------------------------------------------------------------------------------------
 -- Text extracted from files (PDF and text files, by the worker's files.extract-text job), for
 -- search: readable by whoever may read the file, written by the service only. The content is kept
@@ -111,6 +131,34 @@ create policy "readers see the text of files they may read" on public.file_texts
   using (org_id = any (array(select app.user_org_ids()))
          and exists (select 1 from public.files f where f.id = file_id and f.deleted_at is null and f.status = 'clean'
                      and app.file_access(f, 'read')));
+
+-- The text-extraction job stores a file's text, and flags the file when the text holds personal
+-- data, in its request context: for a clean file of the job's own organization only (false
+-- otherwise). A function for the reason thumbnails have one: members hold the same role as jobs,
+-- and neither the text nor contains_pii is theirs to write.
+create function app.record_file_text(file_id uuid, content text, truncated boolean, contains_pii boolean) returns boolean
+language plpgsql volatile security definer set search_path = ''
+as $$
+declare
+  f public.files;
+begin
+  select * into f from public.files
+  where id = record_file_text.file_id and org_id = (app.job_principal()).org_id and status = 'clean' and deleted_at is null;
+  if f.id is null or not app.has_permission(f.org_id, 'files.read') then
+    return false;
+  end if;
+  insert into public.file_texts (file_id, org_id, content, truncated)
+  values (f.id, f.org_id, record_file_text.content, record_file_text.truncated)
+  on conflict on constraint file_texts_pkey
+  do update set content = excluded.content, truncated = excluded.truncated, extracted_at = now();
+  if record_file_text.contains_pii and not f.contains_pii then
+    update public.files set contains_pii = true where id = f.id;
+  end if;
+  return true;
+end
+$$;
+revoke all on function app.record_file_text(uuid, text, boolean, boolean) from public;
+grant execute on function app.record_file_text(uuid, text, boolean, boolean) to authenticated;
 
 -- ---------------------------------------------------------------------------------------------
 -- Catalog rows and schedules

@@ -42,14 +42,13 @@ export const filesThumbnail = defineJob({
     const path = `${data.org_id}/${data.file_id}.webp`;
     const up = await ctx.supabase.storage.from("thumbnails").upload(path, webp, { upsert: true, contentType: "image/webp" });
     if (up.error) throw new Error(`cannot store the thumbnail: ${up.error.message}`);
-    await asService(
-      ctx.sql,
-      ctx.correlationId,
-      (tx) => tx`update public.files set thumbnail_path = ${path} where id = ${data.file_id} and org_id = ${data.org_id}`,
-      WORKER_USER_AGENT,
-    );
+    // Recorded in the organization's request context too: the database writes the path, and only
+    // for a clean image of this organization.
+    const [recorded] = await tenantStatement(ctx.pool, ctx.tenant!)<{ path: string | null }[]>`
+      select app.record_file_thumbnail(${data.file_id}) as path`;
+    if (!recorded?.path) return { skipped: "no longer a clean image of this organization" };
     ctx.log.info("thumbnail made", { file_id: data.file_id, bytes: webp.length });
-    return { thumbnail_path: path, bytes: webp.length };
+    return { thumbnail_path: recorded.path, bytes: webp.length };
   },
 });
 
@@ -67,8 +66,12 @@ export const filesProcess = defineJob({
   // one at a time per worker: a large file is held in memory while it is examined
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 3, expireInSeconds: 600 },
   async handler(ctx, data) {
-    const file = await claimedFile(ctx.sql, data.file_id, ctx.correlationId);
-    if (!file || file.org_id !== data.org_id) return { skipped: "not scanning" };
+    // As the service, not in the organization's request context: this is the file-processing
+    // function's pipeline, which settles the file (status, verdict, checksum, versions, the move
+    // to quarantine), and none of that is any request role's to write (members hold the same role
+    // as jobs). The claimed file is looked up within the payload's organization only.
+    const file = await claimedFile(ctx.sql, data.file_id, data.org_id, ctx.correlationId);
+    if (!file) return { skipped: "not scanning" };
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
     const cfg = filesConfig();
     const result = await runClaimed(
@@ -128,13 +131,10 @@ export const filesExtractText = defineJob({
     const truncated = text.length > MAX_TEXT_CHARS;
     const content = truncated ? text.slice(0, MAX_TEXT_CHARS) : text;
     const pii = hasPii(findPii(content));
-    await asService(ctx.sql, ctx.correlationId, async (tx) => {
-      await tx`insert into public.file_texts (file_id, org_id, content, truncated) values (${data.file_id}, ${data.org_id}, ${content}, ${truncated})
-               on conflict (file_id) do update set content = excluded.content, truncated = excluded.truncated, extracted_at = now()`;
-      if (pii) {
-        await tx`update public.files set contains_pii = true where id = ${data.file_id} and org_id = ${data.org_id} and not contains_pii`;
-      }
-    }, WORKER_USER_AGENT);
+    // In the organization's request context: the database stores it only for a clean file of this organization.
+    const [{ stored }] = await tenantStatement(ctx.pool, ctx.tenant!)<{ stored: boolean }[]>`
+      select app.record_file_text(${data.file_id}, ${content}, ${truncated}, ${pii}) as stored`;
+    if (!stored) return { skipped: "no longer a clean file of this organization" };
     ctx.log.info("text extracted", { file_id: data.file_id, chars: content.length, truncated, contains_pii: pii });
     return { chars: content.length, truncated, contains_pii: pii };
   },
@@ -161,24 +161,22 @@ export const filesPlace = defineJob({
   queue: "files.place",
   payload: JOB_PAYLOADS["files.place"],
   uses: ["storage"],
-  scopes: [],
+  scopes: ["files.read"],
   tenancy: "organization",
   options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 6 },
   async handler(ctx, data) {
     if (!ctx.supabase) throw new Error("the worker needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY for storage");
-    const [file] = await asService(
-      ctx.sql,
-      ctx.correlationId,
-      (tx) =>
-        tx<{ org_id: string; id: string; object_path: string; thumbnail_path: string | null; deleted: boolean }[]>`
-      select org_id, id, object_path, thumbnail_path, deleted_at is not null as deleted
-      from public.files where id = ${data.file_id} and org_id = ${data.org_id} and status = 'clean'`,
-      WORKER_USER_AGENT,
-    );
+    // In the organization's request context (deleted files too, which no select policy shows).
+    const [file] = await tenantStatement(ctx.pool, ctx.tenant!)<
+      { org_id: string; id: string; object_path: string; thumbnail_path: string | null; deleted: boolean }[]
+    >`select org_id, id, object_path, thumbnail_path, deleted from app.file_placement(${data.file_id})`;
     if (!file) return { skipped: "no clean file of this organization" };
     let moved = 0;
     for (const { live, trashed } of placesOf(file)) {
       const [from, to] = file.deleted ? [live, trashed] : [trashed, live];
+      // As the service: no request role sees objects in the trash (no policy reads it), and the
+      // move itself is the service's, through the Storage API. The names are this file's, read
+      // above in the organization's context.
       const [present] = await asService(
         ctx.sql,
         ctx.correlationId,

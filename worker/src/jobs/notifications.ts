@@ -90,6 +90,10 @@ export const notificationsEmail = defineJob({
     const { mailer: smtp, from } = mailer();
     let sent = 0;
     for (;;) {
+      // As the service, not in the organization's request context: the recipients' addresses are
+      // in auth.users, which no request role reads, and deliveries are written only by the
+      // service (app.notify, notification-dispatch); members hold the same role as jobs. Every
+      // row is reached through the payload's organization and batch (d.org_id, d.batch_id).
       const outcome = await asService(ctx.sql, ctx.correlationId, async (tx) => {
         // The template: the recipient's locale, then its language, then English; the organization's before the default.
         const due = await tx<PendingMail[]>`

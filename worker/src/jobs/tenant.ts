@@ -6,6 +6,7 @@ import { asService, withRequestContext } from "../../../supabase/functions/_shar
 import { JOB_PAYLOADS } from "../../../supabase/functions/_shared/jobs.ts";
 import { DEFAULT_OPTIONS, defineJob } from "../registry.ts";
 import { inTenantContext, WORKER_USER_AGENT } from "../tenant-context.ts";
+import { tenantStatement } from "../tenant-statement.ts";
 
 /**
  * Hard delete after the grace period (the tier's retention since the soft delete): first every
@@ -22,7 +23,9 @@ export const tenantDelete = defineJob({
   runsOnDeletedOrganization: true,
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
   async handler(ctx, data) {
-    // Deleting organizations is the service's work (no member may); it is confined to this one.
+    // As the service, not in the organization's request context: a deleted organization is gone
+    // from every request context (the policy helpers ignore it), and purging one is no member's
+    // right (app.purge_organization is the service's). Both statements name this one organization.
     const [org] = await asService(ctx.sql, ctx.correlationId, (tx) =>
       tx`
       select o.deleted_at is not null as deleted, o.deleted_at < now() - make_interval(days => t.retention_days) as past_grace
@@ -111,22 +114,26 @@ export const tenantExport = defineJob({
       if (!ctx.supabase) throw new Error("SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are required for exports");
       const [found] = await progress({ status: "running", progress: 0, error: null });
       if (!found) return { skipped: "export not found" };
-      const [requester] = await asService(ctx.sql, ctx.correlationId, (tx) =>
-        tx<{ id: string | null; permissions: string[] }[]>`
-        select e.created_by as id, app.permissions_of(e.org_id, e.created_by) as permissions
-        from public.data_exports e where e.id = ${data.export_id}`, WORKER_USER_AGENT);
-      if (!requester?.id || !requester.permissions.includes("data.export")) {
+      // Who asked, read in the job's context (its data.export shows it the organization's
+      // exports); what they may read, asked as them.
+      const [exported] = await tenantStatement(ctx.pool, tenant)<{ created_by: string | null }[]>`
+        select created_by from public.data_exports where id = ${data.export_id}`;
+      const requesterId = exported?.created_by;
+      const asRequester = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
+        withRequestContext(ctx.sql, {
+          role: "authenticated",
+          claims: { sub: requesterId, role: "authenticated" },
+          headers: { "x-request-id": ctx.correlationId, "user-agent": WORKER_USER_AGENT },
+        }, fn);
+      const permissions = requesterId
+        ? (await asRequester((tx) => tx<{ held: string[] }[]>`select app.caller_permissions(${data.org_id}) as held`))[0].held
+        : [];
+      if (!permissions.includes("data.export")) {
         await progress({ status: "failed", error: "the requester no longer holds data.export in the organization" });
         return { skipped: "requester without data.export" };
       }
       const sections = (Object.keys(EXPORT_SECTIONS) as ExportSection[])
-        .filter((section) => requester.permissions.includes(EXPORT_SECTIONS[section]));
-      const asRequester = <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) =>
-        withRequestContext(ctx.sql, {
-          role: "authenticated",
-          claims: { sub: requester.id, role: "authenticated" },
-          headers: { "x-request-id": ctx.correlationId, "user-agent": WORKER_USER_AGENT },
-        }, fn);
+        .filter((section) => permissions.includes(EXPORT_SECTIONS[section]));
       const archive: Record<string, unknown> = {
         format: "saas-backend-export/1",
         exported_at: new Date().toISOString(),

@@ -63,12 +63,20 @@ export async function claimFile(sql: postgres.Sql, objectPath: string, correlati
   return file ?? null;
 }
 
-/** A file claimed earlier (by the function that handed it on); null when it is no longer scanning. */
-export async function claimedFile(sql: postgres.Sql, fileId: string, correlationId: string): Promise<FileRow | null> {
+/**
+ * A file of the organization claimed earlier (by the function that handed it on); null when it is
+ * no longer scanning, or not that organization's.
+ */
+export async function claimedFile(
+  sql: postgres.Sql,
+  fileId: string,
+  orgId: string,
+  correlationId: string,
+): Promise<FileRow | null> {
   const [file] = await asService(sql, correlationId, (tx) =>
     tx<FileRow[]>`
     select id, org_id, object_path, name, size_bytes, declared_mime, scan_attempts, uploaded_by
-    from public.files where id = ${fileId} and status = 'scanning'`);
+    from public.files where id = ${fileId} and org_id = ${orgId} and status = 'scanning'`);
   return file ?? null;
 }
 
