@@ -37,8 +37,8 @@ create trigger guard_owners before insert or update of role or delete on public.
   for each row execute function app.guard_owners();
 
 -- ---------------------------------------------------------------------------------------------
--- Ranks: owner > admin > teacher > student. Owners invite and override anyone; everyone else
--- only roles below their own.
+-- Ranks: owner > admin > teacher > student. Owners invite, override, change and remove anyone;
+-- everyone else only ranks below their own.
 create function app.role_rank(role public.org_role) returns integer
 language sql immutable set search_path = ''
 as $$ select case role when 'owner' then 4 when 'admin' then 3 when 'teacher' then 2 else 1 end $$;
@@ -89,12 +89,61 @@ $$;
 revoke all on function app.may_override_permissions_of(uuid, uuid) from public;
 grant execute on function app.may_override_permissions_of(uuid, uuid) to authenticated, service_role;
 
--- An override's created_by is the writing user, whatever the client sent.
+-- Ranks decide role changes and removals as they decide overrides: the caller outranks both the
+-- member's role and the role given (owners excepted; app.guard_owners keeps an owner and lets only
+-- owners make one), and nobody changes their own role, though a member may leave. An API key ranks
+-- as its creator, never above admin (app.api_key_role), and never acts on its creator; a job ranks
+-- as an admin. Only requests are ranked (the role authenticated naming a user, a key or a job), not
+-- the service nor the database itself (cascades, the purge). The policy has already confined the
+-- caller to organizations where they hold members.manage.
+create function app.guard_role_ranks() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  acting uuid := (select auth.uid());
+  key_id uuid := app.current_api_key_id();
+  caller_role public.org_role;
+begin
+  if current_setting('role') <> 'authenticated' or (acting is null and key_id is null and (app.job_principal()).org_id is null) then
+    return coalesce(new, old);
+  end if;
+  if tg_op = 'DELETE' and old.user_id = acting then
+    return old;
+  end if;
+  if old.user_id = acting or old.user_id = (select k.created_by from public.api_keys k where k.id = key_id) then
+    raise exception 'nobody changes their own role (an API key, its creator''s)' using errcode = 'TN005';
+  end if;
+  caller_role := case when acting is not null then app.role_in(old.org_id)
+                      when key_id is not null then app.api_key_role(old.org_id)
+                      else 'admin' end;
+  if caller_role is distinct from 'owner' then
+    if caller_role is null or app.role_rank(old.role) >= app.role_rank(caller_role) then
+      raise exception 'a % cannot % a %', coalesce(caller_role::text, 'non-member'),
+        case tg_op when 'DELETE' then 'remove' else 'change the role of' end, old.role using errcode = 'TN004';
+    elsif tg_op = 'UPDATE' and app.role_rank(new.role) >= app.role_rank(caller_role) then
+      raise exception 'a % cannot make anyone a %', caller_role, new.role using errcode = 'TN004';
+    end if;
+  end if;
+  return coalesce(new, old);
+end
+$$;
+revoke all on function app.guard_role_ranks() from public;
+create trigger guard_role_ranks before update of role or delete on public.organization_members
+  for each row execute function app.guard_role_ranks();
+
+-- An override's created_by and created_at are the writing user and the time of writing,
+-- whatever the client sent, and never change afterwards.
 create function app.stamp_override_author() returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
-  new.created_by := case when tg_op = 'INSERT' then (select auth.uid()) else old.created_by end;
+  if tg_op = 'INSERT' then
+    new.created_by := (select auth.uid());
+    new.created_at := now();
+  else
+    new.created_by := old.created_by;
+    new.created_at := old.created_at;
+  end if;
   return new;
 end
 $$;

@@ -253,6 +253,8 @@ const MEMBER_ERRORS: Record<string, [number, string]> = {
   "42501": [403, "forbidden"],
   TN001: [409, "last_owner"],
   TN002: [403, "owners_only"],
+  TN004: [403, "rank"],
+  TN005: [403, "own_role"],
 };
 const JOB_ERRORS: Record<string, [number, string]> = {
   JB000: [503, "jobs_unavailable"],
@@ -348,12 +350,13 @@ export const ROUTES: RouteDef[] = [
     method: "PATCH",
     path: "/members/{user_id}",
     scope: "members.manage",
-    summary: "Changes a member's role (never to or from owner: keys are never owners)",
+    summary: "Changes a member's role: only one ranked below the key's (its creator's, never above admin), to a role " +
+      "below it; never to or from owner, never the key's creator's",
     params: UserParam,
     body: z.object({ role: Role }).strict().meta({ id: "RoleChange" }),
     response: Member,
     status: 200,
-    errors: { 403: ["owners_only"], 404: ["not_found"], 409: ["last_owner"] },
+    errors: { 403: ["owners_only", "rank", "own_role"], 404: ["not_found"], 409: ["last_owner"] },
     async handle({ tx, caller, params, body }) {
       try {
         const [m] = await tx`
@@ -372,11 +375,12 @@ export const ROUTES: RouteDef[] = [
     method: "DELETE",
     path: "/members/{user_id}",
     scope: "members.manage",
-    summary: "Removes a member (their keys and open invitations in the organization are revoked with them)",
+    summary: "Removes a member ranked below the key (their keys and open invitations in the organization are revoked " +
+      "with them)",
     params: UserParam,
     response: null,
     status: 204,
-    errors: { 403: ["owners_only"], 404: ["not_found"], 409: ["last_owner"] },
+    errors: { 403: ["owners_only", "rank", "own_role"], 404: ["not_found"], 409: ["last_owner"] },
     async handle({ tx, caller, params }) {
       try {
         const gone =
