@@ -53,7 +53,12 @@ it("a deleted file's bytes count until it is purged, so upload-and-delete cannot
   expect((await teacher.rpc("delete_file", { file_id: first })).error).toBeNull();
   expect(await used()).toBe(full); // in the trash, still stored, still counted
 
-  const again = await teacher.rpc("request_file_upload", { org_id: org, name: "second.txt", size_bytes: SIZE, mime_type: "text/plain" });
+  const again = await teacher.rpc("request_file_upload", {
+    org_id: org,
+    name: "second.txt",
+    size_bytes: SIZE,
+    mime_type: "text/plain",
+  });
   expect(again.error?.code).toBe("FL001");
 
   // restoring takes nothing more: its bytes never stopped counting
@@ -65,6 +70,9 @@ it("a deleted file's bytes count until it is purged, so upload-and-delete cannot
   await admin`update public.files set deleted_at = now() - interval '400 days' where id = ${first}`;
   expect((await admin`select app.forget_deleted_file(${first}) as gone`)[0].gone).toBe(true);
   expect(await used()).toBe(full - SIZE);
-  expect((await teacher.rpc("request_file_upload", { org_id: org, name: "third.txt", size_bytes: SIZE, mime_type: "text/plain" })).error)
+  expect(
+    (await teacher.rpc("request_file_upload", { org_id: org, name: "third.txt", size_bytes: SIZE, mime_type: "text/plain" }))
+      .error,
+  )
     .toBeNull();
 });
