@@ -61,54 +61,60 @@ export const machineHeaders = (key: string, extra: Record<string, string> = {}) 
 export interface Answer {
   status: number;
   headers: Headers;
-  body: unknown;
+  body: string;
+  // the JSON answer, as loosely typed as tests read it
   json: any;
 }
 
+export interface MachineCall {
+  method?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** The local address to send from (freshAddress()): its own count of refused keys. */
+  from?: string;
+}
+
 /** A machine's call of a function (`org-api/files`, `analytics-ingest`, ...). */
-export async function callAsMachine(
-  key: string,
-  path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<Answer> {
-  const res = await fetch(`${FUNCTIONS_URL}/${path}`, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: machineHeaders(key, init.headers),
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const text = await res.text();
+export async function callAsMachine(key: string, path: string, init: MachineCall = {}): Promise<Answer> {
+  const method = init.method ?? (init.body === undefined ? "GET" : "POST");
+  const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+  const headers = machineHeaders(key, init.headers);
+  const { status, answerHeaders, text } = init.from
+    ? await sendFrom(init.from, method, `${FUNCTIONS_URL}/${path}`, headers, body)
+    : await fetch(`${FUNCTIONS_URL}/${path}`, { method, headers, body }).then(async (r) => ({
+      status: r.status,
+      answerHeaders: r.headers,
+      text: await r.text(),
+    }));
   let json: unknown = null;
   try {
     json = text ? JSON.parse(text) : null;
   } catch { /* not JSON */ }
-  return { status: res.status, headers: res.headers, body: text, json };
+  return { status, headers: answerHeaders, body: text, json };
 }
 
 /** A random loopback address other than 127.0.0.1: a source of its own for the per-address counts. */
 export const freshAddress = () => `127.${1 + crypto.randomInt(250)}.${crypto.randomInt(256)}.${1 + crypto.randomInt(250)}`;
 
-/** The same call as callAsMachine, sent from the given local address. */
-export function callFrom(
-  address: string,
-  key: string,
-  path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
-  const url = new URL(`${FUNCTIONS_URL}/${path}`);
-  const body = init.body === undefined ? undefined : JSON.stringify(init.body);
-  return new Promise((resolve, reject) => {
+function sendFrom(address: string, method: string, target: string, headers: Record<string, string>, body?: string) {
+  const url = new URL(target);
+  return new Promise<{ status: number; answerHeaders: Headers; text: string }>((resolve, reject) => {
     const req = http.request({
       host: url.hostname,
       port: url.port,
       path: url.pathname + url.search,
-      method: init.method ?? (body === undefined ? "GET" : "POST"),
+      method,
       localAddress: address,
-      headers: machineHeaders(key, init.headers),
+      headers,
     }, (res) => {
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      res.on("end", () => {
+        const answerHeaders = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") answerHeaders.set(k, v);
+        resolve({ status: res.statusCode ?? 0, answerHeaders, text });
+      });
     });
     req.on("error", reject);
     req.end(body);
