@@ -58,8 +58,8 @@ comment on column public.exercises.archived_at is 'When the exercise was archive
       // 4. what a diff engine does not see: a catalog row (and the role defaults it brings) and a schedule
       edit(
         "010_tenancy_core.sql",
-        "  ('data.export',      'Export the organization''s data and download the archives');",
-        "  ('data.export',      'Export the organization''s data and download the archives'),\n  ('reports.read',     'Read reports');",
+        "  ('data.export',      'Export the organization''s data and download the archives'),",
+        "  ('data.export',      'Export the organization''s data and download the archives'),\n  ('reports.read',     'Read reports'),",
       );
       edit(
         "170_usage.sql",
