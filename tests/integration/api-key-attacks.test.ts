@@ -227,7 +227,7 @@ describe("a key sent from a browser", () => {
     const before = await counts(orgA);
     for (
       const extra of [
-        { origin: "https://school.example" },
+        { origin: "https://school.example" } as Record<string, string>,
         { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" },
       ]
     ) {
