@@ -1,48 +1,121 @@
-// The isolation matrix at the Data API: every table PostgREST serves that names an organization
-// (found in PostgREST's own OpenAPI description, so a new table is covered without editing this
-// test) is attacked through the gateway with supabase-js by organization A's owner, a student of
-// A, an outsider and anon: selects of B's rows, inserts carrying B's id, updates and deletes by id
-// and by org_id, and upserts colliding with B's keys. None may see a row of B or change any, which
-// is checked against the database itself (every row of B, before and after). pgTAP's matrix
-// (17_isolation_matrix) asks the same of SQL as each role; this one asks PostgREST, the way a
-// browser app reaches it.
+// The isolation matrix at the Data API: every table PostgREST serves that names an organization, in
+// every schema it serves (config.toml's [api] schemas and the stack's `storage`, each found in
+// PostgREST's own OpenAPI description with Accept-Profile, so a new table is covered without
+// editing this test), is attacked through the gateway by organization A's owner, a student of A,
+// an outsider and anon: selects of B's rows, inserts of a copy of B's row, updates with a new value
+// and deletes by key and by organization, the same without any filter, and upserts colliding with
+// B's keys; the student also attacks the other members' rows of A. Every answer is pinned: an empty
+// read, nothing reached (204), the role's refusal (42501), or for a write without a filter the
+// 21000 hosted answers (safeupdate); anything else is a finding. The victims' rows are compared as
+// the database has them, before and after. Each actor must first reach its own organization
+// (anon: Postgres as anon), so a broken token cannot pass for isolation; and anon may call no
+// function PostgREST serves outside the platform's storage helpers. pgTAP's matrix
+// (17_isolation_matrix) asks the same of SQL as each role, including the writes only an UPDATE
+// or DELETE policy stands in front of.
 import crypto from "node:crypto";
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Database } from "../../supabase/functions/_shared/database.types.ts";
+import { loadProjectConfig } from "../../dev/platform/project-config.ts";
+import { paths } from "../../dev/stack/config.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql(4);
 type Row = Record<string, unknown>;
-interface TenantTable {
+type Role = "anon" | "authenticated";
+interface Column {
   name: string;
+  type: string;
+  enumValues: string[] | null;
+  mayInsert: Record<Role, boolean>;
+  mayUpdate: Record<Role, boolean>;
+  inUniqueKey: boolean;
+}
+interface Target {
+  schema: string;
+  name: string;
+  /** the column naming the organization; storage.objects names it in the path's first folder */
   orgCol: string;
-  columns: string[];
+  byPath: boolean;
   key: string[];
+  columns: Column[];
+  /** the column naming the member a row belongs to, where there is one */
+  userCol: string | null;
 }
 
-let tables: TenantTable[] = [];
-let orgA: string, orgB: string;
+/** Schemas PostgREST is configured to serve: config.toml's [api] schemas, and `storage` as the stack adds it. */
+const SCHEMAS = [...new Set([...loadProjectConfig(paths.supabase).api.schemas, "storage"])];
+/** Functions anon may call: the Storage API's path helpers, which read nothing. */
+const ANON_FUNCTIONS = ["storage.extension", "storage.filename", "storage.foldername"];
+
+const targets: Target[] = [];
+const functions: { schema: string; name: string; args: string[] }[] = [];
+const unserved: { schema: string; status: number; code: string }[] = [];
+let orgA: string, orgB: string, orgC: string;
 const users: Record<string, { id: string; token?: string }> = {};
 
-/** The tables PostgREST's OpenAPI lists (public schema) that carry an organization column. */
-async function tenantTablesFromOpenApi(): Promise<TenantTable[]> {
-  const res = await fetch(`${API_URL}/rest/v1/`, {
-    headers: { apikey: secrets().serviceRoleKey, Accept: "application/openapi+json" },
+function openApi(schema: string) {
+  return fetch(`${API_URL}/rest/v1/`, {
+    headers: { apikey: secrets().serviceRoleKey, Accept: "application/openapi+json", "Accept-Profile": schema },
   });
-  expect(res.status).toBe(200);
-  const spec = await res.json() as { definitions: Record<string, { properties: Record<string, { description?: string }> }> };
-  const out: TenantTable[] = [];
-  for (const [name, def] of Object.entries(spec.definitions)) {
-    const columns = Object.keys(def.properties);
-    const orgCol = name === "organizations" ? "id" : columns.includes("org_id") ? "org_id" : null;
-    if (!orgCol) continue;
-    // PostgREST marks primary key columns in their description: "Note: This is a Primary Key.<pk/>"
-    const key = columns.filter((c) => def.properties[c].description?.includes("<pk/>"));
-    out.push({ name, orgCol, columns, key });
+}
+
+/** What PostgREST serves in each schema (its OpenAPI), with the catalog's word on each table's columns. */
+async function discover() {
+  const existing = new Set((await admin`select nspname from pg_namespace`).map((r) => r.nspname as string));
+  for (const schema of SCHEMAS) {
+    const res = await openApi(schema);
+    if (!existing.has(schema)) {
+      // not in this database (graphql_public without pg_graphql): PostgREST must not serve it
+      unserved.push({ schema, status: res.status, code: (await res.json()).code });
+      continue;
+    }
+    expect(res.status, `PostgREST serves ${schema}`).toBe(200);
+    const spec = await res.json() as {
+      definitions: Record<string, { properties: Record<string, { description?: string }> }>;
+      paths: Record<string, { post?: { parameters?: { in: string; schema?: { properties?: Record<string, unknown> } }[] } }>;
+    };
+    for (const [path, item] of Object.entries(spec.paths)) {
+      if (!path.startsWith("/rpc/")) continue;
+      const body = item.post?.parameters?.find((p) => p.in === "body");
+      functions.push({ schema, name: path.slice(5), args: Object.keys(body?.schema?.properties ?? {}) });
+    }
+    for (const [name, def] of Object.entries(spec.definitions)) {
+      const names = Object.keys(def.properties);
+      const byPath = schema === "storage" && name === "objects";
+      const orgCol = byPath
+        ? "name"
+        : name === "organizations" && schema === "public"
+        ? "id"
+        : names.includes("org_id")
+        ? "org_id"
+        : null;
+      if (!orgCol) continue;
+      const columns = (await admin`
+        select a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
+               (select array_agg(e.enumlabel order by e.enumsortorder) from pg_enum e where e.enumtypid = a.atttypid) as enum_values,
+               has_column_privilege('anon', a.attrelid, a.attnum, 'INSERT') as anon_insert,
+               has_column_privilege('authenticated', a.attrelid, a.attnum, 'INSERT') as auth_insert,
+               has_column_privilege('anon', a.attrelid, a.attnum, 'UPDATE') as anon_update,
+               has_column_privilege('authenticated', a.attrelid, a.attnum, 'UPDATE') as auth_update,
+               exists (select 1 from pg_index i where i.indrelid = a.attrelid and i.indisunique and a.attnum = any (i.indkey)) as in_unique
+        from pg_attribute a
+        where a.attrelid = ${`${schema}.${name}`}::regclass and a.attnum > 0 and not a.attisdropped
+          and a.attidentity = '' and a.attgenerated = ''
+        order by a.attnum`).map((c) => ({
+        name: c.name as string,
+        type: c.type as string,
+        enumValues: c.enum_values as string[] | null,
+        mayInsert: { anon: c.anon_insert as boolean, authenticated: c.auth_insert as boolean },
+        mayUpdate: { anon: c.anon_update as boolean, authenticated: c.auth_update as boolean },
+        inUniqueKey: c.in_unique as boolean,
+      }));
+      // PostgREST marks primary key columns in their description: "Note: This is a Primary Key.<pk/>"
+      const key = names.filter((c) => def.properties[c].description?.includes("<pk/>"));
+      const userCol = ["user_id", "recipient_id"].find((c) => names.includes(c)) ?? null;
+      targets.push({ schema, name, orgCol, byPath, key, columns, userCol });
+    }
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  targets.sort((a, b) => `${a.schema}.${a.name}`.localeCompare(`${b.schema}.${b.name}`));
 }
 
 /**
@@ -55,25 +128,161 @@ const VOLATILE: Record<string, string[]> = {
   notification_deliveries: ["status", "attempts", "next_attempt_at", "last_error", "delivered_at"],
 };
 
-/** Every row of organization B in every tenant table, as the database has them. */
-async function rowsOfB(): Promise<Record<string, string[]>> {
+/** The victims' rows in every target, as the database has them: an organization's, less one member's own. */
+async function victimRows(org: string, exceptUser?: string): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  for (const t of tables) {
+  for (const t of targets) {
     const drop = (VOLATILE[t.name] ?? []).map((c) => ` - '${c}'`).join("");
+    const where = t.byPath ? `x.name like $1 || '/%'` : `x.${t.orgCol} = $1`;
+    const others = exceptUser && t.userCol ? ` and x.${t.userCol} is distinct from $2` : "";
     const rows = await admin.unsafe(
-      `select (to_jsonb(x)${drop})::text as j from public.${t.name} x where ${t.orgCol} = $1 order by 1`,
-      [orgB],
+      `select (to_jsonb(x)${drop})::text as j from ${t.schema}.${t.name} x where ${where}${others} order by 1`,
+      exceptUser && t.userCol ? [org, exceptUser] : [org],
     );
-    out[t.name] = rows.map((r) => r.j as string);
+    out[`${t.schema}.${t.name}`] = rows.map((r) => r.j as string);
   }
   return out;
 }
 
-const as = (token?: string): SupabaseClient<Database> =>
-  createClient<Database>(API_URL, secrets().anonKey, {
-    auth: { persistSession: false, autoRefreshToken: false },
-    global: token ? { headers: { Authorization: `Bearer ${token}` } } : {},
+interface Answer {
+  status: number;
+  body: unknown;
+}
+/** One request to the Data API through the gateway, as an app makes it (the anon key, the caller's token). */
+async function rest(
+  token: string | undefined,
+  schema: string,
+  method: string,
+  pathAndQuery: string,
+  body?: unknown,
+  prefer = "return=minimal",
+): Promise<Answer> {
+  const res = await fetch(`${API_URL}/rest/v1/${pathAndQuery}`, {
+    method,
+    headers: {
+      apikey: secrets().anonKey,
+      Authorization: `Bearer ${token ?? secrets().anonKey}`,
+      "Accept-Profile": schema,
+      "Content-Profile": schema,
+      "Content-Type": "application/json",
+      Prefer: prefer,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch { /* not JSON: kept as text for the report */ }
+  return { status: res.status, body: parsed };
+}
+
+const code = (a: Answer) => (a.body as { code?: string } | null)?.code;
+const message = (a: Answer) => (a.body as { message?: string } | null)?.message ?? "";
+/** The role's refusal: PostgREST answers 42501 with 401 to anon, 403 to a signed-in role. */
+const refused = (a: Answer, role: Role) => a.status === (role === "anon" ? 401 : 403) && code(a) === "42501";
+const emptyRead = (a: Answer) => a.status === 200 && Array.isArray(a.body) && a.body.length === 0;
+const nothingReached = (a: Answer) => a.status === 204;
+const whereRequired = (a: Answer, verb: "UPDATE" | "DELETE") =>
+  a.status === 400 && code(a) === "21000" && message(a) === `${verb} requires a WHERE clause`;
+const describeAnswer = (a: Answer) => `${a.status} ${JSON.stringify(a.body).slice(0, 160)}`;
+
+/** A value of the column's type that differs from `current`, so an update that got through shows. */
+function newValue(col: Column, current: unknown): unknown {
+  const t = col.type;
+  if (col.enumValues) return col.enumValues.find((v) => v !== current) ?? current;
+  if (t.endsWith("[]")) return t.startsWith("uuid") ? [crypto.randomUUID()] : ["matrix"];
+  if (t === "boolean") return !current;
+  if (/^(smallint|integer|bigint|numeric|real|double precision)/.test(t)) return Number(current ?? 0) + 1;
+  if (t === "uuid") return crypto.randomUUID();
+  if (t.startsWith("timestamp")) return "2001-02-03T04:05:06Z";
+  if (t === "date") return "2001-02-03";
+  if (t.startsWith("time")) return "01:02:03";
+  if (t === "interval") return "01:02:03";
+  if (t === "jsonb" || t === "json") return { matrix: crypto.randomUUID() };
+  if (t === "inet") return "192.0.2.1";
+  if (t === "bytea") return "\\x00";
+  return `matrix-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** The column an attacker writes: one its role may update, outside any unique key, not a key or the organization. */
+function columnToWrite(t: Target, role: Role): Column {
+  const candidates = t.columns.filter((c) => !t.key.includes(c.name) && c.name !== t.orgCol);
+  return candidates.find((c) => c.mayUpdate[role] && !c.inUniqueKey) ?? candidates.find((c) => c.mayUpdate[role]) ??
+    candidates[0] ?? t.columns[0];
+}
+
+/** The filter that selects one row by its key, in PostgREST's query syntax. */
+const byKey = (t: Target, row: Row) => t.key.map((k) => `${k}=eq.${encodeURIComponent(String(row[k]))}`).join("&");
+/** The filter that selects an organization's rows. */
+const byOrg = (t: Target, org: string) => t.byPath ? `name=like.${org}/*` : `${t.orgCol}=eq.${org}`;
+
+/**
+ * Every route to the victims' rows of every target, as one actor: what each answered that is not
+ * a pinned refusal. `exceptUser` leaves a member's own rows out (the student's own-organization run).
+ */
+async function attack(token: string | undefined, role: Role, org: string, exceptUser?: string): Promise<string[]> {
+  const findings: string[] = [];
+  const victims = await victimRows(org, exceptUser);
+  for (const t of targets) {
+    const rows = victims[`${t.schema}.${t.name}`];
+    if (!rows.length) continue;
+    const one = JSON.parse(rows[0]) as Row;
+    const call = (method: string, query: string, body?: unknown, prefer?: string) =>
+      rest(token, t.schema, method, `${t.name}${query ? `?${query}` : ""}`, body, prefer);
+    const expect = (cell: string, a: Answer, ok: boolean) => {
+      if (!ok) findings.push(`${t.schema}.${t.name}: ${cell} answered ${describeAnswer(a)}`);
+    };
+    const mine = exceptUser && t.userCol ? `&${t.userCol}=neq.${exceptUser}` : "";
+
+    if (!exceptUser) { // (a member reads their own organization's rows)
+      const sel = await call("GET", `select=*&${byOrg(t, org)}`);
+      expect("select by organization", sel, emptyRead(sel) || refused(sel, role));
+      const selKey = await call("GET", `select=*&${byKey(t, one)}`);
+      expect("select by key", selKey, emptyRead(selKey) || refused(selKey, role));
+    }
+
+    // a copy of a victim's row, in the columns the role may insert, under a fresh id where the table has one
+    // (with no column the role may insert, every column a client could write: the table's grant refuses it)
+    const insertable = t.columns.filter((c) => c.mayInsert[role]).map((c) => c.name);
+    const writable = insertable.length ? insertable : t.columns.map((c) => c.name);
+    const copy: Row = Object.fromEntries(Object.entries(one).filter(([k]) => writable.includes(k)));
+    if (typeof copy.id === "string") copy.id = crypto.randomUUID();
+    else if (typeof copy.id === "number") delete copy.id;
+    const ins = await call("POST", "", copy);
+    expect("insert of a copy of a victim's row", ins, refused(ins, role));
+
+    const col = columnToWrite(t, role);
+    const change = { [col.name]: newValue(col, one[col.name]) };
+    const updOrg = await call("PATCH", `${byOrg(t, org)}${mine}`, change);
+    expect(`update of ${col.name} by organization`, updOrg, nothingReached(updOrg) || refused(updOrg, role));
+    const updKey = await call("PATCH", byKey(t, one), change);
+    expect(`update of ${col.name} by key`, updKey, nothingReached(updKey) || refused(updKey, role));
+    const updAll = await call("PATCH", "", change);
+    expect(`update of ${col.name} without a filter`, updAll, whereRequired(updAll, "UPDATE") || refused(updAll, role));
+
+    // an upsert that collides with a victim's key: it must neither update the row nor reveal it (no
+    // client can name a key Postgres always generates, as audit.log's)
+    if (t.key.every((k) => t.columns.some((c) => c.name === k))) {
+      const collide = { ...copy, ...Object.fromEntries(t.key.map((k) => [k, one[k]])) };
+      const ups = await call("POST", "", collide, "return=minimal,resolution=merge-duplicates");
+      expect("upsert colliding with a victim's key", ups, refused(ups, role));
+    }
+
+    const delKey = await call("DELETE", byKey(t, one));
+    expect("delete by key", delKey, nothingReached(delKey) || refused(delKey, role));
+    const delOrg = await call("DELETE", `${byOrg(t, org)}${mine}`);
+    expect("delete by organization", delOrg, nothingReached(delOrg) || refused(delOrg, role));
+    const delAll = await call("DELETE", "");
+    expect("delete without a filter", delAll, whereRequired(delAll, "DELETE") || refused(delAll, role));
+  }
+  // what the database says, not what the API answered
+  const after = await victimRows(org, exceptUser);
+  for (const [t, rows] of Object.entries(after)) {
+    if (JSON.stringify(rows) !== JSON.stringify(victims[t])) findings.push(`${t}: the victims' rows changed`);
+  }
+  return findings;
+}
 
 /** What one organization's owner makes in every tenant table, through the project's own RPCs and as its members. */
 async function seed(org: string, ownerId: string, memberId: string, tag: string) {
@@ -113,81 +322,90 @@ beforeAll(async () => {
   const slug = () => `rest-matrix-${crypto.randomUUID().slice(0, 8)}`;
   [{ id: orgA }] = await admin`insert into public.organizations (name, slug) values ('Matrix A', ${slug()}) returning id`;
   [{ id: orgB }] = await admin`insert into public.organizations (name, slug) values ('Matrix B', ${slug()}) returning id`;
+  // the outsider's own organization: what it reaches, to show its token works
+  [{ id: orgC }] = await admin`insert into public.organizations (name, slug) values ('Matrix C', ${slug()}) returning id`;
   await admin`insert into public.organization_members (org_id, user_id, role) values
     (${orgA}, ${users.ownerA.id}, 'owner'), (${orgA}, ${users.studentA.id}, 'student'),
-    (${orgB}, ${users.ownerB.id}, 'owner'), (${orgB}, ${users.memberB.id}, 'teacher')`;
+    (${orgB}, ${users.ownerB.id}, 'owner'), (${orgB}, ${users.memberB.id}, 'teacher'), (${orgC}, ${users.outsider.id}, 'owner')`;
   await seed(orgA, users.ownerA.id, users.studentA.id, "A");
   await seed(orgB, users.ownerB.id, users.memberB.id, "B");
   await admin`select app.rollup_analytics()`;
-  // B's notifications go out first, so only an attacker could change B's rows from here on
+  // an export archive each, so storage.objects has rows of both organizations
+  for (const [org, owner] of [[orgA, users.ownerA.id], [orgB, users.ownerB.id]]) {
+    await admin`insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
+                values ('exports', ${`${org}/${crypto.randomUUID()}.zip`}, ${owner}, ${owner}, '{"size": 1}')`;
+  }
+  // the notifications go out first, so only an attacker could change the victims' rows from here on
   await waitUntil(
-    "B's deliveries settled",
+    "the deliveries settled",
     async () =>
-      (await admin`select 1 from public.notification_deliveries where org_id = ${orgB} and status = 'pending'
-                   union all select 1 from public.notification_audience_deliveries where org_id = ${orgB} and status = 'pending'`)
+      (await admin`select 1 from public.notification_deliveries where org_id in (${orgA}, ${orgB}) and status = 'pending'
+                   union all select 1 from public.notification_audience_deliveries where org_id in (${orgA}, ${orgB}) and status = 'pending'`)
         .length === 0,
     20_000,
   );
   for (const u of Object.values(users)) u.token = (await tokenFor(admin, u.id)).token;
-  tables = await tenantTablesFromOpenApi();
+  await discover();
 }, 60_000);
 
 afterAll(async () => {
-  await admin`update public.organizations set deleted_at = now() where id in (${orgA}, ${orgB})`;
+  await admin`update public.organizations set deleted_at = now() where id in (${orgA}, ${orgB}, ${orgC})`;
   await admin.end();
 });
 
-describe("the Data API's isolation matrix (tables from PostgREST's OpenAPI)", () => {
-  it("covers every tenant table PostgREST serves, each with rows of B to attack", async () => {
-    expect(tables.length).toBeGreaterThanOrEqual(20);
-    const b = await rowsOfB();
+describe("the Data API's isolation matrix (every schema PostgREST serves, tables from its OpenAPI)", () => {
+  it("covers every tenant table PostgREST serves in every exposed schema, each with rows of B to attack", async () => {
+    expect([...new Set(targets.map((t) => t.schema))].sort()).toEqual(["audit", "public", "storage"]);
+    expect(targets.length).toBeGreaterThanOrEqual(22);
+    expect(targets.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(["audit.log", "storage.objects"]));
+    const b = await victimRows(orgB);
     expect(Object.entries(b).filter(([, rows]) => rows.length === 0).map(([t]) => t), "tables without rows of B: seed them")
       .toEqual([]);
+    // a schema config.toml exposes that this database lacks is not served at all
+    expect(unserved).toEqual([{ schema: "graphql_public", status: 406, code: "PGRST106" }]);
+  });
+
+  it("each actor reaches its own organization (the positive control: a broken token would pass for isolation)", async () => {
+    const org = async (token: string, id: string) =>
+      (await rest(token, "public", "GET", `organizations?select=id&id=eq.${id}`)).body;
+    expect(await org(users.ownerA.token!, orgA)).toEqual([{ id: orgA }]);
+    expect(await org(users.studentA.token!, orgA)).toEqual([{ id: orgA }]);
+    expect(await org(users.outsider.token!, orgC)).toEqual([{ id: orgC }]);
+    // the audit schema too: its own organization's entries, for a holder of audit.read
+    const audit = await rest(users.ownerA.token, "audit", "GET", `log?select=org_id&org_id=eq.${orgA}&limit=1`);
+    expect(audit.body).toEqual([{ org_id: orgA }]);
+    // anon reaches Postgres as anon: refused by privileges on a table, served where it may read
+    const anonTable = await rest(undefined, "public", "GET", "organizations?select=id");
+    expect([anonTable.status, code(anonTable), message(anonTable)]).toEqual([
+      401,
+      "42501",
+      "permission denied for table organizations",
+    ]);
+    const anonBuckets = await rest(undefined, "storage", "GET", "buckets?select=id");
+    expect([anonBuckets.status, anonBuckets.body]).toEqual([200, []]);
   });
 
   for (const actor of ["ownerA", "studentA", "outsider", "anon"] as const) {
     it(`${actor} can read no row of B and change none, by any route`, async () => {
-      const client = as(actor === "anon" ? undefined : users[actor].token);
-      const before = await rowsOfB();
-      const leaks: string[] = [];
-      for (const t of tables) {
-        const one = JSON.parse(before[t.name][0]) as Row;
-        const byKey = (q: any) => t.key.reduce((acc, k) => acc.eq(k, one[k]), q);
-        const from = () => client.from(t.name as never) as any;
-
-        const sel = await from().select("*").eq(t.orgCol, orgB);
-        if (sel.data?.length) leaks.push(`${t.name}: select by ${t.orgCol} saw ${sel.data.length} rows`);
-        const selKey = await byKey(from().select("*"));
-        if (selKey.data?.length) leaks.push(`${t.name}: select by key saw ${selKey.data.length} rows`);
-
-        // a copy of one of B's rows, under a fresh id where the table has one, carrying B's organization
-        const copy: Row = { ...one };
-        if (typeof copy.id === "string") copy.id = crypto.randomUUID();
-        else if (typeof copy.id === "number") delete copy.id;
-        const ins = await from().insert(copy).select();
-        if (ins.data?.length) leaks.push(`${t.name}: insert carrying B's ${t.orgCol} made a row`);
-
-        const someCol = t.columns.find((c) => !t.key.includes(c) && c !== t.orgCol && typeof one[c] === "string") ?? t.columns[0];
-        const updOrg = await from().update({ [someCol]: one[someCol] }).eq(t.orgCol, orgB).select();
-        if (updOrg.data?.length) leaks.push(`${t.name}: update by ${t.orgCol} touched ${updOrg.data.length} rows`);
-        const updKey = await byKey(from().update({ [someCol]: one[someCol] })).select();
-        if (updKey.data?.length) leaks.push(`${t.name}: update by key touched ${updKey.data.length} rows`);
-
-        // an upsert that collides with B's key: it must neither update B's row nor reveal it
-        const ups = await from().upsert(one).select();
-        if (ups.data?.length) leaks.push(`${t.name}: upsert colliding with B's key answered ${ups.data.length} rows`);
-
-        const delKey = await byKey(from().delete()).select();
-        if (delKey.data?.length) leaks.push(`${t.name}: delete by key removed ${delKey.data.length} rows`);
-        const delOrg = await from().delete().eq(t.orgCol, orgB).select();
-        if (delOrg.data?.length) leaks.push(`${t.name}: delete by ${t.orgCol} removed ${delOrg.data.length} rows`);
-
-        for (const r of [sel, selKey, ins, updOrg, updKey, ups, delKey, delOrg]) {
-          if (r.status >= 500) leaks.push(`${t.name}: a ${r.status} (${r.error?.message}) for a client's request`);
-        }
-      }
-      expect(leaks).toEqual([]);
-      expect(await rowsOfB()).toEqual(before); // what the database says, not what the API answered
+      const role: Role = actor === "anon" ? "anon" : "authenticated";
+      expect(await attack(actor === "anon" ? undefined : users[actor].token, role, orgB)).toEqual([]);
     }, 120_000);
   }
+
+  it("a student can change no other member's rows of their own organization", async () => {
+    expect(await attack(users.studentA.token, "authenticated", orgA, users.studentA.id)).toEqual([]);
+  }, 120_000);
+
+  it("anon may call no function PostgREST serves but the storage path helpers", async () => {
+    expect(functions.length).toBeGreaterThanOrEqual(20);
+    const findings: string[] = [];
+    for (const f of functions) {
+      if (ANON_FUNCTIONS.includes(`${f.schema}.${f.name}`)) continue;
+      const a = await rest(undefined, f.schema, "POST", `rpc/${f.name}`, Object.fromEntries(f.args.map((k) => [k, null])), "");
+      if (!(refused(a, "anon") && message(a) === `permission denied for function ${f.name}`)) {
+        findings.push(`${f.schema}.${f.name}: ${describeAnswer(a)}`);
+      }
+    }
+    expect(findings).toEqual([]);
+  });
 });
