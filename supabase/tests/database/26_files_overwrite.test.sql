@@ -27,7 +27,8 @@ select tests.authenticate_as('teacher@fo.test');
 select throws_ok($$ insert into storage.objects (bucket_id, name, owner, metadata)
                    select 'files', path, tests.user_id('teacher@fo.test'), '{"size": 68}' from f
                    on conflict (bucket_id, name) do update set metadata = excluded.metadata $$,
-  null, null, 'nor by its uploader''s upsert');
+  '42501', 'new row violates row-level security policy for table "objects"',
+  'nor by its uploader''s upsert (no policy lets a user update an object: RLS refuses it before FL006 would)');
 reset role;
 select is((select metadata ->> 'size' from storage.objects where bucket_id = 'files' and name = (select path from f)), '5',
   'the object is as it was scanned');
