@@ -235,12 +235,29 @@ describe("roll-ups", () => {
     const before = await actual(orgA, "hour");
     const conn = await admin.reserve();
     try {
-      await conn`begin`;
-      await conn`select app.rollup_analytics()`;
+      // the run holds the roll-up lock; pg_cron's runs take it too, so wait for a turn of our own
+      await waitUntil(
+        "a run that is not busy",
+        async () => {
+          await conn`begin`;
+          const [{ busy }] = await conn`select busy from app.rollup_analytics()`;
+          if (busy) await conn`rollback`;
+          return !busy;
+        },
+        15_000,
+        250,
+      );
+      // inside its transaction the run has made the figures it is about to lose
+      const inside = await conn`select event_type, bucket, events::int, users::int, (sums ->> 'score')::float8 as score
+                                from public.analytics_hourly where org_id = ${orgA} order by 1, 2`;
+      expect(inside).toEqual(await expected(orgA, "hour"));
+      expect(inside).not.toEqual(before);
       const [{ pid }] = await conn`select pg_backend_pid() as pid`;
-      await admin`select pg_terminate_backend(${pid})`; // dies before it commits
-    } catch {
-      /* the terminated connection */
+      expect(await admin`select pg_terminate_backend(${pid}) as ended`).toEqual([{ ended: true }]); // dies before it commits
+      await waitUntil(
+        "the run's backend to be gone",
+        async () => (await admin`select 1 from pg_stat_activity where pid = ${pid}`).length === 0,
+      );
     } finally {
       conn.release();
     }
