@@ -1,6 +1,13 @@
-/* A bounded cache of ACL answers: a fixed array of slots addressed by the key's hash, where a new
- * answer overwrites whatever shared its slot. Lookups cost one hash and one string compare, so
- * the check Mosquitto makes for every delivered message stays off the database. */
+/* A bounded cache of ACL answers: a fixed array of slots addressed by the key's hash (principal,
+ * access, topic), where a new answer overwrites whatever shared its slot. A lookup costs one hash
+ * and one compare, so the check Mosquitto makes for every delivered message stays off the
+ * database.
+ *
+ * Answers can be dropped per organization (the topic's "org/<id>/..."), per principal, or all at
+ * once. Each slot remembers the generation of its organization's and its principal's bucket when
+ * it was filled, and dropping bumps a bucket, so forgetting an organization costs the same
+ * whatever the cache holds: a tenant changing roles in a loop does not make other tenants'
+ * answers cold (only those of the few organizations that share its bucket). */
 #ifndef ACL_CACHE_H
 #define ACL_CACHE_H
 #include <stdbool.h>
@@ -9,14 +16,24 @@
 
 struct acl_cache;
 
-struct acl_cache *acl_cache_new(size_t slots);          /* rounded up to a power of two */
+/* slots is rounded up to a power of two; seed keys the hash, so which keys share a slot or a
+ * bucket cannot be worked out from outside. */
+struct acl_cache *acl_cache_new(size_t slots, uint64_t seed);
 void acl_cache_free(struct acl_cache *cache);
 
-/* Finds key: true with *allowed and *age_ms set, false on a miss. */
-bool acl_cache_get(struct acl_cache *cache, const char *key, int64_t now_ms, bool *allowed, int64_t *age_ms);
-void acl_cache_put(struct acl_cache *cache, const char *key, bool allowed, int64_t now_ms);
+/* access is 'r', 'w' or 's'. Finds the answer: true with *allowed and *at_ms (when it was
+ * answered) set, false on a miss (never filled, overwritten, or dropped since). */
+bool acl_cache_get(struct acl_cache *cache, const char *principal, char access, const char *topic, bool *allowed,
+                   int64_t *at_ms);
+/* at_ms is when Postgres gave the answer: an answer copied from another keeps its age. */
+void acl_cache_put(struct acl_cache *cache, const char *principal, char access, const char *topic, bool allowed,
+                   int64_t at_ms);
+
+/* org_id: 36 characters, as in topics. */
+void acl_cache_forget_org(struct acl_cache *cache, const char *org_id);
+void acl_cache_forget_principal(struct acl_cache *cache, const char *principal);
 void acl_cache_clear(struct acl_cache *cache);
 
-struct acl_cache_stats { uint64_t hits, misses, evictions, clears; size_t slots, used; };
+struct acl_cache_stats { uint64_t hits, misses, evictions, clears, forgotten_orgs, forgotten_principals; size_t slots, used; };
 struct acl_cache_stats acl_cache_stats(const struct acl_cache *cache);
 #endif

@@ -10,8 +10,7 @@ static bool level_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
-/* 8-4-4-4-12 lowercase hex, as Postgres prints a uuid (what the policy's regexes accept). */
-static bool is_uuid(const char *s, size_t len)
+bool uuid_is_canonical(const char *s, size_t len)
 {
 	if(len != 36) return false;
 	for(size_t i = 0; i < 36; i++){
@@ -39,11 +38,11 @@ bool topic_is_well_formed(const char *topic, bool filter)
 		if(level == 1){
 			if(len != 3 || strncmp(p, "org", 3) != 0) return false;
 		}else if(level == 2){
-			if(!is_uuid(p, len)) return false;
+			if(!uuid_is_canonical(p, len)) return false;
 		}else if(wildcard){
 			if(*p == '#' && end) return false;       /* # only last */
 		}else if(exercise && (level == 4 || level == 6)){
-			if(!is_uuid(p, len)) return false;       /* an exercise's or a team's id */
+			if(!uuid_is_canonical(p, len)) return false;       /* an exercise's or a team's id */
 		}else{
 			for(size_t i = 0; i < len; i++) if(!level_char(p[i])) return false;
 		}

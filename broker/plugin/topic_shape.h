@@ -5,6 +5,9 @@
 #ifndef TOPIC_SHAPE_H
 #define TOPIC_SHAPE_H
 #include <stdbool.h>
+#include <stddef.h>
 
 bool topic_is_well_formed(const char *topic, bool filter);
+/* 8-4-4-4-12 lowercase hex, as Postgres prints a uuid (what the policy's regexes accept). */
+bool uuid_is_canonical(const char *s, size_t len);
 #endif

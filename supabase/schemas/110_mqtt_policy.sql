@@ -1,7 +1,7 @@
 -- The MQTT broker's policy: who may connect, and who may publish, subscribe to or receive a topic.
 -- The broker plugin (broker/plugin) verifies access tokens itself and asks these functions, as
 -- the role mqtt_broker, for everything that needs tenancy data; it caches the answers and drops
--- its cache when a NOTIFY on channel `mqtt_acl` says the data behind them changed.
+-- those a NOTIFY on channel `mqtt_acl` says changed (an organization's, a principal's, or all).
 --
 -- Topics (docs/architecture.md):
 --   system/health                                          service writes; every client reads
@@ -298,13 +298,77 @@ grant execute on function mqtt.emqx_acl(text) to mqtt_broker;
 
 -- ---------------------------------------------------------------------------------------------
 -- Invalidation: the broker caches decisions, so every change to the data behind them tells it
--- (after commit) to drop its cache; revoked keys and deleted or banned users are also named, so
--- the broker disconnects them.
+-- (after commit) which answers to drop: 'org <id>' for the answers about an organization's topics
+-- (memberships, permissions, the organization, its exercises and teams: every answer about
+-- org/<id>/... reads only these, the asking user's own row and the asking key's own row),
+-- 'principal user:<id>' / 'principal device:<id>' for one principal's answers (a user deleted or
+-- banned, a key changed), 'flush' for all of them (role defaults, which every organization reads).
+-- Naming the organization keeps one tenant's changes, made as often as it likes, from emptying
+-- every tenant's cache on the broker's single thread. Revoked keys and deleted or banned users are
+-- named with 'kick', so the broker also disconnects them. The broker drops everything for a
+-- payload it cannot read.
 create function app.notify_mqtt_acl_changed() returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
   perform pg_notify('mqtt_acl', 'flush');
+  return null;
+end
+$$;
+
+-- Statement-level with transition tables named new_rows and old_rows (one trigger per event, as
+-- Postgres requires): one NOTIFY per organization the statement touched, before or after; past
+-- 100 of them one flush, cheaper for the broker than a queue of hundreds.
+create function app.notify_mqtt_acl_orgs() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  orgs uuid[];
+  org uuid;
+begin
+  if tg_op = 'INSERT' then
+    select array_agg(distinct n.org_id) into orgs from new_rows n;
+  elsif tg_op = 'DELETE' then
+    select array_agg(distinct o.org_id) into orgs from old_rows o;
+  else
+    select array_agg(distinct x.org_id) into orgs
+    from (select n.org_id from new_rows n union all select o.org_id from old_rows o) x;
+  end if;
+  if cardinality(orgs) > 100 then
+    perform pg_notify('mqtt_acl', 'flush');
+  else
+    foreach org in array coalesce(orgs, '{}') loop
+      perform pg_notify('mqtt_acl', 'org ' || org);
+    end loop;
+  end if;
+  return null;
+end
+$$;
+
+-- Row-level, for triggers on columns (transition tables cannot be had there).
+create function app.notify_mqtt_organization_changed() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform pg_notify('mqtt_acl', 'org ' || old.id);
+  return null;
+end
+$$;
+
+create function app.notify_mqtt_key_changed() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform pg_notify('mqtt_acl', 'principal device:' || old.id);
+  return null;
+end
+$$;
+
+create function app.notify_mqtt_user_changed() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform pg_notify('mqtt_acl', 'principal user:' || old.id);
   return null;
 end
 $$;
@@ -330,25 +394,49 @@ begin
   return null;
 end
 $$;
-revoke all on function app.notify_mqtt_acl_changed(), app.notify_mqtt_key_revoked(), app.notify_mqtt_user_revoked() from public;
+revoke all on function app.notify_mqtt_acl_changed(), app.notify_mqtt_acl_orgs(), app.notify_mqtt_organization_changed(),
+                       app.notify_mqtt_key_changed(), app.notify_mqtt_user_changed(), app.notify_mqtt_key_revoked(),
+                       app.notify_mqtt_user_revoked() from public;
 
-create trigger notify_mqtt_acl after insert or update or delete on public.organization_members
-  for each statement execute function app.notify_mqtt_acl_changed();
-create trigger notify_mqtt_acl after insert or update or delete on public.member_permissions
-  for each statement execute function app.notify_mqtt_acl_changed();
+create trigger notify_mqtt_acl_insert after insert on public.organization_members
+  referencing new table as new_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_update after update on public.organization_members
+  referencing new table as new_rows old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_delete after delete on public.organization_members
+  referencing old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_insert after insert on public.member_permissions
+  referencing new table as new_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_update after update on public.member_permissions
+  referencing new table as new_rows old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_delete after delete on public.member_permissions
+  referencing old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
 create trigger notify_mqtt_acl after update of deleted_at or delete on public.organizations
+  for each row execute function app.notify_mqtt_organization_changed();
+create trigger notify_mqtt_acl_insert after insert on public.exercises
+  referencing new table as new_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_update after update on public.exercises
+  referencing new table as new_rows old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_delete after delete on public.exercises
+  referencing old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_insert after insert on public.exercise_teams
+  referencing new table as new_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_update after update on public.exercise_teams
+  referencing new table as new_rows old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_delete after delete on public.exercise_teams
+  referencing old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_insert after insert on public.exercise_team_members
+  referencing new table as new_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_update after update on public.exercise_team_members
+  referencing new table as new_rows old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl_delete after delete on public.exercise_team_members
+  referencing old table as old_rows for each statement execute function app.notify_mqtt_acl_orgs();
+create trigger notify_mqtt_acl after insert or update or delete on public.role_permissions
   for each statement execute function app.notify_mqtt_acl_changed();
-create trigger notify_mqtt_acl after insert or update or delete on public.exercises
-  for each statement execute function app.notify_mqtt_acl_changed();
-create trigger notify_mqtt_acl after insert or update or delete on public.exercise_teams
-  for each statement execute function app.notify_mqtt_acl_changed();
-create trigger notify_mqtt_acl after insert or update or delete on public.exercise_team_members
-  for each statement execute function app.notify_mqtt_acl_changed();
-create trigger notify_mqtt_acl after update of revoked_at, expires_at, mqtt_topics or delete on public.api_keys
-  for each statement execute function app.notify_mqtt_acl_changed();
+create trigger notify_mqtt_acl after update of revoked_at, expires_at, mqtt_topics, scopes, created_by or delete on public.api_keys
+  for each row execute function app.notify_mqtt_key_changed();
 create trigger notify_mqtt_key_revoked after update of revoked_at or delete on public.api_keys
   for each row execute function app.notify_mqtt_key_revoked();
 create trigger notify_mqtt_acl after update of deleted_at, banned_until or delete on auth.users
-  for each statement execute function app.notify_mqtt_acl_changed();
+  for each row execute function app.notify_mqtt_user_changed();
 create trigger notify_mqtt_user_revoked after update of deleted_at, banned_until or delete on auth.users
   for each row execute function app.notify_mqtt_user_revoked();
