@@ -174,11 +174,16 @@ describe("a hosted-style migration", () => {
   });
 
   it("never sends a request from a rolled-back transaction", async () => {
-    await sql.begin(async (tx) => {
-      await tx`select compat_fixture.call_sink('rolled-back')`;
-      await tx`rollback and chain`.catch(() => {});
-      throw new Error("roll back");
-    }).catch(() => {});
+    class Rollback extends Error {}
+    let queued = "";
+    await expect(sql.begin(async (tx) => {
+      const [{ id }] = await tx`select compat_fixture.call_sink('rolled-back') as id`;
+      queued = id;
+      // queued within its transaction, and then rolled back with it (nothing else may end it)
+      expect(await tx`select 1 from net.http_request_queue where id = ${id}`).toHaveLength(1);
+      throw new Rollback();
+    })).rejects.toBeInstanceOf(Rollback);
+    expect(await sql`select 1 from net.http_request_queue where id = ${queued}`).toHaveLength(0);
     // a call committed after the rolled-back one has arrived: the other would have by now
     await sql`select compat_fixture.call_sink('committed-after-rollback')`;
     await waitUntil(
