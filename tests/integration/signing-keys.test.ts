@@ -233,6 +233,13 @@ describe("a function's own check", () => {
     const call = (token: string) => fetch(`${API_URL}/functions/v1/health`, { headers: { authorization: `Bearer ${token}` } });
     const forged = await call(await signWith(await newSigningKey(), userClaims()));
     expect([forged.status, (await forged.json()).error?.code]).toEqual([401, "invalid_jwt"]);
+    // a legacy-looking token under another secret: verified with LEGACY_JWT_SECRET, not trusted
+    const forgedLegacy = await call(
+      await new SignJWT(userClaims()).setProtectedHeader({ alg: "HS256" }).sign(
+        new TextEncoder().encode("not-the-secret-x".repeat(2)),
+      ),
+    );
+    expect([forgedLegacy.status, (await forgedLegacy.json()).error?.code]).toEqual([401, "invalid_jwt"]);
     const real = await call((await tokenFor(admin, user)).token);
     expect(real.status).toBe(200);
     await real.body?.cancel();

@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 // The shared handler wrapper: methods and callers declared by the handler are enforced before it
 // runs, every failure becomes the documented envelope with a request id.
 import { Redis } from "@upstash/redis";
@@ -21,7 +22,13 @@ const handler = serveHandler("unit", { methods: ["POST"], callers: ["public"], a
 const post = (body: string, headers: Record<string, string> = {}) =>
   handler(new Request("http://x/fn", { method: "POST", body, headers }));
 
-const token = (claims: Record<string, unknown>) => new UnsecuredJWT(claims).encode();
+// A legacy HS256 token such as the gateway's verify_jwt has checked: without LEGACY_JWT_SECRET the
+// function takes its claims as the gateway vouched for them (an unsigned token it refuses).
+const token = (claims: Record<string, unknown>) => {
+  const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const body = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+  return `${body}.${crypto.createHmac("sha256", "verified-by-the-gateway").update(body).digest("base64url")}`;
+};
 const signed = (claims: Record<string, unknown>, secret = "not-the-project-secret") =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secret));
 const user = { role: "authenticated", sub: "5f0c7c0e-2222-4222-8222-222222222222" };
@@ -217,5 +224,30 @@ describe("bearerToken (the one parser of Authorization)", () => {
     expect(bearerToken(new Request("http://x"))).toBeNull();
     expect(() => bearerToken(new Request("http://x", { headers: { authorization: "Bearer a b" } }))).toThrow(HttpError);
     expect(() => bearerToken(new Request("http://x", { headers: { authorization: "Token abc" } }))).toThrow(HttpError);
+  });
+});
+
+describe("a user token the function checks itself", () => {
+  const h = (legacySecret: string | null) =>
+    serveHandler("unit", {
+      methods: ["POST"],
+      callers: ["user"],
+      auth: {
+        ...auth,
+        tokenKeys: {
+          jwks: () => Promise.resolve({ keys: [] }),
+          legacySecret: legacySecret ? new TextEncoder().encode(legacySecret) : null,
+        },
+      },
+    }, (_req, ctx) => Response.json(ctx.caller));
+  const call = (handler: ReturnType<typeof h>, t: string) =>
+    handler(new Request("http://x/fn", { method: "POST", headers: { authorization: `Bearer ${t}` } }));
+
+  it("refuses an unsigned token and, with the legacy secret given, an HS256 token made with another", async () => {
+    expect((await call(h(null), new UnsecuredJWT(user).encode())).status).toBe(401);
+    expect((await call(h("verified-by-the-gateway"), token(user))).status).toBe(401); // token() has no exp
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    expect((await call(h("the-legacy-secret"), await signed({ ...user, exp }, "the-legacy-secret"))).status).toBe(200);
+    expect((await call(h("the-legacy-secret"), await signed({ ...user, exp }, "someone-elses-secret"))).status).toBe(401);
   });
 });

@@ -61,6 +61,8 @@ function functionEnv(): Record<string, string> {
   }
   // the new keys under hosted's names: JSON dictionaries of named keys, and the public signing keys
   env.SUPABASE_JWKS = JSON.stringify(publicJwks ?? { keys: [] });
+  // what an operator sets as a function secret while legacy HS256 tokens live (docs/deploy.md)
+  env.LEGACY_JWT_SECRET = JWT_SECRET;
   env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify(keys.publishable ? { default: keys.publishable } : {});
   env.SUPABASE_SECRET_KEYS = JSON.stringify(keys.secret ? { default: keys.secret } : {});
   for (const file of [process.env.FUNCTIONS_ENV_FILE, path.join(FUNCTIONS_DIR, ".env")]) {

@@ -172,7 +172,13 @@ export async function resolveCaller<K extends CallerKind>(
   refuse(allowed, 401);
 }
 
-/** An asymmetric token must verify against the project's keys; HS256 ones were checked by the gateway. */
+/**
+ * An asymmetric token must verify against the project's keys. A legacy HS256 token is verified
+ * with the legacy secret when the function is given it (LEGACY_JWT_SECRET, a function secret the
+ * operator sets while legacy tokens live, as the local stack does); without it only the gateway's
+ * verify_jwt vouches for one, so a function with verify_jwt = false must be given the secret
+ * before it acts on a user's identity (docs/deploy.md).
+ */
 async function verifySignedUserToken(token: string, auth: CallerAuth) {
   let alg: string | undefined;
   try {
@@ -180,7 +186,7 @@ async function verifySignedUserToken(token: string, auth: CallerAuth) {
   } catch {
     throw new HttpError(401, "unauthorized", "The access token cannot be read.");
   }
-  if (alg === "HS256") return;
+  if (alg === "HS256" && !auth.tokenKeys?.legacySecret) return;
   const check = auth.tokenKeys ? await verifyAccessToken(token, auth.tokenKeys) : null;
   if (!check?.ok) {
     throw new HttpError(

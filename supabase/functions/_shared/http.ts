@@ -70,7 +70,11 @@ function serviceKeysFromEnv(): string[] {
 /** The project's public signing keys as hosted injects them, refreshed from the auth server on an unknown kid. */
 function tokenKeysFromEnv(): CallerAuth["tokenKeys"] {
   const url = readEnv("SUPABASE_URL");
-  return { ...jwksSource(readEnv("SUPABASE_JWKS"), url ? `${url}/auth/v1/.well-known/jwks.json` : null), legacySecret: null };
+  const legacy = readEnv("LEGACY_JWT_SECRET");
+  return {
+    ...jwksSource(readEnv("SUPABASE_JWKS"), url ? `${url}/auth/v1/.well-known/jwks.json` : null),
+    legacySecret: legacy ? new TextEncoder().encode(legacy) : null,
+  };
 }
 
 export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
