@@ -6,9 +6,9 @@
 // keeps it and sends again), then one insert as the service (members and keys hold no INSERT on
 // the events table) that checks membership, or the key's life and events.write, once more.
 import type postgres from "postgres";
-import { type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
+import { API_KEY_CACHE_MS, type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
 import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
-import { apiKeyContext, asService, asUser, withRequestContext } from "../_shared/db.ts";
+import { asService, asUser } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
@@ -40,10 +40,19 @@ export async function ingestEvents(
   const rejected: RejectedEvent[] = checked.filter(isRejected);
   let accepted = checked.filter((x): x is AcceptedEvent => !isRejected(x));
 
-  // a key is asked about even when no event is valid: a revoked key hears so at its next request
-  const keyBudget = caller.kind === "api_key" ? await keyTier(deps, caller, req, ctx.requestId) : null;
+  let tier: { per_minute: number } | null = null;
+  if (caller.kind === "api_key") {
+    // Postgres decides in the insert below (the key live and holding events.write, as the user's
+    // insert checks membership). Until then only a key that held the scope when it was verified,
+    // at most API_KEY_CACHE_MS ago, takes from the organization's budget; a key with nothing to
+    // insert is asked about at once, so a revoked key hears so at its next request.
+    if (!accepted.length || !caller.scopes.includes(EVENTS_SCOPE)) {
+      await keyGate(deps).run(caller, req, ctx.requestId, EVENTS_SCOPE, noop);
+    }
+    if (accepted.length) tier = { per_minute: await eventsPerMinute(deps, orgId, ctx.requestId) };
+  }
   if (accepted.length) {
-    const tier = keyBudget ?? await memberTier(deps, caller as UserCaller, req, ctx.requestId);
+    tier ??= await memberTier(deps, caller as UserCaller, req, ctx.requestId);
     let granted: number;
     try {
       granted = await deps.limiter.take(`events:org:${orgId}`, accepted.length, tier.per_minute);
@@ -91,6 +100,8 @@ export async function ingestEvents(
     });
     if (count === 0) {
       if (caller.kind === "user") throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+      // revoked, expired, or without events.write now: the key's own answer
+      await keyGate(deps).run(caller, req, ctx.requestId, EVENTS_SCOPE, noop);
       throw missingScope(EVENTS_SCOPE);
     }
   }
@@ -110,24 +121,24 @@ async function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, re
   return tier;
 }
 
-/**
- * The key's organization's events budget, asked in the key's own request context together with
- * whether the key is live and holds events.write (one statement: the bench's key path costs what
- * the member's does).
- */
-async function keyTier(deps: IngestDeps, caller: ApiKeyCaller, req: Request, requestId: string) {
+const noop = async () => {};
+const keyGate = (deps: IngestDeps) => {
   if (!deps.apiKeys) throw new Error("analytics-ingest: API key callers need the gate");
-  const [row] = await withRequestContext(
-    deps.sql,
-    apiKeyContext(caller, req, requestId),
-    (tx) =>
-      tx<{ per_minute: number; live: boolean; allowed: boolean }[]>`
-      select t.events_per_minute as per_minute, app.current_api_key_id() is not null as live,
-             app.has_permission(o.id, ${EVENTS_SCOPE}) as allowed
-      from public.organizations o join public.subscription_tiers t on t.tier = o.tier
-      where o.id = ${caller.orgId}`,
-  );
-  if (!row?.live) return await deps.apiKeys.refuse(req, requestId);
-  if (!row.allowed) throw missingScope(EVENTS_SCOPE);
-  return row;
+  return deps.apiKeys;
+};
+
+/** Organizations' events per minute as the service last read them: a tier changes rarely, a key calls often. */
+const budgets = new Map<string, { perMinute: number; until: number }>();
+async function eventsPerMinute(deps: IngestDeps, orgId: string, requestId: string): Promise<number> {
+  const now = Date.now();
+  const hit = budgets.get(orgId);
+  if (hit && hit.until > now) return hit.perMinute;
+  const [t] = await asService(deps.sql, requestId, (tx) =>
+    tx<{ per_minute: number }[]>`
+      select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
+      where o.id = ${orgId}`);
+  if (!t) throw new HttpError(403, "forbidden", "The key's organization is gone.");
+  if (budgets.size > 10_000) budgets.clear();
+  budgets.set(orgId, { perMinute: t.per_minute, until: now + API_KEY_CACHE_MS });
+  return t.per_minute;
 }

@@ -1,0 +1,180 @@
+// npm run bench:calls: what a function call costs against PostgREST's insert, and the API-key path
+// against the user's, through the same gateway, each with 50 calls in flight for a fixed time,
+// interleaved in rounds in one run (issues 32, item 4, and 31):
+//   fn        a teacher's one-event analytics-ingest call (Authorization: the access token, apikey:
+//             the publishable key): the gateway verifies the token, the function verifies it too,
+//             counts the API call, reads the tier as the teacher, takes the events budget from
+//             Redis and inserts the event as the service with a last membership check;
+//   postgrest the same teacher's single-row insert into exercises (POST /rest/v1/exercises,
+//             return=minimal): the gateway proxies to PostgREST, which runs the insert under RLS
+//             (the exercises.control policy) with the row's triggers (stamp, audit);
+//   key       the same one-event analytics-ingest call made with an API key (x-api-key beside the
+//             publishable key): the gateway swaps the publishable key for an anon token, the
+//             function admits the key (verification cached in memory; the key's and the
+//             organization's requests a minute taken from Redis), counts the API call, reads the
+//             tier with the key's life and events.write as the key, takes the events budget and
+//             inserts as the service with a last check of the key.
+// Each round of key calls uses an organization and key of its own, so the tier's 6,000 requests a
+// minute (enterprise) never refuse the bench. The last line:
+//   ratio=<fn rps / postgrest rps> rps= postgrest_rps= p99_ms= postgrest_p99_ms= key_rps= key_p99_ms=
+// The line before it gives the load average at the start and end of the run (2 shared cores).
+import crypto from "node:crypto";
+import os from "node:os";
+import postgres from "postgres";
+import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
+import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
+import { loadProjectConfig } from "../dev/platform/project-config.ts";
+import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
+import { readSecrets } from "../dev/stack/secrets.ts";
+import { summarize } from "./stats.ts";
+
+const IN_FLIGHT = Number(process.env.BENCH_CALLS_IN_FLIGHT ?? 50);
+const SECONDS = Number(process.env.BENCH_CALLS_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_CALLS_ROUNDS ?? 3);
+const log = (msg: string, f: Record<string, unknown> = {}) =>
+  console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:calls", msg, ...f }));
+const load = () => os.loadavg().map((x) => +x.toFixed(2));
+
+const secrets = readSecrets();
+if (!secrets) throw new Error("start the stack first: npm start");
+const API = `http://${HOST}:${PORTS.gateway}`;
+const sql = postgres(DB_URL, { max: 2, onnotice: () => {} });
+const suffix = crypto.randomUUID().slice(0, 8);
+const orgs: string[] = [];
+
+async function organization(name: string) {
+  const [o] = await sql<{ id: string }[]>`
+    insert into public.organizations (name, slug, tier) values (${name}, ${`bench-calls-${suffix}-${orgs.length}`}, 'enterprise') returning id`;
+  orgs.push(o.id);
+  return o.id;
+}
+async function member(org: string, role: string) {
+  const id = crypto.randomUUID();
+  await sql`insert into auth.users (id, aud, role, email, email_confirmed_at)
+            values (${id}, 'authenticated', 'authenticated', ${`${id}@bench.local`}, now())`;
+  await sql`insert into public.organization_members (org_id, user_id, role) values (${org}, ${id}, ${role}::public.org_role)`;
+  return id;
+}
+/** A key with events.write, made by the organization's owner as create_api_key makes it. */
+async function keyFor(org: string) {
+  const owner = await member(org, "owner");
+  return sql.begin(async (tx) => {
+    await tx`select set_config('role', 'authenticated', true),
+                    set_config('request.jwt.claims', ${JSON.stringify({ sub: owner, role: "authenticated" })}, true)`;
+    const [k] = await tx<
+      { api_key: string }[]
+    >`select api_key from public.create_api_key(${org}, 'bench', array['events.write'])`;
+    return k.api_key;
+  }) as Promise<string>;
+}
+
+const org = await organization("Calls bench");
+const teacher = await member(org, "teacher");
+const config = loadProjectConfig(paths.supabase);
+const { token } = await mintAccessToken(sql, projectSigner(config, secrets.jwtSecret), config, {
+  userId: teacher,
+  expiresIn: 3600,
+});
+const oneEvent = () =>
+  JSON.stringify({ events: [{ type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: "/bench" } }] });
+
+type Send = () => Promise<Response>;
+const sides: Record<"fn" | "postgrest" | "key", (key: string) => Send> = {
+  fn: () => () =>
+    fetch(`${API}/functions/v1/analytics-ingest`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}`, apikey: secrets.publishableKey },
+      body: oneEvent(),
+    }),
+  postgrest: () => () =>
+    fetch(`${API}/rest/v1/exercises`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${token}`,
+        apikey: secrets.publishableKey,
+        prefer: "return=minimal",
+      },
+      body: JSON.stringify({ org_id: org, title: "Bench exercise" }),
+    }),
+  key: (key) => () =>
+    fetch(`${API}/functions/v1/analytics-ingest`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": key, apikey: secrets.publishableKey },
+      body: oneEvent(),
+    }),
+};
+
+/** IN_FLIGHT loops sending for `seconds`: each answered call's latency, and the calls that were not 2xx. */
+async function phase(send: Send, seconds: number) {
+  const latencies: number[] = [];
+  const failures = new Map<number, number>();
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      const res = await send();
+      await res.arrayBuffer();
+      if (res.status >= 300) failures.set(res.status, (failures.get(res.status) ?? 0) + 1);
+      else latencies.push(performance.now() - t);
+    }
+  }));
+  return { latencies, failures, ms: performance.now() - t0 };
+}
+
+const totals = {
+  fn: { latencies: [] as number[], ms: 0, failed: 0 },
+  postgrest: { latencies: [] as number[], ms: 0, failed: 0 },
+  key: { latencies: [] as number[], ms: 0, failed: 0 },
+};
+const loadAtStart = load();
+try {
+  // a short round first: the function processes start, their connections and caches fill
+  const warmKey = await keyFor(await organization("Calls bench warm-up"));
+  for (const side of ["fn", "postgrest", "key"] as const) await phase(sides[side](warmKey), 1);
+
+  const orders = [["fn", "postgrest", "key"], ["postgrest", "key", "fn"], ["key", "fn", "postgrest"]] as const;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const key = await keyFor(await organization(`Calls bench round ${round}`));
+    for (const side of orders[(round - 1) % orders.length]) {
+      const before = load()[0];
+      const r = await phase(sides[side](key), SECONDS);
+      const s = summarize(r.latencies);
+      const failed = [...r.failures.values()].reduce((a, b) => a + b, 0);
+      totals[side].latencies.push(...r.latencies);
+      totals[side].ms += r.ms;
+      totals[side].failed += failed;
+      log("phase", {
+        round,
+        side,
+        rps: Math.round(r.latencies.length / (r.ms / 1000)),
+        p50_ms: +s.p50.toFixed(1),
+        p99_ms: +s.p99.toFixed(1),
+        failed: Object.fromEntries(r.failures),
+        load1_before: before,
+        load1_after: load()[0],
+      });
+    }
+  }
+} finally {
+  await sql`update public.organizations set deleted_at = now() where id = any (${orgs}::uuid[])`;
+  await sql.end();
+}
+
+const figure = (side: keyof typeof totals) => ({
+  rps: totals[side].latencies.length / (totals[side].ms / 1000),
+  p99: summarize(totals[side].latencies).p99,
+});
+const fn = figure("fn"), rest = figure("postgrest"), key = figure("key");
+log("load", {
+  load_at_start: loadAtStart,
+  load_at_end: load(),
+  failed: Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, v.failed])),
+});
+console.log(
+  `ratio=${(fn.rps / rest.rps).toFixed(2)} rps=${fn.rps.toFixed(0)} postgrest_rps=${rest.rps.toFixed(0)} ` +
+    `p99_ms=${fn.p99.toFixed(0)} postgrest_p99_ms=${rest.p99.toFixed(0)} key_rps=${key.rps.toFixed(0)} key_p99_ms=${
+      key.p99.toFixed(0)
+    }`,
+);
