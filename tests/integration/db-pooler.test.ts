@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { poolerSettings, poolerUrl } from "../../dev/stack/pooler.ts";
+import { paths } from "../../dev/stack/config.ts";
+import { functionsDbUrl, poolerSettings, poolerUrl } from "../../dev/stack/pooler.ts";
 import { canConnect, readPid } from "../../dev/stack/processes.ts";
 import { API_URL, PORTS } from "../helpers/stack.ts";
 
@@ -52,6 +53,9 @@ async function callHealth() {
 
 describe(`the stack's database connections (pooler ${pooler.enabled ? "on" : "off"})`, () => {
   it("functions connect through the pooler when it is on, to Postgres when it is off", async () => {
+    // the stack runs as the setting says (a start with SUPABASE_DB_POOLER_ENABLED needs it here too)
+    const started = /^SUPABASE_DB_URL=(.*)$/m.exec(fs.readFileSync(paths.functionsEnv, "utf8"))?.[1];
+    expect(started, "the SUPABASE_DB_URL the running stack gave its functions").toBe(functionsDbUrl(pooler));
     await callHealth();
     const gateway = readPid("gateway");
     expect(gateway).not.toBeNull();
