@@ -35,11 +35,21 @@ revoke all on public.invitations from anon, authenticated;
 grant select (id, org_id, email, role, expires_at, accepted_at, accepted_by, revoked_at, revoked_by,
               created_at, updated_at, created_by, updated_by) on public.invitations to authenticated;
 
+-- The caller's address once confirmed, from auth.users: the token's email claim is set at sign-up,
+-- before anyone proved the address is theirs, so it cannot decide who sees an invitation.
+create function app.my_confirmed_email() returns text
+language sql stable security definer set search_path = ''
+as $$
+  select lower(u.email) from auth.users u where u.id = (select auth.uid()) and u.email_confirmed_at is not null
+$$;
+revoke all on function app.my_confirmed_email() from public;
+grant execute on function app.my_confirmed_email() to authenticated;
+
 create policy "inviters see their organization's invitations" on public.invitations
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('members.invite'))));
-create policy "invitees see open invitations to their e-mail" on public.invitations
+create policy "invitees see open invitations to their confirmed e-mail" on public.invitations
   for select to authenticated
-  using (accepted_at is null and revoked_at is null and email = lower((select auth.jwt()) ->> 'email'));
+  using (accepted_at is null and revoked_at is null and email = (select app.my_confirmed_email()));
 
 -- ---------------------------------------------------------------------------------------------
 -- RPCs
