@@ -9,7 +9,7 @@ import { readPid, spawnDetached, stopProcess } from "../../dev/stack/processes.t
 import { services } from "../../dev/stack/services.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
-import type { Envelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
+import { type Envelope, makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
 import { adminSql, apiSql, createUser, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
@@ -193,7 +193,29 @@ describe("sending an announcement to a role's audience", () => {
         (await admin`select status from public.notification_audience_deliveries where batch_id = ${toTeachers.batch_id}`)[0]
           ?.status === "sent",
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // The dispatch recorded the teachers' delivery after the broker took it, so sentinels the service
+    // sends now reach each student's subscriptions after anything of it would have (Mosquitto routes
+    // in the order it receives)
+    const service = connectRealtime({
+      url: `mqtt://${HOST}:${PORTS.mqtt}`,
+      password: secrets().serviceRoleKey,
+      username: "service",
+    });
+    open.push(service);
+    const toStudents = makeEnvelope({ type: "test.sentinel", org_id: orgA, data: {} });
+    const toS1 = makeEnvelope({ type: "test.sentinel", org_id: orgA, data: {} });
+    await service.publish(topics.roleNotifications(orgA, "student"), toStudents);
+    await service.publish(topics.notifications(orgA, u.s1.id), toS1);
+    await waitUntil(
+      "the sentinels",
+      () =>
+        Promise.resolve(
+          [s1, s2Wild].every((got) => got.some((e) => e.id === toStudents.id)) && s1Own.some((e) => e.id === toS1.id),
+        ),
+      5000,
+      20,
+    );
+    for (const got of [s1, s2Wild, s1Own]) got.splice(got.findIndex((e) => e.type === "test.sentinel"), 1);
     expect(s1).toHaveLength(1);
     expect(s2Wild.map((e) => e.id)).toEqual([batch_id]);
     expect(s1Own.filter((e) => e.type === "announcement.broadcast")).toEqual([]);
