@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { functionsDbUrl, poolerSettings, poolerUrl } from "../../dev/stack/pooler.ts";
 import { DB_URL, PORTS } from "../../dev/stack/config.ts";
-import { connectDatabase, transactionPooled } from "../../supabase/functions/_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl, transactionPooled } from "../../supabase/functions/_shared/db.ts";
 
 describe("a database URL through a transaction pooler", () => {
   it("is one when it says pgbouncer=true, which is taken off before connecting", () => {
@@ -43,6 +43,21 @@ describe("a database URL through a transaction pooler", () => {
 
   it("overrides a caller's prepare: true", () => {
     expect(connectDatabase("postgresql://u:p@h:6543/db", { prepare: true }).options.prepare).toBe(false);
+  });
+
+  it("functions take DB_POOLER_URL over SUPABASE_DB_URL when the secret is set", () => {
+    const pooler = "postgresql://postgres.ref:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres";
+    const before = process.env.DB_POOLER_URL;
+    try {
+      delete process.env.DB_POOLER_URL;
+      expect(functionsDatabaseUrl(DB_URL)).toBe(DB_URL);
+      process.env.DB_POOLER_URL = pooler;
+      expect(functionsDatabaseUrl(DB_URL)).toBe(pooler);
+      expect(connectDatabase(functionsDatabaseUrl(DB_URL)).options.prepare).toBe(false);
+    } finally {
+      if (before === undefined) delete process.env.DB_POOLER_URL;
+      else process.env.DB_POOLER_URL = before;
+    }
   });
 });
 

@@ -4,6 +4,7 @@
 // superuser outside migrations and tests of the catalog.
 import postgres from "postgres";
 import { type ApiKeyCaller, type ApiKeyVerifier, auditHeaders, type UserCaller } from "./auth.ts";
+import { readEnv } from "./env.ts";
 import { HttpError } from "./errors.ts";
 
 /** Supavisor's transaction mode on hosted projects (its session mode is 5432). */
@@ -23,6 +24,15 @@ export function transactionPooled(databaseUrl: string): { url: string; pooled: b
   url.searchParams.delete("pgbouncer");
   const pooled = marker === "true" || (marker === null && url.port === SUPAVISOR_TRANSACTION_PORT);
   return { url: marker === null ? databaseUrl : url.toString(), pooled };
+}
+
+/**
+ * The database URL a function connects with: DB_POOLER_URL when set, else SUPABASE_DB_URL. Hosted
+ * projects hand every function SUPABASE_DB_URL themselves (documented as the direct connection)
+ * and refuse secrets named SUPABASE_*, so the transaction pooler's URL comes as a secret of its own.
+ */
+export function functionsDatabaseUrl(supabaseDbUrl: string): string {
+  return readEnv("DB_POOLER_URL") || supabaseDbUrl;
 }
 
 type ClientOptions = NonNullable<Parameters<typeof postgres>[1]>;

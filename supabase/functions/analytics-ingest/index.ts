@@ -4,7 +4,7 @@
 // (ingest.ts; the event types in events.ts).
 import { z } from "zod";
 import { apiKeyGate } from "../_shared/api-keys.ts";
-import { connectDatabase } from "../_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
@@ -13,7 +13,7 @@ import { redisApiCallCounter } from "../_shared/usage/api-calls.ts";
 import { ingestEvents } from "./ingest.ts";
 
 const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
-const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
+const sql = connectDatabase(functionsDatabaseUrl(env.SUPABASE_DB_URL), { max: 4, onnotice: () => {} });
 const redis = redisFromEnv();
 const limiter = redisRateLimiter(redis);
 const apiKeys = apiKeyGate({ sql, limiter });

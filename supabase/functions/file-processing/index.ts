@@ -4,7 +4,7 @@
 import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";
 import type { Database } from "../_shared/database.types.ts";
-import { connectDatabase } from "../_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { lazyPublisher } from "../_shared/realtime/publisher.ts";
@@ -23,7 +23,7 @@ const env = loadEnv({
   // Blob, their text and clamd's chunks are in memory at once).
   FILES_LARGE_FILE_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
 });
-const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
+const sql = connectDatabase(functionsDatabaseUrl(env.SUPABASE_DB_URL), { max: 4, onnotice: () => {} });
 const storage = createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, {
   auth: { persistSession: false, autoRefreshToken: false },
 });

@@ -6,7 +6,7 @@ import clamd from "clamdjs";
 import mqtt from "mqtt";
 import { Redis } from "@upstash/redis";
 import { z } from "zod";
-import { connectDatabase } from "../_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl } from "../_shared/db.ts";
 import { withTimeout } from "../_shared/timeout.ts";
 
 export const HealthConfig = z.object({
@@ -45,7 +45,7 @@ async function timed(fn: () => Promise<unknown>, timeoutMs: number): Promise<Che
 /** One long-lived client per service, checked at most once per `ttlMs`, however many ask. */
 export function healthMonitor(cfg: HealthConfig, { ttlMs = 5000, timeoutMs = 2500 } = {}) {
   // max 1: a burst of requests shares one connection instead of opening one each
-  const sql = connectDatabase(cfg.SUPABASE_DB_URL, {
+  const sql = connectDatabase(functionsDatabaseUrl(cfg.SUPABASE_DB_URL), {
     max: 1,
     connect_timeout: 2,
     onnotice: () => {},

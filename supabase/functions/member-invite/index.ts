@@ -3,7 +3,7 @@
 // never above admin): POST { org_id, email, role } → 201 { invitation_id, expires_at, mail } (invite.ts).
 import { z } from "zod";
 import { apiKeyGate } from "../_shared/api-keys.ts";
-import { connectDatabase } from "../_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
@@ -17,7 +17,7 @@ const env = loadEnv({
   SUPABASE_SERVICE_ROLE_KEY: z.string().min(1),
   SITE_URL: z.string().url(),
 });
-const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 2, onnotice: () => {} });
+const sql = connectDatabase(functionsDatabaseUrl(env.SUPABASE_DB_URL), { max: 2, onnotice: () => {} });
 const auth = serviceAuthClient(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY);
 const redis = redisFromEnv();
 const gate = apiKeyGate({ sql, limiter: redisRateLimiter(redis) });

@@ -5,7 +5,7 @@ import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";
 import { apiKeyGate } from "../_shared/api-keys.ts";
 import type { Database } from "../_shared/database.types.ts";
-import { connectDatabase } from "../_shared/db.ts";
+import { connectDatabase, functionsDatabaseUrl } from "../_shared/db.ts";
 import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
@@ -19,7 +19,7 @@ const env = loadEnv({
   SUPABASE_URL: z.string().url(),
   SUPABASE_SERVICE_ROLE_KEY: z.string().min(1),
 });
-const sql = connectDatabase(env.SUPABASE_DB_URL, { max: 4, onnotice: () => {} });
+const sql = connectDatabase(functionsDatabaseUrl(env.SUPABASE_DB_URL), { max: 4, onnotice: () => {} });
 const redis = redisFromEnv();
 const gate = apiKeyGate({ sql, limiter: redisRateLimiter(redis) });
 const storage = createClient<Database>(env.SUPABASE_URL, env.SUPABASE_SERVICE_ROLE_KEY, {
