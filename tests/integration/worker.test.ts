@@ -10,7 +10,7 @@ import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { enqueue, EnqueueError, enqueueWith } from "../../worker/src/enqueue.ts";
 import { loadWorkerEnv } from "../../worker/src/env.ts";
 import { startWorker, type Worker } from "../../worker/src/worker.ts";
-import { restartProbe, slowForShutdown, TEST_JOBS, tick } from "../fixtures/worker/jobs.ts";
+import { flakyAttempts, restartProbe, slowForShutdown, TEST_JOBS, tick } from "../fixtures/worker/jobs.ts";
 import { startPostgres, stopPostgres } from "../../dev/stack/postgres.ts";
 import { adminSql, API_URL, createUser, DB_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
@@ -137,8 +137,12 @@ describe("faults", () => {
     expect(policy).toEqual({ retry_backoff: true, retry_delay: 1, retry_limit: 2 });
     const row = await settled(id!, 20_000);
     expect(row).toMatchObject({ state: "completed", retry_count: 2, output: { attempts: 3 } });
-    // two waits of at least retry_delay * 2^n seconds (1 s, then 2 s, each with jitter upward)
-    expect(new Date(row.completed_on ?? Date.now()).getTime() - new Date(row.created_on).getTime()).toBeGreaterThanOrEqual(2_000);
+    // the cause: each retry started at least its backoff after the attempt before it failed
+    // (retry_delay * 2^n seconds, capped at retryDelayMax 2 s, with jitter upward)
+    const starts = flakyAttempts.get(id!)!;
+    expect(starts).toHaveLength(3);
+    expect(starts[1] - starts[0]).toBeGreaterThanOrEqual(1_000);
+    expect(starts[2] - starts[1]).toBeGreaterThanOrEqual(2_000);
   });
 
   it("a handler that keeps throwing ends in the dead-letter queue after its retries", async () => {
