@@ -8,6 +8,7 @@ import path from "node:path";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { DB_URL } from "../dev/stack/config.ts";
+import { createRunTable, workerRun } from "./fixtures/worker-run.ts";
 
 const N = Number(process.env.BENCH_JOBS ?? 3000);
 const log = (msg: string, f: Record<string, unknown> = {}) =>
@@ -17,12 +18,13 @@ const boss = new PgBoss({ connectionString: DB_URL, schedule: false, application
 await boss.start();
 
 async function run(workers: number) {
-  await sql`truncate public.bench_worker_runs`;
+  const run = workerRun(`bench_${process.pid}_${workers}`);
+  await sql.unsafe(createRunTable(run.table)); // (the worker processes make the queue)
   const children = await Promise.all(
     Array.from({ length: workers }, () =>
       new Promise<ReturnType<typeof fork>>((resolve, reject) => {
         const child = fork(path.join(import.meta.dirname, "fixtures", "worker-process.ts"), {
-          env: { ...process.env, DATABASE_URL: DB_URL },
+          env: { ...process.env, DATABASE_URL: DB_URL, WORKER_RUN: run.id },
           stdio: ["ignore", "ignore", "inherit", "ipc"],
         });
         child.once("message", () => resolve(child));
@@ -33,7 +35,7 @@ async function run(workers: number) {
     const started = performance.now();
     for (let i = 0; i < N; i += 500) {
       await boss.insert(
-        "bench.count",
+        run.queue,
         Array.from({ length: Math.min(500, N - i) }, (_, j) => ({
           data: { org_id: null, correlation_id: `bench-${workers}-${i + j}` },
         })),
@@ -41,12 +43,13 @@ async function run(workers: number) {
     }
     let runs = 0;
     while (runs < N && performance.now() - started < 120_000) {
-      [{ runs }] = await sql<{ runs: number }[]>`select count(*)::int as runs from public.bench_worker_runs`;
+      [{ runs }] = await sql.unsafe<{ runs: number }[]>(`select count(*)::int as runs from ${run.table}`);
       if (runs < N) await new Promise((r) => setTimeout(r, 20));
     }
     const ms = performance.now() - started;
-    const [{ distinct_jobs, processes }] = await sql<{ distinct_jobs: number; processes: number }[]>`
-      select count(distinct job_id)::int as distinct_jobs, count(distinct pid)::int as processes from public.bench_worker_runs`;
+    const [{ distinct_jobs, processes }] = await sql.unsafe<{ distinct_jobs: number; processes: number }[]>(
+      `select count(distinct job_id)::int as distinct_jobs, count(distinct pid)::int as processes from ${run.table}`,
+    );
     const figures = {
       workers,
       jobs: N,
@@ -61,12 +64,12 @@ async function run(workers: number) {
   } finally {
     for (const c of children) c.kill("SIGTERM");
     await Promise.all(children.map((c) => new Promise((r) => c.exitCode !== null ? r(null) : c.once("exit", r))));
+    await sql.unsafe(`drop table if exists ${run.table}`);
+    await boss.deleteQueue(run.queue);
   }
 }
 
 try {
-  await sql`create table if not exists public.bench_worker_runs (job_id uuid not null, pid integer not null, at timestamptz not null default now())`;
-  await sql`revoke all on public.bench_worker_runs from anon, authenticated`;
   const results = [];
   for (const n of [1, 2, 3]) results.push(await run(n));
   console.log(
@@ -75,7 +78,6 @@ try {
     } missing=${results.reduce((a, r) => a + r.missing, 0)}`,
   );
 } finally {
-  await sql`drop table if exists public.bench_worker_runs`;
   await boss.stop({ graceful: false });
   await sql.end();
 }
