@@ -48,8 +48,11 @@ describe("API calls", () => {
     expect((await call("analytics-ingest", event)).status).toBe(200);
     expect((await call("analytics-ingest", event)).status).toBe(200);
     expect((await call("analytics-ingest", "{ not json")).status).toBe(400);
-    expect((await call("file-upload", JSON.stringify({ org_id: org, name: "a.txt", size: 0, mime_type: "text/plain" }))).status)
-      .toBeGreaterThanOrEqual(400);
+    const refused = await call("file-upload", JSON.stringify({ org_id: org, name: "a.txt", size: 0, mime_type: "text/plain" }));
+    expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([
+      400,
+      "invalid_request",
+    ]); // a size of 0
     // the service's own calls (cron, webhooks) name no organization and are not counted
     await aggregate();
     expect((await readApiCalls(redis, today()))[org]).toBe(4);
