@@ -42,7 +42,11 @@ const SQL_ERRORS: Record<string, [number, string]> = {
   "23514": [400, "invalid_email"],
 };
 
-export async function inviteMember(req: Request, ctx: HandlerContext<UserCaller | ApiKeyCaller>, deps: InviteDeps): Promise<Response> {
+export async function inviteMember(
+  req: Request,
+  ctx: HandlerContext<UserCaller | ApiKeyCaller>,
+  deps: InviteDeps,
+): Promise<Response> {
   const body = await parseJson(req, InviteRequest);
   let invitation: { invitation_id: string; token: string; expires_at: string };
   try {
