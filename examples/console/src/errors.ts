@@ -58,6 +58,8 @@ export const CODES: Record<string, Explained> = {
   TN001: { text: "An organization must keep at least one owner.", hint: "Make someone else an owner first." },
   TN002: { text: "Only an owner can make or unmake owners.", hint: "Ask an owner." },
   TN003: { text: "You are not a member of that organization.", hint: "Ask for an invitation." },
+  TN004: { text: "Your role may not change that member's role.", hint: "Only someone of a higher rank can, or an owner." },
+  TN005: { text: "Nobody changes their own role.", hint: "Ask an owner or an admin." },
   TN010: { text: "That invitation does not exist.", hint: "Ask for a new invitation." },
   TN011: { text: "That invitation has expired.", hint: "Ask for a new invitation." },
   TN012: { text: "That invitation was already used.", hint: "Sign in with the account that accepted it." },
