@@ -118,6 +118,6 @@ describe("the new API keys", () => {
     const service = await connect(secrets().secretKey);
     await service.publishAsync(`org/${org}/events`, JSON.stringify({ probe: true }), { qos: 1 });
     await service.endAsync();
-    await expect(connect(`sb_secret_${"y".repeat(32)}`)).rejects.toBeTruthy();
+    await expect(connect(`sb_secret_${"y".repeat(32)}`)).rejects.toMatchObject({ code: 5 }); // MQTT 3.1.1: not authorized
   });
 });

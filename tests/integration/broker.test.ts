@@ -600,7 +600,7 @@ describe("signing keys from a JWKS", () => {
     const problems = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("  - "));
 
     const none = run({});
-    expect(none.status).not.toBe(0);
+    expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/^broker: not starting/);
     expect(problems(none.stderr)).toEqual([
       expect.stringMatching(/^ {2}- MQTT_AUTH_DB_URL is not set: the plugin asks Postgres/),
@@ -618,7 +618,7 @@ describe("signing keys from a JWKS", () => {
       MQTT_AUTH_SECRET_KEY: "sk_not_the_secret_key",
       MQTT_WS_PORT: "80a",
     });
-    expect(bad.status).not.toBe(0);
+    expect(bad.status).toBe(1);
     expect(problems(bad.stderr).map((l) => l.match(/[A-Z_]{8,}/)?.[0])).toEqual([
       "MQTT_AUTH_DB_URL",
       "MQTT_AUTH_JWKS_URL",
@@ -720,12 +720,17 @@ describe("faults", () => {
       await expect(student.subscribe(topics.notifications(orgA, u.student), () => {})).rejects.toMatchObject({
         code: "subscription_refused",
       });
+      // a new sign-in cannot be checked against Postgres: refused (fail closed), and the broker says why
+      const id = `${u.teacher}-while-down-${crypto.randomUUID().slice(0, 8)}`;
       await expect(
         rawConnect(
           await new SignJWT({ sub: u.teacher, role: "authenticated", exp: Math.floor(Date.now() / 1000) + 60 })
             .setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret)),
+          broker.url,
+          id,
         ),
-      ).rejects.toBeTruthy();
+      ).rejects.toMatchObject({ code: 135 });
+      expect(broker.log()).toMatch(new RegExp(`"client_id":"${id}".*"reason":"database_unavailable"`));
     } finally {
       startPostgres();
     }
