@@ -193,7 +193,10 @@ begin
       ('select', format('select 1 from %s where %I = %L', t.tbl, t.org_col, org)),
       ('update', format('update %s set %I = %I where %I = %L %s returning 1', t.tbl, t.some_col, t.some_col, t.org_col, org, others)),
       ('delete', format('delete from %s where %I = %L %s returning 1', t.tbl, t.org_col, org, others)),
-      ('update, no filter', format('update %s set %I = %s', t.tbl, t.some_col, coalesce(own_value, 'default'))),
+      -- (the service, the judge's positive control, writes each row's own value: every row of the
+      -- database is its to reach, and one value written to all of them may break a constraint)
+      ('update, no filter', case when actor = 'service_role' then format('update %s set %I = %I', t.tbl, t.some_col, t.some_col)
+                                 else format('update %s set %I = %s', t.tbl, t.some_col, coalesce(own_value, 'default')) end),
       ('delete, no filter', format('delete from %s', t.tbl)),
       -- a copy of one of the victim's rows, under a fresh id where the table has one, in the columns
       -- the role may insert (a column it may not would be refused before the policy is asked)
@@ -253,13 +256,8 @@ from results r where r.actor = 'student of A (own org)' order by r.tbl, r.op;
 select is(r.outcome, 'allowed', format('%s: %s on %s of B', r.actor, r.op, r.tbl))
 from results r where r.actor = 'service_role' and r.op = 'select' order by r.tbl;
 -- The judge of unfiltered writes sees a write that gets through: the service's reaches B's rows
--- wherever it may update the column (where the column is in a unique key, one value written to
--- every row collides instead)
-select is(left(r.outcome, 11),
-          case when not has_column_privilege('service_role', t.tbl, t.some_col, 'UPDATE') then 'denied'
-               when exists (select 1 from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey)
-                            where i.indrelid = t.tbl and i.indisunique and a.attname = t.some_col) then 'error 23505'
-               else 'allowed' end,
+-- wherever it may update the column
+select is(r.outcome, case when has_column_privilege('service_role', t.tbl, t.some_col, 'UPDATE') then 'allowed' else 'denied' end,
           format('%s: %s on %s of B', r.actor, r.op, r.tbl))
 from results r join tenant_tables t on t.tbl::text = r.tbl where r.actor = 'service_role' and r.op = 'update, no filter' order by r.tbl;
 
