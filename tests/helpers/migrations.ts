@@ -13,6 +13,9 @@ export function migrationUpWith(fixtures: string[], replace: Record<string, stri
   const migrations = path.join(dir, "supabase", "migrations");
   fs.mkdirSync(migrations, { recursive: true });
   fs.copyFileSync(path.join(ROOT, "supabase", "config.toml"), path.join(dir, "supabase", "config.toml"));
+  // the CLI reads config.toml's signing_keys_path while it migrates; a checkout has the file npm start made
+  const keys = path.join(ROOT, "supabase", "signing_keys.json");
+  if (fs.existsSync(keys)) fs.copyFileSync(keys, path.join(dir, "supabase", "signing_keys.json"));
   const own = path.join(ROOT, "supabase", "migrations");
   for (const f of fs.existsSync(own) ? fs.readdirSync(own).filter((f) => f.endsWith(".sql")) : []) {
     fs.copyFileSync(path.join(ROOT, "supabase", "migrations", f), path.join(migrations, f));
