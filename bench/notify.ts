@@ -93,6 +93,8 @@ function connect(username: string, password: string, clientId?: string, url = MQ
 /** The service's listener: every member's notification topic and the students' role topic, counting per key. */
 const listener = await connect("service", secrets.serviceRoleKey);
 const seen = new Map<string, number>();
+// per audience message: when the first and the last student had it, the broker's fan-out and read checks
+const fanout = new Map<string, { first: number; last: number }>();
 const count = (key: string) => seen.set(key, (seen.get(key) ?? 0) + 1);
 listener.on("message", (_topic, payload) => {
   const e = JSON.parse(payload.toString()) as { id: string; type: string };
@@ -134,7 +136,12 @@ for (let i = 0; i < SUBSCRIBERS; i += 50) {
           supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
         });
         const c = await connect("user", token, `${id}-bench-${suffix}`, own?.url);
-        c.on("message", (_t, payload) => count(`student:${(JSON.parse(payload.toString()) as { id: string }).id}`));
+        c.on("message", (_t, payload) => {
+          const id = (JSON.parse(payload.toString()) as { id: string }).id;
+          count(`student:${id}`);
+          const at = performance.now();
+          fanout.set(id, { first: fanout.get(id)?.first ?? at, last: at });
+        });
         const [granted] = await c.subscribeAsync(`org/${audienceOrg}/roles/student/notifications`, { qos: 1 });
         if (granted.qos !== 1) {
           throw new Error(`the broker refused a student's subscription to their role's topic (reason ${granted.qos})`);
@@ -212,12 +219,14 @@ async function audience(round: number) {
   const recordedMs = performance.now() - t0;
   await waitFor(
     "every subscriber to receive it",
-    () => (seen.get(`student:${batch.batch_id}`) ?? 0) === SUBSCRIBERS && seen.get(`listener:${batch.batch_id}`) === 1,
+    // at least: a publish dispatch retried (its broker slow to answer) arrives twice
+    () => (seen.get(`student:${batch.batch_id}`) ?? 0) >= SUBSCRIBERS && (seen.get(`listener:${batch.batch_id}`) ?? 0) >= 1,
     t0,
   );
   lastAudienceAt = performance.now();
   for (const m of new Set([sentIn, minute()])) taken.set(m, (taken.get(m) ?? 0) + MEMBERS);
-  return { rpcMs, totalMs: Math.max(recordedMs, performance.now() - t0) };
+  const f = fanout.get(batch.batch_id)!;
+  return { rpcMs, totalMs: Math.max(recordedMs, performance.now() - t0), fanoutMs: f.last - f.first };
 }
 
 /** Per recipient: the RPC, then every MQTT delivery recorded and received. */
@@ -233,12 +242,21 @@ async function perRecipient(round: number) {
     return n === MEMBERS;
   }, t0);
   const recordedMs = performance.now() - t0;
-  await waitFor("every message to arrive", () => seen.get("announcement.posted") === MEMBERS * round, t0);
+  await waitFor("every message to arrive", () => (seen.get("announcement.posted") ?? 0) >= MEMBERS * round, t0);
   return { rpcMs, totalMs: Math.max(recordedMs, performance.now() - t0) };
 }
 
 try {
-  const results: { raw: number; aRpc: number; aTotal: number; aWarm: number; rRpc: number; rTotal: number }[] = [];
+  const results: {
+    raw: number;
+    aRpc: number;
+    aTotal: number;
+    aWarm: number;
+    aFanout: number;
+    aWarmFanout: number;
+    rRpc: number;
+    rTotal: number;
+  }[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     const rawMs = await raw(r);
     const idle = lastAudienceAt && CACHE_SECONDS * 1000 + 1000 - (performance.now() - lastAudienceAt);
@@ -247,7 +265,16 @@ try {
     const a = await audience(r);
     const warm = await audience(r + 0.5);
     const p = await perRecipient(r);
-    results.push({ raw: rawMs, aRpc: a.rpcMs, aTotal: a.totalMs, aWarm: warm.totalMs, rRpc: p.rpcMs, rTotal: p.totalMs });
+    results.push({
+      raw: rawMs,
+      aRpc: a.rpcMs,
+      aTotal: a.totalMs,
+      aWarm: warm.totalMs,
+      aFanout: a.fanoutMs,
+      aWarmFanout: warm.fanoutMs,
+      rRpc: p.rpcMs,
+      rTotal: p.totalMs,
+    });
     log("round done", {
       round: r,
       of: ROUNDS,
@@ -256,6 +283,8 @@ try {
       audience_total_ms: Math.round(a.totalMs),
       audience_cold_after: r === 1 ? "the subscribes" : `${CACHE_SECONDS + 1} s without deliveries`,
       audience_warm_total_ms: Math.round(warm.totalMs),
+      audience_fanout_ms: Math.round(a.fanoutMs),
+      audience_warm_fanout_ms: Math.round(warm.fanoutMs),
       per_recipient_rpc_ms: Math.round(p.rpcMs),
       per_recipient_total_ms: Math.round(p.totalMs),
     });
@@ -272,6 +301,8 @@ try {
   row("audience: send_notification RPC", median("aRpc"), false);
   row(`audience: recorded, at ${SUBSCRIBERS} subscribers + listener`, median("aTotal"));
   row("audience, warm: the same at once after", median("aWarm"));
+  row("audience: first to last student, cold", median("aFanout"), false);
+  row("audience: first to last student, warm", median("aWarmFanout"), false);
   row("per recipient: send_notification RPC", median("rRpc"), false);
   row("per recipient: every delivery recorded", median("rTotal"));
   console.log(
@@ -282,7 +313,7 @@ try {
         median("rTotal").toFixed(0)
       } raw_ms=${rawMs.toFixed(0)} cold_ms_${SUBSCRIBERS}=${median("aTotal").toFixed(0)} warm_ms_${SUBSCRIBERS}=${
         median("aWarm").toFixed(0)
-      }`,
+      } cold_fanout_ms=${median("aFanout").toFixed(0)} warm_fanout_ms=${median("aWarmFanout").toFixed(0)}`,
   );
 } finally {
   await Promise.allSettled([listener.endAsync(), ...relay.map((c) => c.endAsync()), ...subscribers.map((c) => c.endAsync())]);

@@ -32,6 +32,8 @@ export function brokerInstance(
   const logFile = path.join(STATE, `${name}.log`);
   let ports = fixedPorts;
   let child: ChildProcess | null = null;
+  // a test or benchmark that dies without stop() must not leave its broker running
+  const kill = () => child?.kill("SIGKILL");
 
   async function launch(p: { mqtt: number; ws: number }) {
     const conf = writeBrokerConfig(dir, p, auth);
@@ -42,6 +44,7 @@ export function brokerInstance(
     });
     fs.closeSync(out);
     child = c;
+    process.once("exit", kill);
     try {
       await waitFor(
         `broker ${name}`,
@@ -55,6 +58,7 @@ export function brokerInstance(
     } catch (e) {
       c.kill("SIGKILL");
       child = null;
+      process.removeListener("exit", kill);
       throw e;
     }
   }
@@ -82,6 +86,7 @@ export function brokerInstance(
     async stop() {
       const c = child;
       child = null;
+      process.removeListener("exit", kill);
       if (!c || c.exitCode !== null) return;
       const exited = new Promise((r) => c.once("exit", r));
       c.kill("SIGTERM");
