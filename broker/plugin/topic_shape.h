@@ -8,6 +8,9 @@
 #include <stddef.h>
 
 bool topic_is_well_formed(const char *topic, bool filter);
-/* 8-4-4-4-12 lowercase hex, as Postgres prints a uuid (what the policy's regexes accept). */
+/* 8-4-4-4-12 lowercase hex, as Postgres prints a uuid (what the policy's regexes accept): the
+ * len characters at s, or the first 36 of a string (which may be shorter: reading stops at the
+ * first character out of place). */
 bool uuid_is_canonical(const char *s, size_t len);
+bool uuid_starts(const char *s);
 #endif

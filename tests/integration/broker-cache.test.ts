@@ -118,6 +118,17 @@ describe("the broker's cached answers", () => {
     expect(await allowsCalls() - before, "a delivery through a filter is judged as a read of its topic").toBe(3);
   });
 
+  it("reads skip the topic's shape check, yet a junk topic the service publishes reaches no member through a filter", async () => {
+    const student = await client(bStudents[1]);
+    const all = await inbox(student, `org/${orgB}/#`);
+    for (const junk of [`org/${orgB}/a b`, `org/${orgB}//events`, `org/${orgB}/exercise/${"-".repeat(36)}/control`]) {
+      await service.mqtt.publishAsync(junk, JSON.stringify(say(orgB, "test.junk")), { qos: 1 }); // the client library refuses junk
+    }
+    await service.publish(topics.events(orgB), say(orgB, "test.after_junk"));
+    await all.waitFor("test.after_junk");
+    expect(all.types).toEqual(["test.after_junk"]);
+  });
+
   it("a tenant changing a member's role in a loop: the member's delivery follows each change at once, and another organization's answers stay cached", async () => {
     expect(await deliverToB(), "organization B's answers are cached").toBe(0);
     const member = await client(flipper);
