@@ -35,6 +35,7 @@ static const char *SETUP[] = {
 /* Statements prepared on every (re)connection. */
 static const struct { const char *name, *sql; int params; } PREPARED[] = {
 	{ "allows", "select mqtt.allows($1, $2::uuid, $3, $4)", 4 },
+	{ "allows_many", "select mqtt.allows(p.kind, p.id, $3, $4) from unnest($1::text[], $2::uuid[]) with ordinality as p(kind, id, n) order by p.n", 4 },
 	{ "user", "select mqtt.user_may_connect($1::uuid)", 1 },
 	{ "device", "select api_key_id, coalesce(extract(epoch from expires_at)::bigint, 0) from mqtt.connect_device($1)", 1 },
 	{ "messages", "select mqtt.record_messages($1::jsonb)", 1 },
@@ -231,6 +232,18 @@ enum db_answer db_allows(struct db *db, const char *kind, const char *id, const 
 {
 	const char *params[] = { kind, id, topic, access };
 	return yes_no(db, "allows", 4, params);
+}
+
+enum db_answer db_allows_many(struct db *db, const char *kinds, const char *ids, size_t n, const char *topic, const char *access, bool *answers)
+{
+	const char *params[] = { kinds, ids, topic, access };
+	enum db_answer answer;
+	PGresult *r = run(db, "allows_many", 4, params, &answer, NULL);
+	if(!r) return answer;
+	answer = (size_t)PQntuples(r) == n ? DB_YES : DB_REFUSED;
+	for(size_t i = 0; answer == DB_YES && i < n; i++) answers[i] = strcmp(PQgetvalue(r, (int)i, 0), "t") == 0;
+	PQclear(r);
+	return answer;
 }
 
 enum db_answer db_user_may_connect(struct db *db, const char *user_id)

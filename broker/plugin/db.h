@@ -4,6 +4,7 @@
 #ifndef DB_H
 #define DB_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct db;
@@ -24,6 +25,9 @@ void db_sync(struct db *db);
 
 enum db_answer { DB_YES, DB_NO, DB_REFUSED, DB_DOWN };
 enum db_answer db_allows(struct db *db, const char *kind, const char *id, const char *topic, const char *access);
+/* The same question for many principals at once: kinds and ids are Postgres array literals
+ * ("{user,device}", "{<id>,<id>}") of n elements; answers[i] is set for each (DB_YES). */
+enum db_answer db_allows_many(struct db *db, const char *kinds, const char *ids, size_t n, const char *topic, const char *access, bool *answers);
 enum db_answer db_user_may_connect(struct db *db, const char *user_id);
 /* DB_REFUSED with sqlstate set (TN020 unknown, TN021 revoked, TN022 expired, MQ001 no topics). */
 enum db_answer db_connect_device(struct db *db, const char *api_key, char key_id[37], long *expires_at, char sqlstate[6]);

@@ -59,6 +59,7 @@ static struct {
 	struct acl_cache *cache;
 	int64_t cache_ms, stale_ms, poll_ms, last_poll_ms;
 	uint64_t notices;          /* announcements received, so a lookup knows whether one came in meanwhile */
+	uint64_t renewals, renewed_ahead;
 	struct session *sessions;
 	size_t n_sessions, cap_sessions;
 	char **kicks;              /* usernames to disconnect at the next tick */
@@ -235,6 +236,81 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* Principals asked together: Postgres array literals of their kinds and ids, and the principals. */
+struct batch {
+	char *kinds, *ids, *principals;    /* principals NUL-separated */
+	size_t kinds_len, ids_len, principals_len, kinds_cap, ids_cap, principals_cap, n;
+	bool failed;
+};
+
+static void append(struct batch *b, char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if(b->failed) return;
+	if(*len + n + 1 > *cap){
+		size_t cap2 = (*len + n + 1) * 2;
+		char *p = realloc(*buf, cap2);
+		if(!p){
+			b->failed = true;
+			return;
+		}
+		*buf = p;
+		*cap = cap2;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+}
+
+static void add_to_batch(void *ctx, const char *principal)
+{
+	struct batch *b = ctx;
+	if(!principal_is_well_formed(principal)) return;     /* one malformed id would fail the whole array */
+	const char *colon = strchr(principal, ':');
+	const char *sep = b->n ? "," : "{";
+	append(b, &b->kinds, &b->kinds_len, &b->kinds_cap, sep, 1);
+	append(b, &b->kinds, &b->kinds_len, &b->kinds_cap, principal, (size_t)(colon - principal));
+	append(b, &b->ids, &b->ids_len, &b->ids_cap, sep, 1);
+	append(b, &b->ids, &b->ids_len, &b->ids_cap, colon + 1, strlen(colon + 1));
+	append(b, &b->principals, &b->principals_len, &b->principals_cap, principal, strlen(principal) + 1);
+	b->n++;
+}
+
+#define RENEW_MAX 5000   /* principals in one statement: at ~50 µs of Postgres each, within its 2 s statement_timeout */
+
+/* A read the cache cannot answer, asked together with the topic's other readers whose answers can
+ * no longer be trusted either: the first delivery of a message to 2,000 subscribers after a quiet
+ * spell (or after their organization changed) then costs the broker's only thread one round trip
+ * rather than 2,000. -1 when there is no one to ask with, or Postgres refused the batch. */
+static int ask_read_with_others(const char *username, const char *topic, int64_t now, int64_t *answered_at)
+{
+	if(!principal_is_well_formed(username)) return -1;
+	struct batch b = { 0 };
+	add_to_batch(&b, username);
+	acl_cache_readers_to_renew(P.cache, topic, now, P.cache_ms, username, RENEW_MAX - 1, add_to_batch, &b);
+	append(&b, &b.kinds, &b.kinds_len, &b.kinds_cap, "}", 1);
+	append(&b, &b.ids, &b.ids_len, &b.ids_cap, "}", 1);
+	int rc = -1;
+	bool *answers = b.n > 1 && !b.failed ? malloc(b.n * sizeof *answers) : NULL;
+	if(answers){
+		enum db_answer a = db_allows_many(P.db, b.kinds, b.ids, b.n, topic, "read", answers);
+		if(a == DB_YES){
+			const char *p = b.principals;
+			for(size_t i = 0; i < b.n; i++, p += strlen(p) + 1) acl_cache_put(P.cache, p, 'r', topic, answers[i], now, i > 0);
+			*answered_at = now;
+			rc = answers[0] ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
+			P.renewals++;
+			P.renewed_ahead += b.n - 1;
+		}else if(a == DB_DOWN){
+			rc = MOSQ_ERR_ACL_DENIED;                          /* fail closed */
+		}
+	}
+	free(answers);
+	free(b.kinds);
+	free(b.ids);
+	free(b.principals);
+	return rc;
+}
+
 /* The answer for (username, access, topic), from the cache while it may be trusted, else from
  * Postgres; *answered_at says when Postgres gave it. access is 'r', 'w' or 's'. */
 static int decide(const char *username, char access, const char *topic, int64_t *answered_at)
@@ -260,6 +336,10 @@ static int decide(const char *username, char access, const char *topic, int64_t 
 			return allowed ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 		}
 	}
+	if(access == 'r'){
+		int rc = ask_read_with_others(username, topic, now, answered_at);
+		if(rc != -1) return rc;
+	}
 	const char *colon = strchr(username, ':');
 	char kind[8];
 	if(!colon || colon - username >= (long)sizeof kind) return MOSQ_ERR_ACL_DENIED;
@@ -267,7 +347,7 @@ static int decide(const char *username, char access, const char *topic, int64_t 
 	const char *access_name = access == 'r' ? "read" : access == 'w' ? "write" : "subscribe";
 	enum db_answer a = db_allows(P.db, kind, colon + 1, topic, access_name);
 	if(a == DB_DOWN || a == DB_REFUSED) return MOSQ_ERR_ACL_DENIED;     /* fail closed */
-	acl_cache_put(P.cache, username, access, topic, a == DB_YES, now);
+	acl_cache_put(P.cache, username, access, topic, a == DB_YES, now, false);
 	*answered_at = now;
 	return a == DB_YES ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
@@ -297,7 +377,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		/* mqtt.allows answers a read of a concrete topic as it answers its subscription (pgTAP 36
 		 * and 37 hold it to that): the first delivery then needs no round trip of its own. The
 		 * answer keeps its age, so it is trusted no longer than the subscription's. */
-		acl_cache_put(P.cache, username, 'r', ed->topic, true, answered_at);
+		acl_cache_put(P.cache, username, 'r', ed->topic, true, answered_at, false);
 	}
 	/* A write check is made once for each message a client publishes: the place to count them. */
 	if(rc == MOSQ_ERR_SUCCESS && access == 'w' && !msg_count_add(P.counts, ed->topic)){
@@ -538,9 +618,10 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
 		mosquitto_callback_unregister(P.id, CALLBACKS[i].event, CALLBACKS[i].fn, NULL);
 	}
 	struct acl_cache_stats st = acl_cache_stats(P.cache);
-	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"stopped\",\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_clears\":%llu,\"cache_forgotten_orgs\":%llu,\"cache_forgotten_principals\":%llu",
+	LOG(MOSQ_LOG_NOTICE, "\"msg\":\"stopped\",\"cache_hits\":%llu,\"cache_misses\":%llu,\"cache_clears\":%llu,\"cache_forgotten_orgs\":%llu,\"cache_forgotten_principals\":%llu,\"renewals\":%llu,\"renewed_ahead\":%llu",
 	    (unsigned long long)st.hits, (unsigned long long)st.misses, (unsigned long long)st.clears,
-	    (unsigned long long)st.forgotten_orgs, (unsigned long long)st.forgotten_principals);
+	    (unsigned long long)st.forgotten_orgs, (unsigned long long)st.forgotten_principals,
+	    (unsigned long long)P.renewals, (unsigned long long)P.renewed_ahead);
 	hand_over_counts();                 /* a clean stop loses no counts */
 	db_free(P.db);
 	msg_count_free(P.counts);

@@ -1,8 +1,10 @@
-// The broker plugin's cache of ACL answers, counted where it costs: calls of mqtt.allows in
-// pg_stat_statements, made by a broker of the test's own that signs in to Postgres as a role of the
-// test's own (a member of mqtt_broker), so no other broker's calls are counted. Its answers are
-// trusted for 60 s here: whatever is asked again within a test was dropped by an announcement.
+// The broker plugin's cache of ACL answers, counted where it costs: answers of mqtt.allows (rows)
+// and round trips (calls) in pg_stat_statements, made by a broker of the test's own that signs in
+// to Postgres as a role of the test's own (a member of mqtt_broker), so no other broker's are
+// counted. Its answers are trusted for 60 s here: whatever is asked again within a test was
+// dropped by an announcement.
 // - a subscription to a concrete topic answers the read of its first delivery;
+// - the first delivery after a topic's readers' answers were dropped renews them in one round trip;
 // - a tenant changing a member's role in a loop cuts that member's delivery at once each time, and
 //   never makes another organization's answers cold (issue 30, item 15);
 // - a user's change drops that user's answers only; an announcement the plugin cannot attribute
@@ -29,16 +31,19 @@ const open: RealtimeClient[] = [];
 let orgA: string, orgB: string, flipper: string, service: RealtimeClient;
 const bStudents: string[] = [];
 let bInboxes: Inbox[] = [];
+let bClients: RealtimeClient[] = [];
 
 type Inbox = Awaited<ReturnType<typeof inbox>>;
 
-/** mqtt.allows calls this test's broker has made so far. */
-async function allowsCalls() {
-  const [{ n }] = await admin<{ n: number }[]>`
-    select coalesce(sum(s.calls), 0)::int as n from pg_stat_statements s join pg_roles r on r.oid = s.userid
+/** Answers of mqtt.allows this test's broker has had so far, and the round trips they took. */
+async function asked() {
+  const [row] = await admin<{ answers: number; trips: number }[]>`
+    select coalesce(sum(s.rows), 0)::int as answers, coalesce(sum(s.calls), 0)::int as trips
+    from pg_stat_statements s join pg_roles r on r.oid = s.userid
     where r.rolname = ${role} and s.query like '%mqtt.allows%'`;
-  return n;
+  return row;
 }
+const allowsCalls = async () => (await asked()).answers;
 
 async function client(userId: string) {
   const c = connectRealtime({
@@ -65,7 +70,7 @@ async function inbox(c: RealtimeClient, filter: string) {
 const say = (orgId: string, type: string) => makeEnvelope({ type, org_id: orgId, data: {} });
 
 let sent = 0;
-/** One event to organization B's students, received by all of them; the mqtt.allows calls it cost. */
+/** One event to organization B's students, received by all of them; the answers it asked Postgres for. */
 async function deliverToB() {
   const before = await allowsCalls();
   const type = `test.b_${++sent}`;
@@ -90,7 +95,8 @@ beforeAll(async () => {
   service = connectRealtime({ url: broker.url, password: secrets().serviceRoleKey, username: "service" });
   open.push(service);
   await service.connected();
-  bInboxes = await Promise.all(bStudents.map(async (id) => inbox(await client(id), topics.events(orgB))));
+  bClients = await Promise.all(bStudents.map((id) => client(id)));
+  bInboxes = await Promise.all(bClients.map((c) => inbox(c, topics.events(orgB))));
 });
 
 afterAll(async () => {
@@ -173,6 +179,26 @@ describe("the broker's cached answers", () => {
       await admin`select pg_notify('mqtt_acl', ${payload})`;
       let asked = 0;
       await waitUntil(`every answer dropped after '${payload}'`, async () => (asked += await deliverToB()) >= 5, 3000, 20);
+    }
+  });
+  it("the first delivery after a topic's readers' answers were dropped renews them in one round trip; a reader gone since is left out after once", async () => {
+    expect(await deliverToB()).toBe(0);
+    const before = await asked();
+    await admin`select pg_notify('mqtt_acl', ${`org ${orgB}`})`;
+    let answers = 0;
+    await waitUntil("B's answers to be renewed", async () => (answers += await deliverToB()) >= 5, 3000, 20);
+    const after = await asked();
+    expect(after.answers - before.answers, "one answer per student").toBe(5);
+    expect(after.trips - before.trips, "in one round trip").toBe(1);
+
+    // a student disconnects: the broker cannot tell, so their answer is renewed once more, then no longer
+    await bClients.pop()!.close();
+    bInboxes.pop();
+    for (const expected of [5, 4]) {
+      await admin`select pg_notify('mqtt_acl', ${`org ${orgB}`})`;
+      let renewed = 0;
+      await waitUntil("B's answers to be renewed", async () => (renewed += await deliverToB()) >= 4, 3000, 20);
+      expect(renewed, "answers renewed").toBe(expected);
     }
   });
 });
