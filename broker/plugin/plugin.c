@@ -336,7 +336,7 @@ static int decide(const char *username, char access, const char *topic, int64_t 
 			return allowed ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 		}
 	}
-	if(access == 'r'){
+	if(access == 'r' && P.cache_ms > 0){          /* with no cache, every reader would be asked for every delivery */
 		int rc = ask_read_with_others(username, topic, now, answered_at);
 		if(rc != -1) return rc;
 	}
