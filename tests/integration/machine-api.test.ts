@@ -12,7 +12,6 @@ import { IngestResponse } from "../../supabase/functions/analytics-ingest/events
 import { UploadResponse } from "../../supabase/functions/file-upload/upload.ts";
 import { InviteResponse, openApiDocument } from "../../supabase/functions/org-api/openapi.ts";
 import { ROUTES } from "../../supabase/functions/org-api/routes.ts";
-import { apiCallsKey, utcDay } from "../../supabase/functions/_shared/usage/api-calls.ts";
 import {
   addMember,
   asMember,
@@ -23,6 +22,7 @@ import {
   FUNCTIONS_URL,
 } from "../helpers/machines.ts";
 import { adminSql, API_URL, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
+import { apiCallSentinel, countedCalls } from "../helpers/api-calls.ts";
 
 const admin = adminSql();
 const ALL_SCOPES = [
@@ -343,7 +343,7 @@ describe("the tier's request limit", () => {
     const a = await createKey(admin, free, boss.id, ["org.read"]);
     const b = await createKey(admin, free, boss.id, ["org.read"]);
     await clearOfMinuteEnd(15_000);
-    const counted = async () => Number((await redis.hget(apiCallsKey(utcDay(new Date())), free)) ?? 0);
+    const counted = () => countedCalls(redis, free);
     const before = await counted();
     const burst = async (k: string, n: number) =>
       (await Promise.all(Array.from({ length: n }, () => callAsMachine(k, "org-api/key")))).map((r) => r.status);
@@ -362,9 +362,10 @@ describe("the tier's request limit", () => {
     const overKey = await callAsMachine(a.key, "org-api/key");
     expect(overKey.json.error.details.limit).toBe("requests_per_key");
     // the 60 admitted calls count (whatever their answer); the 22 over the limit were never served
-    await waitUntil("the API call counts", async () => (await counted()) - before === 60, 5000);
-    await new Promise((r) => setTimeout(r, 500));
+    const sentinel = await apiCallSentinel(admin, redis);
+    await sentinel.written("org-api");
     expect((await counted()) - before).toBe(60);
     await admin`update public.organizations set deleted_at = now() where id = ${free}`;
+    await sentinel.end();
   });
 });

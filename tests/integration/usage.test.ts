@@ -1,16 +1,19 @@
 // API calls per organization: function requests whose token names an active organization are
-// counted in Redis (through the Upstash REST API) and copied into usage_daily by
-// analytics-aggregation, as pg_cron calls it.
+// counted in each function process, written to Redis (through the Upstash REST API) every
+// API_CALLS_FLUSH_MS and at shutdown, and copied into usage_daily by analytics-aggregation, as
+// pg_cron calls it.
 import crypto from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readApiCalls, utcDay } from "../../supabase/functions/_shared/usage/api-calls.ts";
 import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { apiCallSentinel, countedCalls, functionBootFailure, hostFunction } from "../helpers/api-calls.ts";
 import { HOST, PORTS } from "../../dev/stack/config.ts";
 
 const admin = adminSql();
 const redis = new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken });
 let org: string, member: string, token: string;
+let sentinel: Awaited<ReturnType<typeof apiCallSentinel>>;
 const today = () => utcDay(new Date());
 
 const call = (fn: string, body: string, bearer = token) =>
@@ -34,9 +37,11 @@ beforeAll(async () => {
   member = (await createUser(admin)).id;
   await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'student')`;
   token = (await tokenFor(admin, member)).token;
+  sentinel = await apiCallSentinel(admin, redis);
 });
 afterAll(async () => {
   await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await sentinel.end();
   await admin.end();
 });
 
@@ -55,6 +60,8 @@ describe("API calls", () => {
     ]); // a size of 0
     // the service's own calls (cron, webhooks) name no organization and are not counted
     await aggregate();
+    await sentinel.written("analytics-ingest");
+    await sentinel.written("file-upload");
     expect((await readApiCalls(redis, today()))[org]).toBe(4);
   });
 
@@ -70,6 +77,7 @@ describe("API calls", () => {
 
   it("keep counting: the next copy brings the figure up to date", async () => {
     expect((await call("analytics-ingest", "[]")).status).toBe(400);
+    await sentinel.written("analytics-ingest");
     await aggregate();
     expect(Number((await recorded())?.api_calls)).toBe(5);
   });
@@ -91,5 +99,28 @@ describe("API calls", () => {
     // the schedule runs every five minutes; run its command now as pg_cron would
     await admin.unsafe(job.command);
     await waitUntil("the scheduled copy", async () => Number((await recorded())?.api_calls) === 5, 15_000);
+  });
+
+  it("still in a function's memory are written when the function is shut down", async () => {
+    // an interval far longer than the test: only the shutdown can write them
+    const fn = await hostFunction("analytics-ingest", { API_CALLS_FLUSH_MS: "60000" });
+    const before = await countedCalls(redis, org);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${fn.url}/analytics-ingest`, {
+        method: "POST",
+        body: "[]",
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(400);
+    }
+    expect(await countedCalls(redis, org)).toBe(before); // answered before they were written
+    expect(await fn.stop()).toBe(0);
+    expect(await countedCalls(redis, org)).toBe(before + 3);
+  });
+
+  it("a flush interval that is not 10 to 60,000 whole ms stops the function at start", async () => {
+    for (const bad of ["0", "1.5", "soon", "600000"]) {
+      expect(await functionBootFailure("analytics-ingest", { API_CALLS_FLUSH_MS: bad })).toMatch(/API_CALLS_FLUSH_MS/);
+    }
   });
 });

@@ -5,10 +5,16 @@ import { Redis } from "@upstash/redis";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { type ApiKeyVerifier, bearerToken, type CallerKind, tokenOrganization } from "../../supabase/functions/_shared/auth.ts";
+import {
+  type ApiKeyVerifier,
+  bearerToken,
+  type CallerKind,
+  readRequestToken,
+  tokenOrganization,
+} from "../../supabase/functions/_shared/auth.ts";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
 import { parseJson, serveHandler } from "../../supabase/functions/_shared/http.ts";
-import { redisApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
+import { flushingApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
 
 const SERVICE_KEY = "service-key-for-unit-tests";
 const auth = { serviceKeys: [SERVICE_KEY] };
@@ -194,27 +200,30 @@ describe("tokenOrganization (whose API call a request is)", () => {
   const org = "5f0c7c0e-1111-4111-8111-111111111111";
   const bearer = (claims: Record<string, unknown>) =>
     new Request("http://x/fn", { headers: { authorization: `Bearer ${token(claims)}` } });
+  const orgOf = (req: Request) => tokenOrganization(readRequestToken(req));
   it("is the org_id claim of a signed-in caller", () => {
-    expect(tokenOrganization(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
+    expect(orgOf(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
   });
   it("is nobody's for the service, a token without an active organization, a malformed claim or no token", () => {
-    expect(tokenOrganization(bearer({ role: "service_role", org_id: org }))).toBeNull();
-    expect(tokenOrganization(bearer({ role: "authenticated", sub: "u" }))).toBeNull();
-    expect(tokenOrganization(bearer({ role: "authenticated", org_id: "'; drop table x" }))).toBeNull();
-    expect(tokenOrganization(new Request("http://x/fn", { headers: { authorization: "Bearer not-a-jwt" } }))).toBeNull();
-    expect(tokenOrganization(new Request("http://x/fn", { headers: { authorization: "Basic x" } }))).toBeNull();
-    expect(tokenOrganization(new Request("http://x/fn"))).toBeNull();
+    expect(orgOf(bearer({ role: "service_role", org_id: org }))).toBeNull();
+    expect(orgOf(bearer({ role: "authenticated", sub: "u" }))).toBeNull();
+    expect(orgOf(bearer({ role: "authenticated", org_id: "'; drop table x" }))).toBeNull();
+    expect(orgOf(new Request("http://x/fn", { headers: { authorization: "Bearer not-a-jwt" } }))).toBeNull();
+    expect(orgOf(new Request("http://x/fn", { headers: { authorization: "Basic x" } }))).toBeNull();
+    expect(orgOf(new Request("http://x/fn"))).toBeNull();
   });
   it("a counter that cannot be reached costs the figure, never the caller's request", async () => {
     const away = new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false });
+    const apiCalls = flushingApiCallCounter(away, { flushMs: 60_000 });
     const counted = serveHandler(
       "unit",
-      { methods: ["GET"], callers: ["user"], apiCalls: redisApiCallCounter(away), auth },
+      { methods: ["GET"], callers: ["user"], apiCalls, auth },
       () => Response.json({ ok: true }),
     );
     const res = await counted(bearer({ role: "authenticated", sub: "u", org_id: org }));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true });
+    await expect(apiCalls.flush()).resolves.toBeUndefined(); // refused: kept for the next write
   });
 });
 

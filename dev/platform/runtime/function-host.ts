@@ -45,5 +45,27 @@ function wrap(handler: Handler): Handler {
   }, wrap(handler));
 };
 
+// Shutdown as edge-runtime does it: the function hears `beforeunload` (detail.reason says why), and
+// what it hands EdgeRuntime.waitUntil then (a last write of buffered counts) may finish, for up to
+// SHUTDOWN_GRACE_MS (under the pool's 3 s before SIGKILL), before the process exits.
+const SHUTDOWN_GRACE_MS = 2000;
+const pending = new Set<Promise<unknown>>();
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+g.EdgeRuntime ??= {
+  waitUntil(p: Promise<unknown>) {
+    const kept = Promise.resolve(p).catch(() => {}).finally(() => pending.delete(kept));
+    pending.add(kept);
+  },
+};
+Deno.addSignalListener("SIGTERM", async () => {
+  dispatchEvent(new CustomEvent("beforeunload", { detail: { reason: "termination" } }));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise((r) => timer = setTimeout(r, SHUTDOWN_GRACE_MS));
+  await Promise.race([Promise.all([...pending]), grace]);
+  clearTimeout(timer);
+  Deno.exit(0);
+});
+
 const url = entry.startsWith("file:") ? entry : new URL(`file://${entry}`).href;
 await import(url);

@@ -18,7 +18,7 @@
 //   secret key in a browser.
 // - public: anyone (no token, or the anon key).
 import { decodeJwt, decodeProtectedHeader } from "jose";
-import { type TokenKeys, verifyAccessToken } from "./access-token.ts";
+import { type TokenCheck, type TokenKeys, verifyAccessToken } from "./access-token.ts";
 import { HttpError } from "./errors.ts";
 
 export type CallerKind = "user" | "service" | "api_key" | "public";
@@ -55,6 +55,8 @@ export interface CallerAuth {
   verifyApiKey?: ApiKeyVerifier;
   /** The project's signing keys (SUPABASE_JWKS); without them asymmetric user tokens are refused. */
   tokenKeys?: TokenKeys;
+  /** Verifies a user token against tokenKeys (serveHandler: cachedVerifier, answers kept until the token expires). */
+  verifyToken?: (token: string) => Promise<TokenCheck>;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -68,27 +70,43 @@ export function bearerToken(req: Request): string | null {
   return m[1];
 }
 
-/** A token's claims, read without verifying (see the header); null when it is not a JWT. */
-export function readClaims(token: string): Record<string, unknown> | null {
+/**
+ * The request's bearer token, read once per request and handed to whatever needs it (whose API
+ * call it is, who the caller is): the token, its claims and its signing algorithm as written, not
+ * verified (see the header). A header that is not `Bearer <token>` is kept as the error it earns
+ * when a caller is resolved.
+ */
+export interface RequestToken {
+  token: string | null;
+  claims: Record<string, unknown> | null;
+  alg: string | null;
+  malformed: HttpError | null;
+}
+
+export function readRequestToken(req: Request): RequestToken {
+  let token: string | null;
   try {
-    return decodeJwt(token) as Record<string, unknown>;
-  } catch {
-    return null;
+    token = bearerToken(req);
+  } catch (e) {
+    return { token: null, claims: null, alg: null, malformed: e as HttpError };
   }
+  let claims: Record<string, unknown> | null = null, alg: string | null = null;
+  if (token !== null) {
+    try {
+      claims = decodeJwt(token) as Record<string, unknown>;
+      alg = decodeProtectedHeader(token).alg ?? null;
+    } catch {
+      // not a JWT: claims stay null (or alg does), and resolveCaller says it cannot be read
+    }
+  }
+  return { token, claims, alg, malformed: null };
 }
 
 /**
  * The active organization of a signed-in caller's token (the org_id claim): whose API call a
- * request is, counted even when the handler then refuses it. Never throws.
+ * request is, counted even when the handler then refuses it.
  */
-export function tokenOrganization(req: Request): string | null {
-  let token: string | null;
-  try {
-    token = bearerToken(req);
-  } catch {
-    return null;
-  }
-  const claims = token ? readClaims(token) : null;
+export function tokenOrganization({ claims }: RequestToken): string | null {
   return claims?.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
 }
 
@@ -127,6 +145,7 @@ export async function resolveCaller<K extends CallerKind>(
   allowed: readonly K[],
   auth: CallerAuth,
   requestId: string,
+  read: RequestToken = readRequestToken(req),
 ): Promise<CallerOf<K>> {
   const serves = (k: CallerKind): k is K => (allowed as readonly CallerKind[]).includes(k);
   const apiKey = req.headers.get("x-api-key");
@@ -148,12 +167,12 @@ export async function resolveCaller<K extends CallerKind>(
     if (serves("service")) return { kind: "service" } as CallerOf<K>;
     refuse(allowed);
   }
-  const token = bearerToken(req);
+  if (read.malformed) throw read.malformed;
+  const { token, claims } = read;
   if (token !== null && isServiceKey(token)) {
     if (serves("service")) return { kind: "service" } as CallerOf<K>;
     refuse(allowed);
   }
-  const claims = token === null ? null : readClaims(token);
   if (token !== null && claims === null) throw new HttpError(401, "unauthorized", "The access token cannot be read.");
   if (claims?.role === "service_role") {
     // says service_role but is not the service key
@@ -161,7 +180,7 @@ export async function resolveCaller<K extends CallerKind>(
   }
   if (claims?.role === "authenticated" && typeof claims.sub === "string" && claims.sub !== "") {
     if (!serves("user")) refuse(allowed);
-    await verifySignedUserToken(token!, auth);
+    await verifySignedUserToken(token!, read.alg, auth);
     const orgId = typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
     return { kind: "user", userId: claims.sub, orgId, claims, token: token! } as CallerOf<K>;
   }
@@ -179,15 +198,11 @@ export async function resolveCaller<K extends CallerKind>(
  * verify_jwt vouches for one, so a function with verify_jwt = false must be given the secret
  * before it acts on a user's identity (docs/deploy.md).
  */
-async function verifySignedUserToken(token: string, auth: CallerAuth) {
-  let alg: string | undefined;
-  try {
-    alg = decodeProtectedHeader(token).alg;
-  } catch {
-    throw new HttpError(401, "unauthorized", "The access token cannot be read.");
-  }
+async function verifySignedUserToken(token: string, alg: string | null, auth: CallerAuth) {
+  if (alg === null) throw new HttpError(401, "unauthorized", "The access token cannot be read.");
   if (alg === "HS256" && !auth.tokenKeys?.legacySecret) return;
-  const check = auth.tokenKeys ? await verifyAccessToken(token, auth.tokenKeys) : null;
+  const keys = auth.tokenKeys;
+  const check = auth.verifyToken ? await auth.verifyToken(token) : keys ? await verifyAccessToken(token, keys) : null;
   if (!check?.ok) {
     throw new HttpError(
       401,

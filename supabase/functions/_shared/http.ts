@@ -5,8 +5,16 @@
 // when given a counter, counts one API call for the organization a user's token names, or an API
 // key's organization once the key is verified.
 import { z } from "zod";
-import { type Caller, type CallerAuth, type CallerKind, type CallerOf, resolveCaller, tokenOrganization } from "./auth.ts";
-import { jwksSource } from "./access-token.ts";
+import {
+  type Caller,
+  type CallerAuth,
+  type CallerKind,
+  type CallerOf,
+  readRequestToken,
+  resolveCaller,
+  tokenOrganization,
+} from "./auth.ts";
+import { cachedVerifier, jwksSource } from "./access-token.ts";
 import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
 import { errorResponse, HttpError } from "./errors.ts";
@@ -79,10 +87,13 @@ function tokenKeysFromEnv(): CallerAuth["tokenKeys"] {
 
 export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
   const baseLog = createLogger(component);
+  const tokenKeys = route.auth?.tokenKeys ?? tokenKeysFromEnv();
   const auth: CallerAuth = {
     serviceKeys: route.auth?.serviceKeys ?? serviceKeysFromEnv(),
     verifyApiKey: route.auth?.verifyApiKey,
-    tokenKeys: route.auth?.tokenKeys ?? tokenKeysFromEnv(),
+    tokenKeys,
+    // a browser app sends the same token with every call for up to an hour
+    verifyToken: route.auth?.verifyToken ?? (tokenKeys ? cachedVerifier(tokenKeys) : undefined),
   };
   const allow = route.methods.join(", ");
   return async (req: Request): Promise<Response> => {
@@ -91,24 +102,20 @@ export function serveHandler<K extends CallerKind>(component: string, route: Rou
       return new Response(null, { status: 204, headers: { ...corsHeaders, ...securityHeaders, "x-request-id": requestId } });
     }
     const log = baseLog.child({ request_id: requestId });
-    // Counted alongside the handler, not before it, so counting adds no wait; a counter that is
-    // away costs the figure one call, never the caller's request.
-    const count = (orgId: string) =>
-      route.apiCalls!.count(orgId).catch((e) => log.warn("API call not counted", { org_id: orgId, error: String(e) }));
-    const orgId = route.apiCalls ? tokenOrganization(req) : null;
-    let counted = orgId ? count(orgId) : null;
+    // the token is read once; counting only adds to this process's tally (usage/api-calls.ts)
+    const token = readRequestToken(req);
+    const orgId = route.apiCalls ? tokenOrganization(token) : null;
+    if (orgId) route.apiCalls!.count(orgId);
     try {
       if (!(route.methods as readonly string[]).includes(req.method)) {
         throw new HttpError(405, "method_not_allowed", `Use ${allow}.`, undefined, { allow });
       }
-      const caller = await resolveCaller(req, route.callers, auth, requestId);
+      const caller = await resolveCaller(req, route.callers, auth, requestId, token);
       const resolved = caller as Caller;
-      if (resolved.kind === "api_key" && route.apiCalls && !counted) counted = count(resolved.orgId);
+      if (resolved.kind === "api_key" && route.apiCalls && !orgId) route.apiCalls.count(resolved.orgId);
       return withCors(await handler(req, { requestId, log, caller }), requestId);
     } catch (err) {
       return withCors(errorOf(err, requestId, log), requestId);
-    } finally {
-      await counted;
     }
   };
 }

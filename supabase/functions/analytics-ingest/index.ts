@@ -9,7 +9,7 @@ import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
 import { redisFromEnv } from "../_shared/redis.ts";
-import { redisApiCallCounter } from "../_shared/usage/api-calls.ts";
+import { apiCallCounterFromEnv } from "../_shared/usage/api-calls.ts";
 import { ingestEvents } from "./ingest.ts";
 
 const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
@@ -24,7 +24,7 @@ Deno.serve(
     {
       methods: ["POST"],
       callers: ["user", "api_key"],
-      apiCalls: redisApiCallCounter(redis),
+      apiCalls: apiCallCounterFromEnv(redis),
       auth: { verifyApiKey: apiKeys.verify },
     },
     (req, ctx) => ingestEvents(req, ctx, { sql, limiter, apiKeys }),

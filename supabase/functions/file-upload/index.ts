@@ -8,7 +8,7 @@ import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
 import { redisFromEnv } from "../_shared/redis.ts";
-import { redisApiCallCounter } from "../_shared/usage/api-calls.ts";
+import { apiCallCounterFromEnv } from "../_shared/usage/api-calls.ts";
 import { startUpload } from "./upload.ts";
 
 const env = loadEnv({
@@ -27,7 +27,7 @@ Deno.serve(
     {
       methods: ["POST"],
       callers: ["user", "api_key"],
-      apiCalls: redisApiCallCounter(redis),
+      apiCalls: apiCallCounterFromEnv(redis),
       auth: { verifyApiKey: gate.verify },
     },
     (req, ctx) =>

@@ -10,7 +10,7 @@ import { loadEnv } from "../_shared/env.ts";
 import { serveHandler } from "../_shared/http.ts";
 import { redisRateLimiter } from "../_shared/rate-limit.ts";
 import { redisFromEnv } from "../_shared/redis.ts";
-import { redisApiCallCounter } from "../_shared/usage/api-calls.ts";
+import { apiCallCounterFromEnv } from "../_shared/usage/api-calls.ts";
 import { openApiDocument } from "./openapi.ts";
 import { routeRequest } from "./router.ts";
 
@@ -34,7 +34,7 @@ Deno.serve(
     {
       methods: ["GET", "POST", "PUT", "PATCH", "DELETE"],
       callers: ["api_key", "public"],
-      apiCalls: redisApiCallCounter(redis),
+      apiCalls: apiCallCounterFromEnv(redis),
       auth: { verifyApiKey: gate.verify },
     },
     (req, ctx) => routeRequest(req, ctx, { sql, gate, storage }, openapi),
