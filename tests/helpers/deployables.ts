@@ -14,7 +14,7 @@ import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope
 import { connectRealtime, type RealtimeClient } from "../../supabase/functions/_shared/realtime/client.ts";
 import { topics } from "../../supabase/functions/_shared/realtime/topics.ts";
 import { withTimeout } from "../../supabase/functions/_shared/timeout.ts";
-import { enqueueWith } from "../../worker/src/enqueue.ts";
+import { enqueueJob, type Queue } from "../../supabase/functions/_shared/jobs.ts";
 import { JOBS } from "../../worker/src/jobs/index.ts";
 import { areaOf } from "../../worker/src/registry.ts";
 import { adminSql, createUser, secrets, tokenFor, waitUntil } from "./stack.ts";
@@ -74,11 +74,11 @@ export function stackWorkerEnv(): Record<string, string> {
  * One job of each area that uses no outside service (no `uses` in the registry) and runs over
  * every organization: they run wherever the database is, so a deployed worker can show it works.
  */
-export const SELF_CONTAINED_QUEUES: string[] = (() => {
-  const byArea = new Map<string, string>();
+export const SELF_CONTAINED_QUEUES: Queue[] = (() => {
+  const byArea = new Map<string, Queue>();
   for (const j of JOBS) {
     if (!j.uses?.length && j.tenancy === "all-organizations" && !byArea.has(areaOf(j.queue))) {
-      byArea.set(areaOf(j.queue), j.queue);
+      byArea.set(areaOf(j.queue), j.queue as Queue);
     }
   }
   return [...byArea.values()];
@@ -117,17 +117,17 @@ export async function workerHealth(port: number) {
 }
 
 /**
- * Enqueues jobs on the documented path (enqueueWith: the payload checked with the job's schema,
+ * Enqueues jobs on the functions' path (enqueueJob: the payload checked with the job's schema,
  * then app.enqueue_job) and waits on their state until this worker has run one to completion.
  * The stack's own worker takes from the same queues, so jobs go out a few at once (this worker
  * has more fetch loops on them, ownWorkerEnv), and only one this worker's log shows counts.
  */
-export async function runJobIn(l: Launched, sql: postgres.Sql, queue: string, perRound = 4, rounds = 10) {
+export async function runJobIn(l: Launched, sql: postgres.Sql, queue: Queue, perRound = 4, rounds = 10) {
   let sent = 0;
   for (let round = 1; round <= rounds; round++) {
     const ids: string[] = [];
     for (let i = 0; i < perRound; i++) {
-      const id = await enqueueWith(sql, queue, { org_id: null, correlation_id: `deployables-${crypto.randomUUID()}` });
+      const id = await enqueueJob(sql, queue, { org_id: null, correlation_id: `deployables-${crypto.randomUUID()}` });
       if (!id) throw new Error(`${queue}: nothing was enqueued`);
       ids.push(id);
     }

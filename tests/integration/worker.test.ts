@@ -1,4 +1,4 @@
-// The pg-boss worker against the real Postgres: enqueue from TypeScript and SQL, validation and
+// The pg-boss worker against the real Postgres: enqueue through app.enqueue_job, validation and
 // dead letters, retries with backoff, tenant context, deleted organizations, graceful shutdown,
 // the admin RPCs, and the stack worker's queues, schedules, health and metrics. A worker with the
 // test registry (tests/fixtures/worker/jobs.ts, area `test`) runs in this process.
@@ -7,7 +7,7 @@ import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
-import { enqueue, EnqueueError, enqueueWith } from "../../worker/src/enqueue.ts";
+import { sendJob } from "../../supabase/functions/_shared/jobs.ts";
 import { loadWorkerEnv } from "../../worker/src/env.ts";
 import { startWorker, type Worker } from "../../worker/src/worker.ts";
 import { flakyAttempts, restartProbe, slowForShutdown, TEST_JOBS, tick } from "../fixtures/worker/jobs.ts";
@@ -22,7 +22,6 @@ const admin = adminSql(4);
 const poller = postgres(DB_URL, { max: 1, fetch_types: false, onnotice: () => {} });
 let worker: Worker;
 let orgA: string, orgB: string, owner: { id: string }, student: { id: string };
-const opts = { jobs: TEST_JOBS };
 
 async function jobRow(id: string) {
   // Polled through a Postgres restart: a dropped connection reads as "not yet".
@@ -76,17 +75,9 @@ afterAll(async () => {
 });
 
 describe("enqueueing", () => {
-  it("from TypeScript: validated, then run", async () => {
-    const id = await enqueue(worker.boss, "test.slow", { org_id: orgA, correlation_id: "ts-1", ms: 0 }, opts);
+  it("from TypeScript: sendJob (enqueueJob's core) queues a job pg-boss runs", async () => {
+    const id = await sendJob(admin, "test.slow", { org_id: orgA, correlation_id: "ts-1", ms: 0 });
     expect((await settled(id!)).state).toBe("completed");
-  });
-
-  it("from TypeScript: a bad payload is refused before it is queued", async () => {
-    await expect(enqueue(worker.boss, "test.slow", { org_id: "not-a-uuid", correlation_id: "x", ms: 0 }, opts))
-      .rejects.toMatchObject({ code: "invalid_payload" });
-    await expect(enqueue(worker.boss, "test.nope", { org_id: orgA, correlation_id: "x" }, opts)).rejects.toBeInstanceOf(
-      EnqueueError,
-    );
   });
 
   it("from SQL: app.enqueue_job writes the job pg-boss runs, adding a correlation id", async () => {
@@ -113,11 +104,6 @@ describe("enqueueing", () => {
     )
       .rejects.toMatchObject({ code: "42501" });
   });
-
-  it("through the TypeScript helper that Edge Functions use (SQL underneath)", async () => {
-    const id = await enqueueWith(admin, "test.slow", { org_id: orgA, correlation_id: "sql-ts", ms: 0 }, opts);
-    expect((await settled(id!)).state).toBe("completed");
-  });
 });
 
 describe("faults", () => {
@@ -132,7 +118,7 @@ describe("faults", () => {
   });
 
   it("a handler that throws is retried with exponential backoff, then completes", async () => {
-    const id = await enqueue(worker.boss, "test.flaky", { org_id: orgA, correlation_id: "flaky-ok", fail_times: 2 }, opts);
+    const id = await sendJob(admin, "test.flaky", { org_id: orgA, correlation_id: "flaky-ok", fail_times: 2 });
     const [policy] = await admin`select retry_backoff, retry_delay, retry_limit from pgboss.job where id = ${id!}`;
     expect(policy).toEqual({ retry_backoff: true, retry_delay: 1, retry_limit: 2 });
     const row = await settled(id!, 20_000);
@@ -146,7 +132,7 @@ describe("faults", () => {
   });
 
   it("a handler that keeps throwing ends in the dead-letter queue after its retries", async () => {
-    const id = await enqueue(worker.boss, "test.flaky", { org_id: orgA, correlation_id: "flaky-dead", fail_times: 9 }, opts);
+    const id = await sendJob(admin, "test.flaky", { org_id: orgA, correlation_id: "flaky-dead", fail_times: 9 });
     const dead = await deadLetterOf(id!, 30_000);
     expect(dead).toMatchObject({ name: "test.dead-letter", source_name: "test.flaky", source_retry_count: 2 });
     expect(dead.source_output).toMatchObject({ error: "handler_failed", message: "planned failure 3 of 9" });
@@ -164,14 +150,14 @@ describe("faults", () => {
   it("a job for a deleted organization completes as a no-op", async () => {
     const [{ id: gone }] = await admin`insert into public.organizations (name, slug, deleted_at)
                                        values ('Gone', ${`gone-${crypto.randomUUID().slice(0, 8)}`}, now()) returning id`;
-    const id = await enqueue(worker.boss, "test.slow", { org_id: gone, correlation_id: "gone", ms: 0 }, opts);
+    const id = await sendJob(admin, "test.slow", { org_id: gone, correlation_id: "gone", ms: 0 });
     expect(await settled(id!)).toMatchObject({ state: "completed", output: { skipped: "organization deleted" } });
   });
 });
 
 describe("tenant context", () => {
   it("a job sees and changes only its own organization, within its scopes", async () => {
-    const id = await enqueue(worker.boss, "test.see-tenant", { org_id: orgA, other_org_id: orgB, correlation_id: "see" }, opts);
+    const id = await sendJob(admin, "test.see-tenant", { org_id: orgA, other_org_id: orgB, correlation_id: "see" });
     const row = await settled(id!);
     expect(row.state).toBe("completed");
     expect(row.output).toEqual({ orgs: [orgA], other: 0, invitationOrgs: [orgA], updated: 0 }); // no settings.manage scope
@@ -185,8 +171,7 @@ describe("admin RPCs", () => {
     withRequestContext(admin, { role: "authenticated", claims: (await tokenFor(admin, userId)).claims }, fn);
 
   it("list, cancel, retry and replay the organization's own jobs", async () => {
-    const later = await enqueue(worker.boss, "test.slow", { org_id: orgA, correlation_id: "later", ms: 0 }, {
-      ...opts,
+    const later = await sendJob(admin, "test.slow", { org_id: orgA, correlation_id: "later", ms: 0 }, {
       startAfterSeconds: 3600,
     });
     const listed = await asUser(owner.id, (tx) => tx`select id, queue, state from public.list_jobs(${orgA})`);
@@ -198,7 +183,7 @@ describe("admin RPCs", () => {
     expect((await jobRow(later!)).state).toBe("cancelled");
     await expect(asUser(owner.id, (tx) => tx`select public.cancel_job(${later!})`)).rejects.toMatchObject({ code: "JB004" });
 
-    const failing = await enqueue(worker.boss, "test.flaky", { org_id: orgA, correlation_id: "replay", fail_times: 3 }, opts);
+    const failing = await sendJob(admin, "test.flaky", { org_id: orgA, correlation_id: "replay", fail_times: 3 });
     const dead = await deadLetterOf(failing!, 30_000);
     const replayed = await asUser(owner.id, (tx) => tx`select public.replay_dead_letter(${dead.id}) as id`);
     const again = await settled(replayed[0].id, 20_000);
@@ -211,10 +196,7 @@ describe("admin RPCs", () => {
   });
 
   it("refuse members without jobs.manage and other organizations' jobs", async () => {
-    const id = await enqueue(worker.boss, "test.slow", { org_id: orgB, correlation_id: "b-job", ms: 0 }, {
-      ...opts,
-      startAfterSeconds: 3600,
-    });
+    const id = await sendJob(admin, "test.slow", { org_id: orgB, correlation_id: "b-job", ms: 0 }, { startAfterSeconds: 3600 });
     await expect(asUser(student.id, (tx) => tx`select * from public.list_jobs(${orgA})`)).rejects.toMatchObject({
       code: "42501",
     });
@@ -228,9 +210,7 @@ describe("graceful shutdown", () => {
   it("finishes the running job before stopping", async () => {
     const jobs = [slowForShutdown];
     const second = await startWorker(loadWorkerEnv({ DATABASE_URL: DB_URL, WORKER_PORT: "0", WORKER_SCHEDULES: "off" }), jobs);
-    const id = await enqueue(second.boss, "test.slow-shutdown", { org_id: orgA, correlation_id: "slow-stop", ms: 1500 }, {
-      jobs,
-    });
+    const id = await sendJob(admin, "test.slow-shutdown", { org_id: orgA, correlation_id: "slow-stop", ms: 1500 });
     await waitUntil("the slow job to start", async () => (await jobRow(id!))?.state === "active", 10_000, 20);
     await second.stop();
     expect((await jobRow(id!)).state).toBe("completed");
@@ -285,9 +265,7 @@ describe("Postgres restarting mid-job", () => {
       jobs,
     );
     try {
-      const id = await enqueue(own.boss, "test.restart-probe", { org_id: orgA, correlation_id: "restart-probe", ms: 1500 }, {
-        jobs,
-      });
+      const id = await sendJob(admin, "test.restart-probe", { org_id: orgA, correlation_id: "restart-probe", ms: 1500 });
       await waitUntil("the probe to start", async () => (await jobRow(id!))?.state === "active", 10_000, 20);
       stopPostgres("fast"); // ends every connection, the job's included
       startPostgres();

@@ -1,7 +1,7 @@
 // The job registry: each job declares its queue (`<area>.<job>`), its zod payload schema (from the
 // map in supabase/functions/_shared/jobs.ts, which the functions enqueue with), the permissions it
 // holds in its organization, its queue options and its handler. Enqueueing from TypeScript
-// (enqueue.ts, _shared/jobs.ts) and from SQL (app.enqueue_job) use the same names; the worker
+// (enqueueJob in _shared/jobs.ts) and from SQL (app.enqueue_job) use the same names; the worker
 // validates every payload with the schema before running it. Later features add their jobs to JOBS.
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type pg from "pg";

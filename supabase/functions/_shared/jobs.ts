@@ -35,14 +35,19 @@ export type JobPayload<Q extends Queue> = z.infer<(typeof JOB_PAYLOADS)[Q]>;
 export interface SendOptions {
   priority?: number;
   startAfterSeconds?: number;
-  /** One job per key while one waits (pg-boss's singletonKey): a second send returns null. */
+  /**
+   * pg-boss's singletonKey. It keeps one job per key only on queues whose pg-boss policy says so;
+   * the project's queues are `standard`, where a second job with the key is queued too.
+   */
   singletonKey?: string;
 }
 
 /**
- * Sends a validated payload through app.enqueue_job, the path SQL callers take too (pg-boss has no
- * SQL API); in the caller's transaction when given one. Returns the job id, or null when a job
- * with the same singleton key is already waiting.
+ * Enqueues through app.enqueue_job (pg-boss has no SQL API, and Deno functions carry no pg-boss),
+ * in the caller's transaction when given one: the job exists exactly when the caller's work
+ * commits. Returns the job id, or null when a job with the same singleton key is already waiting.
+ * enqueueJob's untyped core: the functions and the worker call enqueueJob; only tests call this
+ * directly, for the test registry's queues, which are not in the map.
  */
 export async function sendJob(
   sql: postgres.Sql | postgres.TransactionSql,
@@ -58,7 +63,11 @@ export async function sendJob(
   return row.id;
 }
 
-/** Enqueues a registered job from a function (or any holder of a database connection). */
+/**
+ * Enqueues one of the project's jobs (functions, and the worker's jobs that start others): the
+ * payload is typed by the map at compile time and parsed with the job's schema before anything is
+ * sent (zod's ZodError), so a bad one never reaches the queue.
+ */
 export async function enqueueJob<Q extends Queue>(
   sql: postgres.Sql | postgres.TransactionSql,
   queue: Q,
