@@ -21,10 +21,10 @@ for (const size of SIZES) {
         const { owner } = await school();
         const { page, failures, close } = await open(size, owner.email);
         await page.goto(`${CONSOLE}/#/keys`);
-        await page.getByLabel("Name").fill("Timetable sync");
+        await page.getByLabel("Name", { exact: true }).fill("Timetable sync");
         await page.getByRole("button", { name: "Create key" }).click(); // no scope ticked
         await noteIn(page, "New API key").filter({ hasText: "Tick at least one scope." }).waitFor();
-        await page.getByLabel("Read the organization").check();
+        await page.getByLabel(/^See the organization and its members/).check();
         await page.getByLabel("Expires").selectOption("30");
         await page.getByRole("button", { name: "Create key" }).click();
         await page.getByText("Copy the key now: it is shown only once.").waitFor();
@@ -71,7 +71,7 @@ for (const size of SIZES) {
         // search
         await page.getByLabel("Search by name").fill("marks");
         await page.getByRole("button", { name: "Search" }).click();
-        await page.getByText("Files 1–1 of 1").waitFor();
+        await page.getByText("Showing 1–1 of 1").waitFor();
         // delete
         await page.getByRole("button", { name: "Delete marks.csv" }).click();
         await page.getByText("marks.csv was deleted.").waitFor();

@@ -4,6 +4,7 @@ import "./style.css";
 import { startApp } from "./app.ts";
 import { readable } from "./errors.ts";
 import { acceptScreen, orgsScreen } from "./screens/orgs.ts";
+import { auditScreen } from "./screens/audit.ts";
 import { authScreen } from "./screens/auth.ts";
 import { filesScreen } from "./screens/files.ts";
 import { inboxScreen } from "./screens/inbox.ts";
@@ -22,6 +23,7 @@ const SCREENS = {
   usage: ["Usage", usageScreen, ["analytics.read"]],
   jobs: ["Jobs", jobsScreen, ["jobs.manage", "data.export"]],
   keys: ["API keys", keysScreen, ["api_keys.manage"]],
+  audit: ["Audit log", auditScreen, ["audit.read"]],
 } as const;
 type ScreenName = keyof typeof SCREENS;
 

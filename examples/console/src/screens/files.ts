@@ -1,9 +1,12 @@
-// Files: upload one or several through the signed upload URL flow with a progress bar, the status
-// live from MQTT (pending → scanning → ready / refused) without reloading, search and pages,
-// download (saved under the file's name), share and delete for those who may write.
+// Files: upload one or several (chosen or dropped) through the signed upload URL flow with a
+// progress bar, the status live from MQTT (pending → scanning → ready / refused) without reloading,
+// who uploaded each and when, thumbnails of images (the worker's, read with the person's own
+// rights) and a preview, search and pages, download (saved under the file's name), share and
+// delete for those who may write.
 import { topics } from "../../../../supabase/functions/_shared/realtime/topics.ts";
 import type { App } from "../app.ts";
 import { explain, type Explained } from "../errors.ts";
+import { people } from "../people.ts";
 import { subscribeLive } from "../realtime.ts";
 import { busy, bytes, el, fail, note, tell, time } from "../ui.ts";
 
@@ -60,11 +63,14 @@ export async function filesScreen(app: App, root: HTMLElement) {
   const listNote = note();
   const search = el("input", { type: "search", id: "file-search", autocomplete: "off" });
   const live = el("p", { "aria-live": "polite", id: "live" }, "Connecting for live updates…");
+  const uploader = await people(app, org);
   let page = 0;
+  let waitingForThumbnails = 0;
   const render = async () => {
-    let q = app.supabase.from("files").select("id, name, status, status_reason, size_bytes, object_path, created_at", {
-      count: "exact",
-    }).eq("org_id", org).is("deleted_at", null);
+    let q = app.supabase.from("files").select(
+      "id, name, status, status_reason, size_bytes, object_path, created_at, uploaded_by, declared_mime, thumbnail_path",
+      { count: "exact" },
+    ).eq("org_id", org).is("deleted_at", null);
     if (search.value.trim()) q = q.ilike("name", `%${search.value.trim().replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
     const { data, error, count } = await q.order("created_at", { ascending: false }).range(page * PAGE, page * PAGE + PAGE - 1);
     if (error) return fail(listNote, error);
@@ -72,7 +78,7 @@ export async function filesScreen(app: App, root: HTMLElement) {
     const pager = el(
       "div",
       { class: "pager" },
-      el("span", {}, total ? `Files ${page * PAGE + 1}–${page * PAGE + (data?.length ?? 0)} of ${total}` : "No files yet."),
+      el("span", {}, total ? `Showing ${page * PAGE + 1}–${page * PAGE + (data?.length ?? 0)} of ${total}` : "No files yet."),
       page > 0 ? el("button", { type: "button", onclick: () => (page--, void render()) }, "Previous page") : "",
       (page + 1) * PAGE < total ? el("button", { type: "button", onclick: () => (page++, void render()) }, "Next page") : "",
     );
@@ -80,14 +86,31 @@ export async function filesScreen(app: App, root: HTMLElement) {
       el(
         "table",
         { class: "files" },
-        el("thead", {}, el("tr", {}, ...["Name", "Size", "Uploaded", "Status", ""].map((h) => el("th", { scope: "col" }, h)))),
-        el("tbody", {}, ...(data ?? []).map((f) => fileRow(app, org, f, canWrite, render, listNote))),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ...["", "Name", "Size", "Uploaded by", "Uploaded", "Status", ""].map((h) => el("th", { scope: "col" }, h)),
+          ),
+        ),
+        el("tbody", {}, ...(data ?? []).map((f) => fileRow(app, org, f, uploader(f.uploaded_by), canWrite, render, listNote))),
       ),
       pager,
     );
+    // a thumbnail follows a clean image by a moment (a worker job, no event): look again a few times
+    const pendingThumbnail = (data ?? []).some((f) =>
+      f.status === "clean" && f.declared_mime.startsWith("image/") && !f.thumbnail_path
+    );
+    if (pendingThumbnail && waitingForThumbnails++ < 10) setTimeout(() => document.contains(list) && void render(), 2000);
   };
   root.append(el("h2", {}, "Files"));
-  if (canWrite) root.append(uploadForm(app, org, render));
+  const afterUpload = () => {
+    waitingForThumbnails = 0;
+    return render();
+  };
+  if (canWrite) root.append(uploadForm(app, org, afterUpload));
   root.append(
     el(
       "form",
@@ -124,7 +147,10 @@ function fileRow(
     size_bytes: number;
     object_path: string;
     created_at: string;
+    declared_mime: string;
+    thumbnail_path: string | null;
   },
+  uploadedBy: string,
   canWrite: boolean,
   render: () => Promise<void>,
   listNote: HTMLElement,
@@ -141,6 +167,7 @@ function fileRow(
         location.assign(`${s.data.signedUrl}&download=${encodeURIComponent(f.name)}`);
       },
     }, `Download ${f.name}`));
+    if (previewable(f.declared_mime)) actions.append(previewButton(app, f, result));
     if (canWrite) actions.append(shareForm(app, org, f, result));
   }
   if (canWrite) {
@@ -162,8 +189,10 @@ function fileRow(
   return el(
     "tr",
     {},
+    el("td", { class: "thumb" }, f.thumbnail_path ? thumbnail(app, f.thumbnail_path, f.name) : ""),
     el("td", {}, f.name),
     el("td", {}, bytes(f.size_bytes)),
+    el("td", {}, uploadedBy),
     el("td", {}, time(f.created_at)),
     el("td", { "data-file-status": f.id, class: `status-${f.status}` }, statusText(f.status, f.status_reason)),
     el("td", {}, actions),
@@ -180,10 +209,26 @@ function uploadForm(app: App, org: string, render: () => Promise<void>) {
     progress.value = Math.round(p);
     percent.textContent = `${Math.round(p)}%`;
   };
-  return el(
+  const form: HTMLFormElement = el(
     "form",
     {
       "aria-label": "Upload",
+      class: "dropzone",
+      // files dropped on the form are uploaded at once, as if chosen and sent
+      ondragover: (e: Event) => {
+        e.preventDefault();
+        form.classList.add("dragging");
+      },
+      ondragleave: () => form.classList.remove("dragging"),
+      ondrop: (e: Event) => {
+        e.preventDefault();
+        form.classList.remove("dragging");
+        const dropped = (e as DragEvent).dataTransfer?.files;
+        if (!dropped?.length) return;
+        if (button.disabled) return tell(result, "Wait for the upload in progress to finish, then drop again.", "info");
+        input.files = dropped;
+        form.requestSubmit(button);
+      },
       onsubmit: async (e: Event) => {
         e.preventDefault();
         const files = [...(input.files ?? [])];
@@ -209,11 +254,57 @@ function uploadForm(app: App, org: string, render: () => Promise<void>) {
     },
     el("label", { for: input.id }, "Files"),
     input,
-    el("p", { id: "file-types", class: "hint" }, TYPES_HINT),
+    el("p", { id: "file-types", class: "hint" }, `Or drop them here. ${TYPES_HINT}`),
     el("div", { class: "progress" }, progress, percent),
     button,
     result,
   );
+  return form;
+}
+
+/** The worker's thumbnail, read with the person's own rights (no link that outlives the page). */
+function thumbnail(app: App, path: string, name: string) {
+  const img = el("img", { alt: `Thumbnail of ${name}`, class: "thumb", hidden: true });
+  void app.supabase.storage.from("thumbnails").download(path).then(({ data }) => {
+    if (!data) return;
+    img.src = URL.createObjectURL(data);
+    img.onload = () => {
+      img.hidden = false;
+      URL.revokeObjectURL(img.src);
+    };
+  });
+  return img;
+}
+
+const previewable = (mime: string) => mime.startsWith("image/") || /^(text\/|application\/json$)/.test(mime);
+
+/** Shows an image or the start of a text file in a dialog, without leaving the page. */
+function previewButton(app: App, f: { name: string; object_path: string; declared_mime: string }, result: HTMLElement) {
+  return el("button", {
+    type: "button",
+    onclick: (e: Event) =>
+      busy(e.currentTarget as HTMLButtonElement, async () => {
+        const { data, error } = await app.supabase.storage.from("files").download(f.object_path);
+        if (error || !data) return fail(result, error);
+        let body: HTMLElement;
+        if (f.declared_mime.startsWith("image/")) {
+          body = el("img", { alt: f.name, class: "preview" });
+          (body as HTMLImageElement).src = URL.createObjectURL(data);
+        } else {
+          const text = await data.text();
+          body = el("pre", { class: "preview" }, text.length > 20_000 ? `${text.slice(0, 20_000)}\n…` : text);
+        }
+        const close = el("button", { type: "button", onclick: () => dialog.close() }, "Close preview");
+        const dialog = el("dialog", { "aria-label": `Preview of ${f.name}` }, el("h3", {}, f.name), body, close);
+        dialog.addEventListener("close", () => {
+          if (body instanceof HTMLImageElement) URL.revokeObjectURL(body.src);
+          dialog.remove();
+        });
+        document.body.append(dialog);
+        dialog.showModal();
+        close.focus();
+      }),
+  }, `Preview ${f.name}`);
 }
 
 /** One file through file-upload and its signed URL; the reason when it was refused. */
@@ -226,7 +317,10 @@ async function uploadOne(app: App, org: string, file: File, onProgress: (p: numb
   if (started.error) return explain(started.error, UPLOAD_WORDING);
   onProgress(10);
   const status = await upload(app, started.data.signed_url as string, file, (p) => onProgress(10 + p * 0.9));
-  if (status >= 200 && status < 300) return null;
+  if (status >= 200 && status < 300) {
+    onProgress(100); // small files may report no progress on the way
+    return null;
+  }
   return explain(status === 0 ? { code: "network" } : { statusCode: String(status) }, UPLOAD_WORDING);
 }
 

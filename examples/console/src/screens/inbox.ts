@@ -1,6 +1,9 @@
-// Notifications: the inbox, live over MQTT, marking read, and preferences with quiet hours.
+// Notifications: the inbox, live over MQTT, marking read, and preferences with quiet hours. The
+// live line tells the truth: during the member's quiet hours nothing non-urgent is pushed (it waits
+// until they end), so it says so instead of "on".
 import { topics } from "../../../../supabase/functions/_shared/realtime/topics.ts";
 import type { App } from "../app.ts";
+import { readNotice } from "../notices.ts";
 import { subscribeLive } from "../realtime.ts";
 import { busy, el, fail, field, note, tell, time } from "../ui.ts";
 
@@ -25,7 +28,7 @@ export async function inboxScreen(app: App, root: HTMLElement) {
   }, "Mark all read");
   const render = async () => {
     const [{ data, error }, unread] = await Promise.all([
-      app.supabase.from("notifications").select("id, title, body, read_at, created_at")
+      app.supabase.from("notifications").select("id, type, title, body, data, read_at, created_at")
         .eq("org_id", org).order("created_at", { ascending: false }).limit(50),
       app.supabase.from("notifications").select("id", { count: "exact" }).eq("org_id", org).is("read_at", null).limit(1),
     ]);
@@ -43,13 +46,14 @@ export async function inboxScreen(app: App, root: HTMLElement) {
           el(
             "tbody",
             {},
-            ...data.map((n) =>
-              el(
+            ...data.map((n) => {
+              const { title, message } = readNotice(n);
+              return el(
                 "tr",
                 { class: n.read_at ? "read" : "unread" },
                 el("td", {}, time(n.created_at)),
-                el("td", {}, n.title),
-                el("td", {}, n.body ?? ""),
+                el("td", {}, title),
+                el("td", {}, message),
                 el(
                   "td",
                   {},
@@ -63,23 +67,45 @@ export async function inboxScreen(app: App, root: HTMLElement) {
                       if (r.error) return fail(listNote, r.error);
                       await render();
                     },
-                  }, `Mark "${n.title}" read`),
+                  }, `Mark "${title}" read`),
                 ),
-              )
-            ),
+              );
+            }),
           ),
         )
         : el("p", {}, "No notifications yet."),
     );
   };
+  const userId = session.session.user.id;
+  let connected = false;
+  let quiet: QuietHours | null = null;
+  const loadQuiet = async () => {
+    const { data } = await app.supabase.from("notification_settings").select("quiet_start, quiet_end, time_zone")
+      .eq("org_id", org).eq("user_id", userId).maybeSingle();
+    quiet = data?.quiet_start && data.quiet_end ? { start: data.quiet_start, end: data.quiet_end, zone: data.time_zone } : null;
+    showLive();
+  };
+  const showLive = () => {
+    const until = quiet && quietUntil(quiet, new Date());
+    live.textContent = !connected
+      ? "Connecting for live updates…"
+      : until
+      ? `Live updates paused during your quiet hours until ${until} (${
+        quiet!.zone
+      }): what arrives meanwhile waits until then, except urgent messages.`
+      : "Live updates on.";
+  };
+  // quiet hours begin and end while the page is open
+  const clock = setInterval(() => document.contains(live) ? showLive() : clearInterval(clock), 30_000);
   root.append(
     el("h2", {}, "Inbox"),
     el("div", { class: "row-actions" }, count, markAll),
     live,
     listNote,
     list,
-    await preferencesForm(app, org, session.session.user.id),
+    await preferencesForm(app, org, userId, loadQuiet),
   );
+  await loadQuiet();
   await render();
   // A notification comes on the member's own topic, or, for types with audience delivery, once for
   // everyone of their role on the role's topic (its id is the batch's): either way it is already a
@@ -89,9 +115,32 @@ export async function inboxScreen(app: App, root: HTMLElement) {
   const liveTopics = [topics.notifications(org, session.session.user.id)];
   if (member) liveTopics.push(topics.roleNotifications(org, member.role));
   await subscribeLive(app, liveTopics, () => void render(), () => {
-    live.textContent = "Live updates on.";
+    connected = true;
+    showLive();
     void render();
   });
+}
+
+interface QuietHours {
+  start: string;
+  end: string;
+  zone: string;
+}
+
+/** The end of the quiet hours ("07:00", in their time zone) if `at` falls within them; null otherwise. */
+export function quietUntil(q: QuietHours, at: Date): string | null {
+  const minutes = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  let local: number;
+  try {
+    const parts = new Intl.DateTimeFormat("en-GB", { timeZone: q.zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+      .formatToParts(at);
+    local = minutes(`${parts.find((p) => p.type === "hour")!.value}:${parts.find((p) => p.type === "minute")!.value}`);
+  } catch {
+    return null; // a zone the browser does not know: the database judges it
+  }
+  const [start, end] = [minutes(q.start), minutes(q.end)];
+  const inside = start < end ? local >= start && local < end : local >= start || local < end;
+  return inside ? q.end.slice(0, 5) : null;
 }
 
 /** Changes the row with these keys, or makes it; the error, if any. */
@@ -111,7 +160,7 @@ async function saveRowOf(
 }
 
 /** E-mail on or off for all notification types, and quiet hours (nothing is pushed then; it waits). */
-async function preferencesForm(app: App, org: string, userId: string) {
+async function preferencesForm(app: App, org: string, userId: string, onSaved: () => Promise<void>) {
   const { data: settings } = await app.supabase.from("notification_settings").select("quiet_start, quiet_end, time_zone")
     .eq("org_id", org).eq("user_id", userId).maybeSingle();
   const { data: prefs } = await app.supabase.from("notification_preferences").select("enabled")
@@ -155,6 +204,7 @@ async function preferencesForm(app: App, org: string, userId: string) {
           time_zone: zone.value,
         });
         if (q) return fail(result, q, { "22023": { text: "That time zone is not known.", hint: "Choose one from the list." } });
+        await onSaved();
         tell(
           result,
           start.value

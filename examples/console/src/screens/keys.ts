@@ -3,14 +3,6 @@
 import type { App } from "../app.ts";
 import { busy, el, fail, field, note, tell, time } from "../ui.ts";
 
-const SCOPES: [string, string][] = [
-  ["org.read", "Read the organization"],
-  ["files.read", "Read files"],
-  ["files.write", "Upload and change files"],
-  ["analytics.read", "Read usage and analytics"],
-  ["notifications.send", "Send notifications"],
-  ["members.invite", "Invite members"],
-];
 const EXPIRY: [string, string][] = [["30", "in 30 days"], ["90", "in 90 days"], ["365", "in a year"], ["", "never"]];
 
 export async function keysScreen(app: App, root: HTMLElement) {
@@ -73,8 +65,14 @@ export async function keysScreen(app: App, root: HTMLElement) {
   };
   const name = el("input", { required: true, maxlength: "100" });
   const expiry = el("select", {}, ...EXPIRY.map(([v, label]) => el("option", { value: v }, label)));
-  // a key never gets a permission its creator lacks (TN025): only those are offered
-  const offered = SCOPES.filter(([s]) => claims.permissions.includes(s));
+  // every scope the database accepts is a permission of the catalog, with its description; a key
+  // never gets a permission its creator lacks (TN025), so only those are offered
+  const catalog = await app.supabase.from("permissions").select("key, description").order("key");
+  if (catalog.error) {
+    root.append(listNote);
+    return fail(listNote, catalog.error);
+  }
+  const offered = catalog.data.filter((p) => claims.permissions.includes(p.key)).map((p) => [p.key, p.description] as const);
   const boxes = offered.map(([s]) => el("input", { type: "checkbox", value: s, id: `scope-${s}` }));
   const result = note();
   const shown = el("div", { "aria-live": "polite" });

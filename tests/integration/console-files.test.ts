@@ -1,0 +1,184 @@
+// The console's files, inbox, audit log and API keys as a school's people use them, at a desktop's
+// and a phone's size: files dropped on the page and chosen several at once, with who uploaded them,
+// the worker's thumbnail of an image and a preview; system notifications worded as sentences (never
+// a scanner's signature, a MIME check's text or a metric key) and a live line that says when quiet
+// hours hold deliveries back; the audit log in sentences and pages, for owners only; every scope the
+// database accepts offered with its description. Each screen passes tests/helpers/console.ts's checks.
+import sharp from "sharp";
+import { afterAll, describe, expect, it } from "vitest";
+import { checked, CONSOLE, consoleHarness, SIZES } from "../helpers/console.ts";
+
+const { admin, user, school, open, cleanup } = consoleHarness();
+afterAll(cleanup);
+
+const png = () => sharp({ create: { width: 96, height: 64, channels: 3, background: "#2f6fb0" } }).png().toBuffer();
+
+for (const size of SIZES) {
+  describe(`the console's files, inbox, audit log and keys (${size.name}, ${size.width}×${size.height})`, () => {
+    it("a teacher drops and chooses files; sees who uploaded them, a thumbnail and a preview", { timeout: 90_000 }, async () => {
+      const { org, owner } = await school();
+      const teacher = await user(org, "teacher");
+      await admin`update auth.users set raw_user_meta_data = '{"full_name": "Theo Teacher"}' where id = ${teacher.id}`;
+      const { page, failures, close } = await open(size, teacher.email);
+      await page.goto(`${CONSOLE}/#/files`);
+      await page.getByText("Live updates on.").waitFor();
+      // dropped on the upload form: uploaded at once
+      const board = (await png()).toString("base64");
+      await page.getByRole("form", { name: "Upload" }).evaluate((form, b64) => {
+        const data = new DataTransfer();
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        data.items.add(new File([bytes], "board.png", { type: "image/png" }));
+        form.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+      }, board);
+      const upload = page.getByRole("form", { name: "Upload" }).locator(".note");
+      await upload.filter({ hasText: "board.png uploaded" }).waitFor({ timeout: 20_000 });
+      // the worker's thumbnail appears by itself, read with the teacher's rights
+      await page.getByRole("img", { name: "Thumbnail of board.png" }).waitFor({ timeout: 30_000 });
+      expect(
+        await page.getByRole("img", { name: "Thumbnail of board.png" }).evaluate((i) => (i as HTMLImageElement).naturalWidth),
+      )
+        .toBeGreaterThan(0);
+      // chosen, two at once; the Upload button cannot be pressed again meanwhile
+      await page.getByLabel("Files", { exact: true }).setInputFiles([
+        { name: "Poem.txt", mimeType: "text/plain", buffer: Buffer.from("Roses are red.\n") },
+        { name: "marks.csv", mimeType: "text/csv", buffer: Buffer.from("name,mark\nA,1\n") },
+      ]);
+      const button = page.getByRole("button", { name: "Upload", exact: true });
+      await button.click();
+      expect(await button.isDisabled()).toBe(true);
+      await upload.filter({ hasText: "Poem.txt, marks.csv uploaded" }).waitFor({ timeout: 20_000 });
+      expect(await button.isDisabled()).toBe(false);
+      expect(await page.getByRole("progressbar", { name: "Upload progress" }).evaluate((p) => (p as HTMLProgressElement).value))
+        .toBe(100);
+      await page.getByText("Showing 1–3 of 3").waitFor();
+      const poem = page.getByRole("row", { name: /Poem\.txt/ });
+      await poem.getByRole("cell", { name: "you", exact: true }).waitFor();
+      await poem.getByRole("button", { name: "Preview Poem.txt" }).waitFor({ timeout: 20_000 });
+      await checked(page, "files-teacher", size.name);
+      await poem.getByRole("button", { name: "Preview Poem.txt" }).click();
+      const preview = page.getByRole("dialog", { name: "Preview of Poem.txt" });
+      await preview.getByText("Roses are red.").waitFor();
+      await preview.getByRole("button", { name: "Close preview" }).click();
+      await preview.waitFor({ state: "detached" });
+      await close();
+
+      // the owner sees the teacher by name and address as the uploader
+      const ownerView = await open(size, owner.email);
+      await ownerView.page.goto(`${CONSOLE}/#/files`);
+      await ownerView.page.getByRole("row", { name: /board\.png/ }).getByText(`Theo Teacher (${teacher.email})`).waitFor();
+      expect([...failures(), ...ownerView.failures()]).toEqual([]);
+      await ownerView.close();
+    });
+
+    it("the inbox words system notifications as sentences and says when quiet hours hold live updates", async () => {
+      const { org, owner } = await school();
+      const notify = (type: string, title: string, body: string, data: object) =>
+        admin`insert into public.notifications (org_id, recipient_id, batch_id, type, title, body, data, priority)
+              values (${org}, ${owner.id}, gen_random_uuid(), ${type}, ${title}, ${body}, ${
+          admin.json(data as never)
+        }, 'normal')`;
+      // rows as producers wrote them before they wrote sentences: the raw texts must not show
+      await notify("file.rejected", "report.pdf was not accepted", "type_mismatch: declared application/pdf, found image/png", {
+        status: "rejected",
+      });
+      await notify("file.rejected", "game.zip was not accepted", "Win.Test.EICAR_HDB-1", { status: "infected" });
+      await notify("usage.warning", "storage_bytes at 85 % of the plan", "850000000 of 1000000000 used on 2026-12-06.", {
+        metric: "storage_bytes",
+        used: 850000000,
+        limit: 1000000000,
+        day: "2026-12-06",
+      });
+      await notify("job.failed", "A background job failed: data.export", "TypeError: cannot read properties of undefined", {
+        queue: "data.export",
+      });
+      const { page, failures, close } = await open(size, owner.email);
+      await page.goto(`${CONSOLE}/#/inbox`);
+      await page.getByText("4 unread").waitFor();
+      await page.getByText("Its content does not match its type").waitFor();
+      await page.getByText("It looks like it carries a virus").waitFor();
+      await page.getByRole("cell", { name: "Storage at 85 % of the plan", exact: true }).waitFor();
+      await page.getByText("850 MB of 1.0 GB used").waitFor();
+      await page.getByText("Open Jobs to retry it.").waitFor();
+      const text = await page.locator("body").innerText();
+      expect(text).not.toMatch(/type_mismatch|application\/pdf|EICAR|storage_bytes|850000000|TypeError/);
+      await page.getByText("Live updates on.").waitFor();
+      await checked(page, "inbox-system", size.name);
+
+      // quiet hours around now (UTC): live delivery waits, and the page says until when
+      const hhmm = (d: Date) => d.toISOString().slice(11, 16);
+      const from = new Date(Date.now() - 3600_000);
+      const until = new Date(Date.now() + 3600_000);
+      await page.getByLabel("Quiet hours from").fill(hhmm(from));
+      await page.getByLabel("Quiet hours until").fill(hhmm(until));
+      await page.getByLabel("Time zone").selectOption("UTC");
+      await page.getByRole("button", { name: "Save preferences" }).click();
+      await page.getByText(`Live updates paused during your quiet hours until ${hhmm(until)} (UTC)`).waitFor();
+      expect(await page.getByText("Live updates on.").count()).toBe(0);
+      await page.reload();
+      await page.getByText(`Live updates paused during your quiet hours until ${hhmm(until)} (UTC)`).waitFor();
+      // quiet hours elsewhere in the day: on again
+      await page.getByLabel("Quiet hours from").fill(hhmm(new Date(Date.now() + 3 * 3600_000)));
+      await page.getByLabel("Quiet hours until").fill(hhmm(new Date(Date.now() + 4 * 3600_000)));
+      await page.getByRole("button", { name: "Save preferences" }).click();
+      await page.getByText("Live updates on.").waitFor();
+      expect(failures()).toEqual([]);
+      await close();
+    });
+
+    it("the audit log is in sentences and pages, for owners; a teacher is not offered it", { timeout: 60_000 }, async () => {
+      const { org, owner } = await school();
+      const teacher = await user(org, "teacher");
+      // thirty entries of the owner's own, so there is a second page
+      await admin`insert into audit.log (org_id, actor_user_id, db_role, table_name, row_id, action, changed_columns, new_values)
+                  select ${org}, ${owner.id}, 'authenticated', 'public.exercises', gen_random_uuid()::text, 'INSERT', '{title}',
+                         jsonb_build_object('title', 'Fractions ' || i)
+                  from generate_series(1, 30) i`;
+      const { page, failures, close } = await open(size, owner.email);
+      await page.goto(`${CONSOLE}/#/keys`);
+      await page.getByLabel("Name", { exact: true }).fill("Gradebook");
+      await page.getByLabel(/^Read the organization's files/).check();
+      await page.getByRole("button", { name: "Create key" }).click();
+      await page.getByText("Copy the key now: it is shown only once.").waitFor();
+      await page.getByRole("button", { name: "Revoke Gradebook" }).click();
+      await page.getByRole("cell", { name: "revoked" }).waitFor();
+      await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Audit log" }).click();
+      await page.getByRole("cell", { name: "revoked the API key “Gradebook”" }).waitFor();
+      await page.getByRole("cell", { name: "created the API key “Gradebook”" }).waitFor();
+      await page.getByRole("cell", { name: "You", exact: true }).first().waitFor();
+      await page.getByRole("cell", { name: "added the exercise “Fractions 30”" }).waitFor();
+      await page.getByText(/^Showing 1–25 of 3\d$/).waitFor();
+      await checked(page, "audit", size.name);
+      await page.getByRole("button", { name: "Older entries" }).click();
+      await page.getByText(/^Showing 26–3\d of 3\d$/).waitFor();
+      // the system's own steps on request: the organization's making
+      await page.getByLabel("Include the system's own steps").check();
+      await page.getByText(/^Showing 1–25 of \d+$/).waitFor();
+      await close();
+
+      const teacherView = await open(size, teacher.email);
+      const nav = teacherView.page.getByRole("navigation", { name: "Screens" });
+      await nav.getByRole("link", { name: "Files" }).waitFor();
+      expect(await nav.getByRole("link", { name: "Audit log" }).count()).toBe(0);
+      await teacherView.page.goto(`${CONSOLE}/#/audit`);
+      await teacherView.page.getByText("Your role does not include this screen.").waitFor();
+      expect([...failures(), ...teacherView.failures()]).toEqual([]);
+      await teacherView.close();
+    });
+
+    it("an owner is offered every scope the database accepts, each with its description", async () => {
+      const { owner } = await school();
+      const { page, failures, close } = await open(size, owner.email);
+      await page.goto(`${CONSOLE}/#/keys`);
+      const scopes = await admin`select key, description from public.permissions order by key`;
+      for (const s of scopes) await page.getByLabel(`${s.description} (${s.key})`).waitFor();
+      expect(await page.getByRole("group", { name: "Scopes" }).getByRole("checkbox").count()).toBe(scopes.length);
+      await page.getByLabel(/^Send analytics events/).check();
+      await page.getByLabel("Name", { exact: true }).fill("LMS events");
+      await page.getByRole("button", { name: "Create key" }).click();
+      await page.getByRole("cell", { name: "events.write", exact: true }).waitFor();
+      await checked(page, "keys-scopes", size.name);
+      expect(failures()).toEqual([]);
+      await close();
+    });
+  });
+}
