@@ -290,3 +290,36 @@ $$;
 
 revoke all on function public.delete_organization(uuid), public.restore_organization(uuid) from public, anon;
 grant execute on function public.delete_organization(uuid), public.restore_organization(uuid) to authenticated;
+
+-- The member directory: an organization's members by name, address and role, for its members
+-- only (user ids mean nothing to people). Addresses are personal data: holders of members.invite or
+-- members.manage (teachers, admins and owners by default) see every member's, as they invite and
+-- manage people; anyone else (students) sees their own and the staff's (teachers, admins, owners:
+-- whom a student contacts), never another student's. Names are the accounts' full_name (user
+-- metadata, set by each person; shown as text), at most 100 characters. API keys, jobs and the
+-- service are not members and are refused.
+create function public.organization_members_directory(org_id uuid)
+returns table (user_id uuid, display_name text, email text, role public.org_role, joined_at timestamptz)
+language plpgsql stable security definer set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  me uuid := (select auth.uid());
+  org uuid := organization_members_directory.org_id;
+  sees_all boolean;
+begin
+  if me is null or app.role_in(org) is null then
+    raise exception 'not a member of organization %', org using errcode = '42501';
+  end if;
+  sees_all := app.has_permission(org, 'members.invite') or app.has_permission(org, 'members.manage');
+  return query
+  select m.user_id, nullif(left(btrim(u.raw_user_meta_data ->> 'full_name'), 100), ''),
+         case when sees_all or m.user_id = me or m.role <> 'student' then u.email::text end,
+         m.role, m.created_at
+  from public.organization_members m join auth.users u on u.id = m.user_id
+  where m.org_id = org
+  order by app.role_rank(m.role) desc, lower(btrim(u.raw_user_meta_data ->> 'full_name')) nulls last, m.created_at, m.user_id;
+end
+$$;
+revoke all on function public.organization_members_directory(uuid) from public, anon;
+grant execute on function public.organization_members_directory(uuid) to authenticated;

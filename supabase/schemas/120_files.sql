@@ -225,18 +225,23 @@ grant insert (org_id, file_id, grantee_user_id, grantee_role, access, expires_at
 create policy "members see their organization's storage use" on public.storage_quotas
   for select to authenticated using (org_id = any (array(select app.user_org_ids())));
 
-create policy "readers see the files they may read" on public.files
+-- A file that is not clean (being checked, infected, rejected, failed) is listed only to those who
+-- may write the organization's files (uploaders and staff follow its verdict), never to readers by
+-- role or by a share: a student never sees an infected file's row, as no reader gets its bytes.
+create policy "readers see the clean files they may read, writers every file" on public.files
   for select to authenticated
-  using (org_id = any (array(select app.user_org_ids())) and deleted_at is null and app.file_access(files, 'read'));
+  using (org_id = any (array(select app.user_org_ids())) and deleted_at is null and app.file_access(files, 'read')
+         and (status = 'clean' or org_id = any (array(select app.org_ids_with_permission('files.write')))));
 create policy "writers rename and file files" on public.files
   for update to authenticated
   using (org_id = any (array(select app.user_org_ids())) and deleted_at is null and app.file_access(files, 'write'))
   with check (app.file_access(files, 'write'));
 
-create policy "readers see the versions of files they may read" on public.file_versions
+create policy "readers see versions of clean files, writers of every file" on public.file_versions
   for select to authenticated
   using (org_id = any (array(select app.user_org_ids()))
-         and exists (select 1 from public.files f where f.id = file_id and f.deleted_at is null and app.file_access(f, 'read')));
+         and exists (select 1 from public.files f where f.id = file_id and f.deleted_at is null and app.file_access(f, 'read')
+                     and (f.status = 'clean' or f.org_id = any (array(select app.org_ids_with_permission('files.write'))))));
 
 create policy "writers see their organization's shares" on public.file_shares
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('files.write'))));

@@ -725,6 +725,11 @@ isOneToOne: false
               "completed_on": string,"created_on": string,"data": Json,"id": string,"output": Json,"priority": number,"queue": string,"retry_count": number,"retry_limit": number,"source_id": string,"source_queue": string,"started_on": string,"state": string
             }[]
                            },
+"organization_members_directory":
+{ Args: { "org_id": string }; Returns: {
+              "display_name": string,"email": string,"joined_at": string,"role": Database["public"]['Enums']["org_role"],"user_id": string
+            }[]
+                           },
 "replay_dead_letter":
 { Args: { "job_id": string }; Returns: string
                            },

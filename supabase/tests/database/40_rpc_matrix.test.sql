@@ -8,7 +8,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(1 + 25 * 5 + 4);
+select plan(1 + 26 * 5 + 4);
 
 select tests.create_user(e) from unnest(array['owner@rma.test', 'owner@rmb.test', 'student@rmb.test', 'outsider@rm.test',
                                               'invitee@rmb.test']) e;
@@ -56,6 +56,9 @@ insert into cases values
   -- the token reached the wrong person: the address decides
   ('public.accept_invitation(text)', $$select public.accept_invitation((select invitation_token from b))$$, 'TN014', 'TN014', 'TN014'),
   ('public.revoke_invitation(uuid)', $$select public.revoke_invitation((select invitation from b))$$, 'TN010', 'TN010', 'ok'),
+  -- members read the directory (a student sees less of it: 42_member_directory); nobody else does
+  ('public.organization_members_directory(uuid)', $$select public.organization_members_directory((select org from b))$$,
+   '42501', 'ok', 'ok'),
   ('public.custom_access_token_hook(jsonb)',
    $$select public.custom_access_token_hook(jsonb_build_object('user_id', tests.user_id('owner@rmb.test'), 'claims', '{}'::jsonb))$$,
    '42501', '42501', '42501'),
