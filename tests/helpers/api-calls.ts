@@ -67,8 +67,12 @@ export interface HostedFunction {
   stderr: string[];
 }
 
-/** One of the project's functions in the local function host, outside the gateway. */
-export async function hostFunction(name: string, extraEnv: Record<string, string>): Promise<HostedFunction> {
+/** One of the project's functions in the local function host, outside the gateway (denoFlags: e.g. --inspect). */
+export async function hostFunction(
+  name: string,
+  extraEnv: Record<string, string>,
+  denoFlags: string[] = [],
+): Promise<HostedFunction> {
   const proc = spawn(path.join(ROOT, "node_modules", ".bin", "deno"), [
     "run",
     "--no-prompt",
@@ -77,6 +81,7 @@ export async function hostFunction(name: string, extraEnv: Record<string, string
     "--allow-env",
     "--allow-read",
     "--allow-sys",
+    ...denoFlags,
     path.join(ROOT, "dev", "platform", "runtime", "function-host.ts"),
     path.join(ROOT, "supabase", "functions", name, "index.ts"),
   ], { cwd: ROOT, env: await functionEnv(extraEnv), stdio: ["ignore", "pipe", "pipe"] });

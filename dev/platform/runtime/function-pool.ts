@@ -92,11 +92,24 @@ export class FunctionPool {
         reject(new FunctionBootError(`function ${name} did not start within ${this.opts.bootTimeoutMs ?? 30000} ms`));
         proc.kill("SIGKILL");
       }, this.opts.bootTimeoutMs ?? 30_000);
-      readline.createInterface({ input: proc.stdout! }).on("line", (line) => {
-        if (line.startsWith('{"__function_host_ready":')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line).__function_host_ready);
-        } else out.write(line + "\n");
+      // Lines are looked at until the host says it listens; after that its output goes to the log
+      // file as it comes, a write per chunk rather than per line (the gateway's share of a call).
+      let head: string | null = "";
+      proc.stdout!.on("data", (chunk: Buffer) => {
+        if (head === null) return void out.write(chunk);
+        head += chunk.toString("utf8");
+        for (let nl = head.indexOf("\n"); nl >= 0; nl = head.indexOf("\n")) {
+          const line = head.slice(0, nl);
+          head = head.slice(nl + 1);
+          if (line.startsWith('{"__function_host_ready":')) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line).__function_host_ready);
+            if (head) out.write(head);
+            head = null;
+            return;
+          }
+          out.write(line + "\n");
+        }
       });
       readline.createInterface({ input: proc.stderr! }).on("line", (line) => {
         out.write(line + "\n");

@@ -18,7 +18,7 @@ import { cachedVerifier, jwksSource } from "./access-token.ts";
 import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
 import { errorResponse, HttpError } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { batchLogWrites, createLogger, flushLogWrites, type Logger } from "./log.ts";
 import type { ApiCallCounter } from "./usage/api-calls.ts";
 
 export interface HandlerContext<C = CallerOf<CallerKind>> {
@@ -85,7 +85,23 @@ function tokenKeysFromEnv(): CallerAuth["tokenKeys"] {
   };
 }
 
+/**
+ * A function's log lines go out in one write per turn of the event loop (each write to the
+ * runtime's pipe is a system call on the request's path); what is pending when the runtime shuts
+ * the function down is written then.
+ */
+function batchFunctionLogs() {
+  batchLogWrites();
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (typeof g.addEventListener === "function" && !g.__functionLogsFlushed) {
+    g.__functionLogsFlushed = true;
+    g.addEventListener("beforeunload", flushLogWrites);
+  }
+}
+
 export function serveHandler<K extends CallerKind>(component: string, route: Route<K>, handler: Handler<K>) {
+  batchFunctionLogs();
   const baseLog = createLogger(component);
   const tokenKeys = route.auth?.tokenKeys ?? tokenKeysFromEnv();
   const auth: CallerAuth = {

@@ -111,13 +111,25 @@ export async function ingestEvents(
   return Response.json({ accepted: accepted.length, rejected }, { status });
 }
 
-/** The member's organization's events budget, or 403 when they are not a member of it. */
+/**
+ * The member's organization's events budget, or 403 when they are not a member of it. A member's
+ * answer is kept API_KEY_CACHE_MS, as a key's verification is: a browser app sends events often,
+ * and the insert checks membership again, so someone removed within that time can at most take
+ * from the budget, never add an event.
+ */
+const members = new Map<string, { perMinute: number; until: number }>();
 async function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
+  const now = Date.now();
+  const key = `${caller.orgId}:${caller.userId}`;
+  const hit = members.get(key);
+  if (hit && hit.until > now) return { per_minute: hit.perMinute };
   const [tier] = await asUser(deps.sql, caller, req, requestId, (tx) =>
     tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${caller.orgId} and o.id = any (array(select app.user_org_ids()))`);
   if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+  if (members.size > 10_000) members.clear();
+  members.set(key, { perMinute: tier.per_minute, until: now + API_KEY_CACHE_MS });
   return tier;
 }
 

@@ -28,7 +28,6 @@ export const apiCallsKey = (day: string) => `usage:api_calls:${day}`;
 export const utcDay = (at: Date) => at.toISOString().slice(0, 10);
 
 export const API_CALLS_FLUSH_MS_DEFAULT = 1000;
-const FlushMs = z.coerce.number().int().min(10).max(60_000).default(API_CALLS_FLUSH_MS_DEFAULT);
 
 export interface CounterOptions {
   /** How long counts wait in memory at most (while Redis answers). */
@@ -115,7 +114,9 @@ export function flushingApiCallCounter(redis: Redis, opts: CounterOptions = {}):
  * it on SIGTERM), the write kept alive with EdgeRuntime.waitUntil where the runtime has it.
  */
 export function apiCallCounterFromEnv(redis: Redis): ApiCallCounter {
-  const { API_CALLS_FLUSH_MS } = loadEnv({ API_CALLS_FLUSH_MS: FlushMs });
+  const { API_CALLS_FLUSH_MS } = loadEnv({
+    API_CALLS_FLUSH_MS: z.coerce.number().int().min(10).max(60_000).default(API_CALLS_FLUSH_MS_DEFAULT),
+  });
   const counter = flushingApiCallCounter(redis, { flushMs: API_CALLS_FLUSH_MS });
   // deno-lint-ignore no-explicit-any
   const g = globalThis as any;
