@@ -146,7 +146,12 @@ describe("the SQL enqueue path against the installed pg-boss", () => {
     try {
       await admin`select app.enqueue_job(${queue}, ${admin.json({ org_id: null })}, 0, 3600) as id`;
       await admin`select app.enqueue_job(${queue}, ${admin.json({ org_id: null })}) as id`;
-      await waitUntil(`a notification for ${queue} on ${channel}`, async () => heard.includes(queue) || null, 5_000, 20);
+      await waitUntil(
+        `a notification for ${queue} on ${channel}`,
+        () => Promise.resolve(heard.includes(queue) || null),
+        5_000,
+        20,
+      );
       // only the job that can start now notifies, as pg-boss's insert does
       expect(heard.filter((q) => q === queue)).toHaveLength(1);
     } finally {
@@ -159,9 +164,9 @@ describe("the SQL enqueue path against the installed pg-boss", () => {
   it("writes a job a plain pg-boss instance fetches at once (NOTIFY, not its poll) and completes", async () => {
     const received: { id: string; data: Record<string, unknown> }[] = [];
     // a 30 s poll: a job done within seconds was fetched because the NOTIFY woke the worker
-    await boss.work<Record<string, unknown>>(queue, { pollingIntervalSeconds: 30 }, async ([job]) => {
+    await boss.work<Record<string, unknown>>(queue, { pollingIntervalSeconds: 30 }, ([job]) => {
       received.push({ id: job.id, data: job.data });
-      return { ok: true };
+      return Promise.resolve({ ok: true });
     });
     await new Promise((r) => setTimeout(r, 1_500)); // its first, empty fetch is behind it
     const [{ id }] = await admin`
