@@ -6,7 +6,7 @@
 import crypto from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiKeyVerifier } from "../../supabase/functions/_shared/db.ts";
+import { apiKeyVerifier } from "../../supabase/functions/_shared/api-keys.ts";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
 import { adminSql, API_URL, createUser, secrets, tokenFor } from "../helpers/stack.ts";
 

@@ -4,7 +4,8 @@
 // switch organization, revoke; plus API keys and the audit trail those steps leave.
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contextFromClaims, type RequestContext, withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { contextFromClaims, type RequestContext } from "../../supabase/functions/_shared/request-context.ts";
 import { adminSql, apiSql, createUser, tokenFor, verifiedClaims } from "../helpers/stack.ts";
 
 const admin = adminSql();

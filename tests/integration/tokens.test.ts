@@ -1,7 +1,8 @@
 // Users' access tokens made the way GoTrue makes them, accepted by the gateway and usable as the
 // request context in Postgres.
 import { afterAll, describe, expect, it } from "vitest";
-import { contextFromClaims, withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { contextFromClaims } from "../../supabase/functions/_shared/request-context.ts";
 import { adminSql, createUser, tokenFor, verifiedClaims } from "../helpers/stack.ts";
 
 const sql = adminSql();

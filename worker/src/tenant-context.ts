@@ -1,11 +1,12 @@
 // A job's database work runs in its organization's request context: `authenticated` with claims
 // that name the job, the organization and the scopes its registry entry declares, so the same
-// RLS that guards users guards jobs (see app.job_principal in the migrations). Correlation id
+// RLS that guards users guards jobs (see app.job_principal in supabase/schemas/020_policy_helpers.sql). Correlation id
 // travels as x-request-id, so the audit log ties changes to the request that caused the job.
 // Work across organizations runs as the service (asService in supabase/functions/_shared/db.ts,
 // with WORKER_USER_AGENT).
 import type postgres from "postgres";
-import { type RequestContext, withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
+import type { RequestContext } from "../../supabase/functions/_shared/request-context.ts";
 
 /** How the audit log names the worker's requests. */
 export const WORKER_USER_AGENT = "saas-backend-worker";

@@ -15,7 +15,7 @@
 // protocol): its own pool of connections, parsing rows with pg's type parsers.
 import crypto from "node:crypto";
 import pg from "pg";
-import { contextSettings } from "../../supabase/functions/_shared/db.ts";
+import { REQUEST_CONTEXT_SQL, requestContextValues } from "../../supabase/functions/_shared/request-context.ts";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import { tenantContext, type TenantJob } from "./tenant-context.ts";
 
@@ -47,7 +47,7 @@ export function createStatementPool(databaseUrl: string, max = 10): pg.Pool {
  * parameter, and Postgres refuses the statement (it then takes fewer parameters than it is given).
  */
 export function tenantStatement(pool: pg.Pool, job: TenantJob) {
-  const context = contextSettings(tenantContext(job));
+  const context = requestContextValues(tenantContext(job));
   return async <T extends readonly object[] = Record<string, unknown>[]>(
     strings: TemplateStringsArray,
     ...values: StatementValue[]
@@ -100,11 +100,7 @@ function statementOf(strings: TemplateStringsArray) {
   return statement;
 }
 
-const CONTEXT_STATEMENT = {
-  name: "tenant_context_v1",
-  text: "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true), " +
-    "set_config('request.headers', $3, true)",
-};
+const CONTEXT_STATEMENT = { name: "tenant_context_v1", text: REQUEST_CONTEXT_SQL };
 
 /** Named statements each connection has parsed (known from a reply that could only follow a successful Parse). */
 const parsedOn = new WeakMap<object, Set<string>>();

@@ -16,7 +16,7 @@
 // Redis away: keys are refused with 503 (limits are part of the contract), as event ingestion is.
 import type postgres from "postgres";
 import type { ApiKeyCaller, ApiKeyVerifier } from "./auth.ts";
-import { apiKeyContext, type ApiKeyLookup, lookupApiKey, withRequestContext } from "./db.ts";
+import { apiKeyContext, asService, withRequestContext } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
 
@@ -26,6 +26,55 @@ export const API_KEY_CACHE_MS = 10_000;
 export const API_KEY_FAILURES_PER_MINUTE = 30;
 /** Verifications kept at most (oldest dropped first): guesses cannot grow the cache without bound. */
 const CACHE_ENTRIES = 10_000;
+
+/** Postgres errors of public.verify_api_key as HTTP answers (docs/errors.md). */
+const API_KEY_ERRORS: Record<string, [string, string]> = {
+  TN020: ["invalid_api_key", "The API key is not valid."],
+  TN021: ["api_key_revoked", "The API key was revoked."],
+  TN022: ["api_key_expired", "The API key has expired."],
+};
+
+/** The shape of every key create_api_key makes; anything else is refused without a query. */
+export const API_KEY_SHAPE = /^sk_[A-Za-z0-9_-]{8,64}$/;
+
+export type ApiKeyLookup =
+  | { ok: true; apiKeyId: string; orgId: string; scopes: string[]; requestsPerMinute: number }
+  | { ok: false; code: string; message: string };
+
+/**
+ * What public.verify_api_key (as the service) says of a key, with its organization's tier limit on
+ * requests; a refusal (unknown, revoked, expired) as a value, other failures thrown.
+ */
+export async function lookupApiKey(sql: postgres.Sql, key: string, requestId: string): Promise<ApiKeyLookup> {
+  if (!API_KEY_SHAPE.test(key)) return { ok: false, code: API_KEY_ERRORS.TN020[0], message: API_KEY_ERRORS.TN020[1] };
+  try {
+    const [k] = await asService(
+      sql,
+      requestId,
+      (tx) =>
+        tx<{ api_key_id: string; org_id: string; scopes: string[]; per_minute: number }[]>`
+        select v.api_key_id, v.org_id, v.scopes, t.api_requests_per_minute as per_minute
+        from public.verify_api_key(${key}) v
+        join public.organizations o on o.id = v.org_id
+        join public.subscription_tiers t on t.tier = o.tier`,
+    );
+    if (!k) return { ok: false, code: API_KEY_ERRORS.TN020[0], message: API_KEY_ERRORS.TN020[1] };
+    return { ok: true, apiKeyId: k.api_key_id, orgId: k.org_id, scopes: k.scopes, requestsPerMinute: k.per_minute };
+  } catch (e) {
+    const known = API_KEY_ERRORS[(e as { code?: string }).code ?? ""];
+    if (known) return { ok: false, code: known[0], message: known[1] };
+    throw e;
+  }
+}
+
+/** Verifies an organization's API key live (public.verify_api_key, as the service), uncached and unlimited. */
+export function apiKeyVerifier(sql: postgres.Sql): ApiKeyVerifier {
+  return async (key, requestId) => {
+    const k = await lookupApiKey(sql, key, requestId);
+    if (!k.ok) throw new HttpError(401, k.code, k.message);
+    return { apiKeyId: k.apiKeyId, orgId: k.orgId, scopes: k.scopes };
+  };
+}
 
 export interface ApiKeyGate {
   /** serveHandler's verifyApiKey: the key's caller, or the HttpError (401, 429, 503) that refuses it. */
