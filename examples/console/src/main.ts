@@ -10,6 +10,7 @@ import { filesScreen } from "./screens/files.ts";
 import { inboxScreen } from "./screens/inbox.ts";
 import { jobsScreen } from "./screens/jobs.ts";
 import { keysScreen } from "./screens/keys.ts";
+import { sharesScreen } from "./screens/shares.ts";
 import { usageScreen } from "./screens/usage.ts";
 import { el, say } from "./ui.ts";
 
@@ -19,6 +20,7 @@ const SCREENS = {
   auth: ["Account", authScreen, []],
   orgs: ["Organizations", orgsScreen, []],
   files: ["Files", filesScreen, ["files.read"]],
+  shares: ["Sharing", sharesScreen, ["files.write"]],
   inbox: ["Inbox", inboxScreen, []],
   usage: ["Usage", usageScreen, ["analytics.read"]],
   jobs: ["Jobs", jobsScreen, ["jobs.manage", "data.export"]],

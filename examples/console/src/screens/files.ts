@@ -1,8 +1,8 @@
 // Files: upload one or several (chosen or dropped) through the signed upload URL flow with a
 // progress bar, the status live from MQTT (pending → scanning → ready / refused) without reloading,
 // who uploaded each and when, thumbnails of images (the worker's, read with the person's own
-// rights) and a preview, search and pages, download (saved under the file's name), share and
-// delete for those who may write.
+// rights) and a preview, search and pages, download (saved under the file's name), delete for
+// those who may write, and a link to sharing (screens/shares.ts: who sees files, and the shares).
 import { topics } from "../../../../supabase/functions/_shared/realtime/topics.ts";
 import type { App } from "../app.ts";
 import { explain, type Explained } from "../errors.ts";
@@ -168,7 +168,7 @@ function fileRow(
       },
     }, `Download ${f.name}`));
     if (previewable(f.declared_mime)) actions.append(previewButton(app, f, result));
-    if (canWrite) actions.append(shareForm(app, org, f, result));
+    if (canWrite) actions.append(el("a", { href: "#/shares", "aria-label": `Share ${f.name}` }, "Share"));
   }
   if (canWrite) {
     actions.append(el("button", {
@@ -339,40 +339,4 @@ function upload(app: App, signedUrl: string, file: File, onProgress: (percent: n
     form.append("", file);
     xhr.send(form);
   });
-}
-
-/** Gives a role of the organization access to a file (read or write), as file_shares' policies allow. */
-function shareForm(app: App, org: string, f: { id: string; name: string }, result: HTMLElement) {
-  const role = el(
-    "select",
-    { "aria-label": `Share ${f.name} with` },
-    ...["student", "teacher", "admin"].map((r) => el("option", { value: r }, `${r}s`)),
-  );
-  const access = el(
-    "select",
-    { "aria-label": `Access to ${f.name}` },
-    el("option", { value: "read" }, "read"),
-    el("option", { value: "write" }, "write"),
-  );
-  return el(
-    "form",
-    {
-      "aria-label": `Share ${f.name}`,
-      class: "inline",
-      onsubmit: async (e: Event) => {
-        e.preventDefault();
-        const r = await app.supabase.from("file_shares").insert({
-          org_id: org,
-          file_id: f.id,
-          grantee_role: role.value as "student" | "teacher" | "admin",
-          access: access.value,
-        });
-        if (r.error) return fail(result, r.error, { "23505": { text: `${f.name} is already shared that way.`, hint: "" } });
-        tell(result, `${f.name}: ${role.value}s now have ${access.value} access.`, "ok");
-      },
-    },
-    role,
-    access,
-    el("button", { type: "submit" }, `Share ${f.name}`),
-  );
 }
