@@ -1,7 +1,8 @@
 // notification-dispatch and audience delivery: a batch of an audience type sent to a role goes out
-// as one message per role, recorded once; it becomes per-recipient deliveries when a recipient is
-// over their rate limit or changed role since the send; a broker away means a retry of the same
-// message, not a loss. The dispatcher runs in-process against the stack's Postgres, Redis and
+// as one message per role, recorded once, charged to the organization's budget and the role's own
+// limit (not a key per recipient); it becomes per-recipient deliveries when the budget cannot take
+// it or a recipient changed role since the send, and waits whole for the next minute when the role
+// is over its limit; a broker away means a retry of the same message, not a loss. The dispatcher runs in-process against the stack's Postgres, Redis and
 // broker; batches are made with the insert trigger off, so the stack's own function does not race
 // what each test sets up. (notifications.test.ts covers the same path end to end from the RPC.)
 import crypto from "node:crypto";
@@ -10,7 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
 import { makeEnvelope } from "../../supabase/functions/_shared/realtime/envelope.ts";
 import type { Publish } from "../../supabase/functions/_shared/realtime/publisher.ts";
-import { recipientLimitKey } from "../../supabase/functions/notification-dispatch/dispatch.ts";
+import {
+  PER_RECIPIENT_PER_MINUTE,
+  recipientLimitKey,
+  roleLimitKey,
+} from "../../supabase/functions/notification-dispatch/dispatch.ts";
 import { dispatchOnce, servicePublisher, stackRateLimiter } from "../helpers/dispatch.ts";
 import { adminSql, apiSql, createUser, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
 
@@ -126,26 +131,43 @@ describe("audience delivery", () => {
     ]);
   });
 
-  it("a recipient over their rate limit: the batch goes per recipient, and only theirs waits", async () => {
+  it("one message is charged as one: the organization's budget for every recipient, the role's limit once, no key per recipient", async () => {
     const batch = await makeBatch("Busy student");
     const limiter = freshLimiter();
     await awayFromMinuteEdge();
+    // a student over their own limit (direct messages) still gets the role's message: it is not theirs alone
     expect(await limiter.take(recipientLimitKey(org, students[0]), 30, 30)).toBe(30);
     const res = await dispatch(batch, { limiter });
-    expect(res.body).toMatchObject({ mqtt_audience: "expanded", mqtt_sent: STUDENTS - 1, mqtt_deferred: 1 });
-    expect(await audienceRow(batch)).toMatchObject({ status: "expanded", last_error: "rate_limited" });
-    const rows = await perRecipient(batch);
-    expect(rows).toHaveLength(STUDENTS);
-    expect(rows.filter((r) => r.status === "pending").map((r) => [r.recipient_id, r.last_error])).toEqual([
-      [students[0], "rate_limited"],
-    ]);
-    const ids = new Set((await admin`select id from public.notifications where batch_id = ${batch}`).map((r) => r.id as string));
-    await waitUntil("the others' messages", async () => received.filter((m) => ids.has(m.id)).length === STUDENTS - 1, 5000, 20);
+    expect(res.body).toMatchObject({ mqtt_audience: "sent", mqtt_sent: STUDENTS, mqtt_deferred: 0 });
+    expect(await audienceRow(batch)).toMatchObject({ status: "sent", last_error: null });
+    expect(await perRecipient(batch)).toEqual([]);
+    expect(await limiter.used(`notify:org:${org}`)).toBe(STUDENTS);
+    expect(await limiter.used(roleLimitKey(org, "student"))).toBe(1);
+    expect(await limiter.used(recipientLimitKey(org, students[1]))).toBe(0);
+    await waitUntil("the role's message", async () => received.some((m) => m.id === batch), 5000, 20);
+  });
+
+  it("a role over its limit: the whole delivery waits for the next minute, then goes out once", async () => {
+    const batch = await makeBatch("Too many announcements");
+    const limiter = freshLimiter();
+    await awayFromMinuteEdge();
+    await limiter.takeEach(Array(PER_RECIPIENT_PER_MINUTE).fill(roleLimitKey(org, "student")), PER_RECIPIENT_PER_MINUTE);
+    const res = await dispatch(batch, { limiter });
+    expect(res.body).toMatchObject({ mqtt_audience: "deferred", mqtt_sent: 0, mqtt_deferred: STUDENTS });
+    const [row] = await admin<{ status: string; attempts: number; last_error: string; wait_s: number }[]>`
+      select status, attempts, last_error, extract(epoch from next_attempt_at - date_trunc('minute', now()))::int as wait_s
+      from public.notification_audience_deliveries where batch_id = ${batch}`;
+    expect(row).toMatchObject({ status: "pending", attempts: 0, last_error: "rate_limited", wait_s: 60 });
+    expect(await perRecipient(batch)).toEqual([]);
+    expect(await limiter.used(`notify:org:${org}`)).toBe(0); // the budget is not spent on a message that waits
     await settle();
-    expect(received.filter((m) => m.id === batch)).toEqual([]); // nothing on the role's topic
-    const others = received.filter((m) => ids.has(m.id)).map((m) => m.topic);
-    expect(others).toHaveLength(STUDENTS - 1);
-    expect(others).not.toContain(`org/${org}/users/${students[0]}/notifications`);
+    expect(received.filter((m) => m.id === batch)).toEqual([]);
+
+    // the next window: due again, it goes out as one message
+    await admin`update public.notification_audience_deliveries set next_attempt_at = now() where batch_id = ${batch}`;
+    const next = await dispatch(batch, { limiter: freshLimiter() });
+    expect(next.body).toMatchObject({ mqtt_audience: "sent", mqtt_sent: STUDENTS });
+    await waitUntil("the role's message", async () => received.some((m) => m.id === batch), 5000, 20);
   });
 
   it("an audience larger than the organization's budget for a minute: per recipient, the budget taken once", async () => {
@@ -202,9 +224,10 @@ describe("audience delivery", () => {
     // Not due yet: a dispatch now leaves it alone.
     expect((await dispatch(batch, { limiter })).body).toMatchObject({ mqtt_audience: "none" });
     await admin`update public.notification_audience_deliveries set next_attempt_at = now() where batch_id = ${batch}`;
-    // Every recipient is now over their limit: a retry does not ask again, the first attempt took it.
+    // The role and the organization are now over their limits: a retry does not ask again, the first attempt took them.
     await awayFromMinuteEdge();
-    await Promise.all(students.map((s) => limiter.take(recipientLimitKey(org, s), 30, 30)));
+    await limiter.takeEach(Array(PER_RECIPIENT_PER_MINUTE).fill(roleLimitKey(org, "student")), PER_RECIPIENT_PER_MINUTE);
+    await limiter.take(`notify:org:${org}`, 60_000, 60_000);
     const second = await dispatch(batch, { limiter });
     expect(second).toMatchObject({ status: 200, body: { mqtt_audience: "sent", mqtt_sent: STUDENTS } });
     expect(await audienceRow(batch)).toMatchObject({ status: "sent", attempts: 2, last_error: null });

@@ -5,7 +5,7 @@
 // org/{org}/events (no content: the recipients are not everyone), and hands pending e-mail to the
 // worker (notifications.email: hosted functions cannot open SMTP ports). Each delivery is claimed
 // under a row lock and recorded as sent, or kept pending with a backoff when the broker is away,
-// or until the next minute when the organization's or the recipient's rate limit is reached.
+// or until the next minute when the organization's, the recipient's or the role's rate limit is reached.
 import type postgres from "postgres";
 import { z } from "zod";
 import type { ServiceCaller } from "../_shared/auth.ts";
@@ -42,6 +42,9 @@ export const PER_RECIPIENT_PER_MINUTE = 30;
  * sending to a member of several could hold back what the others send them.
  */
 export const recipientLimitKey = (orgId: string, userId: string) => `notify:user:${orgId}:${userId}`;
+
+/** A role's limit in one organization: the role messages (audience deliveries) its members receive. */
+export const roleLimitKey = (orgId: string, role: string) => `notify:role:${orgId}:${role}`;
 
 /** What every notification of a batch says: one send (app.notify) made them all alike. */
 interface BatchContent {
@@ -85,6 +88,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   const audience = await dispatchAudience(batch_id, tier, ctx.requestId, deps, service, log);
   sent += audience.sent;
   retrying += audience.retrying;
+  deferred += audience.deferred;
   // Where the time goes, for the log line (summed over lanes): claiming, asking the rate limiter,
   // publishing, recording.
   const ms = { claim: 0, limit: 0, publish: 0, record: 0 };
@@ -225,15 +229,19 @@ function envelopeOf(n: BatchContent, id: string, correlationId: string, batchId?
   };
 }
 
-type AudienceOutcome = "none" | "sent" | "retrying" | "expanded" | "failed";
+type AudienceOutcome = "none" | "sent" | "retrying" | "deferred" | "expanded" | "failed";
 
 /**
  * The batch's audience delivery, if it has one due: claimed under a row lock, published once per
- * role, recorded as sent. It becomes per-recipient deliveries (status `expanded`) when a recipient
- * is over their rate limit (or the organization over its budget, or the limiter is away) or no
- * longer holds a role it went to: those are the cases where one message for everyone would not
- * say what each recipient's own delivery would. Tokens already taken for the batch are not given
- * back, so a recipient's limit may count it twice: deferred sooner, never lost.
+ * role, recorded as sent. One message is one message: who it reached is counted in SQL (one row
+ * back, not one per recipient), and its rate limits are the organization's budget (every
+ * recipient counts) and the role's own limit (PER_RECIPIENT_PER_MINUTE role messages a minute,
+ * which each member of the role receives), not a key per recipient. A role over its limit waits
+ * for the next window whole. It becomes per-recipient deliveries (status `expanded`) when the
+ * organization's budget cannot take it all (or the limiter is away), or a recipient no longer
+ * holds a role it went to: those are the cases where one message for everyone would not say what
+ * each recipient's own delivery would. Budget already taken is not given back: deferred sooner,
+ * never lost.
  */
 async function dispatchAudience(
   batchId: string,
@@ -242,15 +250,16 @@ async function dispatchAudience(
   deps: DispatchDeps,
   service: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
   log: Logger,
-): Promise<{ sent: number; retrying: number; outcome: AudienceOutcome }> {
+): Promise<{ sent: number; retrying: number; deferred: number; outcome: AudienceOutcome }> {
   return await service(async (tx) => {
     const [row] = await tx<{ roles: string[]; attempts: number }[]>`
       select roles::text[] as roles, attempts from public.notification_audience_deliveries
       where batch_id = ${batchId} and status = 'pending' and next_attempt_at <= now()
       for update skip locked`;
-    if (!row) return { sent: 0, retrying: 0, outcome: "none" as const };
-    const recipients = await tx<{ recipient_id: string; covered: boolean }[]>`
-      select n.recipient_id, coalesce(m.role::text = any (${row.roles}::text[]), false) as covered
+    if (!row) return { sent: 0, retrying: 0, deferred: 0, outcome: "none" as const };
+    const [{ recipients, moved }] = await tx<{ recipients: number; moved: number }[]>`
+      select count(*)::int as recipients,
+             count(*) filter (where m.role is null or not (m.role::text = any (${row.roles}::text[])))::int as moved
       from public.notifications n
       left join public.organization_members m on m.org_id = n.org_id and m.user_id = n.recipient_id
       where n.batch_id = ${batchId}`;
@@ -260,28 +269,33 @@ async function dispatchAudience(
                on conflict do nothing`;
       await tx`update public.notification_audience_deliveries set status = 'expanded', last_error = ${reason}
                where batch_id = ${batchId}`;
-      log.info("audience delivery expanded to recipients", { reason, recipients: recipients.length });
-      return { sent: 0, retrying: 0, outcome: "expanded" as const };
+      log.info("audience delivery expanded to recipients", { reason, recipients });
+      return { sent: 0, retrying: 0, deferred: 0, outcome: "expanded" as const };
     };
-    if (!recipients.length) {
+    if (!recipients) {
       await tx`update public.notification_audience_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now()
                where batch_id = ${batchId}`;
-      return { sent: 0, retrying: 0, outcome: "sent" as const };
+      return { sent: 0, retrying: 0, deferred: 0, outcome: "sent" as const };
     }
-    if (recipients.some((r) => !r.covered)) return await expand("recipient_changed_role");
+    if (moved) return await expand("recipient_changed_role");
     // An audience larger than the organization's whole budget for a minute can never go at once:
     // per recipient, without taking from the budget twice.
-    if (row.attempts === 0 && recipients.length > tier.per_minute) return await expand("rate_limited");
+    if (row.attempts === 0 && recipients > tier.per_minute) return await expand("rate_limited");
     // Rate limits are taken on the first attempt only: a retry is the same delivery.
     if (row.attempts === 0) {
       try {
-        const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, recipients.length, tier.per_minute);
-        if (orgGrant < recipients.length) return await expand("rate_limited");
-        const perUser = await deps.limiter.takeEach(
-          recipients.map((r) => recipientLimitKey(tier.org_id, r.recipient_id)),
+        const roleOk = await deps.limiter.takeEach(
+          row.roles.map((role) => roleLimitKey(tier.org_id, role)),
           PER_RECIPIENT_PER_MINUTE,
         );
-        if (perUser.some((ok) => !ok)) return await expand("rate_limited");
+        if (roleOk.some((ok) => !ok)) {
+          await tx`update public.notification_audience_deliveries set last_error = 'rate_limited',
+                   next_attempt_at = date_trunc('minute', now()) + interval '1 minute'
+                   where batch_id = ${batchId}`;
+          return { sent: 0, retrying: 0, deferred: recipients, outcome: "deferred" as const };
+        }
+        const orgGrant = await deps.limiter.take(`notify:org:${tier.org_id}`, recipients, tier.per_minute);
+        if (orgGrant < recipients) return await expand("rate_limited");
       } catch (e) {
         log.warn("rate limiter unavailable, audience delivery goes per recipient", { error: String(e) });
         return await expand("rate_limiter_unavailable");
@@ -295,7 +309,7 @@ async function dispatchAudience(
     if (!failure) {
       await tx`update public.notification_audience_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null
                where batch_id = ${batchId}`;
-      return { sent: recipients.length, retrying: 0, outcome: "sent" as const };
+      return { sent: recipients, retrying: 0, deferred: 0, outcome: "sent" as const };
     }
     // Roles already published get the message again on retry: the envelope's id (the batch's) lets clients drop it.
     const [after] = await tx<{ status: string }[]>`
@@ -305,6 +319,11 @@ async function dispatchAudience(
              status = case when attempts + 1 >= 10 then 'failed' else 'pending' end,
              next_attempt_at = now() + make_interval(secs => least(5 * power(2, attempts), 600)::int)
       where batch_id = ${batchId} returning status`;
-    return { sent: 0, retrying: recipients.length, outcome: after.status === "failed" ? "failed" as const : "retrying" as const };
+    return {
+      sent: 0,
+      retrying: recipients,
+      deferred: 0,
+      outcome: after.status === "failed" ? "failed" as const : "retrying" as const,
+    };
   });
 }
