@@ -2,15 +2,16 @@
 // CPU time and memory of its Deno process, and where the hosted edge runtime's per-request limits
 // would stop it (supabase.com/docs/guides/functions/limits: 2 s of CPU time, 256 MB of memory,
 // 150 s wall clock on the free plan, 400 s on paid ones). Each function runs in its own process in
-// the local stack, so its CPU time (utime + stime from /proc) and peak resident memory (VmHWM,
-// reset before each request through clear_refs) belong to that request alone.
+// the local stack, so its CPU time (the scheduler's nanoseconds over all its threads,
+// process-cpu.ts) and peak resident memory (VmHWM, reset before each request through clear_refs)
+// belong to that request alone. Each size is measured BENCH_FUNCTIONS_SAMPLES times (5 by
+// default); the table gives the medians and the CPU range.
 //   notification-dispatch: one notification to 1,000, 5,000 and 10,000 members (MQTT only)
 //   file-processing: 1, 5 and 10 MB text files (above FILES_LARGE_FILE_BYTES, 10 MB, the worker
 //   processes them instead)
 //   analytics-ingest: batches of 500 events (the most one request may carry)
 // The limits are reached where a straight line through the smallest and largest measured size
 // crosses them: an extrapolation, printed as such.
-import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import { createClient } from "@supabase/supabase-js";
@@ -22,12 +23,15 @@ import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import type { Database } from "../supabase/functions/_shared/database.types.ts";
 import { textOf, uploadToClean } from "./fixtures/uploads.ts";
+import { cpuNsSince, threadCpuNs } from "./process-cpu.ts";
 import { summarize } from "./stats.ts";
 
 const HOSTED = { cpuMs: 2000, memoryMb: 256, wallMs: 150_000 };
 const RECIPIENTS = [1000, 5000, 10_000];
 const FILE_MB = [1, 5, 10];
 const INGEST_REQUESTS = Number(process.env.BENCH_INGEST_REQUESTS ?? 20);
+const SAMPLES = Number(process.env.BENCH_FUNCTIONS_SAMPLES ?? 5);
+if (!Number.isInteger(SAMPLES) || SAMPLES < 1) throw new Error("BENCH_FUNCTIONS_SAMPLES must be a whole number, at least 1");
 const log = (msg: string, f: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:functions", msg, ...f }));
 
@@ -35,7 +39,6 @@ const secrets = readSecrets();
 if (!secrets) throw new Error("start the stack first: npm start");
 const API = `http://${HOST}:${PORTS.gateway}`;
 const sql = postgres(DB_URL, { max: 2, onnotice: () => {} });
-const TICKS_PER_S = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim());
 
 /** The Deno process that serves one function (the function host starts it at its first request). */
 function functionPid(name: string): number {
@@ -49,11 +52,6 @@ function functionPid(name: string): number {
   }
   throw new Error(`no process serves ${name}: call it once first`);
 }
-/** The process's CPU time so far (user + system), in ms. */
-function cpuMs(pid: number) {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_S) * 1000;
-}
 const statusKb = (pid: number, key: "VmHWM" | "VmRSS") =>
   Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
 
@@ -61,10 +59,26 @@ const statusKb = (pid: number, key: "VmHWM" | "VmRSS") =>
 async function measure(name: string, work: () => Promise<unknown>) {
   const pid = functionPid(name);
   fs.writeFileSync(`/proc/${pid}/clear_refs`, "5"); // the peak (VmHWM) starts again from now
-  const cpu0 = cpuMs(pid);
+  const cpu0 = threadCpuNs(pid);
   const t0 = performance.now();
   await work();
-  return { cpuMs: cpuMs(pid) - cpu0, wallMs: performance.now() - t0, peakMb: statusKb(pid, "VmHWM") / 1024 };
+  return { cpuMs: cpuNsSince(pid, cpu0) / 1e6, wallMs: performance.now() - t0, peakMb: statusKb(pid, "VmHWM") / 1024 };
+}
+
+type Sample = Awaited<ReturnType<typeof measure>>;
+/** SAMPLES measurements of the same work: the medians, and the CPU's lowest and highest. */
+async function sampled(name: string, work: (i: number) => Promise<unknown>) {
+  const samples: Sample[] = [];
+  for (let i = 0; i < SAMPLES; i++) samples.push(await measure(name, () => work(i)));
+  const med = (key: keyof Sample) => summarize(samples.map((x) => x[key])).p50;
+  const cpu = samples.map((x) => x.cpuMs);
+  return {
+    cpuMs: med("cpuMs"),
+    wallMs: med("wallMs"),
+    peakMb: med("peakMb"),
+    cpuMin: Math.min(...cpu),
+    cpuMax: Math.max(...cpu),
+  };
 }
 
 /** Where a line through two measured points (size, value) reaches the limit. */
@@ -137,7 +151,16 @@ const batchOf = (n: number) =>
   }));
 
 try {
-  const rows: { fn: string; size: string; n: number; cpuMs: number; wallMs: number; peakMb: number }[] = [];
+  const rows: {
+    fn: string;
+    size: string;
+    n: number;
+    cpuMs: number;
+    wallMs: number;
+    peakMb: number;
+    cpuMin: number;
+    cpuMax: number;
+  }[] = [];
 
   // Warm-ups: each function's process started and its connections open
   await growTo(100);
@@ -147,13 +170,13 @@ try {
 
   for (const n of RECIPIENTS) {
     await growTo(n);
-    const m = await measure("notification-dispatch", () => notifyAll(`To ${n}`));
+    const m = await sampled("notification-dispatch", (i) => notifyAll(`To ${n}, ${i + 1}`));
     rows.push({ fn: "notification-dispatch", size: `${n} recipients`, n, ...m });
     log("measured", rows.at(-1)!);
   }
   for (const mb of FILE_MB) {
     const bytes = textOf(mb);
-    const m = await measure("file-processing", () => uploadToClean(client, sql, org.id, bytes, `bench-${mb}mb.txt`));
+    const m = await sampled("file-processing", (i) => uploadToClean(client, sql, org.id, bytes, `bench-${mb}mb-${i + 1}.txt`));
     rows.push({ fn: "file-processing", size: `${mb} MB`, n: mb, ...m });
     log("measured", rows.at(-1)!);
   }
@@ -174,13 +197,16 @@ try {
   };
   log("measured", { ...ingestRow, requests: INGEST_REQUESTS });
 
-  console.log(`\nper request, in the function's own process (CPU: user + system; memory: peak resident)`);
-  console.log(`function                size              CPU ms   wall ms*   peak MB`);
+  console.log(
+    `\nper request, in the function's own process, medians of ${SAMPLES} (CPU: all threads, ns clock; memory: peak resident)`,
+  );
+  console.log(`function                size              CPU ms   (range)     wall ms*   peak MB`);
   for (const r of rows) {
+    const range = `(${r.cpuMin.toFixed(0)}-${r.cpuMax.toFixed(0)})`;
     console.log(
-      `${r.fn.padEnd(23)} ${r.size.padEnd(16)} ${r.cpuMs.toFixed(0).padStart(7)} ${r.wallMs.toFixed(0).padStart(10)} ${
-        r.peakMb.toFixed(0).padStart(9)
-      }`,
+      `${r.fn.padEnd(23)} ${r.size.padEnd(16)} ${r.cpuMs.toFixed(0).padStart(7)}   ${range.padEnd(11)} ${
+        r.wallMs.toFixed(0).padStart(8)
+      } ${r.peakMb.toFixed(0).padStart(9)}`,
     );
   }
   console.log(

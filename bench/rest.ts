@@ -3,15 +3,26 @@
 // ways: through the gateway's /rest/v1 (API key check, proxy hop), straight to PostgREST, and the
 // same SQL in the same request context on a pooled connection. Sequential requests on keep-alive
 // connections, in interleaved rounds so drift on the machine hits every side alike; each figure
-// is the median of the rounds' figures. Needs the stack (npm start).
+// is the median of the rounds' figures. Sequential requests measure latency (their req/s is
+// 1/latency); what saturates first is measured apart: BENCH_REST_IN_FLIGHT requests in flight (50)
+// for BENCH_REST_SECONDS (5) through the gateway and straight to PostgREST, interleaved over 3
+// rounds, with the CPU each process used meanwhile, in cores (process-cpu.ts): the gateway is one
+// Node thread, so it is saturated at 1 core; PostgREST and Postgres use both. The benchmark's own
+// client runs on the same 2 cores and is counted too. Needs the stack (npm start).
 import crypto from "node:crypto";
-import { HOST, PORTS } from "../dev/stack/config.ts";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { withRequestContext } from "../supabase/functions/_shared/db.ts";
 import { adminSql, API_URL, apiSql, createUser, secrets, tokenFor } from "../tests/helpers/stack.ts";
+import { cpuMeter } from "./process-cpu.ts";
 import { fmt, summarize, timeRequests } from "./stats.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const PER_ROUND = Number(process.env.BENCH_REQUESTS ?? 300);
+const IN_FLIGHT = Number(process.env.BENCH_REST_IN_FLIGHT ?? 50);
+const SECONDS = Number(process.env.BENCH_REST_SECONDS ?? 5);
 const ORGS = 100;
 const PER_ORG = 500;
 const log = (msg: string, f: Record<string, unknown> = {}) =>
@@ -20,6 +31,37 @@ const log = (msg: string, f: Record<string, unknown> = {}) =>
 const admin = adminSql(4);
 const api = apiSql(2);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const stackPid = (name: string) => Number(fs.readFileSync(path.join(paths.pids, `${name}.pid`), "utf8").trim());
+
+/** IN_FLIGHT loops for SECONDS: req/s, p99, and the CPU (cores) of the gateway, PostgREST, its Postgres backends and this process. */
+async function saturate(hit: () => Promise<void>) {
+  const backends = (await admin<{ pid: number }[]>`
+    select pid from pg_stat_activity where application_name like 'PostgREST%'`).map((r) => r.pid);
+  const stop = cpuMeter({ gateway: [stackPid("gateway")], postgrest: [stackPid("postgrest")], postgres: backends });
+  const self = process.cpuUsage();
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      await hit();
+      latencies.push(performance.now() - t);
+    }
+  }));
+  const wallNs = (performance.now() - t0) * 1e6;
+  const used = stop();
+  const bench = process.cpuUsage(self);
+  const cores = (ns: number) => +(ns / wallNs).toFixed(2);
+  return {
+    rps: latencies.length / (wallNs / 1e9),
+    p99: summarize(latencies).p99,
+    gateway: cores(used.gateway),
+    postgrest: cores(used.postgrest),
+    postgres: cores(used.postgres),
+    bench: cores((bench.user + bench.system) * 1000),
+  };
+}
 
 try {
   log("preparing data", { organizations: ORGS, rows_per_organization: PER_ORG });
@@ -81,6 +123,22 @@ try {
     rps: median(rounds[side].map((x) => (PER_ROUND * 1000) / x.ms)),
   });
   const g = fig("gateway"), d = fig("direct"), q = fig("sql");
+
+  // what saturates first: many requests in flight
+  log("in flight", { in_flight: IN_FLIGHT, seconds: SECONDS });
+  for (const hit of [hitGateway, hitDirect]) await Promise.all(Array.from({ length: IN_FLIGHT }, () => hit())); // the pools fill
+  const loaded: Record<"gateway" | "direct", Awaited<ReturnType<typeof saturate>>[]> = { gateway: [], direct: [] };
+  for (let r = 1; r <= 3; r++) {
+    const order = r % 2 ? (["gateway", "direct"] as const) : (["direct", "gateway"] as const);
+    for (const side of order) {
+      const load1 = os.loadavg()[0];
+      const m = await saturate(side === "gateway" ? hitGateway : hitDirect);
+      loaded[side].push(m);
+      log("in flight round", { round: r, side, ...m, rps: Math.round(m.rps), p99: +m.p99.toFixed(1), load1 });
+    }
+  }
+  const mid = <K extends keyof Awaited<ReturnType<typeof saturate>>>(side: "gateway" | "direct", k: K) =>
+    median(loaded[side].map((x) => x[k]));
   console.log(`\n                         p50 ms   p95 ms   req/s`);
   console.log(`gateway /rest/v1         ${fmt(g.p50)}    ${fmt(g.p95)}    ${g.rps.toFixed(0)}`);
   console.log(`PostgREST direct         ${fmt(d.p50)}    ${fmt(d.p95)}    ${d.rps.toFixed(0)}`);
@@ -90,7 +148,21 @@ try {
       fmt(d.p50 - q.p50)
     } ms\n`,
   );
-  console.log(`ratio=${(g.p50 / d.p50).toFixed(2)} p95_added_ms=${fmt(g.p95 - d.p95)} rps=${g.rps.toFixed(0)}`);
+  console.log(
+    `with ${IN_FLIGHT} in flight (medians of 3): gateway ${mid("gateway", "rps").toFixed(0)} req/s (p99 ${
+      mid("gateway", "p99").toFixed(0)
+    } ms), PostgREST direct ${mid("direct", "rps").toFixed(0)} req/s; CPU in cores through the gateway: gateway ${
+      mid("gateway", "gateway")
+    }, PostgREST ${mid("gateway", "postgrest")}, Postgres ${mid("gateway", "postgres")}, this client ${mid("gateway", "bench")}`,
+  );
+  console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(" ")} (2 shared cores)\n`);
+  console.log(
+    `ratio=${(g.p50 / d.p50).toFixed(2)} p95_added_ms=${fmt(g.p95 - d.p95)} rps=${g.rps.toFixed(0)} ` +
+      `concurrent_rps=${mid("gateway", "rps").toFixed(0)} direct_concurrent_rps=${mid("direct", "rps").toFixed(0)} ` +
+      `gateway_cores=${mid("gateway", "gateway")} postgrest_cores=${mid("gateway", "postgrest")} postgres_cores=${
+        mid("gateway", "postgres")
+      }`,
+  );
   await admin`delete from public.organizations where id = any(${orgs.map((o) => o.id)}::uuid[])`;
 } finally {
   await api.end();
