@@ -525,7 +525,23 @@ grant execute on function app.sweep_notifications() to service_role;
 -- ---------------------------------------------------------------------------------------------
 -- Producers. Each is idempotent by key, so a repeated event notifies once.
 
--- A file settles: its uploader hears it is ready, or why it was not accepted.
+-- A file settles: its uploader hears it is ready, or why it was not accepted: in words a person
+-- (and the e-mail) can use, with the reason's code in data (size_mismatch, type_mismatch,
+-- upload_never_arrived, infected…). The checks' own text (a scanner's signature name, the MIME types
+-- found) stays in files.status_reason.
+create function app.file_refusal_text(status public.file_status, reason text) returns text
+language sql immutable set search_path = ''
+as $$
+  select case
+    when status = 'infected' then 'It looks like it carries a virus, so it was not kept. Check the device it came from with a virus scanner.'
+    when reason like 'size_mismatch%' then 'Its size differs from what was announced when the upload started. Upload it again.'
+    when reason like 'type_mismatch%' then 'Its content does not match its type (for example a picture named .pdf). Save it in the right format and upload it again.'
+    when reason = 'upload_never_arrived' then 'The upload did not finish. Upload it again.'
+    else 'It could not be checked. Upload it again.'
+  end
+$$;
+revoke all on function app.file_refusal_text(public.file_status, text) from public;
+
 create function app.notify_file_settled() returns trigger
 language plpgsql security definer set search_path = ''
 as $$
@@ -539,8 +555,12 @@ begin
                        jsonb_build_object('file_id', new.id), jsonb_build_object('user_ids', jsonb_build_array(new.uploaded_by)),
                        null, 'file.ready:' || new.id);
   else
-    perform app.notify_safely(new.org_id, 'file.rejected', format('%s was not accepted', left(new.name, 150)), coalesce(left(new.status_reason, 500), ''),
-                       jsonb_build_object('file_id', new.id, 'status', new.status), jsonb_build_object('user_ids', jsonb_build_array(new.uploaded_by)),
+    perform app.notify_safely(new.org_id, 'file.rejected', format('%s was not accepted', left(new.name, 150)),
+                       app.file_refusal_text(new.status, new.status_reason),
+                       jsonb_build_object('file_id', new.id, 'status', new.status,
+                                          'reason', case when new.status = 'infected' then 'infected'
+                                                         else coalesce(substring(new.status_reason from '^[a-z_]+'), new.status::text) end),
+                       jsonb_build_object('user_ids', jsonb_build_array(new.uploaded_by)),
                        null, 'file.rejected:' || new.id);
   end if;
   return null;

@@ -28,6 +28,21 @@ grant select on public.usage_daily to authenticated, service_role;
 create policy "analytics readers read their organization's usage" on public.usage_daily
   for select to authenticated using (org_id = any (array(select app.org_ids_with_permission('analytics.read'))));
 
+-- A usage metric and an amount of it as people read them (the notifications below, their e-mails).
+create function app.usage_metric_label(metric text) returns text
+language sql immutable set search_path = ''
+as $$
+  select case metric when 'members' then 'Members' when 'storage_bytes' then 'Storage' when 'events' then 'Analytics events'
+                     when 'api_calls' then 'API calls' else initcap(replace(metric, '_', ' ')) end
+$$;
+create function app.usage_amount(metric text, amount bigint) returns text
+language sql immutable set search_path = ''
+as $$
+  select case when metric = 'storage_bytes' then to_char(round(amount / 1e6), 'FM999,999,999,990') || ' MB'
+              else to_char(amount, 'FM999,999,999,999,990') end
+$$;
+revoke all on function app.usage_metric_label(text), app.usage_amount(text, bigint) from public;
+
 -- The day's usage against the limits: passing 80 % or 100 % notifies whoever manages the
 -- organization's settings, once per metric, level and day (the notification's dedupe key).
 create function app.check_usage_limits(for_day date) returns integer
@@ -48,9 +63,11 @@ begin
                                (u.org_id, 'api_calls', u.api_calls, t.api_calls_per_day)) v(org_id, metric, used, limit_value)
     where u.day = for_day and v.limit_value > 0 and v.used >= v.limit_value * 0.8
   loop
+    -- people's words: "Storage at 85 % of the plan", "850 MB of 1,000 MB used on 7 December 2026."
     perform app.notify_safely(over.org_id, 'usage.' || over.level,
-                       format('%s at %s %% of the plan', replace(over.metric, '_', ' '), floor(100.0 * over.used / over.limit_value)),
-                       format('%s of %s used on %s.', over.used, over.limit_value, for_day),
+                       format('%s at %s %% of the plan', app.usage_metric_label(over.metric), floor(100.0 * over.used / over.limit_value)),
+                       format('%s of %s used on %s.', app.usage_amount(over.metric, over.used), app.usage_amount(over.metric, over.limit_value),
+                              to_char(for_day, 'FMDD FMMonth YYYY')),
                        jsonb_build_object('metric', over.metric, 'used', over.used, 'limit', over.limit_value, 'day', for_day),
                        '{"permission": "settings.manage"}', null, format('usage.%s:%s:%s', over.level, over.metric, for_day));
     notified := notified + 1;

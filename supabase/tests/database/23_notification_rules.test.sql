@@ -93,8 +93,9 @@ update public.files set status = 'clean' where id = (select id from f where labe
 select results_eq($$ select type, title from public.notifications where recipient_id = tests.user_id('teacher@nr.test') and type like 'file.%' order by type $$,
                   $$ values ('file.ready', 'Essay.pdf is ready'), ('file.rejected', 'Virus.pdf was not accepted') $$,
                   'the uploader hears that a file is ready, or was not accepted');
-select is((select body from public.notifications where recipient_id = tests.user_id('teacher@nr.test') and type = 'file.rejected'), 'Eicar-Signature',
-          'with the reason');
+select is((select body || ' ' || (data ->> 'reason') from public.notifications where recipient_id = tests.user_id('teacher@nr.test') and type = 'file.rejected'),
+          'It looks like it carries a virus, so it was not kept. Check the device it came from with a virus scanner. infected',
+          'with the reason in words, its code in data, never the scanner''s signature name');
 select is((select count(*)::int from public.notifications where type = 'file.ready' and org_id = (select a from o)), 1, 'once per file');
 
 -- A notification that cannot be made (here: no e-mail template left for file.rejected) does not stop the file settling

@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(26);
+select plan(27);
 
 select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
 create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
@@ -22,6 +22,9 @@ select results_eq($$ select members, active_users, storage_bytes, events, api_ca
                   $$ values (4, 2, 1000::bigint, 3::bigint, 0::bigint) $$, 'members, active users, storage, events; no API calls yet');
 select results_eq($$ select type, data ->> 'metric' from public.notifications where org_id = (select a from o) and type like 'usage.%' $$,
                   $$ values ('usage.warning', 'members') $$, '4 of 5 members is a warning to the owner');
+select is((select title || ' / ' || body from public.notifications where org_id = (select a from o) and type = 'usage.warning'),
+          format('Members at 80 %% of the plan / 4 of 5 used on %s.', to_char(current_date, 'FMDD FMMonth YYYY')),
+          'in words: the metric''s name, the amounts and the day');
 select is((select recipient_id from public.notifications where org_id = (select a from o) and type like 'usage.%'), tests.user_id('owner@us.test'), 'the owner manages settings');
 insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('s4@us.test'), 'student');
 select app.track_usage();
