@@ -45,7 +45,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await site?.close();
-  if (orgId) await admin`update public.organizations set deleted_at = now() where id = ${orgId}`;
+  // nothing stays behind: the organization with its stored objects, and the person
+  if (orgId) {
+    await admin`delete from storage.objects where bucket_id in ('files', 'thumbnails', 'trash') and name like ${`${orgId}/%`}`;
+    await admin`delete from public.organizations where id = ${orgId}`;
+  }
+  if (user) await admin`delete from auth.users where id = ${user.id}`;
   await admin.end();
 });
 
