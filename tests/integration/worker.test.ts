@@ -142,7 +142,7 @@ describe("faults", () => {
     expect(told).toEqual([{
       recipient_id: owner.id,
       title: "A background job failed: test.flaky",
-      body: "planned failure 3 of 9",
+      body: "Its last attempt failed and it will not be tried again on its own. Retry it from the Jobs screen.", // not the error
       data: { queue: "test.flaky", job_id: id },
     }]);
   });

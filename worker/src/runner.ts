@@ -176,7 +176,7 @@ export async function runOne(
     const message = e instanceof Error ? e.message : String(e);
     jlog.error("job failed", { error: message, retries_left: job.retryLimit - job.retryCount });
     if (orgId && job.retryCount >= job.retryLimit) {
-      await notifyJobFailed(opts.sql, { orgId, queue: def.queue, jobId: job.id, message, correlationId })
+      await notifyJobFailed(opts.sql, { orgId, queue: def.queue, jobId: job.id, correlationId })
         .catch((e) => jlog.warn("job.failed notification not made", { error: String(e) }));
     }
     return settle("failed", { id: job.id, status: "failed", output: { error: "handler_failed", message } });
@@ -194,14 +194,17 @@ function untilExpired<T>(work: Promise<T>, seconds: number, signal?: AbortSignal
   return withTimeout(work, seconds * 1000, "the attempt (past expireInSeconds, so it is retried)", signal);
 }
 
+/** What job managers read (and are mailed): the handler's error is for developers, in the log and the job's output. */
+const JOB_FAILED_TEXT = "Its last attempt failed and it will not be tried again on its own. Retry it from the Jobs screen.";
+
 /** The last attempt failed: the organization's job managers hear it, once per job. */
 function notifyJobFailed(
   sql: postgres.Sql,
-  f: { orgId: string; queue: string; jobId: string; message: string; correlationId: string },
+  f: { orgId: string; queue: string; jobId: string; correlationId: string },
 ) {
   return asService(sql, f.correlationId, (tx) =>
     tx`
-    select app.notify(${f.orgId}, 'job.failed', ${`A background job failed: ${f.queue}`}, ${f.message.slice(0, 1000)},
+    select app.notify(${f.orgId}, 'job.failed', ${`A background job failed: ${f.queue}`}, ${JOB_FAILED_TEXT},
                       ${tx.json({ queue: f.queue, job_id: f.jobId })}::jsonb, '{"permission": "jobs.manage"}'::jsonb, null,
                       ${`job.failed:${f.jobId}`})`, WORKER_USER_AGENT);
 }
