@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { checked, CONSOLE, consoleHarness, SIZES } from "../helpers/console.ts";
 
 const { admin, user, school, open, cleanup } = consoleHarness();
-afterAll(cleanup);
+afterAll(cleanup, 180_000); // a loaded machine can take long to remove people
 
 const png = () => sharp({ create: { width: 96, height: 64, channels: 3, background: "#2f6fb0" } }).png().toBuffer();
 

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { checked, CONSOLE, consoleHarness, newEmail, noteIn, SIZES } from "../helpers/console.ts";
 
 const { admin, user, school, open, cleanup } = consoleHarness();
-afterAll(cleanup);
+afterAll(cleanup, 180_000); // a loaded machine can take long to remove people
 
 for (const size of SIZES) {
   describe(`the console for a school (${size.name}, ${size.width}×${size.height})`, () => {
