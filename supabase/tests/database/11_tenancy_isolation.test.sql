@@ -15,10 +15,9 @@ select lives_ok($$ select public.create_organization('School B', 'school-b') $$,
 reset role;
 create temp table ids as select (select id from public.organizations where slug = 'school-a') a, (select id from public.organizations where slug = 'school-b') b;
 grant select on ids to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role)
-select (select a from ids), tests.user_id(e), r::public.org_role
-from (values ('admin@a.test', 'admin'), ('teacher@a.test', 'teacher'), ('student@a.test', 'student'), ('both@ab.test', 'student')) v(e, r);
-insert into public.organization_members (org_id, user_id, role) values ((select b from ids), tests.user_id('both@ab.test'), 'teacher');
+select tests.add_members((select a from ids), 'admin@a.test', 'admin', 'teacher@a.test', 'teacher', 'student@a.test', 'student',
+                         'both@ab.test', 'student');
+select tests.add_members((select b from ids), 'both@ab.test', 'teacher');
 
 -- Who sees what
 select tests.authenticate_as('student@a.test');

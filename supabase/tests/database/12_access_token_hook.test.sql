@@ -11,8 +11,8 @@ reset role;
 grant select on o to supabase_auth_admin, authenticated;
 -- pgTAP lives in extensions; let the hook's role see it for this (rolled back) test only.
 grant usage on schema extensions to supabase_auth_admin;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('both@h.test'), 'student'), ((select b from o), tests.user_id('both@h.test'), 'teacher');
+select tests.add_members((select a from o), 'both@h.test', 'student');
+select tests.add_members((select b from o), 'both@h.test', 'teacher');
 
 create function pg_temp.claims(email text) returns jsonb language sql as $$
   select public.custom_access_token_hook(jsonb_build_object('user_id', tests.user_id(email),

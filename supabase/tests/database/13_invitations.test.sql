@@ -8,9 +8,7 @@ select tests.create_user(e) from unnest(array['owner@i.test', 'teacher@i.test', 
                                               'other@i.test', 'boss@i.test', 'late@i.test', 'owner@j.test']) e;
 create temp table o as select tests.create_org('owner@i.test', 'inv-a') a, tests.create_org('owner@j.test', 'inv-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@i.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@i.test'), 'student');
+select tests.add_members((select a from o), 'teacher@i.test', 'teacher', 'student@i.test', 'student');
 create temp table t (name text primary key, token text, id uuid);
 grant all on t to authenticated, anon;
 

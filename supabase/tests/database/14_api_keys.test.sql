@@ -8,7 +8,7 @@ select plan(26);
 select tests.create_user(e) from unnest(array['owner@k.test', 'teacher@k.test', 'owner@l.test']) e;
 create temp table o as select tests.create_org('owner@k.test', 'keys-a') a, tests.create_org('owner@l.test', 'keys-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('teacher@k.test'), 'teacher');
+select tests.add_members((select a from o), 'teacher@k.test', 'teacher');
 create temp table k (name text primary key, secret text, id uuid);
 grant all on k to authenticated, anon, service_role;
 

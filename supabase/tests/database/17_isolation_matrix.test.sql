@@ -17,10 +17,8 @@ select tests.create_user(e) from unnest(array['owner@ma.test', 'student@ma.test'
                                               'member@mb.test', 'outsider@m.test']) e;
 create temp table o as select tests.create_org('owner@ma.test', 'matrix-a') a, tests.create_org('owner@mb.test', 'matrix-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('student@ma.test'), 'student'),
-  ((select a from o), tests.user_id('teacher@ma.test'), 'teacher'),
-  ((select b from o), tests.user_id('member@mb.test'), 'teacher');
+select tests.add_members((select a from o), 'student@ma.test', 'student', 'teacher@ma.test', 'teacher');
+select tests.add_members((select b from o), 'member@mb.test', 'teacher');
 -- Rows in every tenant table, for both organizations
 select tests.authenticate_as('owner@mb.test');
 insert into public.member_permissions (org_id, user_id, permission, granted) values ((select b from o), tests.user_id('member@mb.test'), 'audit.read', true);

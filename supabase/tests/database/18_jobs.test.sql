@@ -7,7 +7,7 @@ select plan(14);
 select tests.create_user(e) from unnest(array['owner@jq.test', 'student@jq.test', 'owner@jr.test']) e;
 create temp table o as select tests.create_org('owner@jq.test', 'jobs-q') a, tests.create_org('owner@jr.test', 'jobs-r') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('student@jq.test'), 'student');
+select tests.add_members((select a from o), 'student@jq.test', 'student');
 
 create function pg_temp.as_job(org uuid, scopes text[]) returns void language sql as $$
   select tests.act_as('authenticated', jsonb_build_object('job_id', gen_random_uuid(), 'job_org_id', org, 'job_scopes', to_jsonb(scopes)))

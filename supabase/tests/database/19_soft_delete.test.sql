@@ -8,7 +8,7 @@ select plan(9);
 select tests.create_user(e) from unnest(array['owner@sd.test', 'admin@sd.test']) e;
 create temp table o as select tests.create_org('owner@sd.test', 'soft-del') a;
 grant select on o to authenticated;
-insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('admin@sd.test'), 'admin');
+select tests.add_members((select a from o), 'admin@sd.test', 'admin');
 
 select tests.authenticate_as('admin@sd.test');
 select throws_ok($$ select public.delete_organization((select a from o)) $$, '42501', null, 'an admin cannot delete the organization');

@@ -10,10 +10,8 @@ select tests.create_user(e) from unnest(array['owner@qa.test', 'teacher@qa.test'
                                               'owner@qb.test', 'banned@qa.test', 'gone@qa.test']) e;
 create temp table o as select tests.create_org('owner@qa.test', 'mqtt-a') a, tests.create_org('owner@qb.test', 'mqtt-b') b;
 grant select on o to authenticated, anon, mqtt_broker;
-insert into public.organization_members (org_id, user_id, role)
-select (select a from o), tests.user_id(e), r::public.org_role
-from (values ('teacher@qa.test', 'teacher'), ('student@qa.test', 'student'), ('teamer@qa.test', 'student'),
-             ('banned@qa.test', 'student'), ('gone@qa.test', 'student')) v(e, r);
+select tests.add_members((select a from o), 'teacher@qa.test', 'teacher', 'student@qa.test', 'student', 'teamer@qa.test', 'student',
+                         'banned@qa.test', 'student', 'gone@qa.test', 'student');
 update auth.users set banned_until = now() + interval '1 day' where email = 'banned@qa.test';
 update auth.users set deleted_at = now() where email = 'gone@qa.test';
 

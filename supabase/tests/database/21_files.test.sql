@@ -9,10 +9,7 @@ select plan(36);
 select tests.create_user(e) from unnest(array['owner@fa.test', 'teacher@fa.test', 'student@fa.test', 'nofiles@fa.test', 'owner@fb.test']) e;
 create temp table o as select tests.create_org('owner@fa.test', 'files-a') a, tests.create_org('owner@fb.test', 'files-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@fa.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@fa.test'), 'student'),
-  ((select a from o), tests.user_id('nofiles@fa.test'), 'student');
+select tests.add_members((select a from o), 'teacher@fa.test', 'teacher', 'student@fa.test', 'student', 'nofiles@fa.test', 'student');
 insert into public.member_permissions (org_id, user_id, permission, granted)
 values ((select a from o), tests.user_id('nofiles@fa.test'), 'files.read', false);
 create temp table f (label text primary key, id uuid, path text);

@@ -8,10 +8,7 @@ select plan(27);
 select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
 create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@na.test'), 'teacher'),
-  ((select a from o), tests.user_id('s1@na.test'), 'student'),
-  ((select a from o), tests.user_id('s2@na.test'), 'student');
+select tests.add_members((select a from o), 'teacher@na.test', 'teacher', 's1@na.test', 'student', 's2@na.test', 'student');
 create temp table b (label text primary key, batch uuid, created int);
 grant all on b to authenticated;
 

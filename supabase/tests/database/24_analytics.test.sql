@@ -10,9 +10,7 @@ select plan(26);
 select tests.create_user(e) from unnest(array['owner@an.test', 'teacher@an.test', 'student@an.test', 'owner@bn.test']) e;
 create temp table o as select tests.create_org('owner@an.test', 'analytics-a') a, tests.create_org('owner@bn.test', 'analytics-b', 'enterprise') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@an.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@an.test'), 'student');
+select tests.add_members((select a from o), 'teacher@an.test', 'teacher', 'student@an.test', 'student');
 
 -- Recording: events enter through analytics-ingest, which inserts as the service after its checks
 -- (tests/unit and tests/integration/analytics.test.ts); members cannot insert them themselves.

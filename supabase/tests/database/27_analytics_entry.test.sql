@@ -9,7 +9,7 @@ select plan(13);
 select tests.create_user(e) from unnest(array['owner@ae.test', 'student@ae.test', 'owner@be.test']) e;
 create temp table o as select tests.create_org('owner@ae.test', 'entry-a') a, tests.create_org('owner@be.test', 'entry-b') b;
 grant select on o to authenticated, service_role;
-insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('student@ae.test'), 'student');
+select tests.add_members((select a from o), 'student@ae.test', 'student');
 
 -- the attack as it was: two 42-byte events straight into the table
 select tests.authenticate_as('student@ae.test');

@@ -1,4 +1,4 @@
--- Issue 16, items 2 and 17: permission overrides are written only for lower ranks (owners for
+-- Permission overrides are written only for lower ranks (owners for
 -- anyone, nobody their own), created_by is the writer, and a job cannot make an owner.
 begin;
 create extension if not exists pgtap with schema extensions;
@@ -9,13 +9,8 @@ select tests.create_user(e) from unnest(array['owner@or.test', 'owner2@or.test',
                                                 'teacher2@or.test', 'student@or.test', 'owner@other.test']) e;
 create temp table o as select tests.create_org('owner@or.test', 'ranks-a') a, tests.create_org('owner@other.test', 'ranks-b') b;
 grant select on o to authenticated, service_role;
-select set_config('request.jwt.claims', '', true); -- members added by the database owner, not by a user
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('owner2@or.test'), 'owner'),
-  ((select a from o), tests.user_id('admin@or.test'), 'admin'),
-  ((select a from o), tests.user_id('teacher@or.test'), 'teacher'),
-  ((select a from o), tests.user_id('teacher2@or.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@or.test'), 'student');
+select tests.add_members((select a from o), 'owner2@or.test', 'owner', 'admin@or.test', 'admin', 'teacher@or.test', 'teacher',
+                         'teacher2@or.test', 'teacher', 'student@or.test', 'student');
 
 -- the attack: an admin revokes the owners' permissions
 select tests.authenticate_as('admin@or.test');

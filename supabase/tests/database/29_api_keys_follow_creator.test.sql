@@ -10,8 +10,7 @@ select tests.create_user(e) from unnest(array['owner@kf.test', 'admin@kf.test', 
 create temp table o as select tests.create_org('owner@kf.test', 'keys-follow') a;
 grant select on o to authenticated, service_role, mqtt_broker;
 select set_config('request.jwt.claims', '', true);
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('admin@kf.test'), 'admin'), ((select a from o), tests.user_id('teacher@kf.test'), 'teacher');
+select tests.add_members((select a from o), 'admin@kf.test', 'admin', 'teacher@kf.test', 'teacher');
 create temp table x as select gen_random_uuid() exercise, gen_random_uuid() team;
 grant select on x to authenticated, mqtt_broker;
 insert into public.exercises (id, org_id, title) values ((select exercise from x), (select a from o), 'Drill');

@@ -10,8 +10,8 @@ select tests.create_user(e) from unnest(array['owner@tk.test', 'owner@tko.test',
 create temp table o as select tests.create_org('owner@tk.test', 'teams-a') a, tests.create_org('owner@tko.test', 'teams-b') b;
 grant select on o to authenticated;
 select set_config('request.jwt.claims', '', true);
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('both@tk.test'), 'student'), ((select b from o), tests.user_id('both@tk.test'), 'student');
+select tests.add_members((select a from o), 'both@tk.test', 'student');
+select tests.add_members((select b from o), 'both@tk.test', 'student');
 create temp table x as select gen_random_uuid() exercise, gen_random_uuid() team;
 grant select on x to authenticated;
 insert into public.exercises (id, org_id, title) values ((select exercise from x), (select a from o), 'Drill');

@@ -10,8 +10,7 @@ select tests.create_user(e) from unnest(array['owner@em.test', 'teacher@em.test'
 create temp table o as select tests.create_org('owner@em.test', 'emqx-a') a, tests.create_org('owner@emb.test', 'emqx-b') b;
 grant select on o to authenticated;
 select set_config('request.jwt.claims', '', true);
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@em.test'), 'teacher'), ((select a from o), tests.user_id('student@em.test'), 'student');
+select tests.add_members((select a from o), 'teacher@em.test', 'teacher', 'student@em.test', 'student');
 create temp table x as select gen_random_uuid() exercise, gen_random_uuid() red, gen_random_uuid() blue;
 grant select on x to authenticated;
 insert into public.exercises (id, org_id, title) values ((select exercise from x), (select a from o), 'Drill');

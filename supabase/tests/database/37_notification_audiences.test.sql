@@ -10,11 +10,8 @@ select plan(26);
 select tests.create_user(e) from unnest(array['owner@aud.test', 'teacher@aud.test', 's1@aud.test', 's2@aud.test', 's3@aud.test', 'owner@audb.test']) e;
 create temp table o as select tests.create_org('owner@aud.test', 'audience-a') a, tests.create_org('owner@audb.test', 'audience-b') b;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@aud.test'), 'teacher'),
-  ((select a from o), tests.user_id('s1@aud.test'), 'student'),
-  ((select a from o), tests.user_id('s2@aud.test'), 'student'),
-  ((select a from o), tests.user_id('s3@aud.test'), 'student');
+select tests.add_members((select a from o), 'teacher@aud.test', 'teacher', 's1@aud.test', 'student', 's2@aud.test', 'student',
+                         's3@aud.test', 'student');
 create temp table b (label text primary key, batch uuid, created int);
 grant all on b to authenticated;
 create function pg_temp.batch(l text) returns uuid language sql as $$ select batch from b where label = l $$;

@@ -11,11 +11,8 @@ select tests.create_user(e) from unnest(array['owner@kr.test', 'admin@kr.test', 
 create temp table o as select tests.create_org('owner@kr.test', 'key-requests', 'basic') a, tests.create_org('owner@other-kr.test', 'key-requests-b') b;
 grant select on o to authenticated, service_role;
 select set_config('request.jwt.claims', '', true);
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('admin@kr.test'), 'admin'),
-  ((select a from o), tests.user_id('teacher@kr.test'), 'teacher'),
-  ((select a from o), tests.user_id('teacher2@kr.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@kr.test'), 'student');
+select tests.add_members((select a from o), 'admin@kr.test', 'admin', 'teacher@kr.test', 'teacher', 'teacher2@kr.test', 'teacher',
+                         'student@kr.test', 'student');
 -- a teacher trusted with keys and member management
 insert into public.member_permissions (org_id, user_id, permission, granted) values
   ((select a from o), tests.user_id('teacher@kr.test'), 'api_keys.manage', true),

@@ -12,12 +12,10 @@ select tests.create_user(e) from unnest(array['owner@rr.test', 'owner2@rr.test',
                                               'student3@rr.test']) e;
 create temp table o as select tests.create_org('owner@rr.test', 'role-ranks') a;
 grant select on o to authenticated, service_role;
-select set_config('request.jwt.claims', '', true); -- members added by the database owner, not by a user
-insert into public.organization_members (org_id, user_id, role)
-select (select a from o), tests.user_id(e), r::public.org_role
-from (values ('owner2@rr.test', 'owner'), ('admin@rr.test', 'admin'), ('admin2@rr.test', 'admin'), ('teacher@rr.test', 'teacher'),
-             ('teacher2@rr.test', 'teacher'), ('student@rr.test', 'student'), ('student2@rr.test', 'student'),
-             ('student3@rr.test', 'student')) v(e, r);
+select set_config('request.jwt.claims', '', true); -- members and overrides added by the database owner, not by a user
+select tests.add_members((select a from o), 'owner2@rr.test', 'owner', 'admin@rr.test', 'admin', 'admin2@rr.test', 'admin',
+                         'teacher@rr.test', 'teacher', 'teacher2@rr.test', 'teacher', 'student@rr.test', 'student',
+                         'student2@rr.test', 'student', 'student3@rr.test', 'student');
 -- the teacher manages members and keys, as an owner may allow
 insert into public.member_permissions (org_id, user_id, permission, granted)
 select (select a from o), tests.user_id('teacher@rr.test'), p, true from unnest(array['members.manage', 'api_keys.manage']) p;

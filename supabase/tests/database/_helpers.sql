@@ -41,17 +41,46 @@ language sql as $$
   select set_config('request.headers', jsonb_build_object('x-forwarded-for', ip, 'user-agent', user_agent, 'x-request-id', request_id)::text, true)
 $$;
 
--- An organization owned by the given user, created the way a user does it.
+-- An organization owned by the given user (made first if there is none with that address),
+-- created the way a user does it.
 create or replace function tests.create_org(owner_email text, slug text, tier public.subscription_tier default 'free') returns uuid
 language plpgsql as $$
 declare
   org uuid;
 begin
+  if tests.user_id(owner_email) is null then
+    perform tests.create_user(owner_email);
+  end if;
   perform tests.authenticate_as(owner_email);
   org := (public.create_organization(initcap(replace(slug, '-', ' ')), slug)).id;
   reset role;
   update public.organizations o set tier = create_org.tier where o.id = org and o.tier <> create_org.tier;
   return org;
+end $$;
+
+-- Members of an organization, given as address and role pairs:
+--   select tests.add_members((select a from o), 'teacher@a.test', 'teacher', 'student@a.test', 'student');
+-- Each address becomes a user first if there is none. The rows are inserted as the database owner
+-- with no caller (as seeding does, so no caller's rank or permissions apply); the request claims
+-- the transaction had are put back afterwards.
+create or replace function tests.add_members(org uuid, variadic email_role text[]) returns void
+language plpgsql as $$
+declare
+  claims text := current_setting('request.jwt.claims', true);
+  i integer;
+begin
+  if coalesce(array_length(email_role, 1), 0) % 2 <> 0 then
+    raise exception 'tests.add_members takes address and role pairs, got %', email_role;
+  end if;
+  perform set_config('request.jwt.claims', '', true);
+  for i in 1 .. coalesce(array_length(email_role, 1), 0) by 2 loop
+    if tests.user_id(email_role[i]) is null then
+      perform tests.create_user(email_role[i]);
+    end if;
+    insert into public.organization_members (org_id, user_id, role)
+    values (org, tests.user_id(email_role[i]), email_role[i + 1]::public.org_role);
+  end loop;
+  perform set_config('request.jwt.claims', coalesce(claims, ''), true);
 end $$;
 
 grant usage on schema tests to anon, authenticated, service_role, supabase_auth_admin;
