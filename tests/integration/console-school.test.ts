@@ -187,6 +187,7 @@ for (const size of SIZES) {
       await page.getByRole("heading", { name: "Background jobs" }).waitFor();
       await page.reload();
       await page.getByRole("cell", { name: "done" }).first().waitFor();
+      await page.getByRole("cell", { name: "Data export", exact: true }).first().waitFor(); // the queue in words
       // a finished job offers neither retry nor cancel
       expect(await page.getByRole("button", { name: /^(Retry|Cancel) / }).count()).toBe(0);
       await checked(page, "jobs", size.name);

@@ -14,6 +14,20 @@ const STATE: Record<string, string> = {
   failed: "failed",
 };
 
+/** What each queue does, in words (the queue's own name is the worker's). */
+const QUEUE: Record<string, string> = {
+  "tenant.export": "Data export",
+  "tenant.delete": "Deleting the organization",
+  "files.thumbnail": "Thumbnail of an image",
+  "files.extract-text": "Text of a file, for search",
+  "files.process": "Checking a large file",
+  "files.place": "Moving a deleted or restored file",
+  "notifications.email": "Notification e-mails",
+  "notifications.digest": "E-mail digest",
+  "analytics.rollup": "Usage counts",
+};
+const queueName = (q: string) => QUEUE[q] ?? (q.startsWith("maintenance.") ? "Maintenance" : q);
+
 export async function jobsScreen(app: App, root: HTMLElement) {
   const claims = await app.claims();
   const org = claims.org_id;
@@ -36,6 +50,7 @@ export async function jobsScreen(app: App, root: HTMLElement) {
         "tbody",
         {},
         ...r.data.map((j) => {
+          const what = queueName(j.queue);
           const result = note();
           const act = (label: string, call: () => PromiseLike<{ error: unknown }>, done: string) =>
             el("button", {
@@ -51,19 +66,19 @@ export async function jobsScreen(app: App, root: HTMLElement) {
           const actions = el("div", { class: "row-actions" });
           if (["created", "retry", "active"].includes(j.state)) {
             actions.append(
-              act(`Cancel ${j.queue}`, () => app.supabase.rpc("cancel_job", { job_id: j.id }), `${j.queue}: cancelled.`),
+              act(`Cancel ${what}`, () => app.supabase.rpc("cancel_job", { job_id: j.id }), `${what}: cancelled.`),
             );
           }
           if (j.state === "failed") {
             actions.append(
-              act(`Retry ${j.queue}`, () => app.supabase.rpc("retry_job", { job_id: j.id }), `${j.queue}: retrying.`),
+              act(`Retry ${what}`, () => app.supabase.rpc("retry_job", { job_id: j.id }), `${what}: retrying.`),
             );
           }
           actions.append(result);
           return el(
             "tr",
             {},
-            el("td", {}, j.queue),
+            el("td", {}, what),
             el("td", {}, STATE[j.state] ?? j.state),
             el("td", {}, time(j.created_on)),
             el("td", {}, actions),
