@@ -281,7 +281,7 @@ describe("the reference console in Chromium", () => {
     const { page, failures } = await open();
     await signIn(page, owner.email);
     await page.goto(`${CONSOLE}/#/keys`);
-    await page.getByLabel("Name").fill("SIS sync");
+    await page.getByLabel("Name", { exact: true }).fill("SIS sync");
     await page.getByLabel("org.read").check();
     await page.getByRole("button", { name: "Create key" }).click();
     await page.getByText("Copy the key now: it is shown only once.").waitFor();
