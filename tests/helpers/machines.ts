@@ -1,30 +1,14 @@
-// What the machine tests need: organizations with members, API keys made as a member makes them
-// (create_api_key in the member's request context), and calls as a machine makes them: the
-// project's publishable key in `apikey`, the organization's key in `x-api-key`; from a chosen
-// local source address when a test must not share its refusals with the rest of the suite
+// What the machine tests need beside organizations and members (organizations.ts): API keys
+// made as a member makes them (create_api_key in the member's request context), and calls as a
+// machine makes them: the project's publishable key in `apikey`, the organization's key in
+// `x-api-key`; from a chosen local source address when a test must not share its refusals with the rest of the suite
 // (the key gate counts refused keys per address).
 import crypto from "node:crypto";
 import http from "node:http";
 import type postgres from "postgres";
-import { API_URL, createUser, secrets } from "./stack.ts";
+import { API_URL, secrets } from "./stack.ts";
 
 export const FUNCTIONS_URL = `${API_URL}/functions/v1`;
-
-export async function createOrg(admin: postgres.Sql, name: string, tier = "basic") {
-  const [{ id }] = await admin<{ id: string }[]>`
-    insert into public.organizations (name, slug, tier)
-    values (${name}, ${`${name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}-${
-    crypto.randomUUID().slice(0, 8)
-  }`}, ${tier}::public.subscription_tier)
-    returning id`;
-  return id;
-}
-
-export async function addMember(admin: postgres.Sql, org: string, role: string, email?: string) {
-  const user = await createUser(admin, email);
-  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${user.id}, ${role}::public.org_role)`;
-  return user;
-}
 
 /** Runs SQL as a signed-in member, as PostgREST would for their request. */
 export function asMember<T>(admin: postgres.Sql, userId: string, fn: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {

@@ -12,16 +12,15 @@ import { openApiDocument } from "../../supabase/functions/org-api/openapi.ts";
 import { API_KEY_FAILURES_PER_MINUTE } from "../../supabase/functions/_shared/api-keys.ts";
 import { launchChromium, serveSite } from "../helpers/browser.ts";
 import {
-  addMember,
   asMember,
   callAsMachine,
   clearOfMinuteEnd,
   createKey,
-  createOrg,
   freshAddress,
   FUNCTIONS_URL,
   type MachineCall,
 } from "../helpers/machines.ts";
+import { addMember, createOrg } from "../helpers/organizations.ts";
 import { adminSql, API_URL, HOST, PORTS, secrets, tokenFor } from "../helpers/stack.ts";
 
 const admin = adminSql();

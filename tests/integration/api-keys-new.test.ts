@@ -2,15 +2,15 @@
 // surface a client reaches: the Data API, storage, auth, the functions (the service functions'
 // own check included) and the broker's service login. A publishable key acts as anon, a secret
 // key as the service; neither is a user's token, and a secret key from a browser is refused.
-import crypto from "node:crypto";
 import { createClient } from "@supabase/supabase-js";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../supabase/functions/_shared/database.types.ts";
-import { adminSql, API_URL, createUser, HOST, PORTS, secrets, tokenFor } from "../helpers/stack.ts";
+import { orgWithMember } from "../helpers/organizations.ts";
+import { adminSql, API_URL, HOST, PORTS, secrets } from "../helpers/stack.ts";
 
 const admin = adminSql();
-let org: string, member: string, memberToken: string;
+let org: string, member: string, memberToken: string, end: () => Promise<void>;
 const BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
 const client = (key: string, token?: string) =>
   createClient<Database>(API_URL, key, {
@@ -19,15 +19,10 @@ const client = (key: string, token?: string) =>
   });
 
 beforeAll(async () => {
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('New keys', ${`keys-${
-    crypto.randomUUID().slice(0, 8)
-  }`}) returning id`;
-  member = (await createUser(admin)).id;
-  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'owner')`;
-  memberToken = (await tokenFor(admin, member)).token;
+  ({ org, member, token: memberToken, end } = await orgWithMember(admin, "New keys"));
 });
 afterAll(async () => {
-  await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await end?.();
   await admin.end();
 });
 

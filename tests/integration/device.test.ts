@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { addMember, createKey, createOrg } from "../helpers/machines.ts";
+import { createKey } from "../helpers/machines.ts";
+import { addMember, createOrg } from "../helpers/organizations.ts";
 import { adminSql, API_URL, HOST, PORTS, secrets } from "../helpers/stack.ts";
 
 const run = promisify(execFile);

@@ -8,10 +8,11 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiKeyVerifier } from "../../supabase/functions/_shared/api-keys.ts";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
-import { adminSql, API_URL, createUser, secrets, tokenFor } from "../helpers/stack.ts";
+import { orgWithMember } from "../helpers/organizations.ts";
+import { adminSql, API_URL, secrets } from "../helpers/stack.ts";
 
 const admin = adminSql();
-let org: string, member: string, userToken: string;
+let org: string, member: string, userToken: string, end: () => Promise<void>;
 const now = () => Math.floor(Date.now() / 1000);
 const signedByProject = (claims: Record<string, unknown>) =>
   new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode(secrets().jwtSecret));
@@ -23,15 +24,10 @@ const call = (fn: string, bearer: string, method = "POST") =>
   });
 
 beforeAll(async () => {
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Callers', ${`callers-${
-    crypto.randomUUID().slice(0, 8)
-  }`}) returning id`;
-  member = (await createUser(admin)).id;
-  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'owner')`;
-  userToken = (await tokenFor(admin, member)).token;
+  ({ org, member, token: userToken, end } = await orgWithMember(admin, "Callers"));
 });
 afterAll(async () => {
-  await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await end?.();
   await admin.end();
 });
 

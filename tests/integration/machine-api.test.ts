@@ -12,15 +12,8 @@ import { IngestResponse } from "../../supabase/functions/analytics-ingest/events
 import { UploadResponse } from "../../supabase/functions/file-upload/upload.ts";
 import { InviteResponse, openApiDocument } from "../../supabase/functions/org-api/openapi.ts";
 import { ROUTES } from "../../supabase/functions/org-api/routes.ts";
-import {
-  addMember,
-  asMember,
-  callAsMachine,
-  clearOfMinuteEnd,
-  createKey,
-  createOrg,
-  FUNCTIONS_URL,
-} from "../helpers/machines.ts";
+import { asMember, callAsMachine, clearOfMinuteEnd, createKey, FUNCTIONS_URL } from "../helpers/machines.ts";
+import { addMember, createOrg } from "../helpers/organizations.ts";
 import { adminSql, API_URL, HOST, PORTS, secrets, waitUntil } from "../helpers/stack.ts";
 import { apiCallSentinel, countedCalls } from "../helpers/api-calls.ts";
 

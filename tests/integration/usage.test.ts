@@ -2,17 +2,17 @@
 // counted in each function process, written to Redis (through the Upstash REST API) every
 // API_CALLS_FLUSH_MS and at shutdown, and copied into usage_daily by analytics-aggregation, as
 // pg_cron calls it.
-import crypto from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readApiCalls, utcDay } from "../../supabase/functions/_shared/usage/api-calls.ts";
-import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { orgWithMember } from "../helpers/organizations.ts";
+import { adminSql, API_URL, secrets, waitUntil } from "../helpers/stack.ts";
 import { apiCallSentinel, countedCalls, functionBootFailure, hostFunction } from "../helpers/api-calls.ts";
 import { HOST, PORTS } from "../../dev/stack/config.ts";
 
 const admin = adminSql();
 const redis = new Redis({ url: `http://${HOST}:${PORTS.upstash}`, token: secrets().upstashToken });
-let org: string, member: string, token: string;
+let org: string, token: string, end: () => Promise<void>;
 let sentinel: Awaited<ReturnType<typeof apiCallSentinel>>;
 const today = () => utcDay(new Date());
 
@@ -31,16 +31,11 @@ const recorded = async () =>
   (await admin`select api_calls, updated_at from public.usage_daily where org_id = ${org} and day = ${today()}::date`)[0] ?? null;
 
 beforeAll(async () => {
-  [{ id: org }] = await admin`insert into public.organizations (name, slug) values ('Usage', ${`usage-${
-    crypto.randomUUID().slice(0, 8)
-  }`}) returning id`;
-  member = (await createUser(admin)).id;
-  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${member}, 'student')`;
-  token = (await tokenFor(admin, member)).token;
+  ({ org, token, end } = await orgWithMember(admin, "Usage", "student"));
   sentinel = await apiCallSentinel(admin, redis);
 });
 afterAll(async () => {
-  await admin`update public.organizations set deleted_at = now() where id = ${org}`;
+  await end?.();
   await sentinel.end();
   await admin.end();
 });
