@@ -10,10 +10,7 @@ select plan(28);
 select tests.create_user(e) from unnest(array['owner@nr.test', 'teacher@nr.test', 's1@nr.test', 's2@nr.test']) e;
 create temp table o as select tests.create_org('owner@nr.test', 'notify-rules') a;
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@nr.test'), 'teacher'),
-  ((select a from o), tests.user_id('s1@nr.test'), 'student'),
-  ((select a from o), tests.user_id('s2@nr.test'), 'student');
+select tests.add_members((select a from o), 'teacher@nr.test', 'teacher', 's1@nr.test', 'student', 's2@nr.test', 'student');
 create temp table b (label text primary key, batch uuid, created int);
 grant all on b to authenticated;
 create function pg_temp.email_of(label text, member text) returns public.notification_deliveries language sql as $$

@@ -8,8 +8,7 @@ select plan(27);
 select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
 create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
 grant select on o to authenticated, anon, service_role;
-insert into public.organization_members (org_id, user_id, role)
-select (select a from o), tests.user_id(e), 'student' from unnest(array['s1@us.test', 's2@us.test', 's3@us.test']) e;
+select tests.add_members((select a from o), 's1@us.test', 'student', 's2@us.test', 'student', 's3@us.test', 'student');
 insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
 select (select a from o), tests.user_id(e), 'page.viewed', now(), '{"path": "/"}' from unnest(array['s1@us.test', 's2@us.test', 's1@us.test']) e;
 select app.rollup_analytics();
@@ -26,7 +25,7 @@ select is((select title || ' / ' || body from public.notifications where org_id 
           format('Members at 80 %% of the plan / 4 of 5 used on %s.', to_char(current_date, 'FMDD FMMonth YYYY')),
           'in words: the metric''s name, the amounts and the day');
 select is((select recipient_id from public.notifications where org_id = (select a from o) and type like 'usage.%'), tests.user_id('owner@us.test'), 'the owner manages settings');
-insert into public.organization_members (org_id, user_id, role) values ((select a from o), tests.user_id('s4@us.test'), 'student');
+select tests.add_members((select a from o), 's4@us.test', 'student');
 select app.track_usage();
 select app.track_usage();
 select results_eq($$ select type from public.notifications where org_id = (select a from o) and type like 'usage.%' order by type $$,

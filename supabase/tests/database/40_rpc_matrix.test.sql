@@ -19,8 +19,7 @@ create temp table b as
          null::uuid file, null::uuid deleted_file, null::uuid job;
 grant select on b to anon, service_role;
 grant select, update on b to authenticated;
-insert into public.organization_members (org_id, user_id, role)
-select o, tests.user_id('student@rmb.test'), 'student' from b, unnest(array[b.org, b.deleted_org]) o;
+select tests.add_members(o, 'student@rmb.test', 'student') from b, unnest(array[b.org, b.deleted_org]) o;
 
 select tests.authenticate_as('owner@rmb.test');
 update b set (invitation, invitation_token) = (select invitation_id, token from public.create_invitation(b.org, 'invitee@rmb.test', 'student'));

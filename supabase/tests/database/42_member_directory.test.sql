@@ -18,11 +18,9 @@ create temp table o as select tests.create_org('owner@md.test', 'directory-a') a
                               tests.create_org('owner@md.test', 'directory-gone') gone;
 grant select on o to authenticated, anon, service_role;
 select set_config('request.jwt.claims', '', true);
-insert into public.organization_members (org_id, user_id, role)
-select (select a from o), tests.user_id(e), r::public.org_role
-from (values ('admin@md.test', 'admin'), ('teacher@md.test', 'teacher'), ('student@md.test', 'student'),
-             ('student2@md.test', 'student')) v(e, r);
-insert into public.organization_members (org_id, user_id, role) values ((select gone from o), tests.user_id('student@md.test'), 'student');
+select tests.add_members((select a from o), 'admin@md.test', 'admin', 'teacher@md.test', 'teacher', 'student@md.test', 'student',
+                         'student2@md.test', 'student');
+select tests.add_members((select gone from o), 'student@md.test', 'student');
 update public.organizations set deleted_at = now() where id = (select gone from o);
 create temp table k (api_key_id uuid);
 grant all on k to authenticated;

@@ -10,9 +10,7 @@ select plan(12);
 select tests.create_user(e) from unnest(array['owner@uf.test', 'teacher@uf.test', 'student@uf.test', 'owner@ufb.test']) e;
 create temp table o as select tests.create_org('owner@uf.test', 'unclean-a') a, tests.create_org('owner@ufb.test', 'unclean-b') b;
 grant select on o to authenticated, service_role;
-insert into public.organization_members (org_id, user_id, role) values
-  ((select a from o), tests.user_id('teacher@uf.test'), 'teacher'),
-  ((select a from o), tests.user_id('student@uf.test'), 'student');
+select tests.add_members((select a from o), 'teacher@uf.test', 'teacher', 'student@uf.test', 'student');
 create temp table f (label text primary key, id uuid, path text);
 grant all on f to authenticated, service_role;
 select tests.authenticate_as('teacher@uf.test');
