@@ -9,9 +9,14 @@
 // Part of a roll-up happens at insert time (the statement trigger records each statement's
 // partial figures), so the roll-up's figure and ratio include that part: the same 1,000,000
 // events loaded with and without the trigger, into a day of their own, give its cost per event.
+//   insert_ratio: that million loaded as deployed (the stored numbers' bound checked on every row,
+//     the partials trigger) against the same load with neither
+// Last line: ratio=<(roll-up + its insert-time part) / bare GROUP BY> insert_ratio=<…>
+//   incremental_ms=<one run after 100,000 new events> ingest_per_s=<…> load=<1-minute load average>
 // The rollup's events are written straight into partitions of their own, 400 days back, so the
 // benchmark can drop them afterwards instead of deleting ten million rows.
 import crypto from "node:crypto";
+import os from "node:os";
 import postgres from "postgres";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
@@ -92,12 +97,24 @@ const firstDay = new Date(Date.now() - 400 * 86400_000);
 firstDay.setUTCHours(0, 0, 0, 0);
 const dayName = (i: number) => new Date(firstDay.getTime() + i * 86400_000).toISOString().slice(0, 10).replaceAll("-", "");
 
-/** total events over [from, from + spanSeconds), round-robin over the organizations, 50 users each. */
-async function loadEvents(orgIds: string[], total: number, from: Date, spanSeconds: number, chunk = 1_000_000) {
+/**
+ * total events over [from, from + spanSeconds), round-robin over the organizations, 50 users each.
+ * `inKeyOrder` sorts each chunk by the table's key first: the bulk load that sets the stage then
+ * appends to each index instead of writing all over it (the measured loads keep arrival order).
+ */
+async function loadEvents(
+  orgIds: string[],
+  total: number,
+  from: Date,
+  spanSeconds: number,
+  chunk = 1_000_000,
+  db: postgres.Sql | postgres.TransactionSql = sql,
+  inKeyOrder = false,
+) {
   for (let done = 0; done < total; done += chunk) {
     const n = Math.min(chunk, total - done);
-    const { ms } = await timed(() =>
-      sql`
+    const insert = (q: postgres.Sql | postgres.TransactionSql) =>
+      q`
       insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
       select o.ids[1 + (i % ${orgIds.length})],
              ('00000000-0000-4000-8000-' || lpad((i % 50)::text, 12, '0'))::uuid,
@@ -107,38 +124,65 @@ async function loadEvents(orgIds: string[], total: number, from: Date, spanSecon
                               when 1 then jsonb_build_object('lesson_id', 'l', 'duration_seconds', i % 600, 'score', i % 101)
                               when 2 then jsonb_build_object('exercise_id', 'e', 'attempt', 1 + i % 3, 'score', i % 97)
                               else jsonb_build_object('video_id', 'v', 'seconds', i % 300) end
-      from (select ${orgIds}::uuid[] as ids) o, generate_series(${done + 1}::bigint, ${done + n}::bigint) i`
+      from (select ${orgIds}::uuid[] as ids) o, generate_series(${done + 1}::bigint, ${done + n}::bigint) i
+      ${inKeyOrder ? q`order by 1, 3, 4` : q``}`;
+    const { ms } = await timed(() =>
+      inKeyOrder && "begin" in db
+        ? db.begin(async (tx) => {
+          await tx`set local work_mem = '512MB'`;
+          await insert(tx);
+        })
+        : insert(db).then(() => {})
     );
     log("events loaded", { loaded: done + n, of: total, chunk_ms: Math.round(ms) });
   }
 }
 
 /**
- * What the partials trigger adds to inserting events: a million loaded into a day of their own
- * with the trigger, then without, the day dropped (and its partials deleted) after each.
+ * What the stored numbers' bound and the partials trigger add to inserting events: a million
+ * loaded into a day of their own three times, each in a transaction rolled back afterwards
+ * (partition, rows and partials gone): bare (neither the check nor the trigger), with the check
+ * only, and as deployed (both). The same rows each time, from the same generator.
  */
-async function triggerCost(orgIds: string[], n = 1_000_000) {
+async function insertCost(orgIds: string[], n = 1_000_000) {
   const day = new Date(firstDay.getTime() + (DAYS + 1) * 86400_000);
   const name = `analytics.events_${day.toISOString().slice(0, 10).replaceAll("-", "")}`;
-  const load = async (withTrigger: boolean) => {
-    await sql.unsafe(
-      `create table ${name} partition of public.analytics_events for values from ('${day.toISOString()}') to ('${
-        new Date(day.getTime() + 86400_000).toISOString()
-      }')`,
-    );
-    if (!withTrigger) await sql`alter table public.analytics_events disable trigger record_analytics_partials`;
-    try {
-      return (await timed(() => loadEvents(orgIds, n, day, 86400, n))).ms;
-    } finally {
-      if (!withTrigger) await sql`alter table public.analytics_events enable trigger record_analytics_partials`;
-      await sql.unsafe(`drop table ${name}`);
-      await sql`delete from analytics.rollup_pending where hour >= ${day} and hour < ${new Date(day.getTime() + 86400_000)}`;
-    }
-  };
-  const withTrigger = await load(true);
-  const without = await load(false);
-  log("trigger cost measured", { events: n, with_trigger_ms: Math.round(withTrigger), without_ms: Math.round(without) });
-  return Math.max(0, withTrigger - without) / n;
+  const [{ check }] = await sql`select pg_get_constraintdef(oid) as check from pg_constraint
+                                where conrelid = 'public.analytics_events'::regclass and conname = 'analytics_events_numbers_bounded'`;
+  const load = (opts: { check: boolean; trigger: boolean }) =>
+    sql.begin(async (tx) => {
+      await tx.unsafe(
+        `create table ${name} partition of public.analytics_events for values from ('${day.toISOString()}') to ('${
+          new Date(day.getTime() + 86400_000).toISOString()
+        }')`,
+      );
+      if (!opts.check) await tx`alter table public.analytics_events drop constraint analytics_events_numbers_bounded`;
+      if (!opts.trigger) await tx`alter table public.analytics_events disable trigger record_analytics_partials`;
+      const { ms } = await timed(() => loadEvents(orgIds, n, day, 86400, n, tx));
+      throw new Rollback(ms);
+    }).catch((e) => {
+      if (e instanceof Rollback) return e.ms;
+      throw e;
+    });
+  const bareMs = await load({ check: false, trigger: false });
+  const checkMs = await load({ check: true, trigger: false });
+  const deployedMs = await load({ check: true, trigger: true });
+  log("insert cost measured", {
+    events: n,
+    bare_ms: Math.round(bareMs),
+    check_ms: Math.round(checkMs),
+    deployed_ms: Math.round(deployedMs),
+    check: check as string,
+  });
+  return { triggerPerEvent: Math.max(0, deployedMs - checkMs) / n, insertRatio: deployedMs / bareMs };
+}
+
+class Rollback extends Error {
+  readonly ms: number;
+  constructor(ms: number) {
+    super("rolled back on purpose");
+    this.ms = ms;
+  }
 }
 
 /** The same figures as app.rollup_analytics, by plain GROUP BYs over the bench's organizations. */
@@ -214,13 +258,13 @@ try {
                       select 'Analytics bench ' || i, 'bench-analytics-' || ${run} || '-' || i, 'enterprise' from generate_series(1, ${ORGS}) i
                       returning id`).map((r) => r.id as string);
   log("organizations made", { orgs: ORGS });
-  await loadEvents(orgIds, EVENTS, firstDay, DAYS * 86400);
+  await loadEvents(orgIds, EVENTS, firstDay, DAYS * 86400, 1_000_000, sql, true);
   await sql`analyze public.analytics_events`;
   await sql`select count(*) from public.analytics_events where org_id = any(${orgIds}::uuid[])`; // warm the cache for both sides
 
   const b = await bare(orgIds);
   log("bare GROUP BY done", { ms: Math.round(b.ms) });
-  const perEvent = await triggerCost(orgIds);
+  const { triggerPerEvent: perEvent, insertRatio } = await insertCost(orgIds);
   const r = await rollupAll();
   const atInsert = perEvent * EVENTS;
   log("roll-up done", { ms: Math.round(r.ms), ...r.value });
@@ -262,11 +306,12 @@ try {
   );
   console.log(`incremental, ${INCREMENT.toLocaleString("en")} new events    ${inc.ms.toFixed(0).padStart(8)} ms`);
   console.log(`  (its insert-time part: ${(perEvent * INCREMENT).toFixed(0)} ms, spent by the inserting statements)`);
-  console.log(`ingest through the function         ${ingest.perSecond.toFixed(0).padStart(8)} events/s\n`);
+  console.log(`ingest through the function         ${ingest.perSecond.toFixed(0).padStart(8)} events/s`);
+  console.log(`insert with the bound and trigger   ${insertRatio.toFixed(2).padStart(8)} × the bare insert\n`);
   console.log(
-    `ratio=${((r.ms + atInsert) / b.ms).toFixed(2)} incremental_ms=${inc.ms.toFixed(0)} ingest_per_s=${
-      ingest.perSecond.toFixed(0)
-    }`,
+    `ratio=${((r.ms + atInsert) / b.ms).toFixed(2)} insert_ratio=${insertRatio.toFixed(2)} incremental_ms=${
+      inc.ms.toFixed(0)
+    } ingest_per_s=${ingest.perSecond.toFixed(0)} load=${os.loadavg()[0].toFixed(2)}`,
   );
 } finally {
   log("cleaning up");

@@ -1,28 +1,31 @@
 // npm run bench:notify: one notification to an organization of 10,000 students, sent by a teacher
-// through the send_notification RPC (in the request context PostgREST would set up, as the
-// `authenticator` role, the connection PostgREST uses), next to raw mqtt.js publishing of
-// 10,000 QoS 1 messages to the same broker, in the same run. Two paths, each timed from the RPC's
-// call until every MQTT delivery is recorded and every message has reached its subscribers:
-// - audience (the headline `ratio`): a type with audience delivery (announcement.broadcast), which
-//   goes out as one message on the students' role topic, which the broker fans out. Its
-//   subscribers are BENCH_SUBSCRIBERS students signed in with their own access tokens (the
-//   broker's policy decides what they read) and the service's listener; the broker's fan-out to
-//   all 10,000 connected members is not measured here (that needs 10,000 connections).
-// - per recipient (`ratio_per_recipient`): announcement.posted, one message and one delivery row
-//   per recipient, as for a list of users or when anyone's choices differ.
-// Each path has its own organization of the same students, so neither spends the other's per-minute
-// budget. E-mail is switched off for the members (a '*' preference): it goes out from the worker
-// later and is not what this measures.
-// The broker checks every delivery to a student as a read and caches the answer for cache_seconds,
-// so the audience path is sent twice a round: cold (in round 1 the first publish after the
-// subscribes, later only once cache_seconds have passed since the last delivery) and warm (at once
-// after). BENCH_BROKER=own signs the students in to a broker of the bench's own instead, started
-// with the working tree's plugin and fed what reaches the stack's broker on the role topic (one
-// hop more), so a plugin change is measured without restarting the stack.
+// through the send_notification RPC (in the request context PostgREST sets up, as `authenticator`,
+// the connection PostgREST uses), each path against a floor doing the same work by hand, in the
+// same run, timed until the same end result:
+// - audience (`ratio`): announcement.broadcast, the 10,000 inbox rows written and one message on
+//   the students' role topic that the broker fans out. Its floor: a plain INSERT ... SELECT of the
+//   same 10,000 rows into a copy of the inbox table (same columns, checks, indexes and durability;
+//   no triggers, foreign keys or policies) and one QoS 1 publish on the same topic by the service.
+//   Both are timed until every connected student has the message (and, for the path, the audience
+//   delivery is recorded as sent).
+// - per recipient (`ratio_per_recipient`): announcement.posted, a notification and an MQTT
+//   delivery row per student, a message on each student's own topic, each delivery recorded. Its
+//   floor: plain inserts of the same notification and delivery rows into copies of the tables,
+//   10,000 QoS 1 publishes to the students' topics, and the one UPDATE recording them as sent. Both
+//   are timed until every delivery is recorded and every connected student has their message.
+// The connected students (BENCH_SUBSCRIBERS, default 200 then 2,000) sign in with their own access
+// tokens and subscribe to their role's topic and their own, so the broker's read checks are paid
+// on both sides of each ratio. The broker caches each read answer for cache_seconds: a cold round
+// is the first publish after the subscribes, or after cache_seconds without deliveries; a warm one
+// follows at once. Path and floor alternate which goes first. Each path has its own organization of
+// the same students, so neither spends the other's budget; e-mail is off for the students.
+// Last line: ratio=<audience floor / path, cold, at the largest subscriber count>
+//   ratio_per_recipient=<…> cold_ms_<n>= warm_ms_<n>= (the audience path) floor_ms=<audience
+//   floor, cold> subscribers=<n>, then the same figures for the smaller count and the load average.
 import crypto from "node:crypto";
+import os from "node:os";
 import mqtt, { type MqttClient } from "mqtt";
 import postgres from "postgres";
-import { brokerInstance } from "../dev/stack/broker-instance.ts";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
@@ -31,7 +34,8 @@ import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { withRequestContext } from "../supabase/functions/_shared/db.ts";
 
 const MEMBERS = Number(process.env.BENCH_MEMBERS ?? 10_000);
-const SUBSCRIBERS = Math.min(MEMBERS, Number(process.env.BENCH_SUBSCRIBERS ?? 200));
+const SIZES = (process.env.BENCH_SUBSCRIBERS ?? "200,2000").split(",").map(Number).filter((n) => n > 0)
+  .map((n) => Math.min(n, MEMBERS)).sort((a, b) => a - b);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 300_000);
 const CACHE_SECONDS = 5; // plugin_opt_cache_seconds in broker/mosquitto.conf
@@ -43,8 +47,7 @@ if (!secrets) throw new Error("start the stack first: npm start");
 const sql = postgres(DB_URL, { max: 2, onnotice: () => {} });
 const MQTT_URL = `mqtt://${HOST}:${PORTS.mqtt}`;
 
-// Two enterprise organizations (each tier allows 60,000 notifications a minute) of the same MEMBERS
-// students and a teacher: one per path.
+// Two enterprise organizations of the same MEMBERS students and a teacher: one per path.
 const suffix = crypto.randomUUID().slice(0, 8);
 const teacher = crypto.randomUUID();
 const orgs = await sql<{ id: string; slug: string }[]>`
@@ -64,6 +67,11 @@ for (const org of [audienceOrg, recipientOrg]) {
   await sql`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
             select ${org}, u, '*', 'email', false from unnest(${students}::uuid[]) u`;
 }
+// The floors' tables: the same columns, checks, defaults and indexes, logged like the real ones.
+const floorNotifications = `bench_floor_notifications_${suffix}`;
+const floorDeliveries = `bench_floor_deliveries_${suffix}`;
+await sql.unsafe(`create table public.${floorNotifications} (like public.notifications including all)`);
+await sql.unsafe(`create table public.${floorDeliveries} (like public.notification_deliveries including all)`);
 log("organizations ready", { members: MEMBERS });
 
 const authenticator = new URL(DB_URL);
@@ -79,9 +87,9 @@ const sendAsTeacher = (org: string, type: string, title: string) =>
                                                                                          '{}'::jsonb, '{"role": "student"}'::jsonb)`,
   );
 
-function connect(username: string, password: string, clientId?: string, url = MQTT_URL): Promise<MqttClient> {
+function connect(username: string, password: string, clientId?: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(url, { username, password, clientId, protocolVersion: 5, reconnectPeriod: 0, clean: true });
+    const c = mqtt.connect(MQTT_URL, { username, password, clientId, protocolVersion: 5, reconnectPeriod: 0, clean: true });
     c.once("connect", () => resolve(c));
     c.once("error", (e) => {
       c.end(true);
@@ -90,69 +98,40 @@ function connect(username: string, password: string, clientId?: string, url = MQ
   });
 }
 
-/** The service's listener: every member's notification topic and the students' role topic, counting per key. */
-const listener = await connect("service", secrets.serviceRoleKey);
-const seen = new Map<string, number>();
-// per audience message: when the first and the last student had it, the broker's fan-out and read checks
-const fanout = new Map<string, { first: number; last: number }>();
-const count = (key: string) => seen.set(key, (seen.get(key) ?? 0) + 1);
-listener.on("message", (_topic, payload) => {
-  const e = JSON.parse(payload.toString()) as { id: string; type: string };
-  count(e.type === "announcement.broadcast" ? `listener:${e.id}` : e.type);
-});
-// QoS 0 to this one listener: a QoS 1 subscriber that falls behind 10,000 messages at once would
-// hit the broker's per-client queue (max_queued_messages) and lose messages, which is not what is measured.
-await listener.subscribeAsync(
-  [
-    `org/${recipientOrg}/users/+/notifications`,
-    `org/${audienceOrg}/users/+/notifications`,
-    `org/${audienceOrg}/roles/student/notifications`,
-  ],
-  { qos: 0 },
-);
+// Per message title (each send's is its own): how many connected students have it.
+const received = new Map<string, number>();
+const publisher = await connect("service", secrets.serviceRoleKey);
 
-const own = process.env.BENCH_BROKER === "own" ? brokerInstance("bench-notify-broker", null, secrets, { plugin: {} }) : null;
-const relay: MqttClient[] = [];
-if (own) {
-  await own.start();
-  const [from, to] = await Promise.all([
-    connect("service", secrets.serviceRoleKey),
-    connect("service", secrets.serviceRoleKey, undefined, own.url),
-  ]);
-  relay.push(from, to);
-  from.on("message", (topic, payload) => to.publish(topic, payload, { qos: 1 }));
-  await from.subscribeAsync(`org/${audienceOrg}/roles/student/notifications`, { qos: 1 });
-}
-
-/** Students signed in with their own access tokens, on their role's topic (QoS 1, as the client library subscribes). */
+/** Connected students, each on their role's topic and their own (QoS 1, as the client library subscribes). */
 const config = loadProjectConfig(paths.supabase);
 const subscribers: MqttClient[] = [];
-for (let i = 0; i < SUBSCRIBERS; i += 50) {
-  subscribers.push(
-    ...await Promise.all(
-      students.slice(i, Math.min(i + 50, SUBSCRIBERS)).map(async (id) => {
-        const { token } = await mintAccessToken(sql, projectSigner(config, secrets.jwtSecret), config, {
-          userId: id,
-          supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
-        });
-        const c = await connect("user", token, `${id}-bench-${suffix}`, own?.url);
-        c.on("message", (_t, payload) => {
-          const id = (JSON.parse(payload.toString()) as { id: string }).id;
-          count(`student:${id}`);
-          const at = performance.now();
-          fanout.set(id, { first: fanout.get(id)?.first ?? at, last: at });
-        });
-        const [granted] = await c.subscribeAsync(`org/${audienceOrg}/roles/student/notifications`, { qos: 1 });
-        if (granted.qos !== 1) {
-          throw new Error(`the broker refused a student's subscription to their role's topic (reason ${granted.qos})`);
-        }
-        return c;
-      }),
-    ),
-  );
+async function connectStudents(upTo: number) {
+  for (let i = subscribers.length; i < upTo; i += 50) {
+    subscribers.push(
+      ...await Promise.all(
+        students.slice(i, Math.min(i + 50, upTo)).map(async (id) => {
+          const { token } = await mintAccessToken(sql, projectSigner(config, secrets!.jwtSecret), config, {
+            userId: id,
+            supabaseUrl: `http://${HOST}:${PORTS.gateway}`,
+          });
+          const c = await connect("user", token, `${id}-bench-${suffix}`);
+          c.on("message", (_t, payload) => {
+            const key = (JSON.parse(payload.toString()) as { data?: { title?: string } }).data?.title ?? "";
+            received.set(key, (received.get(key) ?? 0) + 1);
+          });
+          const granted = await c.subscribeAsync([
+            `org/${audienceOrg}/roles/student/notifications`,
+            `org/${recipientOrg}/users/${id}/notifications`,
+          ], { qos: 1 });
+          if (granted.some((g) => g.qos !== 1)) {
+            throw new Error("the broker refused a student's subscription to their own topics");
+          }
+          return c;
+        }),
+      ),
+    );
+  }
 }
-log("subscribers ready", { subscribers: SUBSCRIBERS, broker: own ? "own" : "stack" });
-let lastAudienceAt = 0;
 
 const waitFor = async (what: string, done: () => Promise<boolean> | boolean, t0: number) => {
   let last = 0;
@@ -162,53 +141,39 @@ const waitFor = async (what: string, done: () => Promise<boolean> | boolean, t0:
       last = performance.now();
       log("waiting", { for: what, elapsed_ms: Math.round(performance.now() - t0) });
     }
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 5));
   }
 };
+const allConnectedHave = (key: string) => (received.get(key) ?? 0) >= subscribers.length;
 
-/** Raw mqtt.js: MEMBERS QoS 1 envelopes to the members' topics, all in flight at once. */
-async function raw(round: number) {
-  const pub = await connect("service", secrets!.serviceRoleKey);
-  const type = `bench.raw_${round}`;
-  const t0 = performance.now();
-  await Promise.all(students.map((u) =>
-    pub.publishAsync(
-      `org/${audienceOrg}/users/${u}/notifications`,
-      JSON.stringify({
-        v: 1,
-        id: crypto.randomUUID(),
-        ts: new Date().toISOString(),
-        type,
-        org_id: audienceOrg,
-        correlation_id: "bench",
-        data: { title: "Raw" },
-      }),
-      { qos: 1 },
-    )
-  ));
-  await waitFor("raw messages to arrive", () => seen.get(type) === MEMBERS, t0);
-  const ms = performance.now() - t0;
-  await pub.endAsync();
-  return ms;
+let lastDeliveryAt = 0;
+/** Waits until the broker's cached read answers have expired: the next publish is cold. */
+async function coolDown() {
+  const idle = lastDeliveryAt && CACHE_SECONDS * 1000 + 1000 - (performance.now() - lastDeliveryAt);
+  if (idle > 0) await new Promise((r) => setTimeout(r, idle));
 }
+const done = <T>(value: T) => {
+  lastDeliveryAt = performance.now();
+  return value;
+};
 
-// Each audience send takes MEMBERS from the organization's budget, 60,000 a minute (enterprise):
-// one that does not fit goes per recipient instead, so a round's two sends wait for a minute with room.
+// Each audience send takes from the organization's per-minute budget (enterprise: 60,000): sends
+// that do not fit would go out per recipient instead, so a round waits for a minute with room.
 const ORG_PER_MINUTE = 60_000;
 const taken = new Map<number, number>();
 const minute = () => Math.floor(Date.now() / 60_000);
-async function roomForSends(n: number) {
-  while ((taken.get(minute()) ?? 0) + n * MEMBERS > ORG_PER_MINUTE) {
+async function roomFor(cost: number) {
+  while ((taken.get(minute()) ?? 0) + cost > ORG_PER_MINUTE) {
     await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 50));
   }
+  taken.set(minute(), (taken.get(minute()) ?? 0) + cost);
 }
 
-/** Audience delivery: the RPC, then the audience delivery recorded and its one message at every subscriber. */
-async function audience(round: number) {
-  const sentIn = minute();
+/** The audience path: the RPC, the delivery recorded as sent, the message at every connected student. */
+async function audiencePath(label: string) {
+  await roomFor(MEMBERS);
   const t0 = performance.now();
-  const [batch] = await sendAsTeacher(audienceOrg, "announcement.broadcast", `Broadcast ${round}`);
-  const rpcMs = performance.now() - t0;
+  const [batch] = await sendAsTeacher(audienceOrg, "announcement.broadcast", label);
   if (batch.created !== MEMBERS) throw new Error(`expected ${MEMBERS} notifications, got ${batch.created}`);
   await waitFor("the audience delivery to be recorded", async () => {
     const [row] = await sql<{ status: string }[]>`
@@ -216,24 +181,43 @@ async function audience(round: number) {
     if (row && row.status !== "pending" && row.status !== "sent") throw new Error(`the audience delivery went ${row.status}`);
     return row?.status === "sent";
   }, t0);
-  const recordedMs = performance.now() - t0;
-  await waitFor(
-    "every subscriber to receive it",
-    // at least: a publish dispatch retried (its broker slow to answer) arrives twice
-    () => (seen.get(`student:${batch.batch_id}`) ?? 0) >= SUBSCRIBERS && (seen.get(`listener:${batch.batch_id}`) ?? 0) >= 1,
-    t0,
-  );
-  lastAudienceAt = performance.now();
-  for (const m of new Set([sentIn, minute()])) taken.set(m, (taken.get(m) ?? 0) + MEMBERS);
-  const f = fanout.get(batch.batch_id)!;
-  return { rpcMs, totalMs: Math.max(recordedMs, performance.now() - t0), fanoutMs: f.last - f.first };
+  await waitFor("every connected student to have it", () => allConnectedHave(label), t0);
+  return done(performance.now() - t0);
 }
 
-/** Per recipient: the RPC, then every MQTT delivery recorded and received. */
-async function perRecipient(round: number) {
+const envelope = (id: string, org: string, type: string, title: string) =>
+  JSON.stringify({
+    v: 1,
+    id,
+    ts: new Date().toISOString(),
+    type,
+    org_id: org,
+    correlation_id: "bench",
+    data: { title, body: "Hello" },
+  });
+
+/** The audience floor: the same inbox rows by one INSERT ... SELECT, one QoS 1 publish on the role topic. */
+async function audienceFloor() {
+  const id = crypto.randomUUID(), title = `floor ${id}`;
   const t0 = performance.now();
-  const [batch] = await sendAsTeacher(recipientOrg, "announcement.posted", `Bench ${round}`);
-  const rpcMs = performance.now() - t0;
+  await sql.unsafe(
+    `insert into public.${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
+     select $1, u, $2, 'announcement.broadcast', $3, 'Hello', 'normal', $4 from unnest($5::uuid[]) u`,
+    [audienceOrg, id, title, teacher, students],
+  );
+  await publisher.publishAsync(
+    `org/${audienceOrg}/roles/student/notifications`,
+    envelope(id, audienceOrg, "announcement.broadcast", title),
+    { qos: 1 },
+  );
+  await waitFor("every connected student to have the floor's message", () => allConnectedHave(title), t0);
+  return done(performance.now() - t0);
+}
+
+/** The per-recipient path: the RPC, every MQTT delivery recorded as sent, every connected student's message. */
+async function perRecipientPath(label: string) {
+  const t0 = performance.now();
+  const [batch] = await sendAsTeacher(recipientOrg, "announcement.posted", label);
   if (batch.created !== MEMBERS) throw new Error(`expected ${MEMBERS} notifications, got ${batch.created}`);
   await waitFor("every MQTT delivery to be recorded", async () => {
     const [{ n }] = await sql<{ n: number }[]>`
@@ -241,84 +225,114 @@ async function perRecipient(round: number) {
       where d.batch_id = ${batch.batch_id} and d.channel = 'mqtt' and d.status = 'sent'`;
     return n === MEMBERS;
   }, t0);
-  const recordedMs = performance.now() - t0;
-  await waitFor("every message to arrive", () => (seen.get("announcement.posted") ?? 0) >= MEMBERS * round, t0);
-  return { rpcMs, totalMs: Math.max(recordedMs, performance.now() - t0) };
+  await waitFor("every connected student to have theirs", () => allConnectedHave(label), t0);
+  return done(performance.now() - t0);
 }
 
+/** The per-recipient floor: plain inserts of both kinds of row, a publish per student, one UPDATE. */
+async function perRecipientFloor() {
+  const batchId = crypto.randomUUID(), title = `floor ${batchId}`;
+  const t0 = performance.now();
+  const rows = await sql.unsafe<{ id: string; recipient_id: string }[]>(
+    `with n as (
+       insert into public.${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
+       select $1, u, $2, 'announcement.posted', $3, 'Hello', 'normal', $4 from unnest($5::uuid[]) u
+       returning id, recipient_id)
+     , d as (insert into public.${floorDeliveries} (notification_id, org_id, channel, batch_id) select id, $1, 'mqtt', $2 from n)
+     select id, recipient_id from n`,
+    [recipientOrg, batchId, title, teacher, students],
+  );
+  await Promise.all(rows.map((r) =>
+    publisher.publishAsync(
+      `org/${recipientOrg}/users/${r.recipient_id}/notifications`,
+      envelope(r.id, recipientOrg, "announcement.posted", title),
+      { qos: 1 },
+    )
+  ));
+  await sql.unsafe(
+    `update public.${floorDeliveries} set status = 'sent', delivered_at = now(), attempts = attempts + 1
+     where batch_id = $1 and channel = 'mqtt' and status = 'pending'`,
+    [batchId],
+  );
+  await waitFor("every connected student to have the floor's message", () => allConnectedHave(title), t0);
+  return done(performance.now() - t0);
+}
+
+type Round = {
+  cold: number;
+  warm: number;
+  floorCold: number;
+  floorWarm: number;
+  perRecipient: number;
+  perRecipientFloor: number;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const figures = new Map<number, Round>();
 try {
-  const results: {
-    raw: number;
-    aRpc: number;
-    aTotal: number;
-    aWarm: number;
-    aFanout: number;
-    aWarmFanout: number;
-    rRpc: number;
-    rTotal: number;
-  }[] = [];
-  for (let r = 1; r <= ROUNDS; r++) {
-    const rawMs = await raw(r);
-    const idle = lastAudienceAt && CACHE_SECONDS * 1000 + 1000 - (performance.now() - lastAudienceAt);
-    if (idle > 0) await new Promise((res) => setTimeout(res, idle)); // the students' read answers expire
-    await roomForSends(2);
-    const a = await audience(r);
-    const warm = await audience(r + 0.5);
-    const p = await perRecipient(r);
-    results.push({
-      raw: rawMs,
-      aRpc: a.rpcMs,
-      aTotal: a.totalMs,
-      aWarm: warm.totalMs,
-      aFanout: a.fanoutMs,
-      aWarmFanout: warm.fanoutMs,
-      rRpc: p.rpcMs,
-      rTotal: p.totalMs,
-    });
-    log("round done", {
-      round: r,
-      of: ROUNDS,
-      raw_ms: Math.round(rawMs),
-      audience_rpc_ms: Math.round(a.rpcMs),
-      audience_total_ms: Math.round(a.totalMs),
-      audience_cold_after: r === 1 ? "the subscribes" : `${CACHE_SECONDS + 1} s without deliveries`,
-      audience_warm_total_ms: Math.round(warm.totalMs),
-      audience_fanout_ms: Math.round(a.fanoutMs),
-      audience_warm_fanout_ms: Math.round(warm.fanoutMs),
-      per_recipient_rpc_ms: Math.round(p.rpcMs),
-      per_recipient_total_ms: Math.round(p.totalMs),
-    });
+  for (const size of SIZES) {
+    await connectStudents(size);
+    log("subscribers ready", { subscribers: subscribers.length });
+    const rounds: Round[] = [];
+    for (let r = 1; r <= ROUNDS; r++) {
+      const pathFirst = r % 2 === 1;
+      const round = {} as Round;
+      for (const side of pathFirst ? ["path", "floor"] : ["floor", "path"]) {
+        await coolDown();
+        if (side === "path") {
+          round.cold = await audiencePath(`Broadcast ${size}/${r}`);
+          round.warm = await audiencePath(`Broadcast ${size}/${r}, warm`);
+        } else {
+          round.floorCold = await audienceFloor();
+          round.floorWarm = await audienceFloor();
+        }
+      }
+      for (const side of pathFirst ? ["path", "floor"] : ["floor", "path"]) {
+        await coolDown();
+        if (side === "path") round.perRecipient = await perRecipientPath(`Bench ${size}/${r}`);
+        else round.perRecipientFloor = await perRecipientFloor();
+      }
+      rounds.push(round);
+      log("round done", {
+        subscribers: size,
+        round: r,
+        of: ROUNDS,
+        ...Object.fromEntries(Object.entries(round).map(([k, v]) => [k, Math.round(v)])),
+      });
+    }
+    const m = Object.fromEntries(
+      (Object.keys(rounds[0]) as (keyof Round)[]).map((k) => [k, median(rounds.map((x) => x[k]))]),
+    ) as Round;
+    figures.set(size, m);
   }
-  const median = (k: keyof (typeof results)[number]) =>
-    results.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(results.length / 2)];
-  const rawMs = median("raw");
-  const rate = (ms: number) => MEMBERS / (ms / 1000);
-  const row = (label: string, ms: number, perSecond = true) =>
-    console.log(`${label.padEnd(44)}${ms.toFixed(0).padStart(8)}   ${perSecond ? rate(ms).toFixed(0).padStart(10) : ""}`);
-  console.log(`\none notification to ${MEMBERS} students (median of ${ROUNDS} rounds)`);
-  console.log(`${"".padEnd(44)}      ms     per second`);
-  row("raw mqtt.js QoS 1 publishes", rawMs);
-  row("audience: send_notification RPC", median("aRpc"), false);
-  row(`audience: recorded, at ${SUBSCRIBERS} subscribers + listener`, median("aTotal"));
-  row("audience, warm: the same at once after", median("aWarm"));
-  row("audience: first to last student, cold", median("aFanout"), false);
-  row("audience: first to last student, warm", median("aWarmFanout"), false);
-  row("per recipient: send_notification RPC", median("rRpc"), false);
-  row("per recipient: every delivery recorded", median("rTotal"));
+
+  console.log(`\none notification to ${MEMBERS} students, median of ${ROUNDS} rounds (ms)`);
+  console.log(`${"connected students".padEnd(52)}${SIZES.map((s) => String(s).padStart(8)).join("")}`);
+  const row = (label: string, k: keyof Round) =>
+    console.log(`${label.padEnd(52)}${SIZES.map((s) => figures.get(s)![k].toFixed(0).padStart(8)).join("")}`);
+  row("audience path, cold", "cold");
+  row("audience floor (INSERT ... SELECT + 1 publish), cold", "floorCold");
+  row("audience path, warm", "warm");
+  row("audience floor, warm", "floorWarm");
+  row("per-recipient path, cold", "perRecipient");
+  row("per-recipient floor (inserts, publishes, UPDATE)", "perRecipientFloor");
+  const line = (size: number, named: boolean) => {
+    const f = figures.get(size)!;
+    const head = named
+      ? `ratio=${(f.floorCold / f.cold).toFixed(2)} ratio_per_recipient=${(f.perRecipientFloor / f.perRecipient).toFixed(2)} `
+      : `ratio_${size}=${(f.floorCold / f.cold).toFixed(2)} ratio_per_recipient_${size}=${
+        (f.perRecipientFloor / f.perRecipient).toFixed(2)
+      } `;
+    return head + `cold_ms_${size}=${f.cold.toFixed(0)} warm_ms_${size}=${f.warm.toFixed(0)} ` +
+      (named ? `floor_ms=${f.floorCold.toFixed(0)} subscribers=${size}` : `floor_ms_${size}=${f.floorCold.toFixed(0)}`);
+  };
+  const largest = SIZES[SIZES.length - 1];
   console.log(
-    `\nratio=${(rawMs / median("aTotal")).toFixed(2)} total_ms=${
-      median("aTotal").toFixed(0)
-    } path=audience subscribers=${SUBSCRIBERS} ` +
-      `ratio_per_recipient=${(rawMs / median("rTotal")).toFixed(2)} total_ms_per_recipient=${
-        median("rTotal").toFixed(0)
-      } raw_ms=${rawMs.toFixed(0)} cold_ms_${SUBSCRIBERS}=${median("aTotal").toFixed(0)} warm_ms_${SUBSCRIBERS}=${
-        median("aWarm").toFixed(0)
-      } cold_fanout_ms=${median("aFanout").toFixed(0)} warm_fanout_ms=${median("aWarmFanout").toFixed(0)}`,
+    `\n${[line(largest, true), ...SIZES.slice(0, -1).map((s) => line(s, false))].join(" ")} load=${os.loadavg()[0].toFixed(2)}`,
   );
 } finally {
-  await Promise.allSettled([listener.endAsync(), ...relay.map((c) => c.endAsync()), ...subscribers.map((c) => c.endAsync())]);
-  await own?.stop();
+  await Promise.allSettled([publisher.endAsync(), ...subscribers.map((c) => c.endAsync())]);
   await api.end();
+  await sql.unsafe(`drop table if exists public.${floorNotifications}, public.${floorDeliveries}`);
   await sql`update public.organizations set deleted_at = now() where id in (${audienceOrg}, ${recipientOrg})`;
   await sql`delete from public.organization_members where org_id in (${audienceOrg}, ${recipientOrg})`;
   await sql`delete from auth.users where id = any(${[teacher, ...students]}::uuid[])`;
