@@ -203,6 +203,15 @@ for (const size of SIZES) {
       await page.getByLabel("Name", { exact: true }).fill("LMS events");
       await page.getByRole("button", { name: "Create key" }).click();
       await page.getByRole("cell", { name: "events.write", exact: true }).waitFor();
+      // the key once, with a copy button; the chosen expiry (30 days, the first offered); never used yet
+      await page.getByRole("button", { name: "Copy key" }).click();
+      await page.getByText(/^(Copied\.|The browser did not allow copying; the key is selected)/).waitFor();
+      const row = page.getByRole("row", { name: /LMS events/ });
+      expect(await row.getByRole("cell", { name: "never", exact: true }).count()).toBe(1); // last used
+      const [key] = await admin`select extract(epoch from expires_at - now()) / 86400 as days from public.api_keys
+                                where org_id = (select org_id from public.organization_members where user_id = ${owner.id})`;
+      expect(Number(key.days)).toBeGreaterThan(29.9);
+      expect(Number(key.days)).toBeLessThan(30.1);
       await checked(page, "keys-scopes", size.name);
       expect(failures()).toEqual([]);
       await close();
