@@ -18,14 +18,21 @@
 // minute (enterprise) never refuse the bench. The last line:
 //   ratio=<fn rps / postgrest rps> rps= postgrest_rps= p99_ms= postgrest_p99_ms= key_rps= key_p99_ms=
 // The line before it gives the load average at the start and end of the run (2 shared cores).
+// Each phase line also gives the CPU per call, in ms, of the processes a call passes (from /proc,
+// process-cpu.ts): the gateway, the analytics-ingest process, PostgREST, the Redis bridge and
+// Redis, Postgres's client backends (all of them: other work on the machine counts there too),
+// and this benchmark's own client.
 import crypto from "node:crypto";
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import postgres from "postgres";
 import { mintAccessToken } from "../dev/platform/auth/tokens.ts";
 import { projectSigner } from "../dev/platform/auth/signing-keys.ts";
 import { loadProjectConfig } from "../dev/platform/project-config.ts";
 import { DB_URL, HOST, paths, PORTS } from "../dev/stack/config.ts";
 import { readSecrets } from "../dev/stack/secrets.ts";
+import { cpuMeter } from "./process-cpu.ts";
 import { summarize } from "./stats.ts";
 
 const IN_FLIGHT = Number(process.env.BENCH_CALLS_IN_FLIGHT ?? 50);
@@ -105,8 +112,34 @@ const sides: Record<"fn" | "postgrest" | "key", (key: string) => Send> = {
     }),
 };
 
-/** IN_FLIGHT loops sending for `seconds`: each answered call's latency, and the calls that were not 2xx. */
+const stackPid = (name: string) => Number(fs.readFileSync(path.join(paths.pids, `${name}.pid`), "utf8").trim());
+/** The analytics-ingest process the gateway started (after the warm-up). */
+function ingestPids() {
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
+      return cmd.includes("function-host.ts") && cmd.includes("supabase/functions/analytics-ingest/index.ts");
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+async function processes() {
+  const backends = await sql<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'client backend'`;
+  return {
+    gateway: [stackPid("gateway")],
+    function: ingestPids(),
+    postgrest: [stackPid("postgrest")],
+    bridge: [stackPid("upstash-bridge")],
+    redis: [stackPid("redis")],
+    postgres: backends.map((b) => b.pid),
+  };
+}
+
+/** IN_FLIGHT loops sending for `seconds`: each answered call's latency, the calls that were not 2xx, and CPU per call. */
 async function phase(send: Send, seconds: number) {
+  const stop = cpuMeter(await processes());
+  const self = process.cpuUsage();
   const latencies: number[] = [];
   const failures = new Map<number, number>();
   const end = performance.now() + seconds * 1000;
@@ -120,7 +153,13 @@ async function phase(send: Send, seconds: number) {
       else latencies.push(performance.now() - t);
     }
   }));
-  return { latencies, failures, ms: performance.now() - t0 };
+  const ms = performance.now() - t0;
+  const used = stop();
+  const client = process.cpuUsage(self);
+  used.client = (client.user + client.system) * 1000; // this benchmark, on the same cores
+  const calls = Math.max(1, latencies.length + [...failures.values()].reduce((a, b) => a + b, 0));
+  const cpuPerCall = Object.fromEntries(Object.entries(used).map(([k, ns]) => [k, +(ns / 1e6 / calls).toFixed(2)]));
+  return { latencies, failures, ms, cpuPerCall };
 }
 
 const totals = {
@@ -152,6 +191,7 @@ try {
         p50_ms: +s.p50.toFixed(1),
         p99_ms: +s.p99.toFixed(1),
         failed: Object.fromEntries(r.failures),
+        cpu_ms_per_call: r.cpuPerCall,
         load1_before: before,
         load1_after: load()[0],
       });
