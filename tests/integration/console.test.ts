@@ -250,12 +250,16 @@ describe("the reference console in Chromium", () => {
     await studentView.page.getByRole("button", { name: "Download homework.txt" }).waitFor({ timeout: 20_000 });
 
     await teacherView.page.getByRole("button", { name: "Download homework.txt" }).waitFor({ timeout: 20_000 });
-    await teacherView.page.getByLabel("Access to homework.txt").selectOption("write");
-    await teacherView.page.getByRole("button", { name: "Share homework.txt" }).click();
-    await until(teacherView.page, "homework.txt: students now have write access.");
-    const [share] = await admin`select s.grantee_role, s.access from public.file_shares s join public.files f on f.id = s.file_id
-                                where f.org_id = ${org} and f.name = 'homework.txt'`;
-    expect(share).toEqual({ grantee_role: "student", access: "write" });
+    await teacherView.page.getByRole("link", { name: "Share homework.txt" }).click();
+    const share = teacherView.page.getByRole("form", { name: "Share a file" });
+    await share.getByLabel("File").selectOption({ label: "homework.txt" });
+    await share.getByLabel("With").selectOption({ label: "all students" });
+    await share.getByLabel("Access").selectOption("write");
+    await share.getByRole("button", { name: "Share" }).click();
+    await until(teacherView.page, "homework.txt is shared with all students: they may see, download, rename and delete it.");
+    const [shared] = await admin`select s.grantee_role, s.access from public.file_shares s join public.files f on f.id = s.file_id
+                                 where f.org_id = ${org} and f.name = 'homework.txt'`;
+    expect(shared).toEqual({ grantee_role: "student", access: "write" });
     expect(studentView.failures).toEqual([]);
     expect(teacherView.failures).toEqual([]);
   });

@@ -115,7 +115,7 @@ export async function sharesScreen(app: App, root: HTMLElement) {
                 el("button", {
                   type: "button",
                   class: "danger",
-                  onclick: async (e: Event) =>
+                  onclick: (e: Event) =>
                     busy(e.currentTarget as HTMLButtonElement, async () => {
                       const r = await app.supabase.from("file_shares").delete().eq("id", x.id).select("id");
                       if (r.error) return fail(result, r.error);
