@@ -33,6 +33,31 @@ export interface AuthSettings {
   signingKeysPath: string | null;
   /** Per hour, per 5 minutes per address: [auth.rate_limit]. */
   rateLimit: { emailSent: number; signInSignUps: number; tokenRefresh: number; tokenVerifications: number };
+  /** [auth.email.template.<name>] (invite, magic_link, confirmation, recovery, email_change): subject and body, read once. */
+  emailTemplates: Record<string, EmailTemplate>;
+}
+
+/** A mail's subject and body as Go templates, GoTrue's way (either may be missing: GoTrue's default then). */
+export interface EmailTemplate {
+  subject?: string;
+  content?: string;
+}
+
+/** The templates config.toml names; content_path is relative to the project (the folder holding supabase/), as the CLI reads it. */
+function emailTemplates(
+  raw: { auth?: { email?: { template?: Record<string, Record<string, unknown>> } } },
+  supabaseDir: string,
+): Record<string, EmailTemplate> {
+  const out: Record<string, EmailTemplate> = {};
+  for (const [name, t] of Object.entries(raw.auth?.email?.template ?? {})) {
+    out[name] = {
+      ...(typeof t.subject === "string" ? { subject: t.subject } : {}),
+      ...(typeof t.content_path === "string"
+        ? { content: fs.readFileSync(path.resolve(path.dirname(supabaseDir), t.content_path), "utf8") }
+        : {}),
+    };
+  }
+  return out;
 }
 
 export interface PgFunctionHook {
@@ -77,6 +102,7 @@ export function loadProjectConfig(supabaseDir: string): ProjectConfig {
         tokenRefresh: Number(raw.auth?.rate_limit?.token_refresh ?? 150),
         tokenVerifications: Number(raw.auth?.rate_limit?.token_verifications ?? 30),
       },
+      emailTemplates: emailTemplates(raw, supabaseDir),
     },
     api: {
       // hosted exposes these two with whatever the project lists

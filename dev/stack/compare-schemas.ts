@@ -65,10 +65,12 @@ export function describe(source: Source) {
 }
 
 /** The project's config.toml for a throwaway workdir: the CLI reads signing_keys_path while it
- * migrates, and that file exists only where `npm start` has made it. */
+ * migrates, and that file exists only where `npm start` has made it; it also reads each mail
+ * template's content_path (inside the workdir), which migrating does not need. */
 function writeConfig(into: string) {
   const config = fs.readFileSync(path.join(ROOT, "supabase", "config.toml"), "utf8")
-    .replace(/^signing_keys_path\s*=.*$/m, "");
+    .replace(/^signing_keys_path\s*=.*$/m, "")
+    .replace(/^content_path\s*=.*$/gm, "");
   fs.writeFileSync(path.join(into, "supabase", "config.toml"), config);
 }
 

@@ -1,6 +1,7 @@
 // A second gateway over tests/fixtures/supabase, so tests can exercise functions that throw,
 // crash or fail to boot without shipping such functions in the real project.
 import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { DB_URL, ROOT } from "../../dev/stack/config.ts";
 import { withFreePorts } from "../../dev/stack/ports.ts";
@@ -69,4 +70,23 @@ async function startOn(
     throw e;
   }
   return { url: FIXTURE_URL, proc, stop };
+}
+
+/**
+ * A copy of the project's supabase folder for a gateway of its own: its config.toml (changed by
+ * `edit`) with the signing keys and the mail templates named by absolute path, and its functions.
+ */
+export function projectCopy(name: string, edit: (config: string) => string = (c) => c): string {
+  const project = path.join(ROOT, ".stack", "scratch", `${name}-${process.pid}`);
+  fs.mkdirSync(project, { recursive: true });
+  const config = fs.readFileSync(path.join(ROOT, "supabase", "config.toml"), "utf8")
+    .replace(
+      /^signing_keys_path = .*$/m,
+      `signing_keys_path = ${JSON.stringify(path.join(ROOT, "supabase", "signing_keys.json"))}`,
+    )
+    // paths of templates are relative to the project folder, which the copy does not have
+    .replace(/^content_path = "\.\/(.*)"$/gm, (_, file: string) => `content_path = ${JSON.stringify(path.join(ROOT, file))}`);
+  fs.writeFileSync(path.join(project, "config.toml"), edit(config));
+  fs.symlinkSync(path.join(ROOT, "supabase", "functions"), path.join(project, "functions"));
+  return project;
 }

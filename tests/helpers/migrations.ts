@@ -12,7 +12,12 @@ export function migrationUpWith(fixtures: string[], replace: Record<string, stri
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "migrations-"));
   const migrations = path.join(dir, "supabase", "migrations");
   fs.mkdirSync(migrations, { recursive: true });
-  fs.copyFileSync(path.join(ROOT, "supabase", "config.toml"), path.join(dir, "supabase", "config.toml"));
+  // the CLI reads each mail template's content_path (inside the workdir), which migrating does not need
+  fs.writeFileSync(
+    path.join(dir, "supabase", "config.toml"),
+    fs.readFileSync(path.join(ROOT, "supabase", "config.toml"), "utf8")
+      .replace(/^content_path\s*=.*$/gm, ""),
+  );
   // the CLI reads config.toml's signing_keys_path while it migrates; a checkout has the file npm start made
   const keys = path.join(ROOT, "supabase", "signing_keys.json");
   if (fs.existsSync(keys)) fs.copyFileSync(keys, path.join(dir, "supabase", "signing_keys.json"));

@@ -26,7 +26,7 @@ import { verifyBearer } from "../http/bearer.ts";
 import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 import { readJsonBody } from "../http/request-body.ts";
 import { auditAuth } from "./audit.ts";
-import type { AuthMailer, MailKind } from "./mail.ts";
+import { type AuthMailer, type MailKind, TEMPLATE_NAMES } from "./mail.ts";
 import { AuthRateLimits } from "./rate-limits.ts";
 import {
   clearTokens,
@@ -305,6 +305,8 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
         to: body.email,
         link: verifyUrl(deps, issued.token, "invite", redirectTo),
         otp: issued.otp,
+        data: await userMetadata(tx, id),
+        redirectTo,
       }]);
       return id;
     });
@@ -725,6 +727,9 @@ interface Mail {
   link: string;
   otp: string;
   change?: { email: string; newEmail: string };
+  /** What a configured template reads as .Data (the user's metadata) and .RedirectTo. */
+  data?: Record<string, unknown>;
+  redirectTo?: string;
 }
 
 const verifyUrl = (deps: AuthDeps, token: string, type: MailKind, redirectTo: string) =>
@@ -738,7 +743,13 @@ const verifyUrl = (deps: AuthDeps, token: string, type: MailKind, redirectTo: st
 async function sendMails(deps: AuthDeps, caller: Caller, mails: Mail[]) {
   if (!deps.mailer) throw fail(500, "unexpected_failure", "No mailer is configured");
   (deps.limits ?? defaultLimits).takeMail(deps.config().auth, caller);
-  for (const m of mails) await deps.mailer.send(m.kind, m.to, m.link, m.otp, m.change);
+  const { emailTemplates, siteUrl } = deps.config().auth;
+  for (const m of mails) {
+    await deps.mailer.send(m.kind, m.to, m.link, m.otp, m.change, {
+      template: emailTemplates[TEMPLATE_NAMES[m.kind]],
+      data: { Data: m.data ?? {}, SiteURL: siteUrl, RedirectTo: m.redirectTo },
+    });
+  }
 }
 
 /** GoTrue's max_frequency: one mail of a kind to a person per interval, else 429 over_email_send_rate_limit. */
@@ -788,7 +799,22 @@ async function mailLink(
   await checkFrequency(tx, userId, "recovery_sent_at", settings.maxFrequency);
   if (pkce.code_challenge) await startFlow(tx, deps, userId, FLOW_METHOD[kind], pkce);
   const issued = await issueToken(tx, userId, email, kind, settings.otpLength, Boolean(pkce.code_challenge));
-  await sendMails(deps, caller, [{ kind, to: email, link: verifyUrl(deps, issued.token, kind, redirectTo), otp: issued.otp }]);
+  await sendMails(deps, caller, [{
+    kind,
+    to: email,
+    link: verifyUrl(deps, issued.token, kind, redirectTo),
+    otp: issued.otp,
+    data: await userMetadata(tx, userId),
+    redirectTo,
+  }]);
+}
+
+/** The user's metadata, as templates read it (.Data). */
+async function userMetadata(tx: postgres.TransactionSql, userId: string): Promise<Record<string, unknown>> {
+  const [u] = await tx<
+    { meta: Record<string, unknown> | null }[]
+  >`select raw_user_meta_data as meta from auth.users where id = ${userId}`;
+  return u?.meta ?? {};
 }
 
 /** A sign-up's confirmation, carrying the password it was made with ('' for none). */

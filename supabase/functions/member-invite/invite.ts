@@ -26,6 +26,8 @@ export const InviteRequest = z.object({
   role: z.enum(["admin", "teacher", "student", "owner"]),
 }).strict();
 
+const A_ROLE = { owner: "an owner", admin: "an admin", teacher: "a teacher", student: "a student" } as const;
+
 export interface InviteDeps {
   sql: postgres.Sql;
   /** A client with the service key: Auth's admin API. */
@@ -48,7 +50,7 @@ export async function inviteMember(
   deps: InviteDeps,
 ): Promise<Response> {
   const body = await parseJson(req, InviteRequest);
-  let invitation: { invitation_id: string; token: string; expires_at: string };
+  let invitation: { invitation_id: string; token: string; expires_at: string; org_name: string };
   try {
     [invitation] = await asCaller(
       deps.sql,
@@ -56,8 +58,10 @@ export async function inviteMember(
       req,
       ctx.requestId,
       (tx) =>
-        tx<{ invitation_id: string; token: string; expires_at: string }[]>`
-        select invitation_id, token, expires_at from public.create_invitation(${body.org_id}, ${body.email}, ${body.role}::public.org_role)`,
+        tx<{ invitation_id: string; token: string; expires_at: string; org_name: string }[]>`
+        select i.invitation_id, i.token, i.expires_at, o.name as org_name
+        from public.create_invitation(${body.org_id}, ${body.email}, ${body.role}::public.org_role) i
+        left join lateral (select name from public.organizations where id = ${body.org_id}) o on true`,
     );
   } catch (e) {
     const mapped = SQL_ERRORS[(e as { code?: string }).code ?? ""];
@@ -65,6 +69,8 @@ export async function inviteMember(
     throw e;
   }
   const redirectTo = `${deps.siteUrl.replace(/\/$/, "")}/accept-invitation?token=${encodeURIComponent(invitation.token)}`;
+  // what the mail templates say (config.toml [auth.email.template.invite] and .magic_link read .Data)
+  const invited = { invited_to_name: invitation.org_name, invited_as: A_ROLE[body.role] };
   const notSent = (error: string) => {
     // the invitation stands (the inviter may send it again, which replaces it); the mail did not go
     ctx.log.error("invitation mail not sent", { invitation_id: invitation.invitation_id, error });
@@ -74,6 +80,9 @@ export async function inviteMember(
   for (let round = 0; round < 3; round++) {
     const account = await accountOf(deps, ctx.requestId, body.email);
     if (account?.confirmed) {
+      // the magic link's template reads the invitation from the person's metadata; accepting clears it
+      const noted = await deps.auth.auth.admin.updateUserById(account.id, { user_metadata: invited });
+      if (noted.error) throw notSent(noted.error.message);
       const sent = await deps.auth.auth.signInWithOtp({
         email: body.email,
         options: { shouldCreateUser: false, emailRedirectTo: redirectTo },
@@ -89,7 +98,10 @@ export async function inviteMember(
         user_id: account.id,
       });
     }
-    const sent = await deps.auth.auth.admin.inviteUserByEmail(body.email, { redirectTo, data: { invited_to: body.org_id } });
+    const sent = await deps.auth.auth.admin.inviteUserByEmail(body.email, {
+      redirectTo,
+      data: { invited_to: body.org_id, ...invited },
+    });
     if (sent.error) throw notSent(sent.error.message);
     // the invitation's account must be one nobody holds a password for (hosted GoTrue invites a
     // pending account again as it is, password and all)
