@@ -164,14 +164,14 @@ describe("the reference console in Chromium", () => {
     await signIn(page, owner.email);
     await page.goto(`${CONSOLE}/#/orgs`);
     const slug = `made-${owner.id.slice(0, 8)}`;
-    await page.getByLabel("Name").fill("Made In Chromium");
+    await page.getByLabel("Name", { exact: true }).fill("Made In Chromium");
     await page.getByLabel("Slug").fill(slug);
     await page.getByRole("button", { name: "Create organization" }).click();
     await page.getByRole("heading", { name: "Members" }).waitFor();
     await accessible(page, "organizations");
     const [org] = await admin`select id from public.organizations where slug = ${slug}`;
     // a second organization, then switching back: the token's claims follow
-    await page.getByLabel("Name").fill("Second School");
+    await page.getByLabel("Name", { exact: true }).fill("Second School");
     await page.getByLabel("Slug").fill(`second-${owner.id.slice(0, 8)}`);
     await page.getByRole("button", { name: "Create organization" }).click();
     await page.getByRole("button", { name: "Switch to Second School" }).click();
@@ -191,7 +191,7 @@ describe("the reference console in Chromium", () => {
     await page.getByText(`Invitation sent to ${invitee} as teacher.`).waitFor();
 
     const other = await open();
-    await other.page.goto(await mailLink(invitee, /You have been invited/));
+    await other.page.goto(await mailLink(invitee, /invites you as a teacher|You have been invited/));
     await other.page.getByRole("heading", { name: "Accept the invitation" }).waitFor();
     await other.page.getByLabel("Choose a password (new accounts)").fill(PASSWORD);
     await other.page.getByRole("button", { name: "Accept" }).click();
