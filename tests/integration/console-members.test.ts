@@ -14,7 +14,7 @@ const { admin, user, school, open, cleanup } = consoleHarness();
 afterAll(cleanup);
 
 const named = (id: string, name: string) =>
-  admin`update auth.users set raw_user_meta_data = ${JSON.stringify({ full_name: name })}::jsonb where id = ${id}`;
+  admin`update auth.users set raw_user_meta_data = ${admin.json({ full_name: name })} where id = ${id}`;
 const openInvitations = (org: string) =>
   admin`select email, role from public.invitations where org_id = ${org} and accepted_at is null and revoked_at is null
         order by email`;

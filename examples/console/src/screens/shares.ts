@@ -55,7 +55,7 @@ export async function sharesScreen(app: App, root: HTMLElement) {
         ? el("li", {}, `${sentence(readers)}: every ready file (see and download), nothing being checked or refused.`)
         : "",
       nobody.length ? el("li", {}, `${sentence(nobody)}: only what is shared with them.`) : "",
-      el("li", {}, "A file refused as infected is never readable by anyone; it is kept apart for the service."),
+      el("li", {}, "Nobody can open a file refused as infected: its bytes are kept apart for the service."),
     ),
     el(
       "p",
