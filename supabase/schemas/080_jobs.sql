@@ -4,12 +4,14 @@
 -- schema belongs to pg-boss, which the worker installs and migrates on start; the functions here
 -- resolve it at call time and raise JB000 until it exists.
 -- Errors: JB000 queue store missing, JB001 unknown queue, JB002 bad payload, JB003 job not found,
--- JB004 job not in a state that allows the action.
+-- JB004 job not in a state that allows the action (or a replay whose singleton key a waiting job holds).
 
 -- ---------------------------------------------------------------------------------------------
 -- Enqueueing from SQL (triggers, pg_cron, RPCs). pg-boss has no SQL API, so this writes the job
 -- row the way pg-boss's own insert does: the queue's options as defaults, then a NOTIFY on
--- pg-boss's channel when the queue dispatches by LISTEN/NOTIFY. The payload must carry org_id
+-- pg-boss's channel when the queue dispatches by LISTEN/NOTIFY. Like pg-boss's insert it skips a job
+-- its queue's policy refuses (ON CONFLICT DO NOTHING: under `short`, a singleton key a job that has
+-- not started holds) and answers null, as pg-boss's send does. The payload must carry org_id
 -- (a uuid, or null for jobs over every organization) and gets a new correlation_id unless it has
 -- one the worker accepts; the worker validates the rest with the job's zod schema and
 -- dead-letters what fails.
@@ -140,19 +142,29 @@ begin
 end
 $$;
 
--- Sends a dead letter's payload back to the queue it came from, and completes the dead letter.
+-- Sends a dead letter's payload back to the queue it came from, and completes the dead letter. The
+-- replay keeps the failed job's singleton key (pg-boss copies it onto the dead letter, and its own
+-- redrive carries it over too): on a queue that keeps one waiting job per key (policy `short`) a
+-- key-less replay would collapse with every other key-less job, and one with the key is refused
+-- (JB004) while a job holding that key waits, leaving the dead letter to replay later.
 create function public.replay_dead_letter(job_id uuid) returns uuid
 language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   job record;
+  dead_key text;
   replayed uuid;
 begin
   select * into job from app.managed_job(replay_dead_letter.job_id);
   if job.source_name is null or job.state not in ('created', 'retry', 'failed') then
     raise exception 'job % is not a waiting dead letter', replay_dead_letter.job_id using errcode = 'JB004';
   end if;
-  replayed := app.enqueue_job(job.source_name, job.data);
+  execute 'select singleton_key from pgboss.job where id = $1' into dead_key using replay_dead_letter.job_id;
+  replayed := app.enqueue_job(job.source_name, job.data, singleton_key => dead_key);
+  if replayed is null then
+    raise exception 'job % is not replayed: queue % already has a waiting job with key %',
+      replay_dead_letter.job_id, job.source_name, dead_key using errcode = 'JB004';
+  end if;
   execute 'update pgboss.job set state = ''completed'', completed_on = pgboss.job_now(),
                   output = jsonb_build_object(''replayed_as'', $3::text)
            where name = $1 and id = $2' using job.name, replay_dead_letter.job_id, replayed;

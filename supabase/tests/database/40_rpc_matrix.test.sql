@@ -33,7 +33,8 @@ select public.delete_file((select deleted_file from b));
 select public.delete_organization((select deleted_org from b));
 reset role;
 -- a job of B (the worker's queue store exists wherever the stack has run; rolled back, so no worker sees it)
-update b set job = app.enqueue_job('tenant.delete', jsonb_build_object('org_id', b.org), start_after_seconds => 3600)
+update b set job = app.enqueue_job('tenant.delete', jsonb_build_object('org_id', b.org), start_after_seconds => 3600,
+                                   singleton_key => 'tenant.delete:' || b.org)
 where to_regclass('pgboss.queue') is not null;
 
 -- Each function: a call naming B's objects, the answer of an attacker from outside B, of B's
