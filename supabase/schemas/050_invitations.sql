@@ -86,7 +86,14 @@ begin
     raise exception 'the organization has reached its tier''s limit of % members', max_members using errcode = 'TN015';
   end if;
 
-  -- Inviting the same address again replaces the open invitation (a resend with a new token).
+  -- Inviting the same address again for the same role replaces the open invitation (a resend with
+  -- a new token). For another role it is refused: a replaced teacher invitation once let a person
+  -- join as a student unnoticed. The inviter revokes the open one first if that is what they mean.
+  if exists (select 1 from public.invitations i
+             where i.org_id = create_invitation.org_id and i.email = address and i.accepted_at is null and i.revoked_at is null
+               and i.expires_at > now() and i.role <> create_invitation.role) then
+    raise exception '% has a pending invitation for another role: revoke it first', address using errcode = 'TN019';
+  end if;
   update public.invitations i set revoked_at = now(), revoked_by = me
   where i.org_id = create_invitation.org_id and i.email = address and i.accepted_at is null and i.revoked_at is null;
 

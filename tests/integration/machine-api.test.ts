@@ -200,6 +200,12 @@ describe("every scope has a path, run as the key", () => {
       body: { org_id: org, email: `boss-${email}`, role: "owner" },
     });
     expect([owner_.status, owner_.json.error.code]).toEqual([403, "role_not_allowed"]);
+    // the same address for another role is refused while the teacher invitation is open, not silently replaced
+    const other = await callAsMachine(key.key, "member-invite", { body: { org_id: org, email, role: "student" } });
+    expect([other.status, other.json.error.code]).toEqual([409, "invitation_pending"]);
+    const [open] = await admin`select role::text from public.invitations
+                               where org_id = ${org} and email = ${email} and revoked_at is null and accepted_at is null`;
+    expect(open).toEqual({ role: "teacher" });
   });
 
   it("org.read: the organization, and its members page by page", async () => {

@@ -37,6 +37,10 @@ export const CODES: Record<string, Explained> = {
     text: "The organization has reached its plan's member limit.",
     hint: "Remove someone or upgrade the plan.",
   },
+  invitation_pending: {
+    text: "That address already has a pending invitation for another role.",
+    hint: "Withdraw it in the invitation list first, then invite again.",
+  },
   already_a_member: { text: "That person is already a member.", hint: "Change their role in the member list instead." },
   mail_not_sent: { text: "The invitation was made, but the mail could not be sent.", hint: "Press Resend to send it again." },
   storage_unavailable: { text: "File storage is not available right now.", hint: AGAIN },

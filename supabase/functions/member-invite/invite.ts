@@ -41,6 +41,7 @@ const SQL_ERRORS: Record<string, [number, string]> = {
   TN015: [409, "member_limit_reached"],
   TN016: [409, "already_a_member"],
   TN017: [403, "role_not_allowed"],
+  TN019: [409, "invitation_pending"],
   "23514": [400, "invalid_email"],
 };
 

@@ -2,7 +2,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(27);
+select plan(30);
 
 select tests.create_user(e) from unnest(array['owner@i.test', 'teacher@i.test', 'student@i.test', 'new@i.test',
                                               'other@i.test', 'boss@i.test', 'late@i.test', 'owner@j.test']) e;
@@ -44,6 +44,13 @@ select lives_ok($$ insert into t select 'other', token, invitation_id from publi
   'an owner invites a teacher');
 select lives_ok($$ insert into t select 'late', token, invitation_id from public.create_invitation((select a from o), 'late@i.test', 'student') $$,
   'and a student');
+select lives_ok($$ select public.create_invitation((select a from o), 'twice@i.test', 'teacher');
+                   select public.create_invitation((select a from o), 'twice@i.test', 'teacher') $$,
+  'inviting an address again for the same role sends a new invitation');
+select is((select count(*)::int from public.invitations where email = 'twice@i.test' and revoked_at is null), 1,
+  'and the first one is replaced');
+select throws_ok($$ select public.create_invitation((select a from o), 'twice@i.test', 'student') $$, 'TN019', null,
+  'for another role it is refused, not silently replaced');
 reset role;
 update public.invitations set expires_at = now() - interval '1 second' where email = 'late@i.test';
 

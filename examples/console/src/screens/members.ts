@@ -251,10 +251,20 @@ async function invitationsSection(
       el(
         "div",
         { class: "row-actions" },
-        inviteButton(`Replace with ${role}`, pending.email, role, result, () => {
-          question.remove();
-          tell(inviteNote, `The ${pending.role} invitation to ${pending.email} was replaced by a ${role} invitation.`, "ok");
-        }),
+        // the database refuses to replace an open invitation of another role: withdrawn first, on purpose
+        el("button", {
+          type: "button",
+          onclick: (e: Event) =>
+            busy(e.currentTarget as HTMLButtonElement, async () => {
+              const revoked = await app.supabase.rpc("revoke_invitation", { invitation_id: pending.id });
+              if (revoked.error) return fail(result, revoked.error);
+              const r = await invite(app, org, pending.email, role);
+              if (r) return tell(result, r, "error");
+              question.remove();
+              tell(inviteNote, `The ${pending.role} invitation to ${pending.email} was replaced by a ${role} invitation.`, "ok");
+              await renderInvitations();
+            }),
+        }, `Replace with ${role}`),
         el("button", {
           type: "button",
           onclick: () => {
