@@ -2,8 +2,9 @@
 // has no SQL API: it copies pg-boss's insert and its NOTIFY channel. This holds it to the pg-boss
 // the worker installs (worker/package.json), read from pg-boss's own code at run time (its insert
 // statement, its channel expression, its schema): an upgrade that changes the job table, the
-// columns pg-boss writes or the channel it listens on fails here, and a plain pg-boss instance must
-// fetch and complete a job the SQL path wrote, woken by its NOTIFY.
+// columns pg-boss writes or the channel it listens on fails here; a job a queue's policy refuses
+// (a singleton key already waiting under `short`) is skipped by both, and both answer null; and a
+// plain pg-boss instance must fetch and complete a job the SQL path wrote, woken by its NOTIFY.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -137,6 +138,33 @@ describe("the SQL enqueue path against the installed pg-boss", () => {
     }
     const [{ job_now }] = await admin`select to_regprocedure(${`${SCHEMA}.job_now()`}) is not null as job_now`;
     expect(job_now).toBe(true);
+  });
+
+  it("skips a job its queue's policy refuses, as pg-boss's insert does, and answers null as pg-boss's send", async () => {
+    const [{ body }] = await admin`
+      select pg_get_functiondef('app.enqueue_job(text, jsonb, integer, integer, text)'::regprocedure) as body`;
+    const skips = /\bon\s+conflict\s+do\s+nothing\b/i;
+    expect(plans.insertJobs(SCHEMA, { table: "job", name: queue })).toMatch(skips);
+    expect(body).toMatch(skips);
+
+    const short = `${queue}-short`;
+    await boss.createQueue(short, { policy: "short" });
+    try {
+      const enqueue = async (key: string) =>
+        (await admin<{ id: string | null }[]>`
+          select app.enqueue_job(${short}, ${admin.json({ org_id: null })}, 0, 3600, ${key}) as id`)[0].id;
+      const sent = await boss.send(short, { org_id: null }, { singletonKey: "a", startAfter: 3600 });
+      expect(sent).not.toBeNull();
+      expect(await enqueue("a")).toBeNull();
+      expect(await boss.send(short, { org_id: null }, { singletonKey: "a", startAfter: 3600 })).toBeNull();
+      const ours = await enqueue("b");
+      expect(ours).not.toBeNull();
+      expect(await boss.send(short, { org_id: null }, { singletonKey: "b", startAfter: 3600 })).toBeNull();
+      const rows = await admin`select id, singleton_key from ${admin(SCHEMA)}.job where name = ${short} order by singleton_key`;
+      expect(rows).toEqual([{ id: sent, singleton_key: "a" }, { id: ours, singleton_key: "b" }]);
+    } finally {
+      await boss.deleteQueue(short);
+    }
   });
 
   it("notifies on the channel pg-boss listens on, with the queue's name", async () => {

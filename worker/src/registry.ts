@@ -55,6 +55,14 @@ export interface JobDefinition<P extends z.ZodType = z.ZodType> {
   /** By default a job for a deleted organization completes as a no-op; purge and delete jobs opt in. */
   runsOnDeletedOrganization?: boolean;
   options: JobOptions;
+  /**
+   * pg-boss's queue policy. `short`: at most one job per singleton key waits to start (pg-boss's
+   * unique index over created jobs); a second enqueue with the key is skipped and answers null. A
+   * job that started, or waits for a retry, no longer holds its key. Every enqueue of a `short`
+   * queue passes a key: key-less jobs share the empty key and collapse into one too. Absent:
+   * `standard`, where a key deduplicates nothing.
+   */
+  policy?: "short";
   schedule?: { cron: string; key?: string };
   handler(ctx: JobContext, data: z.infer<P>): Promise<unknown>;
 }

@@ -36,8 +36,9 @@ export interface SendOptions {
   priority?: number;
   startAfterSeconds?: number;
   /**
-   * pg-boss's singletonKey. It keeps one job per key only on queues whose pg-boss policy says so;
-   * the project's queues are `standard`, where a second job with the key is queued too.
+   * pg-boss's singletonKey. On a queue with the `short` policy (the registry's `policy`, see
+   * worker/src/queues.ts) at most one job per key waits to start: a second enqueue is skipped and
+   * answers null. On a `standard` queue a second job with the key is queued too.
    */
   singletonKey?: string;
 }
@@ -45,7 +46,8 @@ export interface SendOptions {
 /**
  * Enqueues through app.enqueue_job (pg-boss has no SQL API, and Deno functions carry no pg-boss),
  * in the caller's transaction when given one: the job exists exactly when the caller's work
- * commits. Returns the job id, or null when a job with the same singleton key is already waiting.
+ * commits. Returns the job id, or null when the queue's policy refused the job (under `short`, a job
+ * with the same singleton key has not started yet), as pg-boss's send does.
  * enqueueJob's untyped core: the functions and the worker call enqueueJob; only tests call this
  * directly, for the test registry's queues, which are not in the map.
  */

@@ -170,7 +170,9 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   };
   await Promise.all(Array.from({ length: lanes }, lane));
 
-  // E-mail goes out from the worker; enqueue once per batch while any is pending.
+  // E-mail goes out from the worker: one waiting job per batch while any is pending. The key on
+  // notifications.email (pg-boss's short policy) skips this enqueue while the batch's job has not
+  // started; once it runs, e-mail that came due meanwhile queues one more.
   const [email] = await service((tx) =>
     tx<{ org_id: string; n: number }[]>`
     select d.org_id, count(*)::int as n from public.notification_deliveries d

@@ -10,6 +10,7 @@ export const analyticsRollup = defineJob({
   scopes: [],
   tenancy: "all-organizations",
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1, retryLimit: 5 },
+  policy: "short", // one waiting backfill (key `analytics.rollup`)
   async handler(ctx) {
     let runs = 0;
     const result = await rollUp(ctx.sql, ctx.correlationId, {

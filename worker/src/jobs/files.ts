@@ -213,6 +213,9 @@ export const filesSweep = defineJob({
       join storage.objects o on o.name = f.object_path
         and o.bucket_id = case when f.deleted_at is null then 'trash' else 'files' end
       where f.status = 'clean' limit 1000`, WORKER_USER_AGENT);
+    // files.place keeps pg-boss's standard policy, since app.place_file_object enqueues it without a
+    // key: the key names the job but deduplicates nothing, and a file whose job still waits may get
+    // a second one, which finds its object already in place.
     for (const f of misplaced) {
       await enqueueJob(ctx.sql, "files.place", { org_id: f.org_id, file_id: f.id, correlation_id: ctx.correlationId }, {
         singletonKey: `files.place:${f.id}`,

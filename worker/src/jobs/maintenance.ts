@@ -40,7 +40,9 @@ export const purgeSoftDeleted = defineJob({
       where o.deleted_at is not null and o.deleted_at < now() - make_interval(days => t.retention_days)
       order by o.deleted_at limit 1000`, WORKER_USER_AGENT);
     for (const org of due) {
-      // The singleton key makes repeated sweeps enqueue each organization once.
+      // tenant.delete keeps one waiting job per key (pg-boss's short policy): a sweep while this
+      // organization's deletion has not started adds none; after it started, one more may wait,
+      // and finds less to do.
       await enqueueJob(ctx.sql, "tenant.delete", { org_id: org.id, correlation_id: ctx.correlationId }, {
         singletonKey: `tenant.delete:${org.id}`,
       });

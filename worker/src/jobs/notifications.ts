@@ -86,6 +86,7 @@ export const notificationsEmail = defineJob({
   tenancy: "organization",
   // retried by pg-boss with backoff while SMTP is away; the deliveries keep their own state
   options: { ...DEFAULT_OPTIONS, concurrency: 2, batchSize: 1, retryLimit: 8, retryDelay: 5, retryDelayMax: 300 },
+  policy: "short", // one waiting job per batch (key `notifications.email:<batch>`)
   async handler(ctx, data) {
     const { mailer: smtp, from } = mailer();
     let sent = 0;

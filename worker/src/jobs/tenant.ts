@@ -22,6 +22,7 @@ export const tenantDelete = defineJob({
   tenancy: "organization",
   runsOnDeletedOrganization: true,
   options: { ...DEFAULT_OPTIONS, concurrency: 1, batchSize: 1 },
+  policy: "short", // one waiting deletion per organization (key `tenant.delete:<org>`)
   async handler(ctx, data) {
     // As the service, not in the organization's request context: a deleted organization is gone
     // from every request context (the policy helpers ignore it), and purging one is no member's
