@@ -163,12 +163,20 @@ language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   inv public.invitations;
+  my_role public.org_role;
 begin
   select * into inv from public.invitations where id = revoke_invitation.invitation_id for update;
-  if inv.id is null or not app.has_permission(inv.org_id, 'members.invite') then
+  -- a member's role, or the role an API key acts with (its creator's, never above admin)
+  my_role := coalesce(app.role_in(inv.org_id), app.api_key_role(inv.org_id));
+  if inv.id is null or my_role is null or not app.has_permission(inv.org_id, 'members.invite') then
     raise exception 'invitation % not found', revoke_invitation.invitation_id using errcode = 'TN010';
   elsif inv.accepted_at is not null then
     raise exception 'the invitation was already used' using errcode = 'TN012';
+  end if;
+  -- Withdrawing asks the rank create_invitation asks for the role: a teacher who could withdraw
+  -- the owner's admin invitation could then invite the same address as a student.
+  if my_role <> 'owner' and app.role_rank(inv.role) >= app.role_rank(my_role) then
+    raise exception 'a % cannot revoke an invitation for a %', my_role, inv.role using errcode = 'TN017';
   end if;
   update public.invitations set revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, (select auth.uid()))
   where id = inv.id;

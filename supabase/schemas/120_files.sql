@@ -316,7 +316,10 @@ declare
   f public.files;
 begin
   select * into f from public.files where id = delete_file.file_id and deleted_at is null for update;
-  if f.id is null or (select auth.uid()) is null or not app.file_access(f, 'write') then
+  -- a file that is not clean is not there for those without files.write (the select policy's rule),
+  -- whatever share they hold
+  if f.id is null or (select auth.uid()) is null or not app.file_access(f, 'write')
+     or (f.status <> 'clean' and not app.has_permission(f.org_id, 'files.write')) then
     raise exception 'file % not found', delete_file.file_id using errcode = 'FL005';
   end if;
   update public.files set deleted_at = now() where id = f.id;     -- its bytes stay counted until purged

@@ -16,9 +16,11 @@
 -- (app.audience_delivery_applies); otherwise each recipient gets their own MQTT delivery row.
 -- Dispatch falls back the same way (status `expanded`) when a recipient is over their rate limit
 -- or changed role since the send.
+-- Members send only the types meant for people (notification_types.sent_by_members); the others
+-- (usage alerts, file verdicts, failed jobs, storage warnings, invitations sent) are the system's.
 -- Errors: NT001 unknown type, NT002 recipient not in the organization, NT003 bad content (title,
 -- body or data too large or empty), NT004 recipients not given as one of the four forms, NT005 an
--- e-mail type without a template.
+-- e-mail type without a template, NT006 a member sending a type the system sends.
 
 create table public.notification_types (
   key text primary key check (key ~ '^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$'),
@@ -27,10 +29,15 @@ create table public.notification_types (
   default_priority text not null default 'normal' check (default_priority in ('low', 'normal', 'high', 'urgent')),
   -- a client must listen on its role's topic and resolve the envelope (whose id is the batch id) to
   -- its own notification, so only types whose clients do that opt in
-  audience_delivery boolean not null default false
+  audience_delivery boolean not null default false,
+  -- the system's types are made only through app.notify, whose idempotency keys are predictable
+  -- (usage.<level>:<metric>:<day>): a member's send with one would stand in for the real one
+  sent_by_members boolean not null default false
 );
 comment on column public.notification_types.audience_delivery is
   'Sends of this type to a role or to everyone go out once per role on org/{org}/roles/{role}/notifications when every recipient takes MQTT now';
+comment on column public.notification_types.sent_by_members is
+  'Members (send_notification, org-api) may send this type; the others are made by the system only (app.notify)';
 alter table public.notification_types enable row level security;
 revoke all on public.notification_types from anon, authenticated;
 grant select on public.notification_types to authenticated;
@@ -465,6 +472,9 @@ begin
      or not app.has_permission(send_notification.org_id, 'notifications.send') then
     raise exception 'notifications.send is required in organization %', send_notification.org_id using errcode = '42501';
   end if;
+  if exists (select 1 from public.notification_types t where t.key = send_notification.type and not t.sent_by_members) then
+    raise exception 'notifications of type % are sent by the system only', send_notification.type using errcode = 'NT006';
+  end if;
   return query select * from app.notify(send_notification.org_id, type, title, body, data, recipients, priority, idempotency_key, (select auth.uid()));
 end
 $$;
@@ -611,14 +621,14 @@ create trigger notify_invitation_sent after insert on public.invitations
 
 -- ---------------------------------------------------------------------------------------------
 -- Catalog rows and schedules (the usage types are in 170_usage.sql)
-insert into public.notification_types (key, description, default_channels, default_priority, audience_delivery) values
-  ('announcement.posted', 'A message from the organization', '{mqtt,email}', 'normal', false),
-  ('announcement.broadcast', 'A message from the organization to a role or to everyone, delivered once on the role''s topic', '{mqtt,email}', 'normal', true),
-  ('file.ready', 'A file finished processing', '{mqtt}', 'low', false),
-  ('file.rejected', 'A file was rejected or quarantined', '{mqtt,email}', 'normal', false),
-  ('invitation.sent', 'An invitation was sent', '{mqtt}', 'low', false),
-  ('job.failed', 'A background job failed', '{mqtt,email}', 'high', false),
-  ('quota.warning', 'Storage use passed 80 % of the plan', '{mqtt,email}', 'high', false);
+insert into public.notification_types (key, description, default_channels, default_priority, audience_delivery, sent_by_members) values
+  ('announcement.posted', 'A message from the organization', '{mqtt,email}', 'normal', false, true),
+  ('announcement.broadcast', 'A message from the organization to a role or to everyone, delivered once on the role''s topic', '{mqtt,email}', 'normal', true, true),
+  ('file.ready', 'A file finished processing', '{mqtt}', 'low', false, false),
+  ('file.rejected', 'A file was rejected or quarantined', '{mqtt,email}', 'normal', false, false),
+  ('invitation.sent', 'An invitation was sent', '{mqtt}', 'low', false, false),
+  ('job.failed', 'A background job failed', '{mqtt,email}', 'high', false, false),
+  ('quota.warning', 'Storage use passed 80 % of the plan', '{mqtt,email}', 'high', false, false);
 insert into public.notification_templates (org_id, type, locale, subject, body)
 select null, key, 'en', '{{title}}', e'{{body}}\n\n— sent by your school''s workspace' from public.notification_types;
 

@@ -184,6 +184,12 @@ describe("every scope has a path, run as the key", () => {
       body: { ...body, idempotency_key: undefined, recipients: { user_ids: [crypto.randomUUID()] } },
     });
     expect([outsider.status, outsider.json.error.code]).toEqual([400, "recipient_not_member"]);
+    // the system's types are the system's: a usage alert with the key the usage check would use is refused
+    const day = new Date().toISOString().slice(0, 10);
+    const forged = await call("org-api/notifications", {
+      body: { ...body, type: "usage.limit", idempotency_key: `usage.limit:members:${day}` },
+    });
+    expect([forged.status, forged.json.error.code]).toEqual([403, "system_notification_type"]);
     const [audited] = await admin`select actor_user_id, actor_api_key_id from audit.log
                                   where table_name = 'public.notifications' and row_id = ${sent.json.batch_id}`;
     expect(audited).toEqual({ actor_user_id: null, actor_api_key_id: key.id });
@@ -360,7 +366,7 @@ describe("the tier's request limit", () => {
     expect(new Set(await burst(a.key, 20))).toEqual(new Set([429]));
     const overKey = await callAsMachine(a.key, "org-api/key");
     expect(overKey.json.error.details.limit).toBe("requests_per_key");
-    // the 60 admitted calls count (whatever their answer); the 22 over the limit were never served
+    // the 60 admitted calls were served and count; the 22 over the limit were refused
     const sentinel = await apiCallSentinel(admin, redis);
     await sentinel.written("org-api");
     expect((await counted()) - before).toBe(60);

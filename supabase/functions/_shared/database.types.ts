@@ -455,14 +455,14 @@ isOneToOne: false
                   ]
                 },"notification_types": {
                   Row: {
-                    "audience_delivery": boolean,"default_channels": (string)[],"default_priority": string,"description": string,"key": string
+                    "audience_delivery": boolean,"default_channels": (string)[],"default_priority": string,"description": string,"key": string,"sent_by_members": boolean
                   }
                   ComputedFields: never
                   Insert: {
-                    "audience_delivery"?: boolean,"default_channels": (string)[],"default_priority"?: string,"description": string,"key": string
+                    "audience_delivery"?: boolean,"default_channels": (string)[],"default_priority"?: string,"description": string,"key": string,"sent_by_members"?: boolean
                   }
                   Update: {
-                    "audience_delivery"?: boolean,"default_channels"?: (string)[],"default_priority"?: string,"description"?: string,"key"?: string
+                    "audience_delivery"?: boolean,"default_channels"?: (string)[],"default_priority"?: string,"description"?: string,"key"?: string,"sent_by_members"?: boolean
                   }
                   Relationships: [
                     

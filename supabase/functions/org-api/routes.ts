@@ -673,6 +673,7 @@ export const ROUTES: RouteDef[] = [
     status: 201,
     errors: {
       400: ["unknown_notification_type", "recipient_not_member", "invalid_notification", "invalid_recipients"],
+      403: ["system_notification_type"],
       422: ["no_email_template"],
     },
     async handle({ tx, caller, body }) {
@@ -690,6 +691,7 @@ export const ROUTES: RouteDef[] = [
           NT003: [400, "invalid_notification"],
           NT004: [400, "invalid_recipients"],
           NT005: [422, "no_email_template"],
+          NT006: [403, "system_notification_type"],
         });
       }
     },

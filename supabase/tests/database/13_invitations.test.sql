@@ -1,8 +1,9 @@
--- Invitations: who may invite whom, single-use hashed tokens, expiry, e-mail check, member limit.
+-- Invitations: who may invite whom (and revoke: the same rank), single-use hashed tokens, expiry, e-mail check,
+-- member limit.
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(30);
+select plan(34);
 
 select tests.create_user(e) from unnest(array['owner@i.test', 'teacher@i.test', 'student@i.test', 'new@i.test',
                                               'other@i.test', 'boss@i.test', 'late@i.test', 'owner@j.test']) e;
@@ -44,6 +45,8 @@ select lives_ok($$ insert into t select 'other', token, invitation_id from publi
   'an owner invites a teacher');
 select lives_ok($$ insert into t select 'late', token, invitation_id from public.create_invitation((select a from o), 'late@i.test', 'student') $$,
   'and a student');
+insert into t select 'adm', token, invitation_id from public.create_invitation((select a from o), 'adm@i.test', 'admin');
+insert into t select 'pupil', token, invitation_id from public.create_invitation((select a from o), 'pupil@i.test', 'student');
 select lives_ok($$ select public.create_invitation((select a from o), 'twice@i.test', 'teacher');
                    select public.create_invitation((select a from o), 'twice@i.test', 'teacher') $$,
   'inviting an address again for the same role sends a new invitation');
@@ -82,8 +85,20 @@ select tests.authenticate_as('student@i.test');
 select throws_ok($$ select public.revoke_invitation((select id from t where name = 'other')) $$, 'TN010', null,
   'a student cannot revoke an invitation');
 reset role;
+-- withdrawing asks the rank sending asks: a teacher who could withdraw the owner's admin invitation
+-- could invite the address again as a student
 select tests.authenticate_as('teacher@i.test');
-select lives_ok($$ select public.revoke_invitation((select id from t where name = 'other')) $$, 'a teacher revokes one');
+select throws_ok($$ select public.revoke_invitation((select id from t where name = 'adm')) $$, 'TN017', null,
+  'a teacher cannot revoke an admin invitation');
+select throws_ok($$ select public.revoke_invitation((select id from t where name = 'other')) $$, 'TN017', null,
+  'nor a teacher invitation');
+select lives_ok($$ select public.revoke_invitation((select id from t where name = 'pupil')) $$, 'a teacher revokes a student invitation');
+reset role;
+select results_eq($$ select name from t join public.invitations i on i.id = t.id where i.revoked_at is null and name in ('adm', 'other', 'pupil') order by 1 $$,
+  array['adm', 'other'], 'the admin and teacher invitations stay open');
+select tests.authenticate_as('owner@i.test');
+select lives_ok($$ select public.revoke_invitation((select id from t where name = 'adm'));
+                   select public.revoke_invitation((select id from t where name = 'other')) $$, 'an owner revokes any invitation');
 reset role;
 select tests.authenticate_as('other@i.test');
 select throws_ok($$ select public.accept_invitation((select token from t where name = 'other')) $$, 'TN013', null,

@@ -1,23 +1,30 @@
 -- Notifications: fan-out to users, a role or everyone, idempotency, bad input (NT001-NT004), who
--- may send, who reads and marks read, preferences and templates; as the roles real requests use.
+-- may send and which types (NT006: the system's own), who reads and marks read, preferences and
+-- templates; as the roles real requests use.
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(27);
+select plan(30);
 
 select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
 create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
 grant select on o to authenticated, anon, service_role;
 select tests.add_members((select a from o), 'teacher@na.test', 'teacher', 's1@na.test', 'student', 's2@na.test', 'student');
 create temp table b (label text primary key, batch uuid, created int);
-grant all on b to authenticated;
+grant all on b to authenticated, service_role;
 
 -- Sending
 select tests.authenticate_as('teacher@na.test');
 insert into b select 'students', * from public.send_notification((select a from o), 'announcement.posted', 'Trip', 'Friday', '{}', '{"role": "student"}');
 insert into b select 'everyone', * from public.send_notification((select a from o), 'announcement.posted', 'Hello', '', '{}', '{"everyone": true}', 'high', 'hello-1');
 insert into b select 'again', * from public.send_notification((select a from o), 'announcement.posted', 'Hello', '', '{}', '{"everyone": true}', 'high', 'hello-1');
-insert into b select 'one', * from public.send_notification((select a from o), 'job.failed', 'Export failed', '', '{"job": "x"}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+-- the system's types are the system's: a member who could send a usage alert with the key the usage
+-- check uses (usage.<level>:<metric>:<day>) would stop the real one, deduplicated by that key
+select throws_ok($$ select public.send_notification((select a from o), 'usage.limit', 'Members at 100 % of the plan', '', '{}',
+                                                    '{"permission": "settings.manage"}', null, format('usage.limit:members:%s', current_date)) $$,
+                 'NT006', null, 'a teacher cannot send a usage alert');
+select throws_ok($$ select public.send_notification((select a from o), 'job.failed', 'Export failed') $$, 'NT006', null,
+                 'nor any other type the system sends');
 select throws_ok($$ select public.send_notification((select a from o), 'no.such', 'x') $$, 'NT001', null, 'an unknown type is refused');
 select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('owner@nb.test')))) $$,
                  'NT002', null, 'a recipient outside the organization is refused');
@@ -28,6 +35,12 @@ select throws_ok($$ select public.send_notification((select b from o), 'announce
 reset role;
 select tests.authenticate_as('s1@na.test');
 select throws_ok($$ select public.send_notification((select a from o), 'announcement.posted', 'x') $$, '42501', null, 'a student cannot send (no notifications.send)');
+reset role;
+select tests.as_service();
+insert into b select 'one', * from app.notify((select a from o), 'job.failed', 'Export failed', '', '{"job": "x"}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+select is((select created from app.notify((select a from o), 'usage.limit', 'Members at 100 % of the plan', '', '{}', '{"permission": "settings.manage"}',
+                                          null, format('usage.limit:members:%s', current_date))), 1,
+          'the service makes them, with their keys');
 reset role;
 
 select is((select created from b where label = 'students'), 2, 'a role becomes one notification per member with it');
@@ -74,7 +87,9 @@ insert into public.notification_preferences (org_id, user_id, type, channel, ena
 reset role;
 select tests.authenticate_as('teacher@na.test');
 insert into b select 'precedence-on', * from public.send_notification((select a from o), 'announcement.posted', 'On', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
-insert into b select 'precedence-off', * from public.send_notification((select a from o), 'job.failed', 'Off', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
+reset role;
+select tests.as_service();
+insert into b select 'precedence-off', * from app.notify((select a from o), 'job.failed', 'Off', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))));
 reset role;
 select results_eq($$ select b.label, d.channel from public.notification_deliveries d join public.notifications n on n.id = d.notification_id
                     join b on b.batch = n.batch_id where b.label like 'precedence-%' order by 1, 2 $$,

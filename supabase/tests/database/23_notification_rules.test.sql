@@ -45,8 +45,8 @@ select is((select count(*)::int from public.notification_deliveries d join publi
           'MQTT is never digested');
 
 -- A type with e-mail but no template anywhere is refused before anything is made
-insert into public.notification_types (key, description, default_channels) values ('course.graded', 'A grade was posted', '{mqtt,email}'),
-                                                                                   ('course.live', 'A lesson started', '{mqtt}');
+insert into public.notification_types (key, description, default_channels, sent_by_members)
+values ('course.graded', 'A grade was posted', '{mqtt,email}', true), ('course.live', 'A lesson started', '{mqtt}', true);
 select tests.authenticate_as('teacher@nr.test');
 select throws_ok($$ select public.send_notification((select a from o), 'course.graded', 'Graded') $$, 'NT005', null, 'an e-mail type without a template is refused');
 select lives_ok($$ select public.send_notification((select a from o), 'course.live', 'Live') $$, 'a type without e-mail needs no template');

@@ -3,7 +3,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(27);
+select plan(28);
 
 select tests.create_user(e) from unnest(array['owner@us.test', 's1@us.test', 's2@us.test', 's3@us.test', 's4@us.test']) e;
 create temp table o as select tests.create_org('owner@us.test', 'usage-a') a; -- free: 5 members, 1 GB, 100,000 events a day
@@ -14,6 +14,13 @@ select (select a from o), tests.user_id(e), 'page.viewed', now(), '{"path": "/"}
 select app.rollup_analytics();
 update public.storage_quotas set used_bytes = 1000 where org_id = (select a from o);
 
+-- the alerts' keys are predictable (usage.<level>:<metric>:<day>); a member's send with one would
+-- stand in for the real alert, so members send no usage types
+select tests.authenticate_as('owner@us.test');
+select throws_ok($$ select public.send_notification((select a from o), 'usage.warning', 'Members at 80 % of the plan', 'All fine', '{}',
+                                                    '{"permission": "settings.manage"}', null, format('usage.warning:members:%s', current_date)) $$,
+                 'NT006', null, 'nobody sends a usage alert, not even an owner');
+reset role;
 select tests.as_service();
 select cmp_ok(app.track_usage(), '>=', 1, 'the service tracks the day''s usage');
 reset role;

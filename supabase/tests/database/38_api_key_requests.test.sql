@@ -4,7 +4,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(16);
+select plan(18);
 
 select tests.create_user(e) from unnest(array['owner@kr.test', 'admin@kr.test', 'teacher@kr.test', 'teacher2@kr.test',
                                                 'student@kr.test', 'owner@other-kr.test']) e;
@@ -63,6 +63,17 @@ reset role;
 select tests.authenticate_with_key((select teacher_key from k));
 select throws_ok($$ select public.create_invitation((select a from o), 'peer@kr.test', 'teacher') $$, 'TN017', null,
                  'a teacher''s key invites no teacher, as the teacher could not');
+reset role;
+-- and withdraws what it could have sent, nothing above
+select tests.authenticate_as('owner@kr.test');
+create temp table adm as select invitation_id from public.create_invitation((select a from o), 'deputy@kr.test', 'admin');
+reset role;
+grant select on adm to authenticated;
+select tests.authenticate_with_key((select owner_key from k));
+select throws_ok($$ select public.revoke_invitation((select invitation_id from adm)) $$, 'TN017', null,
+                 'an owner''s key cannot revoke the owner''s admin invitation');
+select lives_ok($$ select public.revoke_invitation((select id from public.invitations where email = 'new@kr.test')) $$,
+                'but revokes the teacher invitation it sent');
 reset role;
 
 -- overrides: a key ranks as its creator and never writes its creator's

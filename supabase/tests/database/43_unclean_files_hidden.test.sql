@@ -1,11 +1,11 @@
 -- A file that is not clean (being checked, infected, rejected, failed) is seen only by those who may
 -- write their organization's files (uploaders and staff follow the verdict): a student, who reads
 -- files by role or by a share, never reads an infected file's row, versions or bytes, in the
--- `files` bucket or in quarantine, even with a write share.
+-- `files` bucket or in quarantine, even with a write share, and cannot delete what it cannot see.
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(12);
+select plan(15);
 
 select tests.create_user(e) from unnest(array['owner@uf.test', 'teacher@uf.test', 'student@uf.test', 'owner@ufb.test']) e;
 create temp table o as select tests.create_org('owner@uf.test', 'unclean-a') a, tests.create_org('owner@ufb.test', 'unclean-b') b;
@@ -47,7 +47,10 @@ select isnt_empty($$ select 1 from storage.objects where bucket_id = 'files' and
                   'the clean file''s bytes are (the control)');
 select is_empty($$ update public.files set name = 'renamed.txt' where id = (select id from f where label = 'infected') returning 1 $$,
                 'the write share does not reach the infected file either');
+select throws_ok($$ select public.delete_file((select id from f where label = 'infected')) $$, 'FL005', null,
+                 'nor deletes it: the answer for a file that does not exist');
 reset role;
+select is((select deleted_at from public.files where id = (select id from f where label = 'infected')), null, 'the infected file stays');
 
 select tests.authenticate_as('teacher@uf.test');
 select results_eq($$ select status::text from public.files where org_id = (select a from o) order by 1 $$,
@@ -62,6 +65,12 @@ select is_empty($$ select 1 from public.files where org_id = (select a from o) $
 reset role;
 select tests.as_anon();
 select throws_ok($$ select 1 from public.files $$, '42501', null, 'anon reads no files');
+reset role;
+
+-- the control: once clean, the same write share deletes it
+update public.files set status = 'clean', status_reason = null where id = (select id from f where label = 'infected');
+select tests.authenticate_as('student@uf.test');
+select lives_ok($$ select public.delete_file((select id from f where label = 'infected')) $$, 'the write share deletes the file once it is clean');
 reset role;
 
 select * from finish();
