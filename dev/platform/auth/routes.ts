@@ -382,9 +382,7 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
         if (passwordHash) await updatePassword(tx, id, passwordHash, null);
         if (body.email_confirm === true) await confirmEmail(tx, id);
         if (body.user_metadata) {
-          await tx`update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || ${
-            tx.json(body.user_metadata as postgres.JSONValue)
-          }, updated_at = now() where id = ${id}`;
+          await updateUserMetadata(tx, id, body.user_metadata);
         }
         if (body.app_metadata) {
           await tx`update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || ${
@@ -809,6 +807,14 @@ async function mailLink(
   }]);
 }
 
+/** GoTrue's user metadata update: the keys given replace the user's, and a null removes its key. */
+async function updateUserMetadata(tx: postgres.TransactionSql, userId: string, updates: Record<string, unknown>) {
+  const removed = Object.keys(updates).filter((key) => updates[key] === null);
+  await tx`update auth.users set raw_user_meta_data = (coalesce(raw_user_meta_data, '{}') || ${
+    tx.json(updates as postgres.JSONValue)
+  }) - ${removed}::text[], updated_at = now() where id = ${userId}`;
+}
+
 /** The user's metadata, as templates read it (.Data). */
 async function userMetadata(tx: postgres.TransactionSql, userId: string): Promise<Record<string, unknown>> {
   const [u] = await tx<
@@ -866,9 +872,7 @@ async function updateUser(
       await auditAuth(tx, "user_updated_password", { id: me.sub }, caller.address);
     }
     if (body.data) {
-      await tx`update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || ${
-        tx.json(body.data as postgres.JSONValue)
-      }, updated_at = now() where id = ${me.sub}`;
+      await updateUserMetadata(tx, me.sub, body.data);
     }
     if (newEmail) {
       await checkFrequency(tx, me.sub, "email_change_sent_at", settings.maxFrequency);

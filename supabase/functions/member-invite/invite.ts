@@ -70,57 +70,78 @@ export async function inviteMember(
     throw e;
   }
   const redirectTo = `${deps.siteUrl.replace(/\/$/, "")}/accept-invitation?token=${encodeURIComponent(invitation.token)}`;
-  // what the mail templates say (config.toml [auth.email.template.invite] and .magic_link read .Data)
+  // what the mail templates say (config.toml [auth.email.template.invite] and .magic_link read .Data),
+  // for the one mail being sent (INVITATION_KEYS)
   const invited = { invited_to_name: invitation.org_name, invited_as: A_ROLE[body.role] };
   const notSent = (error: string) => {
     // the invitation stands (the inviter may send it again, which replaces it); the mail did not go
     ctx.log.error("invitation mail not sent", { invitation_id: invitation.invitation_id, error });
     return new HttpError(502, "mail_not_sent", "The invitation was made but its mail could not be sent; try again.");
   };
-  // A few rounds at most: someone may sign the address up again between the deletion and the invitation.
-  for (let round = 0; round < 3; round++) {
-    const account = await accountOf(deps, ctx.requestId, body.email);
-    if (account?.confirmed) {
-      // the magic link's template reads the invitation from the person's metadata; accepting clears it
-      const noted = await deps.auth.auth.admin.updateUserById(account.id, { user_metadata: invited });
-      if (noted.error) throw notSent(noted.error.message);
-      const sent = await deps.auth.auth.signInWithOtp({
-        email: body.email,
-        options: { shouldCreateUser: false, emailRedirectTo: redirectTo },
-      });
+  // One invitation mail to an address at a time (see INVITATION_KEYS): held in a transaction of
+  // its own, which also answers accountOf, so a second invitation waits without a connection of its own.
+  return await asService(deps.sql, ctx.requestId, async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtextextended(${`member-invite:${body.email}`}, 0))`;
+    // A few rounds at most: someone may sign the address up again between the deletion and the invitation.
+    for (let round = 0; round < 3; round++) {
+      const account = await accountOf(tx, body.email);
+      if (account?.confirmed) {
+        // the magic link's template reads the invitation from the person's metadata, for this mail only
+        const noted = await deps.auth.auth.admin.updateUserById(account.id, { user_metadata: invited });
+        try {
+          if (noted.error) throw notSent(noted.error.message);
+          const sent = await deps.auth.auth.signInWithOtp({
+            email: body.email,
+            options: { shouldCreateUser: false, emailRedirectTo: redirectTo },
+          });
+          if (sent.error) throw notSent(sent.error.message);
+        } finally {
+          await forgetInvitation(deps, ctx, account.id);
+        }
+        return invitationSent(ctx, invitation, "magiclink");
+      }
+      if (account) {
+        const removed = await deps.auth.auth.admin.deleteUser(account.id);
+        if (removed.error && removed.error.status !== 404) throw notSent(removed.error.message);
+        ctx.log.info("an unconfirmed account was made afresh for an invitation", {
+          invitation_id: invitation.invitation_id,
+          user_id: account.id,
+        });
+      }
+      const sent = await deps.auth.auth.admin.inviteUserByEmail(body.email, { redirectTo, data: invited });
+      if (sent.data.user) await forgetInvitation(deps, ctx, sent.data.user.id);
       if (sent.error) throw notSent(sent.error.message);
-      return invitationSent(ctx, invitation, "magiclink");
+      // the invitation's account must be one nobody holds a password for (hosted GoTrue invites a
+      // pending account again as it is, password and all)
+      const made = await accountOf(tx, body.email);
+      if (made && !made.confirmed && !made.has_password) return invitationSent(ctx, invitation, "invite");
     }
-    if (account) {
-      const removed = await deps.auth.auth.admin.deleteUser(account.id);
-      if (removed.error && removed.error.status !== 404) throw notSent(removed.error.message);
-      ctx.log.info("an unconfirmed account was made afresh for an invitation", {
-        invitation_id: invitation.invitation_id,
-        user_id: account.id,
-      });
-    }
-    const sent = await deps.auth.auth.admin.inviteUserByEmail(body.email, {
-      redirectTo,
-      data: { invited_to: body.org_id, ...invited },
-    });
-    if (sent.error) throw notSent(sent.error.message);
-    // the invitation's account must be one nobody holds a password for (hosted GoTrue invites a
-    // pending account again as it is, password and all)
-    const made = await accountOf(deps, ctx.requestId, body.email);
-    if (made && !made.confirmed && !made.has_password) return invitationSent(ctx, invitation, "invite");
-  }
-  throw notSent("the address kept being signed up while it was invited");
+    throw notSent("the address kept being signed up while it was invited");
+  });
 }
 
-async function accountOf(deps: InviteDeps, requestId: string, email: string) {
-  const [account] = await asService(
-    deps.sql,
-    requestId,
-    (tx) =>
-      tx<{ id: string; confirmed: boolean; has_password: boolean }[]>`
-      select id, email_confirmed_at is not null as confirmed, coalesce(encrypted_password, '') <> '' as has_password
-      from auth.users where lower(email) = ${email} and deleted_at is null`,
-  );
+/**
+ * Auth renders a mail's words from the person's user metadata (.Data) when it sends the mail, so
+ * the invitation's words are there only while its mail goes, and gone right after: anyone may
+ * create an organization and invite any address, and words left behind would head every later
+ * magic link to that person ("<any name> invites you as an owner"). Two invitations to one address
+ * take turns (member-invite's lock), so a mail never carries another invitation's words. A null
+ * removes a key (GoTrue's metadata update).
+ */
+const INVITATION_KEYS = { invited_to_name: null, invited_as: null } as const;
+
+async function forgetInvitation(deps: InviteDeps, ctx: HandlerContext<UserCaller | ApiKeyCaller>, userId: string) {
+  const cleared = await deps.auth.auth.admin.updateUserById(userId, { user_metadata: INVITATION_KEYS });
+  // an account deleted meanwhile (made afresh by another invitation) has nothing left to clear
+  if (cleared.error && cleared.error.status !== 404) {
+    ctx.log.error("invitation words left in a user's metadata", { user_id: userId, error: cleared.error.message });
+  }
+}
+
+async function accountOf(tx: postgres.TransactionSql, email: string) {
+  const [account] = await tx<{ id: string; confirmed: boolean; has_password: boolean }[]>`
+    select id, email_confirmed_at is not null as confirmed, coalesce(encrypted_password, '') <> '' as has_password
+    from auth.users where lower(email) = ${email} and deleted_at is null`;
   return account ?? null;
 }
 

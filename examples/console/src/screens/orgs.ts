@@ -113,8 +113,6 @@ export async function acceptScreen(app: App, root: HTMLElement, token: string) {
             }
             const r = await app.supabase.rpc("accept_invitation", { token });
             if (r.error) return fail(result, r.error);
-            // the invitation's words for the mail templates (member-invite) are done with
-            await app.supabase.auth.updateUser({ data: { invited_to_name: null, invited_as: null } });
             await app.supabase.rpc("set_active_organization", { org_id: r.data.org_id });
             await app.supabase.auth.refreshSession();
             result.replaceChildren();
