@@ -9,15 +9,16 @@ import type { Redis } from "@upstash/redis";
 import type postgres from "postgres";
 import { apiCallsKey, utcDay } from "../../supabase/functions/_shared/usage/api-calls.ts";
 import { paths, ROOT } from "../../dev/stack/config.ts";
-import { API_URL, createUser, secrets, tokenFor, waitUntil } from "./stack.ts";
+import { callAsMachine, createKey } from "./machines.ts";
+import { API_URL, createUser, secrets, waitUntil } from "./stack.ts";
 
 export const countedCalls = async (redis: Redis, org: string) =>
   Number((await redis.hget(apiCallsKey(utcDay(new Date())), org)) ?? 0);
 
 /**
- * An organization of its own whose member calls a function once: a process writes everything it
+ * An organization of its own whose API key calls a function once: a process writes everything it
  * counted in one transaction, so once the sentinel's call is in Redis, every call that function's
- * process counted before it is too.
+ * process counted before it is too. Only served calls count, so each is one the function serves.
  */
 export async function apiCallSentinel(admin: postgres.Sql, redis: Redis) {
   const [{ id: org }] = await admin<{ id: string }[]>`
@@ -25,15 +26,22 @@ export async function apiCallSentinel(admin: postgres.Sql, redis: Redis) {
     crypto.randomUUID().slice(0, 8)
   }`}) returning id`;
   const user = await createUser(admin);
-  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${user.id}, 'student')`;
-  const { token } = await tokenFor(admin, user.id);
+  await admin`insert into public.organization_members (org_id, user_id, role) values (${org}, ${user.id}, 'owner')`;
+  const { key } = await createKey(admin, org, user.id, ["events.write", "files.write", "org.read"]);
+  const served: Record<string, [path: string, body?: unknown]> = {
+    "analytics-ingest": ["analytics-ingest", {
+      events: [{ type: "page.viewed", occurred_at: new Date().toISOString(), properties: { path: "/" } }],
+    }],
+    "file-upload": ["file-upload", { org_id: org, name: "sentinel.txt", size: 1, mime_type: "text/plain" }],
+    "org-api": ["org-api/key"],
+  };
   return {
-    /** Resolves once every API call `fn` counted before now is in Redis. */
+    /** Resolves once every API call `fn` (analytics-ingest, file-upload, org-api) counted before now is in Redis. */
     async written(fn: string) {
       const before = await countedCalls(redis, org);
-      // counted whatever the answer (a GET is refused by every counting function)
-      const res = await fetch(`${API_URL}/functions/v1/${fn}`, { headers: { authorization: `Bearer ${token}` } });
-      await res.arrayBuffer();
+      const [path, body] = served[fn];
+      const res = await callAsMachine(key, path, { body });
+      if (res.status >= 400) throw new Error(`the sentinel's call of ${fn} was not served: ${res.status} ${res.body}`);
       await waitUntil(`${fn}'s API call counts in Redis`, async () => (await countedCalls(redis, org)) > before, 10_000, 50);
     },
     end: () => admin`update public.organizations set deleted_at = now() where id = ${org}`,

@@ -8,13 +8,13 @@ import { z } from "zod";
 import {
   type ApiKeyVerifier,
   bearerToken,
+  type Caller,
   type CallerKind,
-  readRequestToken,
-  tokenOrganization,
+  type UserCaller,
 } from "../../supabase/functions/_shared/auth.ts";
 import { HttpError } from "../../supabase/functions/_shared/errors.ts";
-import { parseJson, serveHandler } from "../../supabase/functions/_shared/http.ts";
-import { flushingApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
+import { apiCallOrganization, parseJson, serveHandler } from "../../supabase/functions/_shared/http.ts";
+import { type ApiCallCounter, flushingApiCallCounter } from "../../supabase/functions/_shared/usage/api-calls.ts";
 
 const SERVICE_KEY = "service-key-for-unit-tests";
 const auth = { serviceKeys: [SERVICE_KEY] };
@@ -196,21 +196,48 @@ describe("callers a handler declares", () => {
   });
 });
 
-describe("tokenOrganization (whose API call a request is)", () => {
+describe("apiCallOrganization (whose API call an answered request is)", () => {
   const org = "5f0c7c0e-1111-4111-8111-111111111111";
   const bearer = (claims: Record<string, unknown>) =>
     new Request("http://x/fn", { headers: { authorization: `Bearer ${token(claims)}` } });
-  const orgOf = (req: Request) => tokenOrganization(readRequestToken(req));
-  it("is the org_id claim of a signed-in caller", () => {
-    expect(orgOf(bearer({ role: "authenticated", sub: "u", org_id: org }))).toBe(org);
+  const member: UserCaller = { kind: "user", userId: "u", orgId: org, claims: {}, token: "t" };
+  const key: Caller = { kind: "api_key", apiKeyId: "k", orgId: org, scopes: [] };
+  it("is a verified caller's organization when the request was served, nobody's for refusals and mistakes", () => {
+    for (const status of [200, 201, 204, 302]) {
+      expect(apiCallOrganization(member, status)).toBe(org);
+      expect(apiCallOrganization(key, status)).toBe(org);
+    }
+    for (const status of [400, 401, 403, 404, 409, 429, 500, 502]) {
+      expect(apiCallOrganization(member, status)).toBeNull();
+      expect(apiCallOrganization(key, status)).toBeNull();
+    }
   });
-  it("is nobody's for the service, a token without an active organization, a malformed claim or no token", () => {
-    expect(orgOf(bearer({ role: "service_role", org_id: org }))).toBeNull();
-    expect(orgOf(bearer({ role: "authenticated", sub: "u" }))).toBeNull();
-    expect(orgOf(bearer({ role: "authenticated", org_id: "'; drop table x" }))).toBeNull();
-    expect(orgOf(new Request("http://x/fn", { headers: { authorization: "Bearer not-a-jwt" } }))).toBeNull();
-    expect(orgOf(new Request("http://x/fn", { headers: { authorization: "Basic x" } }))).toBeNull();
-    expect(orgOf(new Request("http://x/fn"))).toBeNull();
+  it("is nobody's for the service, the public and a token without an active organization", () => {
+    expect(apiCallOrganization({ kind: "service" }, 200)).toBeNull();
+    expect(apiCallOrganization({ kind: "public" }, 200)).toBeNull();
+    expect(apiCallOrganization({ ...member, orgId: null }, 200)).toBeNull();
+  });
+  it("counts once the caller is verified and the handler served it", async () => {
+    const counted: string[] = [];
+    const apiCalls: ApiCallCounter = { count: (o) => void counted.push(o), flush: async () => {} };
+    const handler = serveHandler(
+      "unit",
+      { methods: ["POST"], callers: ["user"], apiCalls, auth },
+      (req) => new Response(null, { status: req.headers.get("x-answer") === "refuse" ? 403 : 204 }),
+    );
+    const claims = { role: "authenticated", sub: "u", org_id: org };
+    expect(
+      (await handler(new Request("http://x/fn", { method: "POST", headers: { authorization: `Bearer ${token(claims)}` } })))
+        .status,
+    )
+      .toBe(204);
+    const refused = { authorization: `Bearer ${token(claims)}`, "x-answer": "refuse" };
+    expect((await handler(new Request("http://x/fn", { method: "POST", headers: refused }))).status).toBe(403);
+    const forged = `Bearer ${new UnsecuredJWT(claims).encode()}`;
+    expect((await handler(new Request("http://x/fn", { method: "POST", headers: { authorization: forged } }))).status).toBe(401);
+    expect((await handler(new Request("http://x/fn", { method: "POST" }))).status).toBe(401);
+    expect((await handler(bearer(claims))).status).toBe(405); // a GET: refused before the caller is known
+    expect(counted).toEqual([org]);
   });
   it("a counter that cannot be reached costs the figure, never the caller's request", async () => {
     const away = new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false });

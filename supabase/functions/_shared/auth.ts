@@ -103,14 +103,6 @@ export function readRequestToken(req: Request): RequestToken {
 }
 
 /**
- * The active organization of a signed-in caller's token (the org_id claim): whose API call a
- * request is, counted even when the handler then refuses it.
- */
-export function tokenOrganization({ claims }: RequestToken): string | null {
-  return claims?.role === "authenticated" && typeof claims.org_id === "string" && UUID.test(claims.org_id) ? claims.org_id : null;
-}
-
-/**
  * A request a browser made: it names its page's origin (every cross-origin request and every
  * same-origin one but GET/HEAD) or says Mozilla/ in its User-Agent, as the gateway decides for
  * secret keys. Servers and devices (Node, Deno, curl) send neither.

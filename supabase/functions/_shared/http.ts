@@ -5,15 +5,7 @@
 // when given a counter, counts one API call for the organization a user's token names, or an API
 // key's organization once the key is verified.
 import { z } from "zod";
-import {
-  type Caller,
-  type CallerAuth,
-  type CallerKind,
-  type CallerOf,
-  readRequestToken,
-  resolveCaller,
-  tokenOrganization,
-} from "./auth.ts";
+import { type Caller, type CallerAuth, type CallerKind, type CallerOf, resolveCaller } from "./auth.ts";
 import { cachedVerifier, jwksSource } from "./access-token.ts";
 import { corsHeaders, securityHeaders } from "./cors.ts";
 import { readEnv } from "./env.ts";
@@ -118,22 +110,33 @@ export function serveHandler<K extends CallerKind>(component: string, route: Rou
       return new Response(null, { status: 204, headers: { ...corsHeaders, ...securityHeaders, "x-request-id": requestId } });
     }
     const log = baseLog.child({ request_id: requestId });
-    // the token is read once; counting only adds to this process's tally (usage/api-calls.ts)
-    const token = readRequestToken(req);
-    const orgId = route.apiCalls ? tokenOrganization(token) : null;
-    if (orgId) route.apiCalls!.count(orgId);
+    let caller: CallerOf<K> | null = null;
+    let res: Response;
     try {
       if (!(route.methods as readonly string[]).includes(req.method)) {
         throw new HttpError(405, "method_not_allowed", `Use ${allow}.`, undefined, { allow });
       }
-      const caller = await resolveCaller(req, route.callers, auth, requestId, token);
-      const resolved = caller as Caller;
-      if (resolved.kind === "api_key" && route.apiCalls && !orgId) route.apiCalls.count(resolved.orgId);
-      return withCors(await handler(req, { requestId, log, caller }), requestId);
+      caller = await resolveCaller(req, route.callers, auth, requestId);
+      res = withCors(await handler(req, { requestId, log, caller }), requestId);
     } catch (err) {
-      return withCors(errorOf(err, requestId, log), requestId);
+      res = withCors(errorOf(err, requestId, log), requestId);
     }
+    const orgId = caller && route.apiCalls ? apiCallOrganization(caller as Caller, res.status) : null;
+    if (orgId) route.apiCalls!.count(orgId); // only adds to this process's tally (usage/api-calls.ts)
+    return res;
   };
+}
+
+/**
+ * Whose API call an answered request is (docs/analytics.md): a verified caller's organization (a
+ * user's by the token's org_id claim, a key's own) when the function served the request (an answer
+ * below 400). Refusals and mistakes are not the organization's calls: a removed member's token stays
+ * valid until it expires, and the function may find a body malformed before it asks whether the
+ * caller still belongs to the organization.
+ */
+export function apiCallOrganization(caller: Caller, status: number): string | null {
+  if (status >= 400) return null;
+  return caller.kind === "user" || caller.kind === "api_key" ? caller.orgId : null;
 }
 
 /** Parses a JSON body against a schema; malformed JSON and schema errors are the client's 400. */
