@@ -191,7 +191,8 @@ async function invitationsSection(
       el("td", {}, i.role),
       el("td", {}, time(i.created_at)),
       el("td", {}, time(i.expires_at)),
-      el(
+      // resending and withdrawing follow the same rank rule as inviting (the database refuses the rest)
+      !grantable.includes(i.role) ? el("td", {}, "") : el(
         "td",
         {},
         el(
