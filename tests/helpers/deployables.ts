@@ -123,11 +123,19 @@ export async function workerHealth(port: number) {
  * has more fetch loops on them, ownWorkerEnv), and only one this worker's log shows counts.
  */
 export async function runJobIn(l: Launched, sql: postgres.Sql, queue: Queue, perRound = 4, rounds = 10) {
+  // a queue with pg-boss's short policy holds one waiting job per key: one a round, and a null
+  // (one already waits, e.g. the stack's scheduled backfill) means try again once it was taken
+  const oneAtATime = JOBS.find((j) => j.queue === queue)?.policy === "short";
   let sent = 0;
   for (let round = 1; round <= rounds; round++) {
     const ids: string[] = [];
-    for (let i = 0; i < perRound; i++) {
-      const id = await enqueueJob(sql, queue, { org_id: null, correlation_id: `deployables-${crypto.randomUUID()}` });
+    for (let i = 0; i < (oneAtATime ? 1 : perRound); i++) {
+      const id = await waitUntil(
+        `${queue}: a job enqueued`,
+        () => enqueueJob(sql, queue, { org_id: null, correlation_id: `deployables-${crypto.randomUUID()}` }),
+        oneAtATime ? 30_000 : 1,
+        200,
+      ).catch(() => null);
       if (!id) throw new Error(`${queue}: nothing was enqueued`);
       ids.push(id);
     }
