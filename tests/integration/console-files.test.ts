@@ -34,10 +34,11 @@ for (const size of SIZES) {
       await upload.filter({ hasText: "board.png uploaded" }).waitFor({ timeout: 20_000 });
       // the worker's thumbnail appears by itself, read with the teacher's rights
       await page.getByRole("img", { name: "Thumbnail of board.png" }).waitFor({ timeout: 30_000 });
-      expect(
-        await page.getByRole("img", { name: "Thumbnail of board.png" }).evaluate((i) => (i as HTMLImageElement).naturalWidth),
-      )
-        .toBeGreaterThan(0);
+      // (the element comes before its bytes have loaded)
+      await expect.poll(
+        () => page.getByRole("img", { name: "Thumbnail of board.png" }).evaluate((i) => (i as HTMLImageElement).naturalWidth),
+        { timeout: 10_000 },
+      ).toBeGreaterThan(0);
       // chosen, two at once; the Upload button cannot be pressed again meanwhile
       await page.getByLabel("Files", { exact: true }).setInputFiles([
         { name: "Poem.txt", mimeType: "text/plain", buffer: Buffer.from("Roses are red.\n") },
