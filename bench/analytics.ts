@@ -189,11 +189,11 @@ class Rollback extends Error {
 
 /** The same figures as app.rollup_analytics, by plain GROUP BYs over the bench's organizations. */
 async function bare(orgIds: string[]) {
-  await sql`drop table if exists bench_bare_hourly, bench_bare_daily`;
-  await sql`create unlogged table bench_bare_hourly (like public.analytics_hourly including defaults)`;
-  await sql`create unlogged table bench_bare_daily (like public.analytics_daily including defaults)`;
+  await sql`drop table if exists analytics.bench_bare_hourly, analytics.bench_bare_daily`;
+  await sql`create unlogged table analytics.bench_bare_hourly (like public.analytics_hourly including defaults)`;
+  await sql`create unlogged table analytics.bench_bare_daily (like public.analytics_daily including defaults)`;
   return timed(async () => {
-    for (const [table, grain] of [["bench_bare_hourly", "hour"], ["bench_bare_daily", "day"]] as const) {
+    for (const [table, grain] of [["analytics.bench_bare_hourly", "hour"], ["analytics.bench_bare_daily", "day"]] as const) {
       await sql.unsafe(
         `
         insert into ${table} (org_id, event_type, bucket, events, users, sums)
@@ -272,9 +272,9 @@ try {
   log("roll-up done", { ms: Math.round(r.ms), ...r.value });
   const [diff] =
     await sql`select (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_hourly where org_id = any(${orgIds}::uuid[])
-                                   except select org_id, event_type, bucket, events, users, sums from bench_bare_hourly) x)::int as hourly,
+                                   except select org_id, event_type, bucket, events, users, sums from analytics.bench_bare_hourly) x)::int as hourly,
                                   (select count(*) from (select org_id, event_type, bucket, events, users, sums from public.analytics_daily where org_id = any(${orgIds}::uuid[])
-                                   except select org_id, event_type, bucket, events, users, sums from bench_bare_daily) x)::int as daily`;
+                                   except select org_id, event_type, bucket, events, users, sums from analytics.bench_bare_daily) x)::int as daily`;
   if (diff.hourly || diff.daily) throw new Error(`the roll-up differs from the GROUP BY: ${JSON.stringify(diff)}`);
 
   // The backfill left millions of claimed partials dead in the queue table; autovacuum clears
@@ -319,7 +319,7 @@ try {
   log("cleaning up");
   await pauseSchedule(true);
   for (let d = 0; d < DAYS; d++) await sql.unsafe(`drop table if exists analytics.events_${dayName(d)}`);
-  await sql`drop table if exists bench_bare_hourly, bench_bare_daily`;
+  await sql`drop table if exists analytics.bench_bare_hourly, analytics.bench_bare_daily`;
   if (orgIds.length) await sql`delete from public.organizations where id = any(${orgIds}::uuid[])`;
   for (const s of ingestSenders) {
     await sql`delete from public.organizations where id = ${s.orgId}`;

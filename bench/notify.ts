@@ -67,11 +67,16 @@ for (const org of [audienceOrg, recipientOrg]) {
   await sql`insert into public.notification_preferences (org_id, user_id, type, channel, enabled)
             select ${org}, u, '*', 'email', false from unnest(${students}::uuid[]) u`;
 }
-// The floors' tables: the same columns, checks, defaults and indexes, logged like the real ones.
-const floorNotifications = `bench_floor_notifications_${suffix}`;
-const floorDeliveries = `bench_floor_deliveries_${suffix}`;
-await sql.unsafe(`create table public.${floorNotifications} (like public.notifications including all)`);
-await sql.unsafe(`create table public.${floorDeliveries} (like public.notification_deliveries including all)`);
+// The floors' tables: the same columns, checks, defaults and indexes, logged like the real ones,
+// in a schema of the bench's own that no API role can reach (a copy of the inbox in public would
+// be exposed through PostgREST without RLS while the bench runs).
+const floorSchema = `bench_notify_${suffix}`;
+const floorNotifications = `${floorSchema}.notifications`;
+const floorDeliveries = `${floorSchema}.deliveries`;
+await sql.unsafe(`create schema ${floorSchema}`);
+await sql.unsafe(`revoke all on schema ${floorSchema} from public`);
+await sql.unsafe(`create table ${floorNotifications} (like public.notifications including all)`);
+await sql.unsafe(`create table ${floorDeliveries} (like public.notification_deliveries including all)`);
 log("organizations ready", { members: MEMBERS });
 
 const authenticator = new URL(DB_URL);
@@ -201,7 +206,7 @@ async function audienceFloor() {
   const id = crypto.randomUUID(), title = `floor ${id}`;
   const t0 = performance.now();
   await sql.unsafe(
-    `insert into public.${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
+    `insert into ${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
      select $1, u, $2, 'announcement.broadcast', $3, 'Hello', 'normal', $4 from unnest($5::uuid[]) u`,
     [audienceOrg, id, title, teacher, students],
   );
@@ -235,10 +240,10 @@ async function perRecipientFloor() {
   const t0 = performance.now();
   const rows = await sql.unsafe<{ id: string; recipient_id: string }[]>(
     `with n as (
-       insert into public.${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
+       insert into ${floorNotifications} (org_id, recipient_id, batch_id, type, title, body, priority, created_by)
        select $1, u, $2, 'announcement.posted', $3, 'Hello', 'normal', $4 from unnest($5::uuid[]) u
        returning id, recipient_id)
-     , d as (insert into public.${floorDeliveries} (notification_id, org_id, channel, batch_id) select id, $1, 'mqtt', $2 from n)
+     , d as (insert into ${floorDeliveries} (notification_id, org_id, channel, batch_id) select id, $1, 'mqtt', $2 from n)
      select id, recipient_id from n`,
     [recipientOrg, batchId, title, teacher, students],
   );
@@ -250,7 +255,7 @@ async function perRecipientFloor() {
     )
   ));
   await sql.unsafe(
-    `update public.${floorDeliveries} set status = 'sent', delivered_at = now(), attempts = attempts + 1
+    `update ${floorDeliveries} set status = 'sent', delivered_at = now(), attempts = attempts + 1
      where batch_id = $1 and channel = 'mqtt' and status = 'pending'`,
     [batchId],
   );
@@ -332,7 +337,7 @@ try {
 } finally {
   await Promise.allSettled([publisher.endAsync(), ...subscribers.map((c) => c.endAsync())]);
   await api.end();
-  await sql.unsafe(`drop table if exists public.${floorNotifications}, public.${floorDeliveries}`);
+  await sql.unsafe(`drop schema if exists ${floorSchema} cascade`);
   await sql`update public.organizations set deleted_at = now() where id in (${audienceOrg}, ${recipientOrg})`;
   await sql`delete from public.organization_members where org_id in (${audienceOrg}, ${recipientOrg})`;
   await sql`delete from auth.users where id = any(${[teacher, ...students]}::uuid[])`;
