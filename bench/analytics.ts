@@ -198,11 +198,14 @@ async function bare(orgIds: string[]) {
         `
         insert into ${table} (org_id, event_type, bucket, events, users, sums)
         select e.org_id, e.event_type, date_trunc('${grain}', e.occurred_at, 'UTC'), count(*), count(distinct e.user_id),
-               app.analytics_sums(e.event_type, sum((e.properties ->> t.numeric_properties[1])::numeric), sum((e.properties ->> t.numeric_properties[2])::numeric),
-                                  sum((e.properties ->> t.numeric_properties[3])::numeric), sum((e.properties ->> t.numeric_properties[4])::numeric))
+               jsonb_strip_nulls(jsonb_build_object(
+                 coalesce(t.numeric_properties[1], ''), sum((e.properties ->> t.numeric_properties[1])::numeric),
+                 coalesce(t.numeric_properties[2], ''), sum((e.properties ->> t.numeric_properties[2])::numeric),
+                 coalesce(t.numeric_properties[3], ''), sum((e.properties ->> t.numeric_properties[3])::numeric),
+                 coalesce(t.numeric_properties[4], ''), sum((e.properties ->> t.numeric_properties[4])::numeric)))
         from public.analytics_events e join public.analytics_event_types t on t.key = e.event_type
         where e.org_id = any($1::uuid[]) and e.occurred_at >= $2 and e.occurred_at < $3
-        group by 1, 2, 3`,
+        group by 1, 2, 3, t.numeric_properties`,
         [orgIds, firstDay, new Date(firstDay.getTime() + DAYS * 86400_000)],
       );
     }

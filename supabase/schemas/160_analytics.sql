@@ -46,13 +46,6 @@ create policy "signed-in users read the event types" on public.analytics_event_t
 -- A stored number's bound, checked on every inserted row: one jsonpath test in C, not a function
 -- call (SQL functions with a fixed search_path are never inlined, and a jsonb_each per row cost
 -- more than the insert itself). Only top-level properties are summed, so only they are bounded.
-create function app.analytics_partial_in_bounds(s1 numeric, s2 numeric, s3 numeric, s4 numeric) returns boolean
-language sql immutable parallel safe set search_path = ''
-as $$
-  select coalesce(bool_and(s is null or (s <> 'NaN'::numeric and abs(s) <= 1e18)), true) from unnest(array[s1, s2, s3, s4]) s
-$$;
-revoke all on function app.analytics_partial_in_bounds(numeric, numeric, numeric, numeric) from public;
-
 create sequence public.analytics_events_id_seq;
 create table public.analytics_events (
   id bigint not null default nextval('public.analytics_events_id_seq'),
@@ -198,27 +191,11 @@ revoke all on function app.record_analytics_partials() from public;
 create trigger record_analytics_partials after insert on public.analytics_events
   referencing new table as new_rows for each statement execute function app.record_analytics_partials();
 
--- The sums as {"property": total}, for the type's numeric properties that occurred.
-create function app.analytics_sums(event_type text, s1 numeric, s2 numeric, s3 numeric, s4 numeric) returns jsonb
-language sql stable set search_path = ''
-as $$
-  select coalesce(jsonb_object_agg(p.name, p.total) filter (where p.total is not null), '{}')
-  from public.analytics_event_types t, unnest(t.numeric_properties, array[s1, s2, s3, s4]) p(name, total)
-  where t.key = analytics_sums.event_type and p.name is not null
-$$;
-
--- Adds {"property": total} objects key by key (a property in either one is in the result).
-create function app.add_analytics_sums(a jsonb, b jsonb) returns jsonb
-language sql immutable set search_path = ''
-as $$
-  select coalesce(jsonb_object_agg(key, total), '{}')
-  from (select s.key, sum(s.value::numeric) as total
-        from (select * from jsonb_each_text(coalesce(a, '{}')) union all select * from jsonb_each_text(coalesce(b, '{}'))) s
-        group by s.key) k
-$$;
-
 -- One roll-up run: up to max_buckets pending partials (the name is kept for its callers) added to
 -- the hours and days they belong to. Runs one at a time (a second caller returns busy at once).
+-- The bound on partials, building {"property": total} and adding it to a stored one are written
+-- out in the statements: as helper functions (SQL functions with a fixed search_path are never
+-- inlined) they were called per partial, hour and day, and cost more than the rest of a run.
 create function app.rollup_analytics(max_buckets integer default 20000, out hours integer, out days integer, out pending bigint, out busy boolean)
 language plpgsql volatile security definer set search_path = ''
 -- the run's grouping stays in memory instead of spilling (4 MB is the default)
@@ -252,12 +229,13 @@ begin
   ), rejected as (
     insert into analytics.rollup_rejected (org_id, event_type, hour, user_id, events, s1, s2, s3, s4, reason)
     select c.org_id, c.event_type, c.hour, c.user_id, c.events, c.s1, c.s2, c.s3, c.s4, 'a sum is not a number within bounds'
-    from claimed c where not app.analytics_partial_in_bounds(c.s1, c.s2, c.s3, c.s4)
+    from claimed c
+    where not ((c.s1 is null or (c.s1 <> 'NaN' and abs(c.s1) <= 1e18)) and (c.s2 is null or (c.s2 <> 'NaN' and abs(c.s2) <= 1e18)) and (c.s3 is null or (c.s3 <> 'NaN' and abs(c.s3) <= 1e18)) and (c.s4 is null or (c.s4 <> 'NaN' and abs(c.s4) <= 1e18)))
   )
   insert into rollup_user_hours
   select c.org_id, c.event_type, c.hour, c.user_id, sum(c.events), sum(c.s1), sum(c.s2), sum(c.s3), sum(c.s4)
   from claimed c join public.organizations o on o.id = c.org_id
-  where app.analytics_partial_in_bounds(c.s1, c.s2, c.s3, c.s4)
+  where (c.s1 is null or (c.s1 <> 'NaN' and abs(c.s1) <= 1e18)) and (c.s2 is null or (c.s2 <> 'NaN' and abs(c.s2) <= 1e18)) and (c.s3 is null or (c.s3 <> 'NaN' and abs(c.s3) <= 1e18)) and (c.s4 is null or (c.s4 <> 'NaN' and abs(c.s4) <= 1e18))
   group by c.org_id, c.event_type, c.hour, c.user_id;
   analyze rollup_user_hours;
 
@@ -279,12 +257,16 @@ begin
 
   with upserted as (
     insert into public.analytics_hourly as h (org_id, event_type, bucket, events, users, sums)
-    select r.org_id, r.event_type, r.hour, r.events, r.new_users, app.analytics_sums(r.event_type, r.s1, r.s2, r.s3, r.s4)
-    from rollup_hours r
+    select r.org_id, r.event_type, r.hour, r.events, r.new_users,
+           jsonb_strip_nulls(jsonb_build_object(coalesce(t.numeric_properties[1], ''), r.s1, coalesce(t.numeric_properties[2], ''), r.s2,
+                                                coalesce(t.numeric_properties[3], ''), r.s3, coalesce(t.numeric_properties[4], ''), r.s4))
+    from rollup_hours r left join public.analytics_event_types t on t.key = r.event_type
     order by 1, 2, 3
     on conflict (org_id, event_type, bucket) do update
       set events = h.events + excluded.events, users = h.users + excluded.users,
-          sums = case when excluded.sums = '{}' then h.sums else app.add_analytics_sums(h.sums, excluded.sums) end, updated_at = now()
+          sums = h.sums || coalesce((select jsonb_object_agg(k.key, coalesce((h.sums ->> k.key)::numeric, 0) + k.value::numeric)
+                                     from jsonb_each_text(excluded.sums) k), '{}'),
+          updated_at = now()
     returning 1
   )
   select count(*) into hours from upserted;
@@ -303,13 +285,17 @@ begin
     from rollup_hours group by 1, 2, 3
   ), upserted as (
     insert into public.analytics_daily as d (org_id, event_type, bucket, events, users, sums)
-    select f.org_id, f.event_type, f.day, f.events, coalesce(u.users, 0), app.analytics_sums(f.event_type, f.s1, f.s2, f.s3, f.s4)
-    from day_figures f
+    select f.org_id, f.event_type, f.day, f.events, coalesce(u.users, 0),
+           jsonb_strip_nulls(jsonb_build_object(coalesce(t.numeric_properties[1], ''), f.s1, coalesce(t.numeric_properties[2], ''), f.s2,
+                                                coalesce(t.numeric_properties[3], ''), f.s3, coalesce(t.numeric_properties[4], ''), f.s4))
+    from day_figures f left join public.analytics_event_types t on t.key = f.event_type
     left join new_users u on u.org_id = f.org_id and u.event_type = f.event_type and u.day = f.day
     order by 1, 2, 3
     on conflict (org_id, event_type, bucket) do update
       set events = d.events + excluded.events, users = d.users + excluded.users,
-          sums = case when excluded.sums = '{}' then d.sums else app.add_analytics_sums(d.sums, excluded.sums) end, updated_at = now()
+          sums = d.sums || coalesce((select jsonb_object_agg(k.key, coalesce((d.sums ->> k.key)::numeric, 0) + k.value::numeric)
+                                     from jsonb_each_text(excluded.sums) k), '{}'),
+          updated_at = now()
     returning 1
   )
   select count(*) into days from upserted;
@@ -317,9 +303,8 @@ begin
   select count(*) into pending from analytics.rollup_pending;
 end
 $$;
-revoke all on function app.rollup_analytics(integer), app.analytics_sums(text, numeric, numeric, numeric, numeric) from public;
+revoke all on function app.rollup_analytics(integer) from public;
 grant execute on function app.rollup_analytics(integer) to service_role;
-revoke all on function app.add_analytics_sums(jsonb, jsonb) from public;
 
 -- ---------------------------------------------------------------------------------------------
 -- Retention: partitions older than every tier's retention are dropped; rows of organizations on

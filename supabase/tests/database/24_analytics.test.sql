@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(26);
+select plan(28);
 
 select tests.create_user(e) from unnest(array['owner@an.test', 'teacher@an.test', 'student@an.test', 'owner@bn.test']) e;
 create temp table o as select tests.create_org('owner@an.test', 'analytics-a') a, tests.create_org('owner@bn.test', 'analytics-b', 'enterprise') b;
@@ -79,6 +79,13 @@ select app.rollup_analytics();
 select set_eq($$ select org_id, event_type, bucket, events, users, coalesce((sums ->> 'score')::numeric, 0) from public.analytics_hourly where org_id in ((select a from o), (select b from o)) $$,
               $$ select * from expected_hourly where org_id in ((select a from o), (select b from o)) $$, 'late events and a second run keep them equal');
 select is((select sums from public.analytics_hourly where org_id = (select b from o)), '{"seconds": 12.5}'::jsonb, 'sums are named by the type''s numeric properties');
+-- a run adds to stored sums key by key, and keeps a property the type no longer counts
+update public.analytics_hourly set sums = sums || '{"retired": 4}' where org_id = (select b from o);
+update public.analytics_daily set sums = sums || '{"retired": 4}' where org_id = (select b from o);
+insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties) values ((select b from o), tests.user_id('owner@bn.test'), 'video.watched', now(), '{"video_id": "v", "seconds": 2.5}');
+select app.rollup_analytics();
+select is((select sums from public.analytics_hourly where org_id = (select b from o)), '{"seconds": 15, "retired": 4}'::jsonb, 'a run adds to an hour''s sums and keeps the others');
+select is((select sums from public.analytics_daily where org_id = (select b from o)), '{"seconds": 15, "retired": 4}'::jsonb, 'and to a day''s');
 
 -- Reading
 select tests.authenticate_as('teacher@an.test');
