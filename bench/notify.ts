@@ -179,6 +179,7 @@ async function audiencePath(label: string) {
   await roomFor(MEMBERS);
   const t0 = performance.now();
   const [batch] = await sendAsTeacher(audienceOrg, "announcement.broadcast", label);
+  const sentAt = performance.now();
   if (batch.created !== MEMBERS) throw new Error(`expected ${MEMBERS} notifications, got ${batch.created}`);
   await waitFor("the audience delivery to be recorded", async () => {
     const [row] = await sql<{ status: string }[]>`
@@ -186,7 +187,15 @@ async function audiencePath(label: string) {
     if (row && row.status !== "pending" && row.status !== "sent") throw new Error(`the audience delivery went ${row.status}`);
     return row?.status === "sent";
   }, t0);
+  const recordedAt = performance.now();
   await waitFor("every connected student to have it", () => allConnectedHave(label), t0);
+  // where the path's time goes: the send (app.notify and its commit), then dispatch until the
+  // delivery is recorded, then until the last connected student has it
+  log("audience path", {
+    send_ms: Math.round(sentAt - t0),
+    recorded_ms: Math.round(recordedAt - t0),
+    delivered_ms: Math.round(performance.now() - t0),
+  });
   return done(performance.now() - t0);
 }
 
@@ -210,12 +219,19 @@ async function audienceFloor() {
      select $1, u, $2, 'announcement.broadcast', $3, 'Hello', 'normal', $4 from unnest($5::uuid[]) u`,
     [audienceOrg, id, title, teacher, students],
   );
+  const insertedAt = performance.now();
   await publisher.publishAsync(
     `org/${audienceOrg}/roles/student/notifications`,
     envelope(id, audienceOrg, "announcement.broadcast", title),
     { qos: 1 },
   );
+  const publishedAt = performance.now();
   await waitFor("every connected student to have the floor's message", () => allConnectedHave(title), t0);
+  log("audience floor", {
+    insert_ms: Math.round(insertedAt - t0),
+    published_ms: Math.round(publishedAt - t0),
+    delivered_ms: Math.round(performance.now() - t0),
+  });
   return done(performance.now() - t0);
 }
 

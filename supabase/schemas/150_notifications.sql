@@ -61,13 +61,17 @@ create unique index notification_templates_key on public.notification_templates 
 create index notification_templates_org_idx on public.notification_templates (org_id);
 
 -- ---------------------------------------------------------------------------------------------
+-- A row's type and sender are its send's, the same for each of a send's rows: app.notify (the
+-- only writer) checks both once per send, where foreign keys would check them once per row, two
+-- index probes and row locks for each of 10,000 recipients. What the keys did on the other side is
+-- done by the triggers below: a type in use is not removed, a deleted user's sends keep no sender.
 create table public.notifications (
   id uuid primary key default gen_random_uuid(),
   -- the organization is checked once, through the recipient's membership below (which cascades)
   org_id uuid not null,
   recipient_id uuid not null,
   batch_id uuid not null,
-  type text not null references public.notification_types (key),
+  type text not null,
   title text not null check (length(title) between 1 and 200),
   body text not null check (length(body) <= 4000),
   data jsonb not null default '{}' check (jsonb_typeof(data) = 'object' and pg_column_size(data) <= 16384),
@@ -75,14 +79,45 @@ create table public.notifications (
   idempotency_key text check (length(idempotency_key) between 1 and 200),
   read_at timestamptz,
   created_at timestamptz not null default now(),
-  created_by uuid references auth.users (id) on delete set null,
+  created_by uuid,
   unique (org_id, id),
   unique (org_id, recipient_id, idempotency_key),
   foreign key (org_id, recipient_id) references public.organization_members (org_id, user_id) on delete cascade
 );
 create index notifications_recipient_idx on public.notifications (recipient_id, created_at desc);
 create index notifications_org_idx on public.notifications (org_id, created_at desc);
-create index notifications_batch_idx on public.notifications (batch_id);
+-- with the recipient: dispatch asks whether a member outside a batch's roles holds one of its rows
+create index notifications_batch_idx on public.notifications (batch_id, recipient_id);
+
+create function app.keep_notification_types_in_use() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and new.key = old.key then
+    return new;
+  end if;
+  if exists (select 1 from public.notifications n where n.type = old.key) then
+    raise exception 'notification type % is in use', old.key using errcode = '23503';
+  end if;
+  return case tg_op when 'DELETE' then old else new end;
+end
+$$;
+revoke all on function app.keep_notification_types_in_use() from public;
+create trigger keep_notification_types_in_use before update of key or delete on public.notification_types
+  for each row execute function app.keep_notification_types_in_use();
+
+create function app.forget_notification_sender() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  update public.notifications n set created_by = null where n.created_by = old.id;
+  return old;
+end
+$$;
+revoke all on function app.forget_notification_sender() from public;
+-- before the delete, while the memberships its cascade removes still hold the rows it updates
+create trigger forget_notification_sender before delete on auth.users
+  for each row execute function app.forget_notification_sender();
 
 -- One row per notification and channel it goes out on (in-app is the notification itself). The
 -- batch is on each delivery: dispatch claims a batch's deliveries by its index, a plan that holds
@@ -336,10 +371,17 @@ declare
   targets uuid[];
   target_roles public.org_role[];
   to_audience boolean;
+  by_users boolean;
+  by_permission text;
+  by_role text;
 begin
-  select * into kind from public.notification_types t where t.key = notification_type;
+  -- locked as a foreign key would lock them, once: neither goes away before this send commits
+  select * into kind from public.notification_types t where t.key = notification_type for key share;
   if kind.key is null then
     raise exception 'unknown notification type %', notification_type using errcode = 'NT001';
+  end if;
+  if sender is not null and not exists (select 1 from auth.users u where u.id = sender for key share) then
+    raise exception 'sender % is not a user', sender using errcode = '23503';
   end if;
   prio := coalesce(notify.priority, kind.default_priority);
   if title is null or length(title) not between 1 and 200 or length(coalesce(body, '')) > 4000
@@ -380,13 +422,17 @@ begin
         where p.org_id = org and p.type in (kind.key, '*')
         order by p.user_id, p.channel, p.type = '*') c;
 
+  -- the form is read once here, not for each member
+  by_users := recipients ? 'user_ids';
+  by_permission := case when recipients ? 'permission' then coalesce(recipients ->> 'permission', '') end;
+  by_role := case when recipients ? 'role' then coalesce(recipients ->> 'role', '') end;
   select coalesce(array_agg(m.user_id), '{}'), array_agg(distinct m.role order by m.role) into targets, target_roles
   from public.organization_members m
   join public.organizations o on o.id = m.org_id and o.deleted_at is null
   where m.org_id = org
-    and case when recipients ? 'user_ids' then m.user_id::text in (select jsonb_array_elements_text(recipients -> 'user_ids'))
-             when recipients ? 'permission' then recipients ->> 'permission' = any (app.permissions_of(org, m.user_id))
-             when recipients ? 'role' then m.role::text = recipients ->> 'role'
+    and case when by_users then m.user_id::text in (select jsonb_array_elements_text(recipients -> 'user_ids'))
+             when by_permission is not null then by_permission = any (app.permissions_of(org, m.user_id))
+             when by_role is not null then m.role::text = by_role
              else true end;
 
   to_audience := app.audience_delivery_applies(org, kind, recipients, targets, turned_off, prio, notify.idempotency_key);
@@ -405,8 +451,8 @@ begin
     from made cross join unnest(kind.default_channels) c(channel)
     -- looked up per recipient (a primary key probe): most members have no settings
     left join public.notification_settings s on s.org_id = org and s.user_id = made.recipient_id
-    where not turned_off ? (made.recipient_id::text || '/' || c.channel)
-      and not (to_audience and c.channel = 'mqtt')
+    where not (to_audience and c.channel = 'mqtt')
+      and not turned_off ? (made.recipient_id::text || '/' || c.channel)
   ), channels as (
     insert into public.notification_deliveries (notification_id, org_id, batch_id, channel, digest, next_attempt_at)
     select p.id, org, notify.batch_id, p.channel, p.digest,

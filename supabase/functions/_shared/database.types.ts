@@ -485,12 +485,6 @@ isOneToOne: false
 isOneToOne: false
       referencedRelation: "organization_members"
       referencedColumns: ["org_id","user_id"]
-    },{
-      foreignKeyName: "notifications_type_fkey"
-      columns: ["type"]
-isOneToOne: false
-      referencedRelation: "notification_types"
-      referencedColumns: ["key"]
     }
                   ]
                 },"organization_members": {

@@ -73,6 +73,7 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   const lanes = deps.lanes ?? 2;
   let sent = 0, retrying = 0;
 
+  const started = performance.now();
   // The batch's content and the organization's budget, once: each claim then carries only ids.
   const [tier] = await service((tx) =>
     tx<BatchContent[]>`
@@ -85,7 +86,10 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
   let deferred = 0;
   // A batch sent to its audience goes out first, as one message per role; a batch it cannot reach
   // that way gets per-recipient deliveries, which the lanes below send.
-  const audience = await dispatchAudience(batch_id, tier, ctx.requestId, deps, service, log);
+  const audienceMs: Record<string, number> = { content: performance.now() - started };
+  const mark = (step: string) => audienceMs[step] = performance.now() - started;
+  const audience = await dispatchAudience(batch_id, tier, ctx.requestId, deps, service, log, mark);
+  mark("committed");
   sent += audience.sent;
   retrying += audience.retrying;
   deferred += audience.deferred;
@@ -207,6 +211,10 @@ export async function dispatchBatch(req: Request, ctx: HandlerContext<ServiceCal
     mqtt_audience: audience.outcome,
     email_pending: email?.n ?? 0,
     ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)])),
+    // the audience delivery's steps, in ms since the request began
+    ...(audience.outcome === "none"
+      ? {}
+      : { audience_ms: Object.fromEntries(Object.entries(audienceMs).map(([k, v]) => [k, Math.round(v)])) }),
   });
   return Response.json({
     batch_id,
@@ -252,6 +260,7 @@ async function dispatchAudience(
   deps: DispatchDeps,
   service: <T>(fn: (tx: postgres.TransactionSql) => Promise<T>) => Promise<T>,
   log: Logger,
+  mark: (step: string) => void,
 ): Promise<{ sent: number; retrying: number; deferred: number; outcome: AudienceOutcome }> {
   return await service(async (tx) => {
     const [row] = await tx<{ roles: string[]; attempts: number }[]>`
@@ -259,12 +268,17 @@ async function dispatchAudience(
       where batch_id = ${batchId} and status = 'pending' and next_attempt_at <= now()
       for update skip locked`;
     if (!row) return { sent: 0, retrying: 0, deferred: 0, outcome: "none" as const };
+    mark("claimed");
+    // Who moved: the members now outside the batch's roles that hold one of its rows, each asked
+    // of the (batch, recipient) index; usually few, where a join would probe every recipient. A
+    // removed member's rows went with the membership.
     const [{ recipients, moved }] = await tx<{ recipients: number; moved: number }[]>`
-      select count(*)::int as recipients,
-             count(*) filter (where m.role is null or not (m.role::text = any (${row.roles}::text[])))::int as moved
-      from public.notifications n
-      left join public.organization_members m on m.org_id = n.org_id and m.user_id = n.recipient_id
-      where n.batch_id = ${batchId}`;
+      select (select count(*)::int from public.notifications n where n.batch_id = ${batchId}) as recipients,
+             (select count(*)::int from public.organization_members m
+              where m.org_id = ${tier.org_id} and not (m.role::text = any (${row.roles}::text[]))
+                and (select 1 from public.notifications n where n.batch_id = ${batchId} and n.recipient_id = m.user_id limit 1) is not null
+             ) as moved`;
+    mark("counted");
     const expand = async (reason: string) => {
       await tx`insert into public.notification_deliveries (notification_id, org_id, batch_id, channel)
                select n.id, n.org_id, n.batch_id, 'mqtt' from public.notifications n where n.batch_id = ${batchId}
@@ -303,10 +317,12 @@ async function dispatchAudience(
         return await expand("rate_limiter_unavailable");
       }
     }
+    mark("limited");
     const envelope = envelopeOf(tier, batchId, correlationId, batchId);
     const outcomes = await Promise.allSettled(
       row.roles.map((role) => deps.publish(topics.roleNotifications(tier.org_id, role), envelope)),
     );
+    mark("published");
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
     if (!failure) {
       await tx`update public.notification_audience_deliveries set status = 'sent', attempts = attempts + 1, delivered_at = now(), last_error = null

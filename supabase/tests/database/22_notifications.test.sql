@@ -4,7 +4,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(30);
+select plan(38);
 
 select tests.create_user(e) from unnest(array['owner@na.test', 'teacher@na.test', 's1@na.test', 's2@na.test', 'owner@nb.test']) e;
 create temp table o as select tests.create_org('owner@na.test', 'notify-a') a, tests.create_org('owner@nb.test', 'notify-b') b;
@@ -123,6 +123,28 @@ select ok((select bool_and(d.next_attempt_at <= now()) from public.notification_
 select tests.authenticate_as('s2@na.test');
 select is_empty($$ select 1 from public.notification_settings $$, 'a member does not see another''s settings');
 reset role;
+
+-- A send's type and sender are checked once per send (no per-row foreign keys), with what the
+-- keys did on the other side kept: a type in use stays, a deleted sender's sends keep no sender.
+reset role;
+select is((select created from app.notify((select a from o), 'announcement.posted', 'x', '', '{}', '{"role": null}')), 0,
+          'a role given as null reaches no one');
+select is((select count(distinct created_by)::int from public.notifications where batch_id = (select batch from b where label = 'students')), 1,
+          'a member''s send records its sender');
+select throws_ok($$ select app.notify((select a from o), 'job.failed', 'x', '', '{}', jsonb_build_object('user_ids', jsonb_build_array(tests.user_id('s1@na.test'))),
+                                      null, null, '00000000-0000-4000-8000-0000000000ff') $$,
+                 '23503', null, 'a sender who is not a user is refused');
+select throws_ok($$ delete from public.notification_types where key = 'announcement.posted' $$, '23503', null, 'a type in use is not removed');
+select throws_ok($$ update public.notification_types set key = 'announcement.renamed' where key = 'announcement.posted' $$, '23503', null, 'nor renamed');
+insert into public.notification_types (key, description, default_channels) values ('tests.unused', 'unused', '{mqtt}');
+update public.notification_types set description = 'still unused' where key = 'tests.unused';
+delete from public.notification_types where key = 'tests.unused';
+select is_empty($$ select 1 from public.notification_types where key = 'tests.unused' $$, 'an unused type is removed');
+delete from auth.users where id = tests.user_id('teacher@na.test');
+select is((select count(*)::int from public.notifications where batch_id = (select batch from b where label = 'students') and created_by is not null), 0,
+          'a deleted user''s sends keep no sender');
+select isnt((select count(*)::int from public.notifications where batch_id = (select batch from b where label = 'students')), 0,
+          'and stay with their recipients');
 
 select * from finish();
 rollback;
