@@ -62,6 +62,20 @@ export async function verifiedClaims(token: string): Promise<Record<string, unkn
   return payload as Record<string, unknown>;
 }
 
+/** One roll-up run of the caller's own: pg_cron's every-minute run takes the same lock, and a
+ * caller that meets it is told `busy` at once, before that run's work has committed. */
+export async function rollUpAnalytics(sql: postgres.Sql) {
+  await waitUntil(
+    "a roll-up run that is not busy",
+    async () => {
+      const [{ busy }] = await sql<{ busy: boolean }[]>`select busy from app.rollup_analytics()`;
+      return !busy;
+    },
+    15_000,
+    100,
+  );
+}
+
 export async function waitUntil<T>(
   what: string,
   fn: () => Promise<T | undefined | null | false>,

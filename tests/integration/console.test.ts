@@ -14,7 +14,7 @@ import { STATE } from "../../dev/stack/config.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
 import { launchChromium, watchFailures } from "../helpers/browser.ts";
 import { linkIn, mailTo } from "../helpers/mail.ts";
-import { adminSql, API_URL, HOST, PORTS, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { adminSql, API_URL, HOST, PORTS, rollUpAnalytics, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 // CONSOLE_URL: another build of the console (its mailed links still lead to the stack's, site_url)
 const CONSOLE = process.env.CONSOLE_URL ?? `http://${HOST}:${PORTS.console}`;
@@ -268,7 +268,7 @@ describe("the reference console in Chromium", () => {
     const { org, owner } = await schoolWith();
     await admin`insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
                 select ${org}, ${owner.id}, 'page.viewed', now() - (i % 3) * interval '1 day', '{"path": "/"}' from generate_series(1, 12) i`;
-    await admin`select app.rollup_analytics()`;
+    await rollUpAnalytics(admin);
     await admin`select app.track_usage()`; // today's usage row (the hourly schedule's work)
     const { page, failures } = await open();
     await signIn(page, owner.email);

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../dev/platform/project-config.ts";
 import { paths } from "../../dev/stack/config.ts";
 import { withRequestContext } from "../../supabase/functions/_shared/db.ts";
-import { adminSql, API_URL, createUser, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
+import { adminSql, API_URL, createUser, rollUpAnalytics, secrets, tokenFor, waitUntil } from "../helpers/stack.ts";
 
 const admin = adminSql(4);
 type Row = Record<string, unknown>;
@@ -329,7 +329,7 @@ beforeAll(async () => {
     (${orgB}, ${users.ownerB.id}, 'owner'), (${orgB}, ${users.memberB.id}, 'teacher'), (${orgC}, ${users.outsider.id}, 'owner')`;
   await seed(orgA, users.ownerA.id, users.studentA.id, "A");
   await seed(orgB, users.ownerB.id, users.memberB.id, "B");
-  await admin`select app.rollup_analytics()`;
+  await rollUpAnalytics(admin);
   // an export archive each, so storage.objects has rows of both organizations
   for (const [org, owner] of [[orgA, users.ownerA.id], [orgB, users.ownerB.id]]) {
     await admin`insert into storage.objects (bucket_id, name, owner, owner_id, metadata)

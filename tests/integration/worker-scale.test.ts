@@ -11,6 +11,8 @@ import { adminSql, DB_URL, waitUntil } from "../helpers/stack.ts";
 
 const sql = adminSql();
 const boss = new PgBoss({ connectionString: DB_URL, schedule: false, application_name: "worker-scale-test" });
+// pg-boss emits its background errors (supervision) as events: logged, the assertions judge the run
+boss.on("error", (e) => console.error("pg-boss error", e));
 const children: ReturnType<typeof fork>[] = [];
 const run = workerRun(`test_${crypto.randomUUID().slice(0, 8)}`);
 
