@@ -560,11 +560,16 @@ declare
   org uuid;
 begin
   for batch, org in
-    select d.batch_id, d.org_id from public.notification_deliveries d
-    where d.status = 'pending' and not d.digest and d.next_attempt_at <= now() - interval '30 seconds'
-    union
-    select a.batch_id, a.org_id from public.notification_audience_deliveries a
-    where a.status = 'pending' and a.next_attempt_at <= now() - interval '30 seconds'
+    select due.batch_id, due.org_id from (
+      select d.batch_id, d.org_id from public.notification_deliveries d
+      where d.status = 'pending' and not d.digest and d.next_attempt_at <= now() - interval '30 seconds'
+      union
+      select a.batch_id, a.org_id from public.notification_audience_deliveries a
+      where a.status = 'pending' and a.next_attempt_at <= now() - interval '30 seconds'
+    ) due
+    -- a deleted organization's deliveries wait for its purge (its jobs are refused): resent every
+    -- minute, they would take the run's places from live organizations' retries
+    where exists (select 1 from public.organizations o where o.id = due.org_id and o.deleted_at is null)
     limit 100
   loop
     if app.call_function('notification-dispatch',

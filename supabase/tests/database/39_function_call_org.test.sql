@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(6);
+select plan(7);
 
 select isnt(app.vault_secret('project_url'), null, 'the Vault secrets function calls need are set');
 
@@ -33,5 +33,13 @@ select app.sweep_notifications();
 select ok(exists (select 1 from net.http_request_queue
                   where headers ->> 'X-Org-Id' = (select id::text from org) and convert_from(body, 'UTF8')::jsonb ->> 'type' = 'SWEEP'),
           'the sweep''s call for that batch names its organization');
+-- a deleted organization's deliveries wait for its purge: swept every minute, they would take the
+-- run's places from live organizations' retries
+update public.organizations set deleted_at = now() where id = (select id from org);
+create temp table before_sweep as select coalesce(max(id), 0) as last_id from net.http_request_queue;
+select app.sweep_notifications();
+select ok(not exists (select 1 from net.http_request_queue
+                      where id > (select last_id from before_sweep) and headers ->> 'X-Org-Id' = (select id::text from org)),
+          'the sweep leaves a deleted organization''s deliveries alone');
 select * from finish();
 rollback;
