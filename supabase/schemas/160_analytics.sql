@@ -43,9 +43,6 @@ grant select on public.analytics_event_types to authenticated, service_role;
 create policy "signed-in users read the event types" on public.analytics_event_types for select to authenticated using (true);
 
 -- ---------------------------------------------------------------------------------------------
--- A stored number's bound, checked on every inserted row: one jsonpath test in C, not a function
--- call (SQL functions with a fixed search_path are never inlined, and a jsonb_each per row cost
--- more than the insert itself). Only top-level properties are summed, so only they are bounded.
 create sequence public.analytics_events_id_seq;
 create table public.analytics_events (
   id bigint not null default nextval('public.analytics_events_id_seq'),
@@ -96,7 +93,10 @@ revoke all on function app.create_analytics_partitions(integer, integer) from pu
 grant execute on function app.create_analytics_partitions(integer, integer) to service_role;
 select app.create_analytics_partitions();
 
--- The bound on stored numbers. NOT VALID, and added after the first partitions, as on every
+-- The bound on stored numbers, checked on every inserted row: one jsonpath test in C, not a
+-- function call (SQL functions with a fixed search_path are never inlined, and a jsonb_each per
+-- row cost more than the insert itself). Only top-level properties are summed, so only they are
+-- bounded. NOT VALID, and added after the first partitions, as on every
 -- database migrated before it existed: rows stored earlier are not rescanned (validating locks
 -- the table while it reads every partition; the roll-up sets aside any partial out of bounds), so
 -- the partitions of that time carry it unvalidated and later ones validated.
@@ -225,17 +225,18 @@ begin
   with claimed as (
     delete from analytics.rollup_pending p
     where p.ctid = any (array(select ctid from analytics.rollup_pending limit max_buckets))
-    returning p.*
+    returning p.*, -- the sums a run can add up: numbers, within 10^18
+              (p.s1 is null or (p.s1 <> 'NaN' and abs(p.s1) <= 1e18)) and (p.s2 is null or (p.s2 <> 'NaN' and abs(p.s2) <= 1e18))
+              and (p.s3 is null or (p.s3 <> 'NaN' and abs(p.s3) <= 1e18)) and (p.s4 is null or (p.s4 <> 'NaN' and abs(p.s4) <= 1e18)) as in_bounds
   ), rejected as (
     insert into analytics.rollup_rejected (org_id, event_type, hour, user_id, events, s1, s2, s3, s4, reason)
     select c.org_id, c.event_type, c.hour, c.user_id, c.events, c.s1, c.s2, c.s3, c.s4, 'a sum is not a number within bounds'
-    from claimed c
-    where not ((c.s1 is null or (c.s1 <> 'NaN' and abs(c.s1) <= 1e18)) and (c.s2 is null or (c.s2 <> 'NaN' and abs(c.s2) <= 1e18)) and (c.s3 is null or (c.s3 <> 'NaN' and abs(c.s3) <= 1e18)) and (c.s4 is null or (c.s4 <> 'NaN' and abs(c.s4) <= 1e18)))
+    from claimed c where not c.in_bounds
   )
   insert into rollup_user_hours
   select c.org_id, c.event_type, c.hour, c.user_id, sum(c.events), sum(c.s1), sum(c.s2), sum(c.s3), sum(c.s4)
   from claimed c join public.organizations o on o.id = c.org_id
-  where (c.s1 is null or (c.s1 <> 'NaN' and abs(c.s1) <= 1e18)) and (c.s2 is null or (c.s2 <> 'NaN' and abs(c.s2) <= 1e18)) and (c.s3 is null or (c.s3 <> 'NaN' and abs(c.s3) <= 1e18)) and (c.s4 is null or (c.s4 <> 'NaN' and abs(c.s4) <= 1e18))
+  where c.in_bounds
   group by c.org_id, c.event_type, c.hour, c.user_id;
   analyze rollup_user_hours;
 
