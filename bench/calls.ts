@@ -141,6 +141,7 @@ async function phase(send: Send, seconds: number) {
   const stop = cpuMeter(await processes());
   const self = process.cpuUsage();
   const latencies: number[] = [];
+  const startedAt: number[] = []; // each answered call's start, ms into the phase
   const failures = new Map<number, number>();
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
@@ -150,7 +151,10 @@ async function phase(send: Send, seconds: number) {
       const res = await send();
       await res.arrayBuffer();
       if (res.status >= 300) failures.set(res.status, (failures.get(res.status) ?? 0) + 1);
-      else latencies.push(performance.now() - t);
+      else {
+        latencies.push(performance.now() - t);
+        startedAt.push(t - t0);
+      }
     }
   }));
   const ms = performance.now() - t0;
@@ -159,7 +163,17 @@ async function phase(send: Send, seconds: number) {
   used.client = (client.user + client.system) * 1000; // this benchmark, on the same cores
   const calls = Math.max(1, latencies.length + [...failures.values()].reduce((a, b) => a + b, 0));
   const cpuPerCall = Object.fromEntries(Object.entries(used).map(([k, ns]) => [k, +(ns / 1e6 / calls).toFixed(2)]));
-  return { latencies, failures, ms, cpuPerCall };
+  return { latencies, startedAt, failures, ms, cpuPerCall };
+}
+
+/**
+ * Whether the slowest calls (over the phase's p90) come in bursts, as a pause of some process
+ * would make them, or spread over the phase, as queueing does: the share of the phase's quarter
+ * seconds in which such a call started.
+ */
+function slowSpread(latencies: number[], startedAt: number[], ms: number, p90: number) {
+  const windows = new Set(startedAt.filter((_, i) => latencies[i] > p90).map((t) => Math.floor(t / 250)));
+  return +(windows.size / Math.ceil(ms / 250)).toFixed(2);
 }
 
 const totals = {
@@ -189,7 +203,10 @@ try {
         side,
         rps: Math.round(r.latencies.length / (r.ms / 1000)),
         p50_ms: +s.p50.toFixed(1),
+        p90_ms: +s.p90.toFixed(1),
         p99_ms: +s.p99.toFixed(1),
+        // share of quarter seconds in which a call over p90 started (near 1: queueing, low: bursts)
+        slow_spread: slowSpread(r.latencies, r.startedAt, r.ms, s.p90),
         failed: Object.fromEntries(r.failures),
         cpu_ms_per_call: r.cpuPerCall,
         load1_before: before,

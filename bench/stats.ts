@@ -7,7 +7,7 @@ export function percentile(sorted: number[], p: number) {
 
 export function summarize(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99) };
+  return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p95: percentile(s, 95), p99: percentile(s, 99) };
 }
 
 export async function timeRequests(n: number, send: () => Promise<void>) {
