@@ -2,8 +2,8 @@
 // answers CORS preflights, refuses other methods (405) and other callers (401/403) before the
 // handler runs, hands the handler its typed caller, puts a request id on every answer, maps errors
 // to the envelope (HttpError as given, zod errors as 400 invalid_request, anything else 500), and,
-// when given a counter, counts one API call for the organization a user's token names, or an API
-// key's organization once the key is verified.
+// when given a counter, counts one API call for a verified caller's organization once the request
+// is served (apiCallOrganization).
 import { z } from "zod";
 import { type Caller, type CallerAuth, type CallerKind, type CallerOf, resolveCaller } from "./auth.ts";
 import { cachedVerifier, jwksSource } from "./access-token.ts";

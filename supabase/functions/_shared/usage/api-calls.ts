@@ -1,8 +1,7 @@
 // API calls per organization per day: every function request served (an answer below 400) to a
 // verified caller of an organization counts once for it (serveHandler's apiCallOrganization:
-// docs/analytics.md). Counted in Redis (one hash a
-// day, a field per organization), not in Postgres, so busy organizations do not queue on one
-// counter row; the analytics-aggregation function copies the day's counts into usage_daily
+// docs/analytics.md). Counted in Redis (one hash a day, a field per organization), not in
+// Postgres, so busy organizations do not queue on one counter row; the analytics-aggregation function copies the day's counts into usage_daily
 // (app.record_api_calls), where the tier's daily limit is checked.
 //
 // A request only adds one to this process's tally; the tally goes to Redis in one transaction
