@@ -59,33 +59,45 @@ as $$
 $$;
 
 -- A member's effective permissions: the role's defaults less the member's revokes, plus grants.
+-- PL/pgSQL, not SQL, for the plan: a SQL function that cannot be inlined (security definer, fixed
+-- search_path) is planned again in every statement that calls it, which cost more than running it
+-- on every request that checks a permission; PL/pgSQL keeps its plan for the connection.
 create function app.permissions_of(org uuid, member uuid) returns text[]
-language sql stable security definer set search_path = ''
+language plpgsql stable security definer set search_path = ''
 as $$
-  select coalesce(array_agg(p order by p), '{}')
-  from (
-    select rp.permission as p
-    from public.organization_members m
-    join public.organizations o on o.id = m.org_id and o.deleted_at is null
-    join public.role_permissions rp on rp.role = m.role
-    where m.org_id = org and m.user_id = member
-      and not exists (select 1 from public.member_permissions mp
-                      where mp.org_id = org and mp.user_id = member and mp.permission = rp.permission and not mp.granted)
-    union
-    select mp.permission
-    from public.member_permissions mp
-    join public.organizations o on o.id = mp.org_id and o.deleted_at is null
-    where mp.org_id = org and mp.user_id = member and mp.granted
-  ) perms
+begin
+  return (
+    select coalesce(array_agg(p order by p), '{}')
+    from (
+      select rp.permission as p
+      from public.organization_members m
+      join public.organizations o on o.id = m.org_id and o.deleted_at is null
+      join public.role_permissions rp on rp.role = m.role
+      where m.org_id = org and m.user_id = member
+        and not exists (select 1 from public.member_permissions mp
+                        where mp.org_id = org and mp.user_id = member and mp.permission = rp.permission and not mp.granted)
+      union
+      select mp.permission
+      from public.member_permissions mp
+      join public.organizations o on o.id = mp.org_id and o.deleted_at is null
+      where mp.org_id = org and mp.user_id = member and mp.granted
+    ) perms);
+end
 $$;
 
 -- The scopes a key acts with: those of its scopes its creator still holds in its organization,
 -- so demoting the creator or revoking their permission cuts the key at its next request.
+-- (PL/pgSQL for its plan, as permissions_of; the creator's permissions are read once, not per scope.)
 create function app.api_key_scopes(key_id uuid) returns text[]
-language sql stable security definer set search_path = ''
+language plpgsql stable security definer set search_path = ''
 as $$
-  select coalesce(array(select s from unnest(k.scopes) s where s = any (app.permissions_of(k.org_id, k.created_by)) order by s), '{}')
-  from public.api_keys k where k.id = key_id
+begin
+  return (
+    select coalesce(array(select s from unnest(k.scopes) s where s = any (p.held) order by s), '{}')
+    from public.api_keys k
+    cross join lateral (select app.permissions_of(k.org_id, k.created_by) as held) p
+    where k.id = key_id);
+end
 $$;
 
 -- The caller's permissions in an organization: a member's, a job's scopes in its own
