@@ -3,7 +3,8 @@
 // project's publishable key in `apikey`, which hosted's gateway asks of every call). Per request:
 // - verification: public.verify_api_key through lookupApiKey, its answer (the key's id,
 //   organization, scopes and its tier's api_requests_per_minute, or why it is refused) kept in this
-//   process's memory for API_KEY_CACHE_MS under the key's SHA-256, never the key itself;
+//   process's memory for API_KEY_CACHE_MS under the key's SHA-256, never the key itself (asked
+//   once when many requests with the key find it expired together: ttl-cache.ts);
 // - guessing: a refused key costs its source address one of API_KEY_FAILURES_PER_MINUTE; past
 //   them every key from that address, good or not, answers 429 until the minute ends, so a guess
 //   learns nothing and unknown keys stop reaching Postgres;
@@ -19,6 +20,7 @@ import type { ApiKeyCaller, ApiKeyVerifier } from "./auth.ts";
 import { apiKeyContext, asService, withRequestContext } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
+import { ttlCache } from "./ttl-cache.ts";
 
 /** How long a verification is reused; decisions are Postgres's, per request (see above). */
 export const API_KEY_CACHE_MS = 10_000;
@@ -121,7 +123,7 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
   const { sql, limiter } = deps;
   const cacheMs = deps.cacheMs ?? API_KEY_CACHE_MS;
   const now = deps.now ?? Date.now;
-  const cache = new Map<string, { until: number; lookup: ApiKeyLookup }>();
+  const cache = ttlCache<ApiKeyLookup>({ ttlMs: cacheMs, maxEntries: CACHE_ENTRIES, now });
 
   const limited = (what: string, detail: Record<string, unknown>) =>
     new HttpError(429, "rate_limited", what, detail, { "retry-after": String(limiter.secondsLeft()) });
@@ -139,16 +141,9 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
     const address = req ? sourceAddress(req) : "unknown";
     const failures = `apikey-failures:${address}`;
     const hash = await keyHash(key);
-    let hit = cache.get(hash);
-    if (!hit || hit.until <= now()) {
-      // an address that used up its failures reaches Postgres no more this minute
-      if (await meter(limiter.used(failures)) >= API_KEY_FAILURES_PER_MINUTE) throw tooManyFailures();
-      hit = { until: now() + cacheMs, lookup: await lookupApiKey(sql, key, requestId) };
-      cache.delete(hash);
-      cache.set(hash, hit);
-      if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-    }
-    const k = hit.lookup;
+    // an address that used up its failures reaches Postgres no more this minute
+    if (!cache.holds(hash) && await meter(limiter.used(failures)) >= API_KEY_FAILURES_PER_MINUTE) throw tooManyFailures();
+    const k = await cache.get(hash, () => lookupApiKey(sql, key, requestId));
     if (!k.ok) {
       if (await meter(limiter.take(failures, 1, API_KEY_FAILURES_PER_MINUTE)) === 0) throw tooManyFailures();
       throw new HttpError(401, k.code, k.message);

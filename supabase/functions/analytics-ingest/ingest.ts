@@ -12,6 +12,7 @@ import { asService, asUser, serviceStatement } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
+import { ttlCache } from "../_shared/ttl-cache.ts";
 import { type AcceptedEvent, checkEvent, IngestRequest, isRejected, type RejectedEvent } from "./events.ts";
 
 export interface IngestDeps {
@@ -117,20 +118,16 @@ export async function ingestEvents(
  * and the insert checks membership again, so someone removed within that time can at most take
  * from the budget, never add an event.
  */
-const members = new Map<string, { perMinute: number; until: number }>();
-async function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
-  const now = Date.now();
-  const key = `${caller.orgId}:${caller.userId}`;
-  const hit = members.get(key);
-  if (hit && hit.until > now) return { per_minute: hit.perMinute };
-  const [tier] = await asUser(deps.sql, caller, req, requestId, (tx) =>
-    tx<{ per_minute: number }[]>`
+const members = ttlCache<{ per_minute: number }>({ ttlMs: API_KEY_CACHE_MS, maxEntries: 10_000 });
+function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
+  return members.get(`${caller.orgId}:${caller.userId}`, async () => {
+    const [tier] = await asUser(deps.sql, caller, req, requestId, (tx) =>
+      tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${caller.orgId} and o.id = any (array(select app.user_org_ids()))`);
-  if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
-  if (members.size > 10_000) members.clear();
-  members.set(key, { perMinute: tier.per_minute, until: now + API_KEY_CACHE_MS });
-  return tier;
+    if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
+    return { per_minute: tier.per_minute };
+  });
 }
 
 const noop = async () => {};
@@ -140,17 +137,14 @@ const keyGate = (deps: IngestDeps) => {
 };
 
 /** Organizations' events per minute as the service last read them: a tier changes rarely, a key calls often. */
-const budgets = new Map<string, { perMinute: number; until: number }>();
-async function eventsPerMinute(deps: IngestDeps, orgId: string, requestId: string): Promise<number> {
-  const now = Date.now();
-  const hit = budgets.get(orgId);
-  if (hit && hit.until > now) return hit.perMinute;
-  const [t] = await asService(deps.sql, requestId, (tx) =>
-    tx<{ per_minute: number }[]>`
+const budgets = ttlCache<number>({ ttlMs: API_KEY_CACHE_MS, maxEntries: 10_000 });
+function eventsPerMinute(deps: IngestDeps, orgId: string, requestId: string): Promise<number> {
+  return budgets.get(orgId, async () => {
+    const [t] = await asService(deps.sql, requestId, (tx) =>
+      tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${orgId}`);
-  if (!t) throw new HttpError(403, "forbidden", "The key's organization is gone.");
-  if (budgets.size > 10_000) budgets.clear();
-  budgets.set(orgId, { perMinute: t.per_minute, until: now + API_KEY_CACHE_MS });
-  return t.per_minute;
+    if (!t) throw new HttpError(403, "forbidden", "The key's organization is gone.");
+    return t.per_minute;
+  });
 }
