@@ -17,6 +17,7 @@
 // Each round of key calls uses an organization and key of its own, so the tier's 6,000 requests a
 // minute (enterprise) never refuse the bench. The last line:
 //   ratio=<fn rps / postgrest rps> rps= postgrest_rps= p99_ms= postgrest_p99_ms= key_rps= key_p99_ms=
+//   cold_p99_ms=<the function's p99 in the warm-up round, which the other figures leave out>
 // The line before it gives the load average at the start and end of the run (2 shared cores).
 // Each phase line also gives the CPU per call, in ms, of the processes a call passes (from /proc,
 // process-cpu.ts): the gateway, the analytics-ingest process, PostgREST, the Redis bridge and
@@ -38,6 +39,7 @@ import { summarize } from "./stats.ts";
 const IN_FLIGHT = Number(process.env.BENCH_CALLS_IN_FLIGHT ?? 50);
 const SECONDS = Number(process.env.BENCH_CALLS_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_CALLS_ROUNDS ?? 3);
+const WARM_UP_SECONDS = 3;
 const log = (msg: string, f: Record<string, unknown> = {}) =>
   console.log(JSON.stringify({ ts: new Date().toISOString(), component: "bench:calls", msg, ...f }));
 const load = () => os.loadavg().map((x) => +x.toFixed(2));
@@ -182,10 +184,26 @@ const totals = {
   key: { latencies: [] as number[], ms: 0, failed: 0 },
 };
 const loadAtStart = load();
+let coldP99 = NaN;
 try {
-  // a short round first: the function processes start, their connections and caches fill
+  // A warm-up round first, reported apart (round 0, cold_p99_ms): the function processes start,
+  // their connections and caches fill, and V8 compiles the hot paths of the gateway, the function,
+  // the bridge and this client (right after npm start a call costs well over its later CPU).
   const warmKey = await keyFor(await organization("Calls bench warm-up"));
-  for (const side of ["fn", "postgrest", "key"] as const) await phase(sides[side](warmKey), 1);
+  for (const side of ["fn", "postgrest", "key"] as const) {
+    const r = await phase(sides[side](warmKey), WARM_UP_SECONDS);
+    const s = summarize(r.latencies);
+    if (side === "fn") coldP99 = s.p99;
+    log("phase", {
+      round: 0,
+      side,
+      rps: Math.round(r.latencies.length / (r.ms / 1000)),
+      p50_ms: +s.p50.toFixed(1),
+      p99_ms: +s.p99.toFixed(1),
+      failed: Object.fromEntries(r.failures),
+      cpu_ms_per_call: r.cpuPerCall,
+    });
+  }
 
   const orders = [["fn", "postgrest", "key"], ["postgrest", "key", "fn"], ["key", "fn", "postgrest"]] as const;
   for (let round = 1; round <= ROUNDS; round++) {
@@ -233,5 +251,5 @@ console.log(
   `ratio=${(fn.rps / rest.rps).toFixed(2)} rps=${fn.rps.toFixed(0)} postgrest_rps=${rest.rps.toFixed(0)} ` +
     `p99_ms=${fn.p99.toFixed(0)} postgrest_p99_ms=${rest.p99.toFixed(0)} key_rps=${key.rps.toFixed(0)} key_p99_ms=${
       key.p99.toFixed(0)
-    }`,
+    } cold_p99_ms=${coldP99.toFixed(0)}`,
 );

@@ -11,25 +11,26 @@ import { adminSql, apiSql } from "../helpers/stack.ts";
 
 const api = apiSql(1);
 const admin = adminSql(1); // one connection: what a failure leaves on it, the next call meets
+const observer = adminSql(1);
+// a temporary table: on the one connection only, gone with it, never seen by the catalog's checks
 const table = `statement_ctx_${crypto.randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
   // deferred: a duplicate is found only at COMMIT
-  await admin.unsafe(`create table public.${table} (n int unique deferrable initially deferred)`);
+  await admin.unsafe(`create temporary table ${table} (n int unique deferrable initially deferred)`);
+  await admin.unsafe(`grant select, insert on ${table} to service_role`);
 });
 afterAll(async () => {
-  await admin.unsafe(`drop table if exists public.${table}`);
   await Promise.all([api.end(), admin.end(), observer.end()]);
 });
 
-const observer = adminSql(1);
 /** The state of a one-connection client's session, seen from another: "idle", or "idle in transaction" when one was left open. */
 async function sessionState(sql: postgres.Sql) {
   const [{ pid }] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
   const [s] = await observer<{ state: string }[]>`select state from pg_stat_activity where pid = ${pid}`;
   return s.state;
 }
-const rows = async () => (await admin.unsafe(`select n from public.${table} order by n`)).map((r) => r.n);
+const rows = async () => (await admin.unsafe(`select n from ${table} order by n`)).map((r) => r.n);
 
 describe("statementInContext", () => {
   it("runs the statement as the caller, with the caller's claims and headers, from the API's login role", async () => {
