@@ -60,39 +60,6 @@ export async function withRequestContext<T>(
   })) as T;
 }
 
-/**
- * One statement in the request context, in one round trip: BEGIN, the context, the statement and
- * COMMIT are sent together on a connection of the pool's own (postgres.js pipelines the queries of
- * a reserved connection), where withRequestContext's postgres.js transaction waits for BEGIN before
- * the work and for the work before COMMIT: three round trips, each holding one of the pool's few
- * connections. If any part fails, so do those after it (the transaction is aborted, and COMMIT
- * then only ends it), and the statement's error is the answer. For a hot path's single statement;
- * work that reads before it writes takes withRequestContext.
- */
-export async function statementInContext<T extends readonly postgres.MaybeRow[]>(
-  sql: postgres.Sql,
-  ctx: RequestContext,
-  statement: (db: postgres.Sql) => postgres.PendingQuery<T>,
-): Promise<postgres.RowList<T>> {
-  const values = requestContextValues(ctx);
-  const db = await sql.reserve();
-  try {
-    const work = statement(db); // built before BEGIN is queued: a builder that throws leaves no transaction open
-    const settled = await Promise.allSettled([
-      db`begin`.execute(),
-      db.unsafe(REQUEST_CONTEXT_SQL, values, { prepare: true }).execute(),
-      work.execute(),
-      db`commit`.execute(),
-    ]);
-    // the first part to fail aborted those after it: its error is the answer, not "transaction is aborted"
-    const failed = settled.find((s) => s.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    return (settled[2] as PromiseFulfilledResult<postgres.RowList<T>>).value;
-  } finally {
-    db.release();
-  }
-}
-
 /** Service work (webhooks, schedules, jobs over every organization): service_role, with the
  * correlation id as x-request-id so the audit log ties changes to what caused them. */
 export function asService<T>(
@@ -101,21 +68,8 @@ export function asService<T>(
   fn: (tx: postgres.TransactionSql) => Promise<T>,
   userAgent?: string,
 ): Promise<T> {
-  return withRequestContext(sql, serviceContext(correlationId, userAgent), fn);
-}
-
-/** asService for one statement, in one round trip (statementInContext). */
-export function serviceStatement<T extends readonly postgres.MaybeRow[]>(
-  sql: postgres.Sql,
-  correlationId: string,
-  statement: (db: postgres.Sql) => postgres.PendingQuery<T>,
-): Promise<postgres.RowList<T>> {
-  return statementInContext(sql, serviceContext(correlationId), statement);
-}
-
-function serviceContext(correlationId: string, userAgent?: string): RequestContext {
   const headers = userAgent ? { "x-request-id": correlationId, "user-agent": userAgent } : { "x-request-id": correlationId };
-  return { role: "service_role", claims: { role: "service_role" }, headers };
+  return withRequestContext(sql, { role: "service_role", claims: { role: "service_role" }, headers }, fn);
 }
 
 /** A signed-in user's request: `authenticated` with the token's claims and the request's origin. */

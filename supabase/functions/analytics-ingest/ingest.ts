@@ -8,7 +8,7 @@
 import type postgres from "postgres";
 import { API_KEY_CACHE_MS, type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
 import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
-import { asService, asUser, serviceStatement } from "../_shared/db.ts";
+import { asService, asUser } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
@@ -74,7 +74,7 @@ export async function ingestEvents(
   if (accepted.length) {
     // Members and keys cannot insert events themselves (nothing would bound them); the service
     // does, in the same statement as a last check of the member or the key.
-    const [{ count }] = await serviceStatement(deps.sql, ctx.requestId, (tx) => {
+    const [{ count }] = await asService(deps.sql, ctx.requestId, (tx) => {
       const events = tx.json(accepted as never);
       return caller.kind === "user"
         ? tx<{ count: number }[]>`
