@@ -5,7 +5,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(28);
+select plan(30);
 
 select tests.create_user(e) from unnest(array['owner@nr.test', 'teacher@nr.test', 's1@nr.test', 's2@nr.test']) e;
 create temp table o as select tests.create_org('owner@nr.test', 'notify-rules') a;
@@ -66,6 +66,20 @@ select throws_ok($$ select public.send_notification((select a from o), 'announce
 reset role;
 select results_eq($$ select recipient_id from public.notifications where batch_id = (select batch from b where label = 'managers') $$,
                   array[tests.user_id('owner@nr.test')], 'a permission means the members holding it (the owner, not the teacher or students)');
+-- A member's own grant or revoke decides, as it does in app.permissions_of
+insert into public.member_permissions (org_id, user_id, permission, granted) values
+  ((select a from o), tests.user_id('s1@nr.test'), 'members.manage', true),
+  ((select a from o), tests.user_id('owner@nr.test'), 'members.manage', false);
+select tests.authenticate_as('teacher@nr.test');
+insert into b select 'managers now', * from public.send_notification((select a from o), 'announcement.posted', 'To managers now', '', '{}', '{"permission": "members.manage"}');
+reset role;
+select results_eq($$ select recipient_id from public.notifications where batch_id = (select batch from b where label = 'managers now') $$,
+                  array[tests.user_id('s1@nr.test')], 'a student granted the permission is among its holders, an owner it was taken from is not');
+select results_eq($$ select recipient_id from public.notifications where batch_id = (select batch from b where label = 'managers now') order by 1 $$,
+                  $$ select m.user_id from public.organization_members m where m.org_id = (select a from o)
+                     and 'members.manage' = any (app.permissions_of(m.org_id, m.user_id)) order by 1 $$,
+                  'the holders are exactly the members app.permissions_of gives the permission');
+delete from public.member_permissions where org_id = (select a from o);
 
 -- The audit log: one entry per send
 select is((select count(*)::int from audit.log where table_name = 'public.notifications' and row_id = (select batch::text from b where label = 'normal')), 1,
