@@ -4,7 +4,7 @@
 // - verification: public.verify_api_key through lookupApiKey, its answer (the key's id,
 //   organization, scopes and its tier's api_requests_per_minute, or why it is refused) kept in this
 //   process's memory for API_KEY_CACHE_MS under the key's SHA-256, never the key itself (asked
-//   once when many requests with the key find it expired together: ttl-cache.ts);
+//   once when many requests with the key find it expired together: lru-cache's fetch);
 // - guessing: a refused key costs its source address one of API_KEY_FAILURES_PER_MINUTE; past
 //   them every key from that address, good or not, answers 429 until the minute ends, so a guess
 //   learns nothing and unknown keys stop reaching Postgres;
@@ -15,12 +15,12 @@
 //   expired key, or one whose creator was demoted or removed, is refused at its next request
 //   whatever the cache holds (the cache saves the verification query, never a decision).
 // Redis away: keys are refused with 503 (limits are part of the contract), as event ingestion is.
+import { LRUCache } from "lru-cache";
 import type postgres from "postgres";
 import type { ApiKeyCaller, ApiKeyVerifier } from "./auth.ts";
 import { apiKeyContext, asService, withRequestContext } from "./db.ts";
 import { HttpError } from "./errors.ts";
 import type { RateLimiter } from "./rate-limit.ts";
-import { ttlCache } from "./ttl-cache.ts";
 
 /** How long a verification is reused; decisions are Postgres's, per request (see above). */
 export const API_KEY_CACHE_MS = 10_000;
@@ -123,7 +123,13 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
   const { sql, limiter } = deps;
   const cacheMs = deps.cacheMs ?? API_KEY_CACHE_MS;
   const now = deps.now ?? Date.now;
-  const cache = ttlCache<ApiKeyLookup>({ ttlMs: cacheMs, maxEntries: CACHE_ENTRIES, now });
+  // fetch() asks once for the requests that find a key missing together; a failed question is not kept
+  const cache = new LRUCache<string, ApiKeyLookup, { key: string; requestId: string }>({
+    max: CACHE_ENTRIES,
+    ttl: cacheMs,
+    perf: { now },
+    fetchMethod: (_hash, _stale, { context }) => lookupApiKey(sql, context.key, context.requestId),
+  });
 
   const limited = (what: string, detail: Record<string, unknown>) =>
     new HttpError(429, "rate_limited", what, detail, { "retry-after": String(limiter.secondsLeft()) });
@@ -142,8 +148,9 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
     const failures = `apikey-failures:${address}`;
     const hash = await keyHash(key);
     // an address that used up its failures reaches Postgres no more this minute
-    if (!cache.holds(hash) && await meter(limiter.used(failures)) >= API_KEY_FAILURES_PER_MINUTE) throw tooManyFailures();
-    const k = await cache.get(hash, () => lookupApiKey(sql, key, requestId));
+    if (!cache.has(hash) && await meter(limiter.used(failures)) >= API_KEY_FAILURES_PER_MINUTE) throw tooManyFailures();
+    const k = await cache.fetch(hash, { context: { key, requestId } });
+    if (!k) throw new Error("API key verification gave no answer");
     if (!k.ok) {
       if (await meter(limiter.take(failures, 1, API_KEY_FAILURES_PER_MINUTE)) === 0) throw tooManyFailures();
       throw new HttpError(401, k.code, k.message);

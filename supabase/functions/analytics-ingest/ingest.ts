@@ -5,6 +5,7 @@
 // (what is over it is refused as rate_limited; Redis away refuses the batch with 503, so the client
 // keeps it and sends again), then one insert as the service (members and keys hold no INSERT on
 // the events table) that checks membership, or the key's life and events.write, once more.
+import { LRUCache } from "lru-cache";
 import type postgres from "postgres";
 import { API_KEY_CACHE_MS, type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
 import type { ApiKeyCaller, UserCaller } from "../_shared/auth.ts";
@@ -12,7 +13,6 @@ import { asService, asUser } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type HandlerContext, parseJson } from "../_shared/http.ts";
 import type { RateLimiter } from "../_shared/rate-limit.ts";
-import { ttlCache } from "../_shared/ttl-cache.ts";
 import { type AcceptedEvent, checkEvent, IngestRequest, isRejected, type RejectedEvent } from "./events.ts";
 
 export interface IngestDeps {
@@ -118,16 +118,27 @@ export async function ingestEvents(
  * and the insert checks membership again, so someone removed within that time can at most take
  * from the budget, never add an event.
  */
-const members = ttlCache<{ per_minute: number }>({ ttlMs: API_KEY_CACHE_MS, maxEntries: 10_000 });
-function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
-  return members.get(`${caller.orgId}:${caller.userId}`, async () => {
+const members = new LRUCache<
+  string,
+  { per_minute: number },
+  { deps: IngestDeps; caller: UserCaller; req: Request; requestId: string }
+>({
+  max: 10_000,
+  ttl: API_KEY_CACHE_MS,
+  // asked once however many of the member's calls find the answer gone; a refusal (403) is not kept
+  fetchMethod: async (_key, _stale, { context: { deps, caller, req, requestId } }) => {
     const [tier] = await asUser(deps.sql, caller, req, requestId, (tx) =>
       tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${caller.orgId} and o.id = any (array(select app.user_org_ids()))`);
     if (!tier) throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
     return { per_minute: tier.per_minute };
-  });
+  },
+});
+async function memberTier(deps: IngestDeps, caller: UserCaller, req: Request, requestId: string) {
+  const tier = await members.fetch(`${caller.orgId}:${caller.userId}`, { context: { deps, caller, req, requestId } });
+  if (!tier) throw new Error("analytics-ingest: the member's tier gave no answer");
+  return tier;
 }
 
 const noop = async () => {};
@@ -137,14 +148,20 @@ const keyGate = (deps: IngestDeps) => {
 };
 
 /** Organizations' events per minute as the service last read them: a tier changes rarely, a key calls often. */
-const budgets = ttlCache<number>({ ttlMs: API_KEY_CACHE_MS, maxEntries: 10_000 });
-function eventsPerMinute(deps: IngestDeps, orgId: string, requestId: string): Promise<number> {
-  return budgets.get(orgId, async () => {
+const budgets = new LRUCache<string, number, { deps: IngestDeps; requestId: string }>({
+  max: 10_000,
+  ttl: API_KEY_CACHE_MS,
+  fetchMethod: async (orgId, _stale, { context: { deps, requestId } }) => {
     const [t] = await asService(deps.sql, requestId, (tx) =>
       tx<{ per_minute: number }[]>`
       select t.events_per_minute as per_minute from public.organizations o join public.subscription_tiers t on t.tier = o.tier
       where o.id = ${orgId}`);
     if (!t) throw new HttpError(403, "forbidden", "The key's organization is gone.");
     return t.per_minute;
-  });
+  },
+});
+async function eventsPerMinute(deps: IngestDeps, orgId: string, requestId: string): Promise<number> {
+  const perMinute = await budgets.fetch(orgId, { context: { deps, requestId } });
+  if (perMinute === undefined) throw new Error("analytics-ingest: the organization's budget gave no answer");
+  return perMinute;
 }
