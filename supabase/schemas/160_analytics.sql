@@ -22,7 +22,8 @@
 -- day of any tier's events cannot overflow a sum; a partial whose sums are still not finite
 -- numbers within bounds is set aside in analytics.rollup_rejected, never stopping the run for
 -- everyone else.
--- Errors: AN001 a partition range out of bounds; 23514 (check violation) an out-of-bounds number.
+-- Errors: AN001 a partition range out of bounds; AN002 an insert of events naming neither or both
+-- of a member and an API key (app.insert_analytics_events); 23514 (check violation) an out-of-bounds number.
 -- (An unknown event type is the catalog's foreign key: 23503.)
 
 create schema analytics;
@@ -102,6 +103,49 @@ select app.create_analytics_partitions();
 -- the partitions of that time carry it unvalidated and later ones validated.
 alter table public.analytics_events add constraint analytics_events_numbers_bounded
   check (not (properties @? 'strict $.* ? (@.type() == "number" && (@ > 1e12 || @ < -1e12))')) not valid;
+
+-- The analytics-ingest function's insert, as one statement the function sends outside any
+-- transaction of its own: a call is then one round trip instead of three (BEGIN; the request
+-- context and the insert; COMMIT), and nothing the driver pipelines or retries can run apart from
+-- the context. The body takes the service's request context itself (service_role, the request's
+-- id for the audit trail) before it reads or writes anything, then inserts the accepted events
+-- with a last check of the caller in the same statement: a member of the organization
+-- (p_user_id), or a key of it that is live and holds events.write now (p_api_key_id). It returns
+-- how many rows it stored (0: the caller no longer qualifies). SECURITY INVOKER: only the login
+-- role the functions connect with (SUPABASE_DB_URL's, a member of service_role) may call it; the
+-- API roles may not, and could not take service_role if they did.
+create function app.insert_analytics_events(p_request_id text, p_org_id uuid, p_user_id uuid, p_api_key_id uuid, p_events jsonb)
+returns integer
+language plpgsql volatile set search_path = ''
+as $$
+declare
+  stored integer;
+begin
+  if (p_user_id is null) = (p_api_key_id is null) then
+    raise exception 'events are sent by a member or by an API key, exactly one' using errcode = 'AN002';
+  end if;
+  perform set_config('role', 'service_role', true),
+          set_config('request.jwt.claims', '{"role": "service_role"}', true),
+          set_config('request.headers', jsonb_build_object('x-request-id', p_request_id)::text, true);
+  with inserted as (
+    insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
+    select p_org_id, p_user_id, e.event_type, e.occurred_at, e.properties
+    from jsonb_to_recordset(p_events) as e(event_type text, occurred_at timestamptz, properties jsonb)
+    where case when p_user_id is not null then
+      exists (select 1 from public.organization_members m join public.organizations o on o.id = m.org_id and o.deleted_at is null
+              where m.org_id = p_org_id and m.user_id = p_user_id)
+    else
+      exists (select 1 from public.api_keys k join public.organizations o on o.id = k.org_id and o.deleted_at is null
+              where k.id = p_api_key_id and k.org_id = p_org_id and k.revoked_at is null
+                and (k.expires_at is null or k.expires_at > now()) and 'events.write' = any (app.api_key_scopes(k.id)))
+    end
+    returning 1
+  )
+  select count(*)::integer into stored from inserted;
+  return stored;
+end
+$$;
+revoke all on function app.insert_analytics_events(text, uuid, uuid, uuid, jsonb) from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- Roll-ups: per organization, event type and UTC hour (or UTC day): events, distinct users, and

@@ -13,10 +13,9 @@ import { apiCallCounterFromEnv } from "../_shared/usage/api-calls.ts";
 import { ingestEvents } from "./ingest.ts";
 
 const env = loadEnv({ SUPABASE_DB_URL: z.string().url() });
-// Ten connections: each call's insert is a transaction of three round trips (BEGIN; the request
-// context and the insert; COMMIT) holding its connection throughout, and with four, calls under
-// load queued for a connection (docs/scaling.md). Through the transaction pooler (DB_POOLER_URL)
-// they are client connections, which cost Postgres nothing while idle.
+// Ten connections: with four, calls under load queued for one (docs/scaling.md). Through the
+// transaction pooler (DB_POOLER_URL) they are client connections, which cost Postgres nothing
+// while idle.
 const sql = connectDatabase(functionsDatabaseUrl(env.SUPABASE_DB_URL), { max: 10, onnotice: () => {} });
 const redis = redisFromEnv();
 const limiter = redisRateLimiter(redis);

@@ -4,7 +4,8 @@
 // organization and no user; the organization's per-minute budget for its tier taken from Redis
 // (what is over it is refused as rate_limited; Redis away refuses the batch with 503, so the client
 // keeps it and sends again), then one insert as the service (members and keys hold no INSERT on
-// the events table) that checks membership, or the key's life and events.write, once more.
+// the events table) that checks membership, or the key's life and events.write, once more
+// (app.insert_analytics_events, supabase/schemas/160_analytics.sql).
 import { LRUCache } from "lru-cache";
 import type postgres from "postgres";
 import { API_KEY_CACHE_MS, type ApiKeyGate, missingScope } from "../_shared/api-keys.ts";
@@ -73,32 +74,13 @@ export async function ingestEvents(
   }
   if (accepted.length) {
     // Members and keys cannot insert events themselves (nothing would bound them); the service
-    // does, in the same statement as a last check of the member or the key.
-    const [{ count }] = await asService(deps.sql, ctx.requestId, (tx) => {
-      const events = tx.json(accepted as never);
-      return caller.kind === "user"
-        ? tx<{ count: number }[]>`
-      with inserted as (
-        insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
-        select ${orgId}::uuid, ${caller.userId}::uuid, e.event_type, e.occurred_at, e.properties
-        from jsonb_to_recordset(${events}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
-        where exists (select 1 from public.organization_members m join public.organizations o on o.id = m.org_id and o.deleted_at is null
-                      where m.org_id = ${orgId}::uuid and m.user_id = ${caller.userId}::uuid)
-        returning 1
-      )
-      select count(*)::int as count from inserted`
-        : tx<{ count: number }[]>`
-      with inserted as (
-        insert into public.analytics_events (org_id, user_id, event_type, occurred_at, properties)
-        select ${orgId}::uuid, null, e.event_type, e.occurred_at, e.properties
-        from jsonb_to_recordset(${events}::jsonb) as e(event_type text, occurred_at timestamptz, properties jsonb)
-        where exists (select 1 from public.api_keys k join public.organizations o on o.id = k.org_id and o.deleted_at is null
-                      where k.id = ${caller.apiKeyId}::uuid and k.org_id = ${orgId}::uuid and k.revoked_at is null
-                        and (k.expires_at is null or k.expires_at > now()) and ${EVENTS_SCOPE} = any (app.api_key_scopes(k.id)))
-        returning 1
-      )
-      select count(*)::int as count from inserted`;
-    });
+    // does, in the same statement as a last check of the member or the key. One statement outside
+    // any transaction of ours (app.insert_analytics_events takes the service's request context
+    // itself): a call's insert is one round trip to Postgres, not three.
+    const [{ count }] = await deps.sql<{ count: number }[]>`
+      select app.insert_analytics_events(${ctx.requestId}, ${orgId}::uuid,
+        ${caller.kind === "user" ? caller.userId : null}::uuid, ${caller.kind === "api_key" ? caller.apiKeyId : null}::uuid,
+        ${deps.sql.json(accepted as never)}::jsonb) as count`;
     if (count === 0) {
       if (caller.kind === "user") throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
       // revoked, expired, or without events.write now: the key's own answer
