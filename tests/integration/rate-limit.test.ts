@@ -1,6 +1,6 @@
 // The rate limiter against the stack's Redis through the Upstash REST bridge (@upstash/redis, as
-// hosted): partial grants per window, one scripted call for many keys, the script sent again
-// after Redis forgets it, and a limiter that is away failing fast.
+// hosted): partial grants per window, one scripted call for many keys and for takes asked at once,
+// the script sent again after Redis forgets it, and a limiter that is away failing fast.
 import crypto from "node:crypto";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
@@ -56,9 +56,40 @@ describe("rate limiter", () => {
     expect(await redis.get(keyOf("flush:a"))).toBe(2);
   });
 
+  it("answers takes asked at once as if asked one after another, in one call to Redis for all that waited", async () => {
+    await limiter.take("warm-up", 1, 1); // Redis knows the script: each call below is one request
+    const requests: string[] = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (input, init) => {
+      requests.push(String(input instanceof Request ? input.url : input));
+      return realFetch(input, init);
+    };
+    let grants: number[];
+    try {
+      grants = await Promise.all(Array.from({ length: 30 }, () => limiter.take("together", 3, 50)));
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    // in the order asked: sixteen whole grants, the 2 left, then nothing; 90 taken in all
+    expect(grants).toEqual([...Array(16).fill(3), 2, ...Array(13).fill(0)]);
+    expect(await redis.get(keyOf("together"))).toBe(90);
+    // the first went alone; the 29 asked while it was out went together
+    expect(requests).toHaveLength(2);
+    // takes for other keys and takeEach share a call too, each answered with its own counts
+    const [a, each, b] = await Promise.all([
+      limiter.take("mixed:a", 4, 5),
+      limiter.takeEach(["mixed:u", "mixed:u", "mixed:v"], 1),
+      limiter.take("mixed:a", 4, 5),
+    ]);
+    expect([a, each, b]).toEqual([4, [true, false, true], 1]);
+  });
+
   it("fails fast when Redis cannot be reached, so callers hold their deliveries back", async () => {
     const away = redisRateLimiter(new Redis({ url: "http://127.0.0.1:9", token: "t", retry: false }), prefix, 500);
     await expect(away.takeEach(["x"], 5)).rejects.toThrow();
     await expect(away.take("x", 1, 5)).rejects.toThrow();
+    // every take a failed call carried fails with it, none waits for ever
+    const together = await Promise.allSettled(Array.from({ length: 5 }, () => away.take("x", 1, 5)));
+    expect(together.map((r) => r.status)).toEqual(Array(5).fill("rejected"));
   });
 });

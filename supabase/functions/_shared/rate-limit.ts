@@ -17,37 +17,77 @@ export interface RateLimiter {
 }
 
 /**
- * One script call for many keys: each key counted once, its expiry set when this window's first
- * take made it. A pipeline of INCR and EXPIRE per key cost two Upstash commands per notification
- * recipient (20,000 for a 10,000-member send); the script is one (sent by its SHA once Redis knows it).
+ * The one command every take is: each key taken by its amount, in order, its expiry set when this
+ * window's first take made it, and the count after each take returned. A pipeline of INCR and
+ * EXPIRE per key cost two Upstash commands per notification recipient (20,000 for a 10,000-member
+ * send); the script is one (sent by its SHA once Redis knows it).
  */
-const TAKE_EACH = `local counts = {}
+const TAKE = `local counts = {}
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-  counts[i] = n
+  local n = tonumber(ARGV[i + 1])
+  local count = redis.call('INCRBY', key, n)
+  if count == n then redis.call('EXPIRE', key, ARGV[1]) end
+  counts[i] = count
 end
 return counts`;
 
-/** A limiter that answers slower than timeoutMs counts as away (callers then hold deliveries back). */
+interface Waiting {
+  keys: string[];
+  amounts: number[];
+  answer: (counts: number[]) => void;
+  fail: (e: unknown) => void;
+}
+
+/**
+ * A limiter that answers slower than timeoutMs counts as away (callers then hold deliveries back).
+ *
+ * Takes are sent one script call at a time: those asked while a call is out wait for it and go
+ * together in the next, whatever their keys. Each key's takes still run in the order they were
+ * asked, each answered with its own count, so every caller gets what it would have got alone; but
+ * a function serving many calls at once pays one HTTP request to Redis per round trip, not per call
+ * (Deno's fetch and the REST hop were half of analytics-ingest's CPU per call; docs/scaling.md).
+ */
 export function redisRateLimiter(redis: Redis, prefix = "rl", timeoutMs = 2000): RateLimiter {
-  const exec = (p: ReturnType<Redis["pipeline"]>) => withTimeout(p.exec(), timeoutMs, "rate limiter");
   const windowKey = (key: string) => `${prefix}:${key}:${Math.floor(Date.now() / 60_000)}`;
-  const takeEachScript = redis.createScript<number[]>(TAKE_EACH);
+  const takeScript = redis.createScript<number[]>(TAKE);
+  let waiting: Waiting[] = [];
+  let sending = false;
+  function send() {
+    if (sending || !waiting.length) return;
+    const batch = waiting;
+    waiting = [];
+    sending = true;
+    const keys = batch.flatMap((w) => w.keys);
+    const amounts = batch.flatMap((w) => w.amounts.map(String));
+    withTimeout(takeScript.exec(keys, ["120", ...amounts]), timeoutMs, "rate limiter").then((counts) => {
+      let at = 0;
+      for (const w of batch) {
+        w.answer(counts.slice(at, at + w.keys.length).map(Number));
+        at += w.keys.length;
+      }
+    }, (e) => {
+      for (const w of batch) w.fail(e);
+    }).finally(() => {
+      sending = false;
+      send();
+    });
+  }
+  /** Each key's count after taking its amount from this window. */
+  const takeCounts = (keys: string[], amounts: number[]) =>
+    new Promise<number[]>((answer, fail) => {
+      waiting.push({ keys: keys.map(windowKey), amounts, answer, fail });
+      send();
+    });
   return {
     async take(key, n, perMinute) {
       if (n === 0) return 0;
-      const k = windowKey(key);
-      const p = redis.pipeline();
-      p.incrby(k, n);
-      p.expire(k, 120);
-      const [used] = (await exec(p)) as [number, number];
+      const [used] = await takeCounts([key], [n]);
       return Math.max(0, Math.min(n, perMinute - (used - n)));
     },
     async takeEach(keys, perMinute) {
       if (!keys.length) return [];
-      const counts = await withTimeout(takeEachScript.exec(keys.map(windowKey), ["120"]), timeoutMs, "rate limiter");
-      return keys.map((_, i) => counts[i] <= perMinute);
+      const counts = await takeCounts(keys, keys.map(() => 1));
+      return counts.map((count) => count <= perMinute);
     },
     async used(key) {
       return Number(await withTimeout(redis.get<number>(windowKey(key)), timeoutMs, "rate limiter") ?? 0);
