@@ -63,6 +63,8 @@ export function consoleHarness() {
     fs.mkdirSync(SHOTS, { recursive: true });
     const context = await browser.newContext({ viewport: { width: size.width, height: size.height }, acceptDownloads: true });
     const page = await context.newPage();
+    // under a test's own 30 s: a step that hangs fails naming what it waited for, not as a timeout
+    page.setDefaultTimeout(25_000);
     const watched = watchFailures(page, { answersExpected: true });
     // a navigation that becomes a download is reported as aborted: that is the download working
     const failures = () => watched.filter((f) => !/&download=[^ ]*: net::ERR_ABORTED$/.test(f));

@@ -71,32 +71,36 @@ for (const size of SIZES) {
       await ownerView.close();
     });
 
-    it("a student pages through a long list that says which part it shows, with who uploaded each", async () => {
-      const { org } = await school();
-      const teacher = await user(org, "teacher");
-      const student = await user(org, "student");
-      await admin`update auth.users set raw_user_meta_data = '{"full_name": "Theo Teacher"}' where id = ${teacher.id}`;
-      await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by, created_at)
+    it(
+      "a student pages through a long list that says which part it shows, with who uploaded each",
+      { timeout: 60_000 },
+      async () => {
+        const { org } = await school();
+        const teacher = await user(org, "teacher");
+        const student = await user(org, "student");
+        await admin`update auth.users set raw_user_meta_data = '{"full_name": "Theo Teacher"}' where id = ${teacher.id}`;
+        await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by, created_at)
                   select ${org}, ${org} || '/2026/12/07/' || gen_random_uuid() || '-sheet.txt', 'Sheet ' || i || '.txt', 100 + i,
                          'text/plain', 'clean', ${teacher.id}, now() - i * interval '1 minute'
                   from generate_series(1, 23) i`;
-      const { page, failures, close } = await open(size, student.email);
-      await page.goto(`${CONSOLE}/#/files`);
-      await page.getByText("Showing 1–20 of 23").waitFor();
-      expect(await page.getByRole("form", { name: "Upload" }).count()).toBe(0);
-      const first = page.getByRole("row", { name: /Sheet 1\.txt/ });
-      await first.getByText("Theo Teacher").waitFor(); // a student sees the staff's names (the directory's rule)
-      expect(await page.getByRole("button", { name: /^(Delete|Share) / }).count()).toBe(0);
-      await checked(page, "files-student", size.name);
-      await page.getByRole("button", { name: "Next page" }).click();
-      await page.getByText("Showing 21–23 of 23").waitFor();
-      await page.getByRole("cell", { name: "Sheet 23.txt", exact: true }).waitFor();
-      expect(await page.getByRole("button", { name: "Next page" }).count()).toBe(0);
-      await page.getByRole("button", { name: "Previous page" }).click();
-      await page.getByText("Showing 1–20 of 23").waitFor();
-      expect(failures()).toEqual([]);
-      await close();
-    });
+        const { page, failures, close } = await open(size, student.email);
+        await page.goto(`${CONSOLE}/#/files`);
+        await page.getByText("Showing 1–20 of 23").waitFor();
+        expect(await page.getByRole("form", { name: "Upload" }).count()).toBe(0);
+        const first = page.getByRole("row", { name: /Sheet 1\.txt/ });
+        await first.getByText("Theo Teacher").waitFor(); // a student sees the staff's names (the directory's rule)
+        expect(await page.getByRole("button", { name: /^(Delete|Share) / }).count()).toBe(0);
+        await checked(page, "files-student", size.name);
+        await page.getByRole("button", { name: "Next page" }).click();
+        await page.getByText("Showing 21–23 of 23").waitFor();
+        await page.getByRole("cell", { name: "Sheet 23.txt", exact: true }).waitFor();
+        expect(await page.getByRole("button", { name: "Next page" }).count()).toBe(0);
+        await page.getByRole("button", { name: "Previous page" }).click();
+        await page.getByText("Showing 1–20 of 23").waitFor();
+        expect(failures()).toEqual([]);
+        await close();
+      },
+    );
 
     it("the inbox words system notifications as sentences and says when quiet hours hold live updates", async () => {
       const { org, owner } = await school();

@@ -82,6 +82,13 @@ describe("rate limiter", () => {
       limiter.take("mixed:a", 4, 5),
     ]);
     expect([a, each, b]).toEqual([4, [true, false, true], 1]);
+    // an amount Redis would refuse fails its own take only, not the takes sharing the call
+    const shared = await Promise.allSettled([
+      limiter.take("mixed:c", 1, 5),
+      limiter.take("mixed:c", 1.5, 5),
+      limiter.take("mixed:c", 1, 5),
+    ]);
+    expect(shared.map((r) => r.status === "fulfilled" ? r.value : "rejected")).toEqual([1, "rejected", 1]);
   });
 
   it("fails fast when Redis cannot be reached, so callers hold their deliveries back", async () => {

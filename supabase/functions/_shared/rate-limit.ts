@@ -75,6 +75,10 @@ export function redisRateLimiter(redis: Redis, prefix = "rl", timeoutMs = 2000):
   /** Each key's count after taking its amount from this window. */
   const takeCounts = (keys: string[], amounts: number[]) =>
     new Promise<number[]>((answer, fail) => {
+      // what Redis would refuse fails here, for its caller alone, never the call it shares
+      if (!amounts.every((n) => Number.isSafeInteger(n) && n > 0)) {
+        return fail(new RangeError(`rate limiter: amounts must be whole numbers above 0, got ${amounts}`));
+      }
       waiting.push({ keys: keys.map(windowKey), amounts, answer, fail });
       send();
     });
