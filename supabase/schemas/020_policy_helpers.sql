@@ -87,16 +87,22 @@ $$;
 
 -- The scopes a key acts with: those of its scopes its creator still holds in its organization,
 -- so demoting the creator or revoking their permission cuts the key at its next request.
--- (PL/pgSQL for its plan, as permissions_of; the creator's permissions are read once, not per scope.)
+-- (PL/pgSQL for its plan, as permissions_of. The creator's permissions are read into a variable
+-- first: a subquery of the form `lateral (select f() as held)` is flattened by the planner, and
+-- f() then ran once per scope the key has.) NULL for a key that does not exist.
 create function app.api_key_scopes(key_id uuid) returns text[]
 language plpgsql stable security definer set search_path = ''
 as $$
+declare
+  k record;
+  held text[];
 begin
-  return (
-    select coalesce(array(select s from unnest(k.scopes) s where s = any (p.held) order by s), '{}')
-    from public.api_keys k
-    cross join lateral (select app.permissions_of(k.org_id, k.created_by) as held) p
-    where k.id = key_id);
+  select ak.org_id, ak.created_by, ak.scopes into k from public.api_keys ak where ak.id = key_id;
+  if not found then
+    return null;
+  end if;
+  held := app.permissions_of(k.org_id, k.created_by);
+  return coalesce(array(select s from unnest(k.scopes) s where s = any (held) order by s), '{}');
 end
 $$;
 

@@ -4,7 +4,7 @@
 begin;
 create extension if not exists pgtap with schema extensions;
 \ir _helpers.sql
-select plan(15);
+select plan(17);
 
 select tests.create_user(e) from unnest(array['owner@kf.test', 'admin@kf.test', 'teacher@kf.test']) e;
 create temp table o as select tests.create_org('owner@kf.test', 'keys-follow') a;
@@ -42,6 +42,12 @@ select tests.authenticate_with_key((select id from k));
 select is_empty($$ select 1 from audit.log $$, 'reads none of the audit log the creator may no longer read');
 select ok(not app.has_permission((select a from o), 'members.manage'), 'and the policy helpers agree');
 reset role;
+-- the creator's permissions are read once per answer, not once per scope the key has (policies
+-- call this on every request a key makes)
+set local track_functions = 'pl';
+select is(app.api_key_scopes((select id from k)), array['org.read'], 'the key''s scopes, asked directly');
+select is((select calls::int from pg_stat_xact_user_functions where schemaname = 'app' and funcname = 'permissions_of'), 1,
+          'asking for a key of three scopes reads its creator''s permissions once');
 
 -- the creator leaves: the key and their open invitations are revoked
 select tests.authenticate_as('owner@kf.test');
