@@ -70,8 +70,11 @@ create policy "analytics readers read their organization's events" on public.ana
 
 -- Partitions: one a day, created ahead by a schedule and dropped when older than the longest
 -- retention of any tier (shorter retentions delete their rows, see app.apply_analytics_retention).
+-- Making one locks the events table; while it waits for a long transaction that holds the table,
+-- every insert queues behind it. So it waits at most 2 s (lock_timeout) and leaves that day and
+-- the rest to a later run (days are made a week ahead), with a warning in the log.
 create function app.create_analytics_partitions(days_back integer default 8, days_ahead integer default 7) returns integer
-language plpgsql volatile security definer set search_path = ''
+language plpgsql volatile security definer set search_path = '' set lock_timeout = '2s'
 as $$
 declare
   day date;
@@ -82,9 +85,14 @@ begin
   end if;
   for day in select generate_series(current_date - days_back, current_date + days_ahead, interval '1 day')::date loop
     if to_regclass(format('analytics.events_%s', to_char(day, 'YYYYMMDD'))) is null then
-      execute format('create table analytics.%I partition of public.analytics_events for values from (%L) to (%L)',
-                     'events_' || to_char(day, 'YYYYMMDD'), day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC');
-      made := made + 1;
+      begin
+        execute format('create table analytics.%I partition of public.analytics_events for values from (%L) to (%L)',
+                       'events_' || to_char(day, 'YYYYMMDD'), day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC');
+        made := made + 1;
+      exception when lock_not_available then
+        raise warning 'analytics partitions from % on not made: the events table stayed busy for 2 s; a later run makes them', day;
+        exit;
+      end;
     end if;
   end loop;
   return made;
@@ -111,12 +119,14 @@ alter table public.analytics_events add constraint analytics_events_numbers_boun
 -- id for the audit trail) before it reads or writes anything, then inserts the accepted events
 -- with a last check of the caller in the same statement: a member of the organization
 -- (p_user_id), or a key of it that is live and holds events.write now (p_api_key_id). It returns
--- how many rows it stored (0: the caller no longer qualifies). SECURITY INVOKER: only the login
--- role the functions connect with (SUPABASE_DB_URL's, a member of service_role) may call it; the
--- API roles may not, and could not take service_role if they did.
+-- how many rows it stored (0: the caller no longer qualifies). It waits at most 3 s for a lock
+-- (55P03 after that: the function answers 503 and the client sends again), so a table held by
+-- someone else never holds the function's connections and callers indefinitely. SECURITY
+-- INVOKER: only the login role the functions connect with (SUPABASE_DB_URL's, a member of
+-- service_role) may call it; the API roles may not, and could not take service_role if they did.
 create function app.insert_analytics_events(p_request_id text, p_org_id uuid, p_user_id uuid, p_api_key_id uuid, p_events jsonb)
 returns integer
-language plpgsql volatile set search_path = ''
+language plpgsql volatile set search_path = '' set lock_timeout = '3s'
 as $$
 declare
   stored integer;

@@ -201,6 +201,60 @@ describe("ingestion", () => {
     }
   });
 
+  it("answers 503 events_unavailable, storing nothing, when the events' partition stays locked past 3 s; sent again, they are stored", async () => {
+    const occurredAt = ago(6 * 24 * HOUR);
+    const partition = `analytics.events_${occurredAt.slice(0, 10).replaceAll("-", "")}`;
+    const event = { type: "page.viewed", occurred_at: occurredAt, properties: { path: "/while-locked" } };
+    const holder = await admin.reserve(); // someone else's long transaction that blocks writers of that day
+    try {
+      await holder`begin`;
+      await holder.unsafe(`lock table ${partition} in share mode`);
+      const res = await ingest(tokens.ownerB, { events: [event] });
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe("events_unavailable");
+      expect(res.headers.get("retry-after")).toBe("5");
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+    const stored = () =>
+      admin`select 1 from public.analytics_events where org_id = ${orgB} and properties ->> 'path' = '/while-locked'`;
+    expect(await stored()).toHaveLength(0);
+    expect((await ingest(tokens.ownerB, { events: [event] })).status).toBe(200);
+    expect(await stored()).toHaveLength(1);
+  });
+
+  it("the partition job gives up after 2 s on a table a long transaction holds, instead of stopping every insert behind it", async () => {
+    const ahead = 20; // days the daily job (a week ahead) has not made yet
+    const asking = await admin.reserve();
+    await asking`begin`;
+    const [{ made: missing }] = await asking`select app.create_analytics_partitions(0, ${ahead}) as made`;
+    await asking`rollback`; // only asked: nothing is kept
+    asking.release();
+    expect(missing).toBeGreaterThan(0);
+    const holder = await admin.reserve(); // a long transaction writing events
+    try {
+      await holder`begin`;
+      await holder`lock table public.analytics_events in row exclusive mode`;
+      const maker = await admin.reserve();
+      try {
+        const job = maker`select app.create_analytics_partitions(0, ${ahead}) as made`;
+        // while the job waits, an insert is held behind its lock request, and goes on once it gives up
+        await new Promise((r) => setTimeout(r, 300));
+        const res = await ingest(tokens.ownerB, {
+          events: [{ type: "page.viewed", occurred_at: ago(0), properties: { path: "/during-partition-job" } }],
+        });
+        expect(res.status).toBe(200);
+        expect((await job)[0].made).toBe(0);
+      } finally {
+        maker.release();
+      }
+    } finally {
+      await holder`rollback`;
+      holder.release();
+    }
+  });
+
   it("validates against the same event types as the database's catalog", async () => {
     const rows = await admin`select key from public.analytics_event_types order by key`;
     expect(rows.map((r) => r.key)).toEqual(Object.keys(EVENT_SCHEMAS).sort());

@@ -2,6 +2,8 @@
 // hosted): partial grants per window, one scripted call for many keys and for takes asked at once,
 // the script sent again after Redis forgets it, and a limiter that is away failing fast.
 import crypto from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { redisRateLimiter } from "../../supabase/functions/_shared/rate-limit.ts";
@@ -89,6 +91,43 @@ describe("rate limiter", () => {
       limiter.take("mixed:c", 1, 5),
     ]);
     expect(shared.map((r) => r.status === "fulfilled" ? r.value : "rejected")).toEqual([1, "rejected", 1]);
+  });
+
+  it("fails only the caller whose key Redis refuses, not the others sharing its call", async () => {
+    await redis.hset(keyOf("not-a-counter"), { planted: 1 }); // a key holding another type
+    await limiter.take("warm-up", 1, 1); // so the three below share the next call
+    const first = limiter.take("refused:a", 1, 5);
+    const shared = await Promise.allSettled([
+      limiter.take("refused:a", 2, 5),
+      limiter.takeEach(["refused:b", "not-a-counter"], 5),
+      limiter.take("refused:a", 3, 5),
+    ]);
+    expect(await first).toBe(1);
+    expect(shared.map((r) => r.status === "fulfilled" ? r.value : "rejected")).toEqual([2, "rejected", 2]);
+    expect(await redis.get(keyOf("refused:a"))).toBe(6);
+    expect(await redis.get(keyOf("refused:b"))).toBe(1); // taken before Redis refused its neighbour
+  });
+
+  it("answers each take within its own timeout, however long the call before it takes", async () => {
+    // an endpoint that takes requests and never answers them
+    const silent = http.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const slow = redisRateLimiter(new Redis({ url: `http://127.0.0.1:${port}`, token: "t", retry: false }), prefix, 1000);
+      const first = slow.take("x", 1, 5).catch((e: Error) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      const asked = performance.now();
+      const second = await slow.take("x", 1, 5).catch((e: Error) => e);
+      const waited = performance.now() - asked;
+      expect(String(await first)).toMatch(/rate limiter did not answer/);
+      expect(String(second)).toMatch(/rate limiter did not answer/);
+      // its own 1 s, not what was left of the first call's (0.9 s) and then 1 s of its own
+      expect(waited).toBeLessThan(1500);
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it("fails fast when Redis cannot be reached, so callers hold their deliveries back", async () => {

@@ -24,6 +24,9 @@ export interface IngestDeps {
   now?: () => number;
 }
 
+/** Postgres's lock_timeout: the insert waited its 3 s for a table someone else holds. */
+const LOCK_NOT_AVAILABLE = "55P03";
+
 /** The scope an API key needs to send events. */
 export const EVENTS_SCOPE = "events.write";
 
@@ -77,10 +80,25 @@ export async function ingestEvents(
     // does, in the same statement as a last check of the member or the key. One statement outside
     // any transaction of ours (app.insert_analytics_events takes the service's request context
     // itself): a call's insert is one round trip to Postgres, not three.
-    const [{ count }] = await deps.sql<{ count: number }[]>`
-      select app.insert_analytics_events(${ctx.requestId}, ${orgId}::uuid,
-        ${caller.kind === "user" ? caller.userId : null}::uuid, ${caller.kind === "api_key" ? caller.apiKeyId : null}::uuid,
-        ${deps.sql.json(accepted as never)}::jsonb) as count`;
+    let count: number;
+    try {
+      [{ count }] = await deps.sql<{ count: number }[]>`
+        select app.insert_analytics_events(${ctx.requestId}, ${orgId}::uuid,
+          ${caller.kind === "user" ? caller.userId : null}::uuid, ${caller.kind === "api_key" ? caller.apiKeyId : null}::uuid,
+          ${deps.sql.json(accepted as never)}::jsonb) as count`;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw e;
+      ctx.log.warn("events not stored: the events table stayed locked", { org_id: orgId, error: String(e) });
+      throw new HttpError(
+        503,
+        "events_unavailable",
+        "The events cannot be stored right now; send them again shortly.",
+        undefined,
+        {
+          "retry-after": "5",
+        },
+      );
+    }
     if (count === 0) {
       if (caller.kind === "user") throw new HttpError(403, "forbidden", "You are not a member of the token's organization.");
       // revoked, expired, or without events.write now: the key's own answer

@@ -1,4 +1,4 @@
--- Issue 32: app.insert_analytics_events, the analytics-ingest function's insert in one statement.
+-- app.insert_analytics_events, the analytics-ingest function's insert in one statement.
 -- It is called as the login role the functions connect with (here, as there, postgres) outside a
 -- transaction of the caller's: it must take the service's request context before it touches
 -- anything, store events only for a member of the organization or a live key of it holding
