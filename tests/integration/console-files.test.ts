@@ -13,6 +13,18 @@ afterAll(cleanup, 180_000); // a loaded machine can take long to remove people
 
 const png = () => sharp({ create: { width: 96, height: 64, channels: 3, background: "#2f6fb0" } }).png().toBuffer();
 
+/** A school whose teacher has uploaded 23 sheets, a minute apart (Sheet 1 the newest), and a student. */
+async function schoolWithSheets() {
+  const { org } = await school();
+  const teacher = await user(org, "teacher");
+  const student = await user(org, "student");
+  await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by, created_at)
+              select ${org}, ${org} || '/2026/12/07/' || gen_random_uuid() || '-sheet.txt', 'Sheet ' || i || '.txt', 100 + i,
+                     'text/plain', 'clean', ${teacher.id}, now() - i * interval '1 minute'
+              from generate_series(1, 23) i`;
+  return { teacher, student };
+}
+
 for (const size of SIZES) {
   describe(`the console's files, inbox, audit log and keys (${size.name}, ${size.width}×${size.height})`, () => {
     it("a teacher drops and chooses files; sees who uploaded them, a thumbnail and a preview", { timeout: 90_000 }, async () => {
@@ -75,14 +87,8 @@ for (const size of SIZES) {
       "a student pages through a long list that says which part it shows, with who uploaded each",
       { timeout: 60_000 },
       async () => {
-        const { org } = await school();
-        const teacher = await user(org, "teacher");
-        const student = await user(org, "student");
+        const { teacher, student } = await schoolWithSheets();
         await admin`update auth.users set raw_user_meta_data = '{"full_name": "Theo Teacher"}' where id = ${teacher.id}`;
-        await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by, created_at)
-                  select ${org}, ${org} || '/2026/12/07/' || gen_random_uuid() || '-sheet.txt', 'Sheet ' || i || '.txt', 100 + i,
-                         'text/plain', 'clean', ${teacher.id}, now() - i * interval '1 minute'
-                  from generate_series(1, 23) i`;
         const { page, failures, close } = await open(size, student.email);
         await page.goto(`${CONSOLE}/#/files`);
         await page.getByText("Showing 1–20 of 23").waitFor();
@@ -101,6 +107,32 @@ for (const size of SIZES) {
         await close();
       },
     );
+
+    it("a slow answer for the first page never paints over the page a person moved to", { timeout: 60_000 }, async () => {
+      const { student } = await schoolWithSheets();
+      const { page, failures, close } = await open(size, student.email);
+      await page.goto(`${CONSOLE}/#/files`);
+      await page.getByText("Showing 1–20 of 23").waitFor();
+      // from now on the first page answers 2 s late (as when it is asked while live updates connect)
+      let asked = 0, answered = 0;
+      await page.route(/\/rest\/v1\/files\?.*offset=0/, async (route) => {
+        asked++;
+        await new Promise((r) => setTimeout(r, 2000));
+        await route.continue();
+        answered++;
+      });
+      await page.getByRole("search", { name: "Search files" }).getByRole("button", { name: "Search" }).click(); // asks for page 1
+      await page.getByRole("button", { name: "Next page" }).click(); // moved on before it answered
+      await page.getByRole("cell", { name: "Sheet 23.txt", exact: true }).waitFor();
+      // every late answer for the first page has come (the one asked here, and any live update's)
+      await expect.poll(() => asked >= 1 && answered === asked, { timeout: 15_000 }).toBe(true);
+      await page.waitForTimeout(300); // and been handled
+      await page.getByText("Showing 21–23 of 23").waitFor({ timeout: 1000 });
+      expect(await page.getByRole("cell", { name: "Sheet 23.txt", exact: true }).isVisible()).toBe(true);
+      expect(await page.getByRole("cell", { name: "Sheet 1.txt", exact: true }).count()).toBe(0);
+      expect(failures()).toEqual([]);
+      await close();
+    });
 
     it("the inbox words system notifications as sentences and says when quiet hours hold live updates", async () => {
       const { org, owner } = await school();

@@ -92,3 +92,17 @@ export function when(iso: string | null | undefined) {
 export function time(iso: string | null | undefined) {
   return iso ? el("time", { datetime: iso }, when(iso)) : "";
 }
+
+/**
+ * For a screen that draws itself again on clicks, searches and live updates: each draw takes a
+ * ticket before it asks the API, and paints only if no later draw was started meanwhile, so a slow
+ * answer (the first page, asked when live updates connected) never paints over a newer one (the
+ * page a person just moved to).
+ */
+export function newestOnly() {
+  let issued = 0;
+  return () => {
+    const mine = ++issued;
+    return () => mine === issued;
+  };
+}

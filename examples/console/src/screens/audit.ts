@@ -4,7 +4,7 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { App } from "../app.ts";
 import { people } from "../people.ts";
-import { el, fail, note, time } from "../ui.ts";
+import { el, fail, newestOnly, note, time } from "../ui.ts";
 
 const PAGE = 25;
 
@@ -140,14 +140,18 @@ export async function auditScreen(app: App, root: HTMLElement) {
   const listNote = note();
   const system = el("input", { type: "checkbox", id: "audit-system" });
   let page = 0;
+  const ticket = newestOnly();
   const render = async () => {
+    const current = ticket();
+    const shown = page;
     let q = audit.from("log").select(
       "id, occurred_at, actor_user_id, actor_api_key_id, db_role, table_name, row_id, action, changed_columns, old_values, new_values",
       { count: "exact" },
     ).eq("org_id", org);
     if (!system.checked) q = q.or("actor_user_id.not.is.null,actor_api_key_id.not.is.null");
     const { data, error, count } = await q.order("occurred_at", { ascending: false }).order("id", { ascending: false })
-      .range(page * PAGE, page * PAGE + PAGE - 1);
+      .range(shown * PAGE, shown * PAGE + PAGE - 1);
+    if (!current()) return;
     if (error) return fail(listNote, error);
     const entries = (data ?? []) as Entry[];
     const fileIds = entries.filter((e) => e.table_name === "public.files").map((e) => e.row_id);
@@ -183,10 +187,10 @@ export async function auditScreen(app: App, root: HTMLElement) {
       el(
         "div",
         { class: "pager" },
-        total ? el("span", {}, `Showing ${page * PAGE + 1}–${page * PAGE + entries.length} of ${total}`) : "",
-        page > 0 ? el("button", { type: "button", onclick: () => (page--, void render()) }, "Newer entries") : "",
-        (page + 1) * PAGE < total
-          ? el("button", { type: "button", onclick: () => (page++, void render()) }, "Older entries")
+        total ? el("span", {}, `Showing ${shown * PAGE + 1}–${shown * PAGE + entries.length} of ${total}`) : "",
+        shown > 0 ? el("button", { type: "button", onclick: () => (page = shown - 1, void render()) }, "Newer entries") : "",
+        (shown + 1) * PAGE < total
+          ? el("button", { type: "button", onclick: () => (page = shown + 1, void render()) }, "Older entries")
           : "",
       ),
     );

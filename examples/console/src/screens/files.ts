@@ -8,7 +8,7 @@ import type { App } from "../app.ts";
 import { explain, type Explained } from "../errors.ts";
 import { people } from "../people.ts";
 import { subscribeLive } from "../realtime.ts";
-import { busy, bytes, el, fail, note, tell, time } from "../ui.ts";
+import { busy, bytes, el, fail, newestOnly, note, tell, time } from "../ui.ts";
 
 /** What the `files` bucket accepts (supabase/schemas/120_files.sql), by extension for people. */
 const ACCEPTED: Record<string, string> = {
@@ -66,21 +66,27 @@ export async function filesScreen(app: App, root: HTMLElement) {
   const uploader = await people(app, org);
   let page = 0;
   let waitingForThumbnails = 0;
+  const ticket = newestOnly();
   const render = async () => {
+    const current = ticket();
+    const shown = page;
     let q = app.supabase.from("files").select(
       "id, name, status, status_reason, size_bytes, object_path, created_at, uploaded_by, declared_mime, thumbnail_path",
       { count: "exact" },
     ).eq("org_id", org).is("deleted_at", null);
     if (search.value.trim()) q = q.ilike("name", `%${search.value.trim().replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
-    const { data, error, count } = await q.order("created_at", { ascending: false }).range(page * PAGE, page * PAGE + PAGE - 1);
+    const { data, error, count } = await q.order("created_at", { ascending: false }).range(shown * PAGE, shown * PAGE + PAGE - 1);
+    if (!current()) return;
     if (error) return fail(listNote, error);
     const total = count ?? 0;
     const pager = el(
       "div",
       { class: "pager" },
-      el("span", {}, total ? `Showing ${page * PAGE + 1}–${page * PAGE + (data?.length ?? 0)} of ${total}` : "No files yet."),
-      page > 0 ? el("button", { type: "button", onclick: () => (page--, void render()) }, "Previous page") : "",
-      (page + 1) * PAGE < total ? el("button", { type: "button", onclick: () => (page++, void render()) }, "Next page") : "",
+      el("span", {}, total ? `Showing ${shown * PAGE + 1}–${shown * PAGE + (data?.length ?? 0)} of ${total}` : "No files yet."),
+      shown > 0 ? el("button", { type: "button", onclick: () => (page = shown - 1, void render()) }, "Previous page") : "",
+      (shown + 1) * PAGE < total
+        ? el("button", { type: "button", onclick: () => (page = shown + 1, void render()) }, "Next page")
+        : "",
     );
     list.replaceChildren(
       el(

@@ -5,7 +5,7 @@ import { topics } from "../../../../supabase/functions/_shared/realtime/topics.t
 import type { App } from "../app.ts";
 import { readNotice } from "../notices.ts";
 import { subscribeLive } from "../realtime.ts";
-import { busy, el, fail, field, note, tell, time } from "../ui.ts";
+import { busy, el, fail, field, newestOnly, note, tell, time } from "../ui.ts";
 
 export async function inboxScreen(app: App, root: HTMLElement) {
   const org = await app.orgId();
@@ -26,12 +26,15 @@ export async function inboxScreen(app: App, root: HTMLElement) {
         tell(listNote, "All marked read.", "ok");
       }),
   }, "Mark all read");
+  const ticket = newestOnly();
   const render = async () => {
+    const current = ticket();
     const [{ data, error }, unread] = await Promise.all([
       app.supabase.from("notifications").select("id, type, title, body, data, read_at, created_at")
         .eq("org_id", org).order("created_at", { ascending: false }).limit(50),
       app.supabase.from("notifications").select("id", { count: "exact" }).eq("org_id", org).is("read_at", null).limit(1),
     ]);
+    if (!current()) return;
     if (error) return fail(listNote, error);
     const n = unread.count ?? 0;
     count.textContent = n ? `${n} unread` : "Nothing unread.";
