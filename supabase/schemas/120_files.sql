@@ -68,7 +68,9 @@ create table public.files (
   thumbnail_path text check (thumbnail_path ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.webp$'),
   unique (org_id, id)
 );
-create index files_org_idx on public.files (org_id, created_at desc);
+-- a list's order: newest first, and by id among files stamped in the same transaction (created_at
+-- is the transaction's time), so that pages neither repeat nor skip a file
+create index files_org_idx on public.files (org_id, created_at desc, id desc);
 create index files_unsettled_idx on public.files (next_attempt_at) where status in ('pending', 'scanning');
 
 create table public.file_versions (

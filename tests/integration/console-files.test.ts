@@ -5,6 +5,7 @@
 // hours hold deliveries back; the audit log in sentences and pages, for owners only; every scope the
 // database accepts offered with its description. Each screen passes tests/helpers/console.ts's checks.
 import sharp from "sharp";
+import type { Page, WebSocket } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { checked, CONSOLE, consoleHarness, SIZES } from "../helpers/console.ts";
 
@@ -13,17 +14,24 @@ afterAll(cleanup, 180_000); // a loaded machine can take long to remove people
 
 const png = () => sharp({ create: { width: 96, height: 64, channels: 3, background: "#2f6fb0" } }).png().toBuffer();
 
-/** A school whose teacher has uploaded 23 sheets, a minute apart (Sheet 1 the newest), and a student. */
+/**
+ * A school whose teacher has uploaded 23 sheets in one transaction, so all share one `created_at`
+ * (the stamp trigger sets it): the case where a list ordered by time alone repeats or skips files
+ * between pages. And a student.
+ */
 async function schoolWithSheets() {
   const { org } = await school();
   const teacher = await user(org, "teacher");
   const student = await user(org, "student");
-  await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by, created_at)
+  await admin`insert into public.files (org_id, object_path, name, size_bytes, declared_mime, status, uploaded_by)
               select ${org}, ${org} || '/2026/12/07/' || gen_random_uuid() || '-sheet.txt', 'Sheet ' || i || '.txt', 100 + i,
-                     'text/plain', 'clean', ${teacher.id}, now() - i * interval '1 minute'
+                     'text/plain', 'clean', ${teacher.id}
               from generate_series(1, 23) i`;
   return { teacher, student };
 }
+
+/** The file names the list shows, in order. */
+const shownNames = (page: Page) => page.locator("table.files tbody tr td:nth-child(2)").allInnerTexts();
 
 for (const size of SIZES) {
   describe(`the console's files, inbox, audit log and keys (${size.name}, ${size.width}×${size.height})`, () => {
@@ -93,20 +101,59 @@ for (const size of SIZES) {
         await page.goto(`${CONSOLE}/#/files`);
         await page.getByText("Showing 1–20 of 23").waitFor();
         expect(await page.getByRole("form", { name: "Upload" }).count()).toBe(0);
-        const first = page.getByRole("row", { name: /Sheet 1\.txt/ });
-        await first.getByText("Theo Teacher").waitFor(); // a student sees the staff's names (the directory's rule)
+        const first = await shownNames(page);
+        // a student sees the staff's names (the directory's rule)
+        await page.getByRole("row").filter({ has: page.getByRole("cell", { name: first[0], exact: true }) }).getByText(
+          "Theo Teacher",
+        )
+          .waitFor();
         expect(await page.getByRole("button", { name: /^(Delete|Share) / }).count()).toBe(0);
         await checked(page, "files-student", size.name);
         await page.getByRole("button", { name: "Next page" }).click();
         await page.getByText("Showing 21–23 of 23").waitFor();
-        await page.getByRole("cell", { name: "Sheet 23.txt", exact: true }).waitFor();
+        const second = await shownNames(page);
         expect(await page.getByRole("button", { name: "Next page" }).count()).toBe(0);
+        // every sheet on exactly one page
+        expect([...first, ...second].sort()).toEqual(Array.from({ length: 23 }, (_, i) => `Sheet ${i + 1}.txt`).sort());
         await page.getByRole("button", { name: "Previous page" }).click();
         await page.getByText("Showing 1–20 of 23").waitFor();
+        expect(await shownNames(page)).toEqual(first);
         expect(failures()).toEqual([]);
         await close();
       },
     );
+
+    it("a slow answer for the first page never paints over the page a person moved to", { timeout: 60_000 }, async () => {
+      const { student } = await schoolWithSheets();
+      const { page, failures, close } = await open(size, student.email);
+      await page.goto(`${CONSOLE}/#/files`);
+      await page.getByText("Showing 1–20 of 23").waitFor();
+      const first = await shownNames(page);
+      // from now on the first page answers 2 s late (as when it is asked while live updates connect)
+      let asked = 0, answered = 0;
+      const firstPage = /\/rest\/v1\/files\?.*offset=0/;
+      const delayed = new Set<unknown>(); // only the answers held back here (one asked before may still be arriving)
+      page.on("response", (r) => void (delayed.has(r.request()) && answered++));
+      await page.route(firstPage, async (route) => {
+        asked++;
+        delayed.add(route.request());
+        await new Promise((r) => setTimeout(r, 2000));
+        await route.continue();
+      });
+      await page.getByRole("search", { name: "Search files" }).getByRole("button", { name: "Search" }).click(); // asks for page 1
+      await page.getByRole("button", { name: "Next page" }).click(); // moved on before it answered
+      await page.getByText("Showing 21–23 of 23").waitFor();
+      // every late answer for the first page has arrived (the one asked here, and any live update's)
+      await expect.poll(() => asked >= 1 && answered === asked, { timeout: 15_000 }).toBe(true);
+      await page.waitForTimeout(300); // and been handled
+      // page 2 is what stays on the screen: a late first page painted over it would stay too
+      await page.getByText("Showing 21–23 of 23").waitFor({ timeout: 5000 });
+      const second = await shownNames(page);
+      expect(second).toHaveLength(3);
+      expect(second.filter((name) => first.includes(name))).toEqual([]);
+      expect(failures()).toEqual([]);
+      await close();
+    });
 
     it("the inbox words system notifications as sentences and says when quiet hours hold live updates", async () => {
       const { org, owner } = await school();
@@ -229,3 +276,42 @@ for (const size of SIZES) {
     });
   });
 }
+
+describe("the console's screens when a person moves on", () => {
+  it("a screen left closes its live connection, and one left while loading never draws on the next", async () => {
+    const { student } = await schoolWithSheets();
+    const { page, failures, close } = await open(SIZES[0], student.email);
+    const open_ = new Set<WebSocket>();
+    page.on("websocket", (ws) => {
+      open_.add(ws);
+      ws.on("close", () => open_.delete(ws));
+    });
+    await page.goto(`${CONSOLE}/#/files`);
+    await page.getByText("Live updates on.").waitFor();
+    expect(open_.size).toBe(1);
+    await page.goto(`${CONSOLE}/#/auth`);
+    await page.getByRole("heading", { name: "Account" }).waitFor();
+    await expect.poll(() => open_.size, { timeout: 5000 }).toBe(0);
+
+    // the files screen's first question answers 2 s late; the person has moved on by then
+    let answered = false;
+    await page.route(/\/rest\/v1\/rpc\/organization_members_directory/, async (route) => {
+      await new Promise((r) => setTimeout(r, 2000));
+      await route.continue();
+      answered = true;
+    });
+    const asked = page.waitForRequest(/\/rest\/v1\/rpc\/organization_members_directory/);
+    await page.goto(`${CONSOLE}/#/files`);
+    await asked;
+    await page.goto(`${CONSOLE}/#/auth`);
+    await page.getByRole("heading", { name: "Account" }).waitFor();
+    await expect.poll(() => answered, { timeout: 10_000 }).toBe(true);
+    await page.waitForTimeout(1000); // the left screen has had its answer and time to draw
+    expect(await page.getByRole("heading", { name: "Files" }).count()).toBe(0);
+    expect(await page.getByText(/^Showing /).count()).toBe(0);
+    expect(await page.getByRole("heading", { name: "Account" }).count()).toBe(1);
+    expect(open_.size).toBe(0); // nor did it connect for live updates
+    expect(failures()).toEqual([]);
+    await close();
+  });
+});

@@ -32,10 +32,18 @@ type ScreenName = keyof typeof SCREENS;
 const app = await startApp();
 const screen = document.getElementById("screen")!;
 
+// The screen on show, and the signal that tells it the person has left it (it closes its live
+// connection). Each show() draws into a view of its own: a screen still loading when the person
+// moves on keeps drawing into its view, which is no longer on the page.
+let leaving = new AbortController();
+
 async function show() {
+  leaving.abort();
+  const left = (leaving = new AbortController()).signal;
   const name = (location.hash.replace(/^#\//, "") || "auth") as ScreenName;
   const { data } = await app.supabase.auth.getSession();
   const claims = await app.claims();
+  if (left.aborted) return;
   const offered = (key: ScreenName) => {
     const needs = SCREENS[key][2] as readonly string[];
     return key === "auth" || (!!data.session && (!needs.length || needs.some((p) => claims.permissions.includes(p))));
@@ -45,6 +53,7 @@ async function show() {
   activeOrg.replaceChildren();
   if (claims.org_id) {
     const { data: org } = await app.supabase.from("organizations").select("name").eq("id", claims.org_id).maybeSingle();
+    if (left.aborted) return;
     if (org) activeOrg.replaceChildren(`${org.name} · ${claims.org_role ?? ""} `, el("a", { href: "#/orgs" }, "Switch"));
   }
   document.getElementById("nav")!.replaceChildren(
@@ -52,22 +61,23 @@ async function show() {
       el("a", { href: `#/${key}`, ...(key === name ? { "aria-current": "page" } : {}) }, SCREENS[key][0])
     ),
   );
-  screen.replaceChildren();
+  const view = el("div", { class: "view" });
+  screen.replaceChildren(view);
   say("");
   try {
     const token = new URLSearchParams(location.search).get("token");
-    if (location.pathname === "/accept-invitation" && token) return await acceptScreen(app, screen, token);
+    if (location.pathname === "/accept-invitation" && token) return await acceptScreen(app, view, token);
     const [, render] = SCREENS[name] ?? SCREENS.auth;
-    if (!data.session && name !== "auth") return await authScreen(app, screen);
+    if (!data.session && name !== "auth") return await authScreen(app, view);
     if (SCREENS[name] && !offered(name)) {
-      return void screen.append(
+      return void view.append(
         el("h2", {}, SCREENS[name][0]),
         el("p", {}, "Your role does not include this screen. Ask an administrator of your organization if you need it."),
       );
     }
-    await render(app, screen);
+    await render(app, view, left);
   } catch (e) {
-    say(await readable(e));
+    if (!left.aborted) say(await readable(e));
   }
 }
 

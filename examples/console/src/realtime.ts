@@ -6,18 +6,20 @@ import type { Envelope } from "../../../supabase/functions/_shared/realtime/enve
 import type { App } from "./app.ts";
 
 /**
- * Subscribes to `topic` (or several); `onReady` runs once the broker has granted every
- * subscription (and again after a reconnect), so a screen can catch up with what happened before it listened.
+ * Subscribes to `topic` (or several) until `left` says the person has left the screen; `onReady`
+ * runs once the broker has granted every subscription (and again after a reconnect), so a screen
+ * can catch up with what happened before it listened.
  */
 export async function subscribeLive(
   app: App,
+  left: AbortSignal,
   topic: string | string[],
   onEnvelope: (e: Envelope) => void,
   onReady?: () => void,
 ) {
   const { data } = await app.supabase.auth.getSession();
   const session = data.session;
-  if (!session) return () => {};
+  if (!session || left.aborted) return;
   const client = mqtt.connect(app.config.mqttWsUrl, {
     username: "console",
     password: session.access_token,
@@ -35,5 +37,5 @@ export async function subscribeLive(
     const parsed = parseEnvelope(payload);
     if (parsed.ok) onEnvelope(parsed.envelope);
   });
-  return () => client.end(true);
+  left.addEventListener("abort", () => client.end(true), { once: true });
 }

@@ -54,7 +54,7 @@ function statusText(status: string, reason: string | null) {
   }
 }
 
-export async function filesScreen(app: App, root: HTMLElement) {
+export async function filesScreen(app: App, root: HTMLElement, left: AbortSignal) {
   const claims = await app.claims();
   const org = claims.org_id;
   if (!org) return void root.append(el("h2", {}, "Files"), el("p", {}, "Choose an organization first."));
@@ -75,7 +75,9 @@ export async function filesScreen(app: App, root: HTMLElement) {
       { count: "exact" },
     ).eq("org_id", org).is("deleted_at", null);
     if (search.value.trim()) q = q.ilike("name", `%${search.value.trim().replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
-    const { data, error, count } = await q.order("created_at", { ascending: false }).range(shown * PAGE, shown * PAGE + PAGE - 1);
+    // files stamped in one transaction share created_at: id settles their order, or pages would repeat or skip them
+    const { data, error, count } = await q.order("created_at", { ascending: false }).order("id", { ascending: false })
+      .range(shown * PAGE, shown * PAGE + PAGE - 1);
     if (!current()) return;
     if (error) return fail(listNote, error);
     const total = count ?? 0;
@@ -130,7 +132,7 @@ export async function filesScreen(app: App, root: HTMLElement) {
   );
   await render();
   // a file's verdict arrives as an event on the organization's topic
-  await subscribeLive(app, topics.events(org), (e) => {
+  await subscribeLive(app, left, topics.events(org), (e) => {
     if (e.type !== "file.ready" && e.type !== "file.rejected") return;
     const data = e.data as { file_id?: string; status?: string };
     const cell = root.querySelector(`[data-file-status="${data.file_id}"]`);

@@ -7,7 +7,7 @@ import { readNotice } from "../notices.ts";
 import { subscribeLive } from "../realtime.ts";
 import { busy, el, fail, field, newestOnly, note, tell, time } from "../ui.ts";
 
-export async function inboxScreen(app: App, root: HTMLElement) {
+export async function inboxScreen(app: App, root: HTMLElement, left: AbortSignal) {
   const org = await app.orgId();
   const { data: session } = await app.supabase.auth.getSession();
   if (!org || !session.session) return void root.append(el("p", {}, "Choose an organization first."));
@@ -117,7 +117,7 @@ export async function inboxScreen(app: App, root: HTMLElement) {
     .eq("org_id", org).eq("user_id", session.session.user.id).maybeSingle();
   const liveTopics = [topics.notifications(org, session.session.user.id)];
   if (member) liveTopics.push(topics.roleNotifications(org, member.role));
-  await subscribeLive(app, liveTopics, () => void render(), () => {
+  await subscribeLive(app, left, liveTopics, () => void render(), () => {
     connected = true;
     showLive();
     void render();
