@@ -52,6 +52,9 @@ create table public.organizations (
   updated_by uuid references auth.users (id) on delete set null
 );
 create index organizations_live_idx on public.organizations (id) where deleted_at is null;
+create index organizations_created_by_idx on public.organizations (created_by) where created_by is not null;
+create index organizations_tier_idx on public.organizations (tier);
+create index organizations_updated_by_idx on public.organizations (updated_by) where updated_by is not null;
 
 create table public.organization_members (
   org_id uuid not null references public.organizations (id) on delete cascade,
@@ -64,6 +67,8 @@ create table public.organization_members (
   primary key (org_id, user_id)
 );
 create index organization_members_user_idx on public.organization_members (user_id);
+create index organization_members_created_by_idx on public.organization_members (created_by) where created_by is not null;
+create index organization_members_updated_by_idx on public.organization_members (updated_by) where updated_by is not null;
 
 create table public.permissions (
   key text primary key check (key ~ '^[a-z_]+\.[a-z_]+$'),
@@ -75,6 +80,7 @@ create table public.role_permissions (
   permission text not null references public.permissions (key) on delete cascade,
   primary key (role, permission)
 );
+create index role_permissions_permission_idx on public.role_permissions (permission);
 
 -- Per-member exceptions to the role's defaults: granted = true adds, false takes away.
 create table public.member_permissions (
@@ -87,6 +93,8 @@ create table public.member_permissions (
   primary key (org_id, user_id, permission),
   foreign key (org_id, user_id) references public.organization_members (org_id, user_id) on delete cascade
 );
+create index member_permissions_created_by_idx on public.member_permissions (created_by) where created_by is not null;
+create index member_permissions_permission_idx on public.member_permissions (permission);
 
 -- The user's chosen organization, read by the access token hook.
 create table public.user_active_org (
@@ -166,9 +174,24 @@ create table public.api_keys (
   mqtt_topics text[] not null default '{}' check (cardinality(mqtt_topics) <= 32 and app.are_mqtt_topic_patterns(mqtt_topics))
 );
 create index api_keys_org_idx on public.api_keys (org_id, created_at desc);
+create index api_keys_created_by_idx on public.api_keys (created_by) where created_by is not null;
+create index api_keys_revoked_by_idx on public.api_keys (revoked_by) where revoked_by is not null;
+create index api_keys_updated_by_idx on public.api_keys (updated_by) where updated_by is not null;
 
 -- ---------------------------------------------------------------------------------------------
--- Who and when are set by the database, never by clients.
+-- Who and when are set by the database, never by clients. A creator stamp never changes, except
+-- that deleting its user clears it (the foreign key's on delete set null, an UPDATE that passes
+-- through these triggers). Restoring it there would leave the row naming a user who no longer
+-- exists: Postgres does not re-check a foreign key an update leaves unchanged.
+create function app.user_is_deleted(user_id uuid) returns boolean
+language sql stable security definer set search_path = ''
+as $$
+  select not exists (select 1 from auth.users u where u.id = user_is_deleted.user_id)
+$$;
+revoke all on function app.user_is_deleted(uuid) from public;
+-- the roles whose writes pass through the stamp triggers (app is not an exposed schema)
+grant execute on function app.user_is_deleted(uuid) to authenticated, service_role;
+
 create function app.stamp_row() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -178,7 +201,10 @@ begin
     new.created_by := (select auth.uid());
   else
     new.created_at := old.created_at;
-    new.created_by := old.created_by;
+    if new.created_by is distinct from old.created_by
+       and not (new.created_by is null and app.user_is_deleted(old.created_by)) then
+      new.created_by := old.created_by;
+    end if;
   end if;
   new.updated_at := now();
   new.updated_by := (select auth.uid());

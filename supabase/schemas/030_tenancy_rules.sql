@@ -132,7 +132,8 @@ create trigger guard_role_ranks before update of role or delete on public.organi
   for each row execute function app.guard_role_ranks();
 
 -- An override's created_by and created_at are the writing user and the time of writing,
--- whatever the client sent, and never change afterwards.
+-- whatever the client sent, and never change afterwards (but for deleting that user, as in
+-- app.stamp_row).
 create function app.stamp_override_author() returns trigger
 language plpgsql set search_path = ''
 as $$
@@ -141,7 +142,10 @@ begin
     new.created_by := (select auth.uid());
     new.created_at := now();
   else
-    new.created_by := old.created_by;
+    if new.created_by is distinct from old.created_by
+       and not (new.created_by is null and app.user_is_deleted(old.created_by)) then
+      new.created_by := old.created_by;
+    end if;
     new.created_at := old.created_at;
   end if;
   return new;

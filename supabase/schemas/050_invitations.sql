@@ -21,6 +21,10 @@ create table public.invitations (
   check (accepted_at is null or revoked_at is null)
 );
 create index invitations_org_idx on public.invitations (org_id, created_at desc);
+create index invitations_accepted_by_idx on public.invitations (accepted_by) where accepted_by is not null;
+create index invitations_created_by_idx on public.invitations (created_by) where created_by is not null;
+create index invitations_revoked_by_idx on public.invitations (revoked_by) where revoked_by is not null;
+create index invitations_updated_by_idx on public.invitations (updated_by) where updated_by is not null;
 -- One open invitation per address and organization; inviting again replaces it.
 create unique index invitations_one_open_per_email on public.invitations (org_id, email)
   where accepted_at is null and revoked_at is null;

@@ -22,6 +22,8 @@ create table public.data_exports (
   required_permissions text[] not null default '{}'
 );
 create index data_exports_org_idx on public.data_exports (org_id, created_at desc);
+create index data_exports_created_by_idx on public.data_exports (created_by) where created_by is not null;
+create index data_exports_updated_by_idx on public.data_exports (updated_by) where updated_by is not null;
 create trigger stamp_row before insert or update on public.data_exports
   for each row execute function app.stamp_row();
 create trigger audit_changes after insert or update or delete on public.data_exports

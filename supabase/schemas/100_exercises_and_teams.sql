@@ -18,6 +18,8 @@ create table public.exercises (
   unique (org_id, id)
 );
 create index exercises_org_idx on public.exercises (org_id, created_at desc);
+create index exercises_created_by_idx on public.exercises (created_by) where created_by is not null;
+create index exercises_updated_by_idx on public.exercises (updated_by) where updated_by is not null;
 
 create table public.exercise_teams (
   id uuid primary key default gen_random_uuid(),
@@ -34,6 +36,8 @@ create table public.exercise_teams (
   unique (org_id, id)
 );
 create index exercise_teams_org_idx on public.exercise_teams (org_id);
+create index exercise_teams_created_by_idx on public.exercise_teams (created_by) where created_by is not null;
+create index exercise_teams_updated_by_idx on public.exercise_teams (updated_by) where updated_by is not null;
 
 create table public.exercise_team_members (
   org_id uuid not null,
@@ -50,6 +54,8 @@ create table public.exercise_team_members (
 );
 create index exercise_team_members_org_idx on public.exercise_team_members (org_id);
 create index exercise_team_members_user_idx on public.exercise_team_members (user_id);
+create index exercise_team_members_created_by_idx on public.exercise_team_members (created_by) where created_by is not null;
+create index exercise_team_members_updated_by_idx on public.exercise_team_members (updated_by) where updated_by is not null;
 
 create trigger stamp_row before insert or update on public.exercises for each row execute function app.stamp_row();
 create trigger stamp_row before insert or update on public.exercise_teams for each row execute function app.stamp_row();

@@ -68,6 +68,9 @@ create table public.files (
   thumbnail_path text check (thumbnail_path ~ '^[0-9a-f-]{36}/[0-9a-f-]{36}\.webp$'),
   unique (org_id, id)
 );
+create index files_created_by_idx on public.files (created_by) where created_by is not null;
+create index files_updated_by_idx on public.files (updated_by) where updated_by is not null;
+create index files_uploaded_by_idx on public.files (uploaded_by) where uploaded_by is not null;
 -- a list's order: newest first, and by id among files stamped in the same transaction (created_at
 -- is the transaction's time), so that pages neither repeat nor skip a file
 create index files_org_idx on public.files (org_id, created_at desc, id desc);
@@ -87,6 +90,7 @@ create table public.file_versions (
   foreign key (org_id, file_id) references public.files (org_id, id) on delete cascade
 );
 create index file_versions_org_idx on public.file_versions (org_id);
+create index file_versions_created_by_idx on public.file_versions (created_by) where created_by is not null;
 
 create table public.file_shares (
   id uuid primary key default gen_random_uuid(),
@@ -105,6 +109,9 @@ create table public.file_shares (
 );
 create index file_shares_org_idx on public.file_shares (org_id);
 create index file_shares_file_idx on public.file_shares (file_id);
+create index file_shares_created_by_idx on public.file_shares (created_by) where created_by is not null;
+create index file_shares_grantee_user_id_idx on public.file_shares (grantee_user_id) where grantee_user_id is not null;
+create index file_shares_updated_by_idx on public.file_shares (updated_by) where updated_by is not null;
 
 -- byte counts change with every upload: the audit log records the quota's creation, not each count
 create trigger audit_changes after insert or update or delete on public.storage_quotas

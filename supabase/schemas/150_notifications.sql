@@ -59,6 +59,9 @@ create table public.notification_templates (
 );
 create unique index notification_templates_key on public.notification_templates (coalesce(org_id, '00000000-0000-0000-0000-000000000000'::uuid), type, locale);
 create index notification_templates_org_idx on public.notification_templates (org_id);
+create index notification_templates_created_by_idx on public.notification_templates (created_by) where created_by is not null;
+create index notification_templates_type_idx on public.notification_templates (type);
+create index notification_templates_updated_by_idx on public.notification_templates (updated_by) where updated_by is not null;
 
 -- ---------------------------------------------------------------------------------------------
 -- A row's type and sender are its send's, the same for each of a send's rows: app.notify (the

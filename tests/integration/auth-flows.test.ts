@@ -499,6 +499,28 @@ describe("the admin API", () => {
     expect((await follow(link.data.properties!.action_link)).hash).toContain("access_token=");
   });
 
+  it("deletes a user who founded a school: the school stays, no longer naming its founder, while it keeps an owner", async () => {
+    const [founder, coOwner] = [await confirmedUser(), await confirmedUser()];
+    const tab: SupabaseClient<Database> = browserLike();
+    expect((await tab.auth.signInWithPassword({ email: founder.email, password: PASSWORD })).error).toBeNull();
+    const slug = `founded-${crypto.randomUUID().slice(0, 8)}`;
+    const created = await tab.rpc("create_organization", { name: "Founded School", slug });
+    expect(created.error).toBeNull();
+    const [org] = await admin`select id, created_by from public.organizations where slug = ${slug}`;
+    expect(org.created_by).toBe(founder.id);
+    const svc = service().auth.admin;
+    // its only owner cannot go: the school would have nobody to run it
+    expect((await svc.deleteUser(founder.id)).error).toMatchObject({ status: 500 });
+    expect((await svc.getUserById(founder.id)).data.user?.id).toBe(founder.id);
+    await admin`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${coOwner.id}, 'owner')`;
+    expect((await svc.deleteUser(founder.id)).error).toBeNull();
+    const [after] =
+      await admin`select o.created_by, array(select m.user_id from public.organization_members m where m.org_id = o.id) as members
+                                from public.organizations o where o.id = ${org.id}`;
+    expect(after).toEqual({ created_by: null, members: [coOwner.id] });
+    await admin`delete from public.organizations where id = ${org.id}`;
+  });
+
   it("answers bad admin input with GoTrue's codes, not a 500", async () => {
     const svc = service().auth.admin;
     // auth-js checks ids itself; a raw caller reaches the route

@@ -1,10 +1,10 @@
 -- Catalog rules: RLS and policies on every table in an exposed schema (and in app, which holds
 -- the auth server's tables); a fixed search_path on every SECURITY DEFINER function the project
--- owns; an index led by every org_id column; the audit trigger on every tenant table; auth hooks
--- callable by the auth server only.
+-- owns; an index led by every org_id column; an index for every foreign key; the audit trigger on
+-- every tenant table; auth hooks callable by the auth server only.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(12);
+select plan(13);
 
 select is_empty($$
   select format('%I.%I', n.nspname, c.relname)
@@ -91,6 +91,31 @@ select is_empty($$
   from pg_policy p
   where concat(pg_get_expr(p.polqual, p.polrelid), ' ', pg_get_expr(p.polwithcheck, p.polrelid)) ~* 'IN \( SELECT app\.'
 $$, 'no policy filters rows through an IN sub-select of a helper');
+
+-- Deleting or changing a referenced row (a user, a file, an organization member) finds the rows
+-- that name it through an index: without one it reads the whole table, once for each row deleted.
+-- An index serves a foreign key when its leading columns are the key's, org_id aside (a tenant key
+-- (org_id, x) is served by an index on x). A stamp's index may leave out its nulls. Exempt: the
+-- events' type, a catalog row nobody deletes while events name it, where an index would cost every
+-- event insert.
+select is_empty($$
+  with fks as (
+    select c.conrelid, c.conkey, c.conname,
+           array(select a.attnum from pg_attribute a
+                 where a.attrelid = c.conrelid and a.attnum = any (c.conkey) and a.attname <> 'org_id') as key_cols
+    from pg_constraint c join pg_class r on r.oid = c.conrelid join pg_namespace n on n.oid = r.relnamespace
+    where c.contype = 'f' and n.nspname in ('public', 'app', 'audit') and c.conparentid = 0
+      and (c.conrelid, c.conname) <> ('public.analytics_events'::regclass, 'analytics_events_event_type_fkey'))
+  select format('%s: %s', f.conrelid::regclass, f.conname)
+  from fks f
+  where not exists (
+    select 1
+    from pg_index i, generate_series(1, cardinality(f.conkey)) k,
+         lateral (select (string_to_array(i.indkey::text, ' ')::int2[])[1:k] as lead) l
+    where i.indrelid = f.conrelid
+      and (i.indpred is null or pg_get_expr(i.indpred, i.indrelid) ~ '^\(\w+ IS NOT NULL\)$')
+      and cardinality(l.lead) = k and f.conkey @> l.lead and l.lead @> f.key_cols)
+$$, 'every foreign key has an index to find the rows that name a key');
 
 select * from finish();
 rollback;
