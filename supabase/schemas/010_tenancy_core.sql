@@ -180,9 +180,10 @@ create index api_keys_updated_by_idx on public.api_keys (updated_by) where updat
 
 -- ---------------------------------------------------------------------------------------------
 -- Who and when are set by the database, never by clients. A creator stamp never changes, except
--- that deleting its user clears it (the foreign key's on delete set null, an UPDATE that passes
--- through these triggers). Restoring it there would leave the row naming a user who no longer
--- exists: Postgres does not re-check a foreign key an update leaves unchanged.
+-- that deleting its user clears it: the foreign key's on delete set null is an UPDATE that passes
+-- through these triggers, and is not an edit (who last edited the row and when stay). Restoring
+-- the stamp there would leave the row naming a user who no longer exists: Postgres does not
+-- re-check a foreign key an update leaves unchanged.
 create function app.user_is_deleted(user_id uuid) returns boolean
 language sql stable security definer set search_path = ''
 as $$
@@ -201,9 +202,14 @@ begin
     new.created_by := (select auth.uid());
   else
     new.created_at := old.created_at;
-    if new.created_by is distinct from old.created_by
-       and not (new.created_by is null and app.user_is_deleted(old.created_by)) then
+    if new.created_by is distinct from old.created_by then
+      if new.created_by is null and app.user_is_deleted(old.created_by) then
+        return new;
+      end if;
       new.created_by := old.created_by;
+    end if;
+    if new.updated_by is null and old.updated_by is not null and app.user_is_deleted(old.updated_by) then
+      return new;
     end if;
   end if;
   new.updated_at := now();

@@ -209,3 +209,20 @@ $$;
 revoke all on function app.revoke_departed_members_credentials() from public;
 create trigger revoke_departed_members_credentials after delete on public.organization_members
   for each row execute function app.revoke_departed_members_credentials();
+
+-- A deleted user leaves every organization at once: their keys and open invitations are revoked
+-- before the delete, while created_by still names them (the foreign keys then clear it, and the
+-- memberships' own trigger, firing after those actions, would find nothing).
+create function app.revoke_deleted_users_credentials() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  update public.api_keys set revoked_at = now(), revoked_by = null where created_by = old.id and revoked_at is null;
+  update public.invitations set revoked_at = now(), revoked_by = null
+  where created_by = old.id and accepted_at is null and revoked_at is null;
+  return old;
+end
+$$;
+revoke all on function app.revoke_deleted_users_credentials() from public;
+create trigger revoke_deleted_users_credentials before delete on auth.users
+  for each row execute function app.revoke_deleted_users_credentials();

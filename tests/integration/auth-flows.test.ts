@@ -510,14 +510,16 @@ describe("the admin API", () => {
     expect(org.created_by).toBe(founder.id);
     const svc = service().auth.admin;
     // its only owner cannot go: the school would have nobody to run it
-    expect((await svc.deleteUser(founder.id)).error).toMatchObject({ status: 500 });
+    expect((await svc.deleteUser(founder.id)).error).toMatchObject({ status: 500, message: "Database error deleting user" });
     expect((await svc.getUserById(founder.id)).data.user?.id).toBe(founder.id);
     await admin`insert into public.organization_members (org_id, user_id, role) values (${org.id}, ${coOwner.id}, 'owner')`;
+    const [{ updated_at }] = await admin`select updated_at from public.organizations where id = ${org.id}`;
     expect((await svc.deleteUser(founder.id)).error).toBeNull();
-    const [after] =
-      await admin`select o.created_by, array(select m.user_id from public.organization_members m where m.org_id = o.id) as members
+    const [after] = await admin`select o.created_by, o.updated_at,
+                                       array(select m.user_id from public.organization_members m where m.org_id = o.id) as members
                                 from public.organizations o where o.id = ${org.id}`;
-    expect(after).toEqual({ created_by: null, members: [coOwner.id] });
+    // the stamp is cleared, and that is not an edit of the school
+    expect(after).toEqual({ created_by: null, updated_at, members: [coOwner.id] });
     await admin`delete from public.organizations where id = ${org.id}`;
   });
 

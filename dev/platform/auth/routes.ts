@@ -25,6 +25,7 @@ import type { AuthSettings, ProjectConfig } from "../project-config.ts";
 import { verifyBearer } from "../http/bearer.ts";
 import type { TokenKeys } from "../../../supabase/functions/_shared/access-token.ts";
 import { readJsonBody } from "../http/request-body.ts";
+import { createLogger } from "../../../supabase/functions/_shared/log.ts";
 import { auditAuth } from "./audit.ts";
 import { type AuthMailer, type MailKind, TEMPLATE_NAMES } from "./mail.ts";
 import { AuthRateLimits } from "./rate-limits.ts";
@@ -155,6 +156,9 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
     if (!openRoute && !(await apiKeyOk(req, deps))) throw fail(401, "no_authorization", "No API key found in request");
     reply = await route(req, url, deps);
   } catch (e) {
+    if (e instanceof AuthError && e.status >= 500 && e.cause !== undefined) {
+      log.error("auth request failed", { request_id: req.headers["x-request-id"], error: String(e.cause) });
+    }
     if (e instanceof AuthError) reply = errorReply(e, req);
     else if (e instanceof TokenError) reply = errorReply(fail(500, "unexpected_failure", e.message), req);
     else throw e;
@@ -163,6 +167,7 @@ export async function handleAuth(req: http.IncomingMessage, url: URL, deps: Auth
   return { ...reply, headers: { "x-supabase-api-version": API_VERSION, ...reply.headers } };
 }
 const API_VERSION = "2024-01-01";
+const log = createLogger("auth");
 
 const defaultLimits = new AuthRateLimits();
 
@@ -363,6 +368,9 @@ async function route(req: http.IncomingMessage, url: URL, deps: AuthDeps): Promi
       await asAuthAdmin(deps, async (tx) => {
         await tx`delete from auth.users where id = ${id}`;
         await auditAuth(tx, "user_deleted", { id }, address);
+      }).catch((e) => {
+        // GoTrue's answer when the database refuses (a trigger, such as an organization's last owner)
+        throw new AuthError(500, "unexpected_failure", "Database error deleting user", { cause: e });
       });
       return { status: 200, body: {} };
     }

@@ -12,8 +12,8 @@ import type postgres from "postgres";
 export class AuthError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
+  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.status = status;
     this.code = code;
   }

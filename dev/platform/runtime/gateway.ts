@@ -246,6 +246,7 @@ async function serve(req: http.IncomingMessage, res: http.ServerResponse) {
   const started = performance.now();
   const given = req.headers["x-request-id"];
   const requestId = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+  req.headers["x-request-id"] = requestId; // the stand-ins log under the same id
   const url = new URL(req.url ?? "/", "http://localhost");
   res.on("finish", () => {
     log.info("request", {

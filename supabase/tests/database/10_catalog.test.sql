@@ -95,7 +95,7 @@ $$, 'no policy filters rows through an IN sub-select of a helper');
 -- Deleting or changing a referenced row (a user, a file, an organization member) finds the rows
 -- that name it through an index: without one it reads the whole table, once for each row deleted.
 -- An index serves a foreign key when its leading columns are the key's, org_id aside (a tenant key
--- (org_id, x) is served by an index on x). A stamp's index may leave out its nulls. Exempt: the
+-- (org_id, x) is served by an index on x): a valid btree, which may leave out the key's nulls. Exempt: the
 -- events' type, a catalog row nobody deletes while events name it, where an index would cost every
 -- event insert.
 select is_empty($$
@@ -112,8 +112,12 @@ select is_empty($$
     select 1
     from pg_index i, generate_series(1, cardinality(f.conkey)) k,
          lateral (select (string_to_array(i.indkey::text, ' ')::int2[])[1:k] as lead) l
-    where i.indrelid = f.conrelid
-      and (i.indpred is null or pg_get_expr(i.indpred, i.indrelid) ~ '^\(\w+ IS NOT NULL\)$')
+    where i.indrelid = f.conrelid and i.indisvalid
+      and (select amname from pg_class c join pg_am am on am.oid = c.relam where c.oid = i.indexrelid) = 'btree'
+      and (i.indpred is null
+           or cardinality(f.conkey) = 1
+              and pg_get_expr(i.indpred, i.indrelid) = format('(%I IS NOT NULL)',
+                    (select attname from pg_attribute where attrelid = f.conrelid and attnum = f.conkey[1])))
       and cardinality(l.lead) = k and f.conkey @> l.lead and l.lead @> f.key_cols)
 $$, 'every foreign key has an index to find the rows that name a key');
 

@@ -4,7 +4,7 @@
 -- the delete fails. And a stamp is still never cleared while its user exists.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(14);
+select plan(17);
 \ir _helpers.sql
 
 -- The maker owns a school and, as themselves, makes one row of every kind that names its maker.
@@ -33,6 +33,15 @@ insert into public.file_shares (org_id, file_id, grantee_role, access) values (:
 insert into public.file_shares (org_id, file_id, grantee_user_id, access) values (:'org', :'file', :'maker', 'write');
 insert into public.notification_templates (org_id, type, subject, body) values (:'org', 'file.ready', 'Ready', 'It is ready.');
 update public.organizations set name = 'Maker School' where id = :'org';
+-- still in use when the maker goes: a key and an open invitation
+insert into public.api_keys (org_id, name, key_prefix, key_hash, scopes)
+  values (:'org', 'live', 'sk_ijklmnop', sha256('live key'), '{events.write}') returning id as live_key \gset
+insert into public.invitations (org_id, email, role, token_hash, expires_at)
+  values (:'org', 'open@a.test', 'teacher', sha256('open invitation'), now() + interval '1 day') returning id as open_invitation \gset
+-- made by the maker, last edited by the keeper
+insert into public.exercises (org_id, title) values (:'org', 'Decimals') returning id as edited \gset
+select set_config('request.jwt.claims', json_build_object('sub', tests.user_id('keeper@a.test'), 'role', 'authenticated')::text, true);
+update public.exercises set title = 'Decimals, revised' where id = :'edited';
 
 -- Every stamp naming the maker, in every table that has one (found from the catalog, so a new
 -- table is counted too).
@@ -53,7 +62,7 @@ begin
   return n;
 end $$;
 
-select cmp_ok(pg_temp.stamps_naming(:'maker'), '>=', 25::bigint, 'the maker is named by the stamps of every kind of row');
+select cmp_ok(pg_temp.stamps_naming(:'maker'), '>=', 28::bigint, 'the maker is named by the stamps of every kind of row');
 
 -- A stamp is not cleared while its user exists: not by the service, not by a member.
 reset role;
@@ -75,18 +84,24 @@ select lives_ok(format($sql$do $x$ begin
 end $x$ $sql$, :'maker'), 'a user who made rows of every kind can be deleted');
 select is(pg_temp.stamps_naming(:'maker'), 0::bigint, 'no stamp names the deleted user');
 select is((select count(*)::int from public.organizations where id = :'org' and created_by is null), 1, 'the school stays');
-select is((select count(*)::int from public.exercises where org_id = :'org' and created_by is null and updated_by is null), 1,
+select is((select count(*)::int from public.exercises where id = :'exercise' and created_by is null and updated_by is null), 1,
   'the exercise stays, its stamps cleared');
 select is((select count(*)::int from public.exercise_team_members where org_id = :'org'), 1, 'the team keeps its member');
 select is((select count(*)::int from public.files where id = :'file' and uploaded_by is null), 1, 'the file stays, its uploader cleared');
 select is((select count(*)::int from public.file_versions where file_id = :'file' and created_by is null), 1, 'its version stays');
 select is((select count(*)::int from public.file_shares where file_id = :'file'), 1, 'the share given to the deleted user goes, the role''s stays');
-select is((select count(*)::int from public.api_keys where org_id = :'org' and revoked_by is null and revoked_at is not null), 1,
+select is((select count(*)::int from public.api_keys where org_id = :'org' and name = 'probe' and revoked_by is null and revoked_at is not null), 1,
   'a key they revoked stays revoked');
 select is((select count(*)::int from public.invitations where org_id = :'org' and accepted_at is not null and accepted_by is null), 1,
   'an invitation they accepted stays accepted');
 select is((select count(*)::int from public.member_permissions where org_id = :'org' and created_by is null), 1,
   'an override they made stays');
+select is((select count(*)::int from public.api_keys k where k.id = :'live_key' and k.revoked_at is not null and k.revoked_by is null), 1,
+  'a key they made is revoked with them');
+select is((select count(*)::int from public.invitations i where i.id = :'open_invitation' and i.revoked_at is not null), 1,
+  'an invitation they sent and nobody accepted is revoked with them');
+select is((select updated_by from public.exercises where id = :'edited'), tests.user_id('keeper@a.test'),
+  'a row they made but someone else last edited still names that editor');
 
 select * from finish();
 rollback;
