@@ -123,11 +123,14 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
   const { sql, limiter } = deps;
   const cacheMs = deps.cacheMs ?? API_KEY_CACHE_MS;
   const now = deps.now ?? Date.now;
-  // fetch() asks once for the requests that find a key missing together; a failed question is not kept
+  // fetch() asks once for the requests that find a key missing together; a failed question is not kept.
+  // refuse() forgets a key while others may be asking about it, which aborts their question: they
+  // get no answer (not the abort's error) and ask again.
   const cache = new LRUCache<string, ApiKeyLookup, { key: string; requestId: string }>({
     max: CACHE_ENTRIES,
     ttl: cacheMs,
     perf: { now },
+    allowStaleOnFetchAbort: true,
     fetchMethod: (_hash, _stale, { context }) => lookupApiKey(sql, context.key, context.requestId),
   });
 
@@ -149,7 +152,8 @@ export function apiKeyGate(deps: ApiKeyGateDeps): ApiKeyGate {
     const hash = await keyHash(key);
     // an address that used up its failures reaches Postgres no more this minute
     if (!cache.has(hash) && await meter(limiter.used(failures)) >= API_KEY_FAILURES_PER_MINUTE) throw tooManyFailures();
-    const k = await cache.fetch(hash, { context: { key, requestId } });
+    const k = await cache.fetch(hash, { context: { key, requestId } }) ??
+      await cache.fetch(hash, { context: { key, requestId }, forceRefresh: true });
     if (!k) throw new Error("API key verification gave no answer");
     if (!k.ok) {
       if (await meter(limiter.take(failures, 1, API_KEY_FAILURES_PER_MINUTE)) === 0) throw tooManyFailures();
