@@ -163,6 +163,7 @@ export async function auditScreen(app: App, root: HTMLElement) {
       fileIds.length ? app.supabase.from("files").select("id, name").in("id", [...new Set(fileIds)]) : { data: [] },
       keyIds.length ? app.supabase.from("api_keys").select("id, name").in("id", [...new Set(keyIds)]) : { data: [] },
     ]);
+    if (!current()) return; // the names are asked after the page: a newer draw may have come meanwhile
     const names: Names = {
       person,
       file: new Map((files.data ?? []).map((f) => [f.id, f.name])),
